@@ -1,0 +1,3 @@
+#ifndef ONEBIT_CKERNELS_H
+#define ONEBIT_CKERNELS_H
+#endif
