@@ -22,7 +22,9 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixturelib import corpus, hfio, reference  # noqa: E402
+from gguf import GGMLQuantizationType as QT  # noqa: E402
+
+from fixturelib import corpus, ggufio, hfio, reference  # noqa: E402
 from fixturelib import tok as tokmod  # noqa: E402
 from fixturelib.weights import Spec, build_model  # noqa: E402
 
@@ -37,7 +39,7 @@ HF_SPECS = [
          mode="online", shards=2),
     # Older packed layout: linear_class bitlinear, weight_scale is a divisor; separate lm_head; vocabulary padded
     # past the tokenizer.
-    Spec("hf-packed-bitlinear-untied", hidden=96, intermediate=256, heads=3, kv_heads=1, layers=2, seed=102,
+    Spec("hf-packed-bitlinear-untied", hidden=96, intermediate=160, heads=3, kv_heads=1, layers=2, seed=102,
          linear_class="bitlinear", tied=False, vocab_pad=20),
     # Odd sizes: hidden 100 (multiple of 4, not of 32), head_dim 20, one kv head, 3 layers; the config spelled as
     # transformers 5 writes it, with its own rope theta and norm epsilon.
@@ -46,6 +48,22 @@ HF_SPECS = [
     # In-dimensions that are multiples of 256, the source of the GGUF fixtures (TQ1_0/TQ2_0 blocks are 256 wide).
     Spec("hf-256", hidden=256, intermediate=512, heads=4, kv_heads=2, layers=2, seed=104),
 ]
+
+# GGUF files converted from hf-256: (file name, ternary type, token embedding type, official metadata, version).
+GGUF_SPECS = [
+    # As microsoft/bitnet-b1.58-2B-4T-gguf: I2_S, F16 embedding, its exact 24 metadata keys.
+    ("gguf-i2s.gguf", ggufio.GGML_TYPE_I2_S, QT.F16, True, 3),
+    ("gguf-tq2.gguf", QT.TQ2_0, QT.F32, False, 3),
+    ("gguf-tq1.gguf", QT.TQ1_0, QT.BF16, False, 3),
+    # As bitnet.cpp's --quant-embd writes (Q6_K), and the Q8_0 alternative.
+    ("gguf-q6k-embd.gguf", ggufio.GGML_TYPE_I2_S, QT.Q6_K, False, 3),
+    ("gguf-q80-embd.gguf", ggufio.GGML_TYPE_I2_S, QT.Q8_0, False, 3),
+]
+GGUF_SOURCE = "hf-256"
+# A version 2 file, converted from the small hf-packed-autobitlinear (I2_S only needs multiples of 128 weights per
+# tensor, not 256-wide rows), so it also covers dimensions that are not multiples of 256.
+GGUF_V2 = ("gguf-i2s-v2.gguf", ggufio.GGML_TYPE_I2_S, QT.F16, False, 2, "hf-packed-autobitlinear")
+TYPE_NAMES = {ggufio.GGML_TYPE_I2_S: "I2_S"}
 
 
 def generator_string() -> str:
@@ -108,6 +126,31 @@ def main() -> None:
         })
         models[spec.name] = (m, hf, prompts)
         print(f"{spec.name}: ok", flush=True)
+
+    ggufio.self_check()
+    for fname, ternary, embd, official, version, source in [g + (GGUF_SOURCE,) for g in GGUF_SPECS] + [GGUF_V2]:
+        m, _, prompts = models[source]
+        path = os.path.join(OUT, fname)
+        ggufio.write_gguf(path, m, tokenizer, ternary=ternary, embd=embd, official=official, version=version)
+        embeddings = ggufio.verify_gguf(path, m, tokenizer, ternary=ternary, embd=embd, official=official,
+                                        version=version)
+        # The reference is the source HF model with the embedding (and so the tied head) the file actually holds.
+        hf = hfio.load_hf(os.path.join(OUT, source))
+        with torch.no_grad():
+            for hname, value in embeddings.items():
+                target = hf.lm_head.weight if hname == "lm_head.weight" else hf.get_input_embeddings().weight
+                target.copy_(torch.from_numpy(value))
+        assert hf.lm_head.weight.data_ptr() == hf.get_input_embeddings().weight.data_ptr()
+        config = config_summary(m.spec, m.vocab)
+        config.update({
+            "ternary_type": TYPE_NAMES.get(ternary, getattr(ternary, "name", str(ternary))),
+            "embedding_type": embd.name, "gguf_version": version, "official_metadata": official,
+        })
+        entries.append({
+            "name": fname[:-len(".gguf")], "path": fname, "format": "gguf", "source": source,
+            "config": config, "prompts": reference.model_reference(hf, prompts),
+        })
+        print(f"{fname}: ok", flush=True)
 
     tokmod.dump_json({"generator": generator_string(), "models": entries}, os.path.join(OUT, "reference.json"))
 

@@ -48,7 +48,7 @@ BITNET_CPP_CHAT_TEMPLATE = (
 )
 
 # Number of learned tokens (256 byte tokens + merges); the special tokens come on top.
-LEARNED_VOCAB = 400
+LEARNED_VOCAB = 368
 
 
 def train_tokenizer() -> Tokenizer:
