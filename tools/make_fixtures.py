@@ -104,7 +104,7 @@ def chat_text(directory: str) -> str:
 
 def main() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)    # one thread: float reductions in a fixed order
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     os.makedirs(OUT)
@@ -124,12 +124,12 @@ def main() -> None:
             "config": config_summary(spec, m.vocab),
             "prompts": reference.model_reference(hf, prompts),
         })
-        models[spec.name] = (m, hf, prompts)
+        models[spec.name] = (m, prompts)
         print(f"{spec.name}: ok", flush=True)
 
     ggufio.self_check()
     for fname, ternary, embd, official, version, source in [g + (GGUF_SOURCE,) for g in GGUF_SPECS] + [GGUF_V2]:
-        m, _, prompts = models[source]
+        m, prompts = models[source]
         path = os.path.join(OUT, fname)
         ggufio.write_gguf(path, m, tokenizer, ternary=ternary, embd=embd, official=official, version=version)
         embeddings = ggufio.verify_gguf(path, m, tokenizer, ternary=ternary, embd=embd, official=official,
@@ -140,7 +140,7 @@ def main() -> None:
             for hname, value in embeddings.items():
                 target = hf.lm_head.weight if hname == "lm_head.weight" else hf.get_input_embeddings().weight
                 target.copy_(torch.from_numpy(value))
-        assert hf.lm_head.weight.data_ptr() == hf.get_input_embeddings().weight.data_ptr()
+        assert m.spec.tied == (hf.lm_head.weight.data_ptr() == hf.get_input_embeddings().weight.data_ptr())
         config = config_summary(m.spec, m.vocab)
         config.update({
             "ternary_type": TYPE_NAMES.get(ternary, getattr(ternary, "name", str(ternary))),

@@ -1,6 +1,5 @@
 """Writing HF fixture directories and checking that transformers loads them as written."""
 
-import json
 import os
 
 import torch
@@ -85,8 +84,3 @@ def verify_loaded(m: Model, model) -> None:
     else:
         assert model.lm_head.weight.data_ptr() != emb.data_ptr(), f"{spec.name}: lm_head is tied"
     assert emb.shape[0] == m.vocab
-
-
-def read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
