@@ -1,8 +1,12 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-/// C kernels are always built optimised: SwiftPM compiles C at -O0 in debug, which would make tests crawl.
-let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+/// C kernels are always built optimised (SwiftPM compiles C at -O0 in debug, which would make tests crawl) and
+/// warning-free.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Werror"])]
+
+/// Our Swift targets treat every warning as an error; dependencies keep their own settings.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "onebit",
@@ -18,19 +22,21 @@ let package = Package(
         .target(name: "CKernels", cSettings: kernelFlags),
         .target(
             name: "OnebitModel",
-            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: strict
         ),
-        .target(name: "OnebitCPU", dependencies: ["CKernels", "OnebitModel"]),
-        .target(name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU"]),
+        .target(name: "OnebitCPU", dependencies: ["CKernels", "OnebitModel"], swiftSettings: strict),
+        .target(name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU"], swiftSettings: strict),
         .executableTarget(
             name: "onebit",
             dependencies: [
                 "OnebitEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: strict
         ),
-        .testTarget(name: "OnebitModelTests", dependencies: ["OnebitModel"], resources: []),
-        .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "OnebitCPU"]),
-        .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"]),
+        .testTarget(name: "OnebitModelTests", dependencies: ["OnebitModel"], swiftSettings: strict),
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "OnebitCPU"], swiftSettings: strict),
+        .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
     ]
 )

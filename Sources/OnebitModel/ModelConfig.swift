@@ -62,8 +62,10 @@ public struct ModelConfig: Sendable, Equatable {
             if !condition { throw .invalidConfig(what) }
         }
         try require(hiddenSize > 0 && layerCount > 0 && headCount > 0 && kvHeadCount > 0, "sizes must be positive")
-        try require(headDim > 0 && headDim % 2 == 0, "head_dim \(headDim) must be positive and even (RoPE rotates pairs)")
-        try require(headCount % kvHeadCount == 0, "\(headCount) attention heads do not divide into \(kvHeadCount) KV heads")
+        try require(
+            headDim > 0 && headDim % 2 == 0, "head_dim \(headDim) must be positive and even (RoPE rotates pairs)")
+        try require(
+            headCount % kvHeadCount == 0, "\(headCount) attention heads do not divide into \(kvHeadCount) KV heads")
         try require(intermediateSize > 0 && vocabSize > 0 && contextLength > 0, "sizes must be positive")
         try require(hiddenSize % 4 == 0, "hidden_size \(hiddenSize) must be a multiple of 4")
         try require(intermediateSize % 4 == 0, "intermediate_size \(intermediateSize) must be a multiple of 4")

@@ -23,6 +23,7 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     /// A weight that must be ternary holds another value.
     case notTernary(tensor: String)
 
+    /// A message that names the problem and, where there is one, the fix.
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
@@ -36,7 +37,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         case .missingTensor(let name): "the checkpoint has no tensor \(name)"
         case .shapeMismatch(let tensor, let expected, let found):
             "tensor \(tensor) has shape \(found), expected \(expected)"
-        case .unsupportedTensorType(let tensor, let type): "tensor \(tensor) is stored as \(type), which onebit cannot read there"
+        case .unsupportedTensorType(let tensor, let type):
+            "tensor \(tensor) is stored as \(type), which onebit cannot read there"
         case .notTernary(let tensor): "tensor \(tensor) holds values other than -1, 0 and +1"
         }
     }

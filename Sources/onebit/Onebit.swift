@@ -1,6 +1,12 @@
 import ArgumentParser
 
+/// The `onebit` command line.
 @main
 struct Onebit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run ternary (1.58-bit) language models.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run ternary (1.58-bit) BitNet language models.",
+        subcommands: [
+            Say.self, Score.self, Perplexity.self, Tokenize.self, Detokenize.self, RenderTemplate.self, Info.self,
+        ]
+    )
 }

@@ -33,7 +33,7 @@ def run_prompt(model, token_ids: list, with_top: bool) -> dict:
     from transformers import GenerationConfig
 
     ids = torch.tensor([token_ids], dtype=torch.long)
-    logits = model(ids).logits[0].float()
+    logits = model(ids).logits[0].double()
     logp = torch.log_softmax(logits, dim=-1)
     token_lp = [None] + [_f(logp[i - 1, token_ids[i]].item()) for i in range(1, len(token_ids))]
 
@@ -69,10 +69,20 @@ def run_prompt(model, token_ids: list, with_top: bool) -> dict:
 
 
 def model_reference(model, prompts: list) -> list:
-    """Reference entries for every prompt; the full top-5 of the last position is recorded for the first prompt."""
+    """Reference entries for every prompt; the full top-5 of the last position is recorded for the first prompt.
+
+    Each prompt is also run with the model converted to float64 (`*_fp64` fields). fp32 transformers sums the
+    fake-quantized activations in an order of its own, which moves an int8 rounding now and then; the float64 run
+    shows what the integer arithmetic of the numerics contract gives, so a test can tell such a flip from a bug."""
+    import copy
+
+    model64 = copy.deepcopy(model).double()
     out = []
     for k, p in enumerate(prompts):
         entry = {"text": p["text"], "token_ids": p["token_ids"]}
         entry.update(run_prompt(model, p["token_ids"], with_top=(k == 0)))
+        exact = run_prompt(model64, p["token_ids"], with_top=False)
+        entry["token_logprobs_fp64"] = [None if v is None else float(v) for v in exact["token_logprobs"]]
+        entry["greedy_token_ids_fp64"] = exact["greedy_token_ids"]
         out.append(entry)
     return out

@@ -1,3 +1,76 @@
 #ifndef ONEBIT_CKERNELS_H
 #define ONEBIT_CKERNELS_H
+
+// onebit's CPU kernels. Every function names the layout it reads; none allocates or knows what a model is.
+//
+// Layouts:
+//   activations   row-major float [tokens][width]
+//   quantized     row-major int8 [tokens][width] + one float scale per token (s = 127 / max|x|)
+//   ternary       canonical 2-bit codes (w + 1), row-major [rows][cols / 4]; column 4b + k of a row sits in
+//                 bits 2k..2k+1 of the row's byte b; cols is a multiple of 4
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Per-token int8 quantization (the BitNet b1.58 activation rule):
+/// s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x * s), -128, 127). Writes `scales[t] = s`.
+void ob_quantize_rows(const float *x, size_t tokens, size_t width, int8_t *q, float *scales);
+
+/// RMSNorm then per-token quantization, fused: y = x / sqrt(mean(x^2) + eps) * weight, then as ob_quantize_rows.
+void ob_rms_norm_quantize_rows(const float *x, const float *weight, float eps, size_t tokens, size_t width,
+                               int8_t *q, float *scales);
+
+/// RMSNorm: y = x / sqrt(mean(x^2) + eps) * weight, row by row. `y` may equal `x`.
+void ob_rms_norm_rows(const float *x, const float *weight, float eps, size_t tokens, size_t width, float *y);
+
+/// Exact integer products of ternary rows [row_begin, row_end) with int8 tokens:
+/// acc[t * rows_total + r] = sum_c w[r][c] * q[t][c], for the canonical ternary layout.
+/// The scalar reference every optimised kernel is tested against.
+void ob_ternary_dot_reference(const uint8_t *codes, size_t cols, size_t row_begin, size_t row_end,
+                              size_t rows_total, const int8_t *q, size_t tokens, int32_t *acc);
+
+/// The ternary matrix product of the numerics contract for rows [row_begin, row_end):
+/// y[t][r] = acc / s_t * w_scale, with one weight scale per tensor (`block_size` 0, `w_scales[0]`) or one per
+/// `block_size` columns of each row (`w_scales[r * (cols / block_size) + b]`).
+void ob_ternary_matmul_reference(const uint8_t *codes, size_t cols, size_t row_begin, size_t row_end,
+                                 size_t rows_total, const float *w_scales, size_t block_size, const int8_t *q,
+                                 const float *act_scales, size_t tokens, float *y);
+
+/// Rotary position embedding, NeoX / rotate-half pairing (element i pairs with i + head_dim / 2), in place on
+/// `heads` heads of `head_dim` for each token; `positions[t]` is the position of token t.
+void ob_rope_neox(float *x, size_t tokens, size_t heads, size_t head_dim, const int32_t *positions, float theta);
+
+/// Causal attention of `tokens` query rows against a key/value cache that holds positions [0, positions[t]]
+/// for token t. q: [tokens][heads * head_dim]; k_cache, v_cache: [capacity][kv_heads * head_dim];
+/// out: [tokens][heads * head_dim]. Query head h reads KV head h / (heads / kv_heads). `scores` is scratch of at
+/// least (max position + 1) floats.
+void ob_attention(const float *q, const float *k_cache, const float *v_cache, size_t tokens, size_t heads,
+                  size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, float *scores,
+                  float *out);
+
+/// gate <- relu(gate)^2 * up (BitNet b1.58) over n elements.
+void ob_relu2_mul(float *gate, const float *up, size_t n);
+
+/// gate <- silu(gate) * up over n elements.
+void ob_silu_mul(float *gate, const float *up, size_t n);
+
+/// y[r] = dot(x, row r) for a bf16 row-major matrix, rows [row_begin, row_end).
+void ob_dense_gemv_bf16(const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
+                        float *y);
+
+/// y[r] = dot(x, row r) for an fp16 row-major matrix, rows [row_begin, row_end).
+void ob_dense_gemv_f16(const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
+                       float *y);
+
+/// y[r] = dot(x, row r) for an fp32 row-major matrix, rows [row_begin, row_end).
+void ob_dense_gemv_f32(const float *w, size_t cols, size_t row_begin, size_t row_end, const float *x, float *y);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

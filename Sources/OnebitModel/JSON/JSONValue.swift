@@ -84,5 +84,6 @@ public struct JSONError: Error, CustomStringConvertible, Equatable {
     /// Byte offset into the text.
     public var offset: Int
 
+    /// A message that names the problem and, where there is one, the fix.
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }

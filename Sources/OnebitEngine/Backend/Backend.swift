@@ -1,0 +1,62 @@
+import OnebitCPU
+import OnebitModel
+
+/// The fused operations the forward pass is written over. A backend owns its buffers and its weight layout; the
+/// forward pass only sequences the operations, so it is written once for every device.
+///
+/// Buffer arguments hold `tokens` rows; every operation reads and writes only those rows.
+public protocol Backend: AnyObject {
+    /// Float activations `[tokens][width]`.
+    associatedtype Activations
+    /// Int8 activations with one scale per token.
+    associatedtype QuantizedActivations
+    /// A ternary projection in the backend's layout.
+    associatedtype TernaryWeights
+    /// A norm weight vector.
+    associatedtype VectorWeights
+    /// An embedding table or output head.
+    associatedtype DenseWeights
+    /// Keys and values of every layer of one sequence.
+    associatedtype KeyValueCache
+
+    /// Repacks a canonical ternary matrix into the backend's layout.
+    func prepare(_ matrix: TernaryMatrix) -> TernaryWeights
+    /// Uploads a norm weight.
+    func prepare(_ vector: [Float]) -> VectorWeights
+    /// Uploads an embedding table or output head.
+    func prepare(_ matrix: DenseMatrix) -> DenseWeights
+
+    /// A buffer for `tokens` rows of `width` floats.
+    func makeActivations(tokens: Int, width: Int) -> Activations
+    /// A buffer for `tokens` rows of `width` int8 values.
+    func makeQuantizedActivations(tokens: Int, width: Int) -> QuantizedActivations
+    /// A cache of `capacity` positions for `layers` layers of `width` (`kv_heads * head_dim`) elements.
+    func makeKeyValueCache(layers: Int, capacity: Int, width: Int) -> KeyValueCache
+
+    /// Copies the embeddings of `tokens` into `x`.
+    func embed(_ tokens: [Int], from table: DenseWeights, into x: Activations)
+    /// `y = rmsnorm(x) * weight`.
+    func rmsNorm(_ x: Activations, weight: VectorWeights, epsilon: Float, tokens: Int, into y: Activations)
+    /// RMSNorm, then per-token int8 quantization into `q`.
+    func rmsNormQuantize(
+        _ x: Activations, weight: VectorWeights, epsilon: Float, tokens: Int, into q: QuantizedActivations)
+    /// `y = W q`, exact integer products rescaled by the activation and weight scales.
+    func multiply(_ w: TernaryWeights, _ q: QuantizedActivations, tokens: Int, into y: Activations)
+    /// NeoX rotary embedding in place.
+    func applyRoPE(_ x: Activations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float)
+    /// Writes keys and values of `tokens` rows into layer `layer` of `cache` at `positions`.
+    func store(
+        keys: Activations, values: Activations, tokens: Int, positions: [Int32], layer: Int, in cache: KeyValueCache)
+    /// Causal grouped-query attention of `tokens` queries over the cached positions `0 ... positions[t]`.
+    func attention(
+        queries: Activations, tokens: Int, positions: [Int32], layer: Int, cache: KeyValueCache, heads: Int,
+        kvHeads: Int, headDim: Int, into out: Activations)
+    /// `gate = act(gate) * up`.
+    func gatedActivation(_ activation: ModelConfig.Activation, gate: Activations, up: Activations, tokens: Int)
+    /// `x += delta`.
+    func add(_ delta: Activations, to x: Activations, tokens: Int)
+    /// The logits of row `row` of `x`.
+    func logits(_ x: Activations, row: Int, head: DenseWeights) -> [Float]
+}
+
+extension CPUBackend: Backend {}

@@ -1,0 +1,126 @@
+import OnebitModel
+
+/// The BitNet b1.58 forward pass, written once over ``Backend``.
+///
+/// Per block: `h = x + o(attn_sub_norm(attention(rope(q(n1)), rope(k(n1)), v(n1))))` with `n1 = attn_norm(x)`,
+/// then `x = h + down(ffn_sub_norm(act(gate(n2)) * up(n2)))` with `n2 = ffn_norm(h)`; every projection reads
+/// per-token int8 activations. Prompts run in chunks of at most ``chunkSize`` tokens.
+public final class Transformer<B: Backend> {
+    /// The backend every operation runs on.
+    public let backend: B
+    /// Shapes and hyper-parameters.
+    public let config: ModelConfig
+    /// Most tokens one call of the layer stack processes.
+    public let chunkSize: Int
+
+    private struct Layer {
+        var attentionNorm, attentionSubNorm, feedForwardNorm, feedForwardSubNorm: B.VectorWeights
+        var query, key, value, output, gate, up, down: B.TernaryWeights
+    }
+
+    private let layers: [Layer]
+    private let embeddings: B.DenseWeights
+    private let head: B.DenseWeights
+    private let finalNorm: B.VectorWeights
+
+    // Scratch buffers, sized for one chunk.
+    private let x, normed, q, k, v, attention, projected, gate, up: B.Activations
+    private let quantizedHidden, quantizedAttention, quantizedFeedForward: B.QuantizedActivations
+
+    /// Prepares `weights` for `backend`.
+    public init(backend: B, config: ModelConfig, weights: ModelWeights, chunkSize: Int = 64) {
+        self.backend = backend
+        self.config = config
+        self.chunkSize = chunkSize
+        layers = weights.layers.map { l in
+            Layer(
+                attentionNorm: backend.prepare(l.attentionNorm), attentionSubNorm: backend.prepare(l.attentionSubNorm),
+                feedForwardNorm: backend.prepare(l.feedForwardNorm),
+                feedForwardSubNorm: backend.prepare(l.feedForwardSubNorm), query: backend.prepare(l.query),
+                key: backend.prepare(l.key), value: backend.prepare(l.value), output: backend.prepare(l.output),
+                gate: backend.prepare(l.gate), up: backend.prepare(l.up), down: backend.prepare(l.down))
+        }
+        embeddings = backend.prepare(weights.embeddings)
+        head = weights.outputHead.map { backend.prepare($0) } ?? embeddings
+        finalNorm = backend.prepare(weights.finalNorm)
+
+        let hidden = config.hiddenSize
+        let attentionWidth = config.headCount * config.headDim
+        let kvWidth = config.kvHeadCount * config.headDim
+        let ffn = config.intermediateSize
+        x = backend.makeActivations(tokens: chunkSize, width: hidden)
+        normed = backend.makeActivations(tokens: chunkSize, width: hidden)
+        q = backend.makeActivations(tokens: chunkSize, width: attentionWidth)
+        k = backend.makeActivations(tokens: chunkSize, width: kvWidth)
+        v = backend.makeActivations(tokens: chunkSize, width: kvWidth)
+        attention = backend.makeActivations(tokens: chunkSize, width: attentionWidth)
+        projected = backend.makeActivations(tokens: chunkSize, width: hidden)
+        gate = backend.makeActivations(tokens: chunkSize, width: ffn)
+        up = backend.makeActivations(tokens: chunkSize, width: ffn)
+        quantizedHidden = backend.makeQuantizedActivations(tokens: chunkSize, width: hidden)
+        quantizedAttention = backend.makeQuantizedActivations(tokens: chunkSize, width: attentionWidth)
+        quantizedFeedForward = backend.makeQuantizedActivations(tokens: chunkSize, width: ffn)
+    }
+
+    /// A key/value cache for one sequence of up to `capacity` tokens.
+    public func makeCache(capacity: Int) -> B.KeyValueCache {
+        backend.makeKeyValueCache(
+            layers: config.layerCount, capacity: capacity, width: config.kvHeadCount * config.headDim)
+    }
+
+    /// Runs `tokens` at positions `start ..< start + tokens.count` of the sequence whose cache is `cache`, and
+    /// returns the logits of the positions `wantLogits` selects (indices into `tokens`).
+    public func forward(
+        _ tokens: [Int], startingAt start: Int, cache: B.KeyValueCache, logitsFor wantLogits: (Int) -> Bool
+    ) -> [Int: [Float]] {
+        var result: [Int: [Float]] = [:]
+        var offset = 0
+        while offset < tokens.count {
+            let chunk = Array(tokens[offset..<min(offset + chunkSize, tokens.count)])
+            let positions = (0..<chunk.count).map { Int32(start + offset + $0) }
+            runLayers(chunk, positions: positions, cache: cache)
+            let wanted = (0..<chunk.count).filter { wantLogits(offset + $0) }
+            if !wanted.isEmpty {
+                backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: chunk.count, into: normed)
+                for row in wanted { result[offset + row] = backend.logits(normed, row: row, head: head) }
+            }
+            offset += chunk.count
+        }
+        return result
+    }
+
+    private func runLayers(_ tokens: [Int], positions: [Int32], cache: B.KeyValueCache) {
+        let n = tokens.count
+        let eps = config.rmsNormEpsilon
+        let c = config
+        backend.embed(tokens, from: embeddings, into: x)
+        for (index, layer) in layers.enumerated() {
+            // Attention.
+            backend.rmsNormQuantize(x, weight: layer.attentionNorm, epsilon: eps, tokens: n, into: quantizedHidden)
+            backend.multiply(layer.query, quantizedHidden, tokens: n, into: q)
+            backend.multiply(layer.key, quantizedHidden, tokens: n, into: k)
+            backend.multiply(layer.value, quantizedHidden, tokens: n, into: v)
+            backend.applyRoPE(
+                q, tokens: n, heads: c.headCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
+            backend.applyRoPE(
+                k, tokens: n, heads: c.kvHeadCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
+            backend.store(keys: k, values: v, tokens: n, positions: positions, layer: index, in: cache)
+            backend.attention(
+                queries: q, tokens: n, positions: positions, layer: index, cache: cache, heads: c.headCount,
+                kvHeads: c.kvHeadCount, headDim: c.headDim, into: attention)
+            backend.rmsNormQuantize(
+                attention, weight: layer.attentionSubNorm, epsilon: eps, tokens: n, into: quantizedAttention)
+            backend.multiply(layer.output, quantizedAttention, tokens: n, into: projected)
+            backend.add(projected, to: x, tokens: n)
+            // Feed-forward.
+            backend.rmsNormQuantize(x, weight: layer.feedForwardNorm, epsilon: eps, tokens: n, into: quantizedHidden)
+            backend.multiply(layer.gate, quantizedHidden, tokens: n, into: gate)
+            backend.multiply(layer.up, quantizedHidden, tokens: n, into: up)
+            backend.gatedActivation(c.activation, gate: gate, up: up, tokens: n)
+            backend.rmsNormQuantize(
+                gate, weight: layer.feedForwardSubNorm, epsilon: eps, tokens: n, into: quantizedFeedForward)
+            backend.multiply(layer.down, quantizedFeedForward, tokens: n, into: projected)
+            backend.add(projected, to: x, tokens: n)
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+import OnebitEngine
+import OnebitModel
+
+/// Options every command that opens a model shares.
+struct ModelOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("A Hugging Face model directory or a .gguf file.", valueName: "path"))
+    var model: String
+
+    /// Loads the model the options name, showing what is being loaded on a terminal.
+    func load() throws -> LoadedModel {
+        let status = StatusLine()
+        status.show("loading \(model)")
+        defer { status.clear() }
+        return try ModelLoader.load(path: model)
+    }
+}

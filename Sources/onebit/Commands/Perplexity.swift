@@ -1,0 +1,63 @@
+import ArgumentParser
+import OnebitEngine
+import OnebitModel
+
+/// `onebit ppl`: perplexity of a text file.
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ppl",
+        abstract: "Measure the perplexity of a text file.",
+        discussion: """
+            The file is tokenized once (with BOS when the tokenizer adds one) and scored in windows of --ctx \
+            tokens that advance by --stride; each token is predicted once.
+            """)
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "The text file.")
+    var file: String
+
+    @Option(help: "Window length in tokens (default: the smaller of 512 and the model's context).")
+    var ctx: Int?
+
+    @Option(help: "How far each window advances (default: --ctx, i.e. non-overlapping windows).")
+    var stride: Int?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
+        if let stride, stride < 1 { throw ValidationError("--stride must be at least 1") }
+        if let ctx, let stride, stride > ctx { throw ValidationError("--stride cannot exceed --ctx") }
+    }
+
+    func run() throws {
+        let model = try options.load()
+        let context = ctx ?? min(512, model.config.contextLength)
+        guard context <= model.config.contextLength else {
+            throw ValidationError("--ctx \(context) exceeds the model's context of \(model.config.contextLength)")
+        }
+        let text = try TextFile.read(file)
+        let tokens = model.tokenizer.encode(text, addSpecialTokens: true)
+        guard tokens.count >= 2 else { throw ValidationError("\(file) holds fewer than 2 tokens") }
+        let status = StatusLine()
+        let result = try LanguageModel(model).perplexity(tokens, context: context, stride: stride ?? context) {
+            status.progress("perplexity", fraction: $0, detail: "of \(tokens.count) tokens")
+        }
+        status.clear()
+        if json {
+            let object: JSONValue = .object([
+                "perplexity": .number(result.perplexity),
+                "mean_nll": .number(result.meanNegativeLogLikelihood),
+                "tokens": .integer(result.tokenCount),
+                "ctx": .integer(context), "stride": .integer(stride ?? context),
+            ])
+            print(object.jsonText)
+        } else {
+            print(
+                "perplexity \(result.perplexity) over \(result.tokenCount) tokens (ctx \(context), stride \(stride ?? context))"
+            )
+        }
+    }
+}

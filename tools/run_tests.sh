@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Swift suites (kernels, loaders, tokenizer, templates, parity with the
+# recorded transformers outputs) and the Python checks of tools/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift build --build-tests
+swift test --skip-build
+
+tools/setup_venv.sh
+if [ -f tools/train_demo.py ]; then
+    tools/.venv/bin/python tools/train_demo.py --smoke
+fi
