@@ -26,16 +26,6 @@ func readFile(_ path: String) throws(ModelLoadError) -> [UInt8] {
     }
 }
 
-/// A JSON file, parsed.
-func readJSON(_ path: String) throws(ModelLoadError) -> JSONValue {
-    let bytes = try readFile(path)
-    do {
-        return try JSONValue(parsing: bytes)
-    } catch {
-        throw .malformed(path: path, detail: error.description)
-    }
-}
-
 /// Reads small text inputs the command line names (prompts, message lists, perplexity corpora).
 public enum TextFile {
     /// The contents of `path` as UTF-8 text (invalid sequences become U+FFFD).

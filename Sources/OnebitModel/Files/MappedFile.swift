@@ -15,6 +15,7 @@ public final class MappedFile: @unchecked Sendable {
     /// File size in bytes.
     public let count: Int
     private let base: UnsafeRawPointer?
+    private let ownsMapping: Bool
 
     /// Maps `path` read-only.
     public init(path: String) throws(ModelLoadError) {
@@ -26,6 +27,7 @@ public final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
         count = Int(info.st_size)
+        ownsMapping = count > 0
         if count == 0 {
             base = nil
             return
@@ -37,8 +39,16 @@ public final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(mapping)
     }
 
+    /// Wraps bytes that live as long as the process (a model embedded in the executable), under the name `name`.
+    public init(staticBytes: UnsafeRawBufferPointer, name: String) {
+        path = name
+        count = staticBytes.count
+        base = staticBytes.baseAddress
+        ownsMapping = false
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        if ownsMapping, let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
     /// Whether `count` bytes at `offset` lie inside the file.

@@ -1,20 +1,23 @@
 /// Loads a Hugging Face `BitNetForCausalLM` directory into canonical tensors.
 public enum HuggingFaceCheckpointLoader {
     /// Reads `config.json`, the safetensors weights, the tokenizer and generation settings of `directory`.
-    public static func load(directory: String) throws(ModelLoadError) -> CheckpointContents {
-        let configPath = directory + "/config.json"
-        guard fileExists(configPath) else { throw .missingFile("config.json") }
-        let config = try HuggingFaceConfig(json: try readJSON(configPath), path: configPath)
+    public static func load(directory path: String) throws(ModelLoadError) -> CheckpointContents {
+        try load(directory: ModelDirectory(path: path))
+    }
+
+    /// Reads `config.json`, the safetensors weights, the tokenizer and generation settings of `directory`.
+    public static func load(directory: ModelDirectory) throws(ModelLoadError) -> CheckpointContents {
+        guard directory.contains("config.json") else { throw .missingFile("config.json") }
+        let config = try HuggingFaceConfig(json: try directory.json("config.json"), path: directory.name + "/config.json")
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         let weights = try loadWeights(checkpoint, config: config)
         try weights.validate(against: config.model)
 
-        let tokenizerPath = directory + "/tokenizer.json"
-        guard fileExists(tokenizerPath) else { throw .missingFile("tokenizer.json") }
-        let tokenizerConfigPath = directory + "/tokenizer_config.json"
-        let tokenizerConfig = fileExists(tokenizerConfigPath) ? try readJSON(tokenizerConfigPath) : nil
-        let generationPath = directory + "/generation_config.json"
-        let generation = fileExists(generationPath) ? try readJSON(generationPath) : nil
+        guard directory.contains("tokenizer.json") else { throw .missingFile("tokenizer.json") }
+        let tokenizerConfig =
+            directory.contains("tokenizer_config.json") ? try directory.json("tokenizer_config.json") : nil
+        let generation =
+            directory.contains("generation_config.json") ? try directory.json("generation_config.json") : nil
         // generation_config.json is what transformers' generate() stops on; config.json is the fallback.
         var endIDs = HuggingFaceConfig.tokenIDs(generation?["eos_token_id"])
         if endIDs.isEmpty { endIDs = config.eosTokenIDs }
@@ -25,11 +28,11 @@ public enum HuggingFaceCheckpointLoader {
             ("embeddings", weights.embeddings.elementTypeName),
             ("output head", weights.outputHead.map { "untied, \($0.elementTypeName)" } ?? "tied to the embeddings"),
         ]
-        if !fileExists(directory + "/model.safetensors") { details.append(("shards", "model.safetensors.index.json")) }
+        if !directory.contains("model.safetensors") { details.append(("shards", "model.safetensors.index.json")) }
         return CheckpointContents(
             config: config.model,
             weights: weights,
-            tokenizer: .huggingFace(tokenizerJSON: try readFile(tokenizerPath), tokenizerConfig: tokenizerConfig),
+            tokenizer: .huggingFace(tokenizerJSON: try directory.bytes("tokenizer.json"), tokenizerConfig: tokenizerConfig),
             chatTemplate: chatTemplate(tokenizerConfig, directory: directory),
             endOfSequenceTokenIDs: endIDs,
             formatDetails: details
@@ -37,14 +40,15 @@ public enum HuggingFaceCheckpointLoader {
     }
 
     /// The template of `tokenizer_config.json`, or of the separate `chat_template.jinja` newer exports write.
-    private static func chatTemplate(_ tokenizerConfig: JSONValue?, directory: String) -> String? {
+    private static func chatTemplate(_ tokenizerConfig: JSONValue?, directory: ModelDirectory) -> String? {
         if let template = tokenizerConfig?["chat_template"]?.stringValue { return template }
         // A list of named templates: use the default one.
         if let named = tokenizerConfig?["chat_template"]?.arrayValue {
             return named.first { $0["name"]?.stringValue == "default" }?["template"]?.stringValue
         }
-        let jinja = directory + "/chat_template.jinja"
-        if fileExists(jinja), let bytes = try? readFile(jinja) { return String(decoding: bytes, as: UTF8.self) }
+        if directory.contains("chat_template.jinja"), let bytes = try? directory.bytes("chat_template.jinja") {
+            return String(decoding: bytes, as: UTF8.self)
+        }
         return nil
     }
 

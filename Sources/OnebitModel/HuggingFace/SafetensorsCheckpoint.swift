@@ -5,17 +5,19 @@ struct SafetensorsCheckpoint {
     private let owner: [String: Int]
 
     /// Opens the weights of the checkpoint directory `directory`.
-    init(directory: String) throws(ModelLoadError) {
-        let single = directory + "/model.safetensors"
-        let index = directory + "/model.safetensors.index.json"
-        if fileExists(single) {
-            let file = try SafetensorsFile(path: single)
+    init(directory: ModelDirectory) throws(ModelLoadError) {
+        let single = "model.safetensors"
+        let index = "model.safetensors.index.json"
+        if directory.contains(single) {
+            let file = try SafetensorsFile(file: directory.open(single))
             files = [file]
             owner = file.tensors.mapValues { _ in 0 }
             return
         }
-        guard fileExists(index) else { throw .missingFile("model.safetensors (or model.safetensors.index.json)") }
-        let json = try readJSON(index)
+        guard directory.contains(index) else {
+            throw .missingFile("model.safetensors (or model.safetensors.index.json)")
+        }
+        let json = try directory.json(index)
         guard let weightMap = json["weight_map"]?.objectValue else {
             throw .malformed(path: index, detail: "no weight_map object")
         }
@@ -28,7 +30,7 @@ struct SafetensorsCheckpoint {
             }
             if shardNumbers[shard] == nil {
                 shardNumbers[shard] = files.count
-                files.append(try SafetensorsFile(path: directory + "/" + shard))
+                files.append(try SafetensorsFile(file: directory.open(shard)))
             }
             let number = shardNumbers[shard]!
             guard files[number].tensors[tensor] != nil else {

@@ -29,7 +29,12 @@ public struct SafetensorsFile: Sendable {
 
     /// Maps and indexes `path`.
     public init(path: String) throws(ModelLoadError) {
-        let file = try MappedFile(path: path)
+        try self.init(file: try MappedFile(path: path))
+    }
+
+    /// Indexes an already mapped file.
+    public init(file: MappedFile) throws(ModelLoadError) {
+        let path = file.path
         self.file = file
         let headerLength: Int
         do {
@@ -76,7 +81,7 @@ public struct SafetensorsFile: Sendable {
         for dim in dims {
             guard let d = dim.intValue, d >= 0 else { throw fail("bad dimension \(dim.jsonText)") }
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-            guard !overflow, product <= file.count * 8 else { throw fail("shape \(dims.map(\.jsonText)) is too large") }
+            guard !overflow else { throw fail("shape \(JSONValue.array(dims).jsonText) overflows") }
             elements = product
             shape.append(d)
         }
