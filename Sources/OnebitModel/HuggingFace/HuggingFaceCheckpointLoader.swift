@@ -8,7 +8,8 @@ public enum HuggingFaceCheckpointLoader {
     /// Reads `config.json`, the safetensors weights, the tokenizer and generation settings of `directory`.
     public static func load(directory: ModelDirectory) throws(ModelLoadError) -> CheckpointContents {
         guard directory.contains("config.json") else { throw .missingFile("config.json") }
-        let config = try HuggingFaceConfig(json: try directory.json("config.json"), path: directory.name + "/config.json")
+        let config = try HuggingFaceConfig(
+            json: try directory.json("config.json"), path: directory.name + "/config.json")
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         let weights = try loadWeights(checkpoint, config: config)
         try weights.validate(against: config.model)
@@ -32,7 +33,8 @@ public enum HuggingFaceCheckpointLoader {
         return CheckpointContents(
             config: config.model,
             weights: weights,
-            tokenizer: .huggingFace(tokenizerJSON: try directory.bytes("tokenizer.json"), tokenizerConfig: tokenizerConfig),
+            tokenizer: .huggingFace(
+                tokenizerJSON: try directory.bytes("tokenizer.json"), tokenizerConfig: tokenizerConfig),
             chatTemplate: chatTemplate(tokenizerConfig, directory: directory),
             endOfSequenceTokenIDs: endIDs,
             formatDetails: details
