@@ -40,10 +40,12 @@ public final class LanguageModel {
         var generated: [Int] = []
         var logits = try session.append(prompt) { $0 == prompt.count - 1 }[prompt.count - 1]!
         var reason = GenerationResult.StopReason.length
+        var stopToken: Int?
         while generated.count < maxTokens {
             let token = sampler.sample(logits, history: history)
             if model.endOfSequenceTokenIDs.contains(token) {
                 reason = .endOfSequence
+                stopToken = token
                 break
             }
             generated.append(token)
@@ -59,7 +61,8 @@ public final class LanguageModel {
             }
             logits = try session.append([token]) { _ in true }[0]!
         }
-        return GenerationResult(promptTokenCount: prompt.count, tokens: generated, stopReason: reason)
+        return GenerationResult(
+            promptTokenCount: prompt.count, tokens: generated, stopToken: stopToken, stopReason: reason)
     }
 
     /// Teacher-forced log-probabilities: entry `i` is `log p(tokens[i] | tokens[..<i])`, `nil` for the first.
@@ -131,6 +134,8 @@ public struct GenerationResult: Sendable, Equatable {
     public var promptTokenCount: Int
     /// Generated tokens, end-of-sequence excluded.
     public var tokens: [Int]
+    /// The end-of-sequence token that ended generation, if one did.
+    public var stopToken: Int?
     /// Why it ended.
     public var stopReason: StopReason
 }

@@ -18,7 +18,11 @@ struct Say: ParsableCommand {
     @Flag(help: "Use the prompt as is (with the tokenizer's BOS), without the chat template.")
     var raw = false
 
-    @Flag(help: "Print {\"token_ids\": [...], \"text\": \"...\"} of the generated part instead of streaming text.")
+    @Flag(
+        help: """
+            Print {"token_ids": [...], "text": "..."} of the generated part instead of streaming text; token_ids \
+            end with the end-of-sequence id when one stopped generation, the text leaves it out.
+            """)
     var json = false
 
     @Argument(help: "The prompt.")
@@ -41,7 +45,7 @@ struct Say: ParsableCommand {
         }
         if json {
             let object: JSONValue = .object([
-                "token_ids": .array(result.tokens.map { .integer($0) }),
+                "token_ids": .array((result.tokens + (result.stopToken.map { [$0] } ?? [])).map { .integer($0) }),
                 "text": .string(model.tokenizer.decode(result.tokens)),
             ])
             print(object.jsonText)
@@ -66,7 +70,7 @@ struct SamplingOptions: ParsableArguments {
     var minP: Float = 0.05
 
     @Option(help: "Penalty for tokens already in the text (1: none).")
-    var repetitionPenalty: Float = 1.1
+    var repetitionPenalty: Float = 1
 
     @Option(help: "Random seed; the same seed and prompt give the same output. Random when absent.")
     var seed: UInt64?
