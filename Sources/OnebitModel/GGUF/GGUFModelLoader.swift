@@ -19,14 +19,15 @@ public enum GGUFModelLoader {
             throw .unsupported(
                 "GGUF architecture \(architecture); onebit runs \(supportedArchitectures.joined(separator: ", "))")
         }
+        // Metadata first: a file whose configuration or tokenizer is unusable fails before any tensor is converted.
         let decoder = GGUFTensorDecoder(gguf: gguf)
-        let embeddings = try decoder.dense(try decoder.info("token_embd.weight"))
-        let outputHead = try gguf.tensor(named: "output.weight").map { (info) throws(ModelLoadError) in
-            try decoder.dense(info)
-        }
+        let embeddingInfo = try decoder.info("token_embd.weight")
+        let outputInfo = gguf.tensor(named: "output.weight")
         let config = try configuration(
-            gguf, architecture: architecture, embeddingRows: embeddings.rows, tied: outputHead == nil)
+            gguf, architecture: architecture, embeddingRows: embeddingInfo.dimensions.dropFirst().first ?? 0,
+            tied: outputInfo == nil)
         try config.validate()
+        let tokenizer = try GGUFTokenizerData(gguf: gguf)
 
         var layers: [LayerWeights] = []
         layers.reserveCapacity(config.layerCount)
@@ -34,11 +35,11 @@ public enum GGUFModelLoader {
             layers.append(try layer(index, decoder: decoder))
         }
         let weights = ModelWeights(
-            embeddings: embeddings, layers: layers,
-            finalNorm: try decoder.vector(try decoder.info("output_norm.weight")), outputHead: outputHead)
+            embeddings: try decoder.dense(embeddingInfo), layers: layers,
+            finalNorm: try decoder.vector(try decoder.info("output_norm.weight")),
+            outputHead: try outputInfo.map { (info) throws(ModelLoadError) in try decoder.dense(info) })
         try weights.validate(against: config)
 
-        let tokenizer = try GGUFTokenizerData(gguf: gguf)
         return CheckpointContents(
             config: config, weights: weights, tokenizer: .gguf(tokenizer),
             chatTemplate: try gguf.string("tokenizer.chat_template"),
