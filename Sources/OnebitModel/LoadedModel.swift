@@ -60,6 +60,6 @@ public enum ModelLoader {
         guard file.count >= 4, (try? file.bytes(offset: 0, count: 4, what: "magic")) == Array("GGUF".utf8) else {
             throw .unknownFormat(path: path)
         }
-        throw .unsupported("GGUF loading")
+        return try LoadedModel(contents: GGUFModelLoader.load(file: file), origin: path)
     }
 }

@@ -40,7 +40,9 @@ struct Info: ParsableCommand {
             ("rope theta", "\(c.ropeTheta)"),
             ("rms norm epsilon", "\(c.rmsNormEpsilon)"),
         ]
-        rows += model.formatDetails.map { ($0.key, $0.value) }
+        rows += model.formatDetails.filter { detail in !rows.contains { $0.0 == detail.key } }.map {
+            ($0.key, $0.value)
+        }
         rows += [
             ("ternary parameters", "\(ternaryParameters) (\(ternaryBytes) bytes at 2 bits)"),
             (

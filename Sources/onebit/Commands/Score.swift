@@ -12,7 +12,7 @@ struct Score: ParsableCommand {
     @Option(help: "Text to score; BOS is prepended when the tokenizer adds one.")
     var text: String?
 
-    @Option(help: "Comma-separated token ids to score as they are.")
+    @Option(name: .customLong("token-ids"), help: "Comma-separated token ids to score as they are.")
     var tokenIDs: String?
 
     @Flag(help: "Print {\"token_ids\": [...], \"token_logprobs\": [null, ...]}.")
