@@ -41,13 +41,15 @@ import Testing
                 tokenizer.encode(text, addSpecialTokens: false), TokenizerFixtures.ids(entry["ids_no_special"]),
                 "encode without special tokens \(text.debugDescription)")
             let decoded = entry["decoded"]?.stringValue ?? ""
-            mismatches.check(tokenizer.decode(ids).unicodeScalars.elementsEqual(decoded.unicodeScalars), true,
+            mismatches.check(
+                tokenizer.decode(ids).unicodeScalars.elementsEqual(decoded.unicodeScalars), true,
                 "decode \(ids) to \(decoded.debugDescription)")
             mismatches.check(
                 tokenizer.decode(ids, skipSpecialTokens: true).unicodeScalars.elementsEqual(
                     (entry["decoded_skip_special"]?.stringValue ?? "").unicodeScalars), true,
                 "decode skipping special tokens \(ids)")
-            mismatches.check(streamed(tokenizer, ids).unicodeScalars.elementsEqual(decoded.unicodeScalars), true,
+            mismatches.check(
+                streamed(tokenizer, ids).unicodeScalars.elementsEqual(decoded.unicodeScalars), true,
                 "streamed decode \(ids)")
             if Self.roundTrips.contains(name) {
                 mismatches.check(
@@ -74,7 +76,8 @@ import Testing
                 Array(tokenizer.decode(ids, skipSpecialTokens: true).unicodeScalars), skipped, "decode skip \(ids)")
             mismatches.check(Array(streamed(tokenizer, ids).unicodeScalars), decoded, "streamed \(ids)")
             mismatches.check(
-                Array(streamed(tokenizer, ids, skipSpecialTokens: true).unicodeScalars), skipped, "streamed skip \(ids)")
+                Array(streamed(tokenizer, ids, skipSpecialTokens: true).unicodeScalars), skipped, "streamed skip \(ids)"
+            )
         }
         #expect(cases.count == 60)
         #expect(mismatches.count == 0, "\(name): \(mismatches.count) mismatches: \(mismatches.examples)")

@@ -31,11 +31,15 @@ extension BPEModel {
     }
 
     /// The two halves of an `"a b"` merge line.
+    ///
+    /// Cut at the UTF-8 level: splitting a `String` walks grapheme clusters, which dominated loading 280k merges.
     static func splitMerge(_ line: String, path: String) throws(TokenizerError) -> (Substring, Substring) {
-        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 2 else {
+        let utf8 = line.utf8
+        guard let space = utf8.firstIndex(of: UInt8(ascii: " ")),
+            !utf8[utf8.index(after: space)...].contains(UInt8(ascii: " "))
+        else {
             throw .malformed(path: path, reason: "\"\(line)\" is not two tokens separated by one space")
         }
-        return (parts[0], parts[1])
+        return (Substring(utf8[..<space]), Substring(utf8[utf8.index(after: space)...]))
     }
 }

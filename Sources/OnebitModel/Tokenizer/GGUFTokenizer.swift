@@ -20,10 +20,14 @@ enum GGUFTokenizer {
         let ignoreMerges: Bool
         switch pre {
         case "llama-bpe", "llama3", "llama-v3":
-            preTokenizer = [.split(.known(.llama3), .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false)]
+            preTokenizer = [
+                .split(.known(.llama3), .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false),
+            ]
             ignoreMerges = true
         case "qwen2":
-            preTokenizer = [.split(.known(.qwen2), .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false)]
+            preTokenizer = [
+                .split(.known(.qwen2), .isolated, invert: false), .byteLevel(addPrefixSpace: false, useRegex: false),
+            ]
             ignoreMerges = false
         case "gpt2", "default":
             preTokenizer = [.byteLevel(addPrefixSpace: false, useRegex: true)]
@@ -48,14 +52,15 @@ enum GGUFTokenizer {
         for (id, text) in data.tokens.enumerated() {
             let type = data.tokenTypes.isEmpty ? 1 : data.tokenTypes[id]
             let isControl =
-                type == TokenType.control || (data.tokenTypes.isEmpty && (id == data.bosTokenID || id == data.eosTokenID))
+                type == TokenType.control
+                || (data.tokenTypes.isEmpty && (id == data.bosTokenID || id == data.eosTokenID))
             if isControl || type == TokenType.userDefined {
                 addedTokens.append(
                     AddedToken(
                         id: id, content: text, isSpecial: isControl, singleWord: false, leftStrip: false,
                         rightStrip: false, normalized: !isControl))
             } else {
-                vocabulary[Array(text.utf8), default: id] = id
+                vocabulary[Array(text.utf8)] = id
             }
         }
         let merges = try BPEModel.mergeTable(

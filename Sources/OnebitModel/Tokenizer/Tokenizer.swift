@@ -67,7 +67,8 @@ public final class Tokenizer: Sendable {
         }
         func text(of id: Int?) -> String? {
             guard let id else { return nil }
-            return byID[id]?.content ?? (definition.model.tokens.indices.contains(id) ? definition.model.tokens[id] : nil)
+            return byID[id]?.content
+                ?? (definition.model.tokens.indices.contains(id) ? definition.model.tokens[id] : nil)
         }
         let bosID = definition.bosTokenID ?? id(of: definition.bosToken)
         let eosID = definition.eosTokenID ?? id(of: definition.eosToken)
