@@ -97,3 +97,32 @@ func chatTemplateMatchesTransformers(fixture: String) throws {
     let document = try loadTemplateFixture("bitnet_training")
     #expect(document["source"]?.stringValue == ChatTemplate.bitNetTrainingFormat)
 }
+
+/// Small templates, one feature or whitespace rule each, rendered by transformers over one conversation.
+@Test func chatTemplateSnippetsMatchTransformers() throws {
+    let document = try loadTemplateFixture("snippets")
+    let messages = try #require(document["messages"]?.arrayValue)
+    let cases = try #require(document["cases"]?.arrayValue)
+    #expect(cases.count >= 80)
+    for testCase in cases {
+        let source = try #require(testCase["source"]?.stringValue)
+        let result = Result { () throws(TemplateError) in
+            try ChatTemplate(source: source).render(
+                messages: messages, addGenerationPrompt: true, bosToken: document["bos_token"]?.stringValue ?? "",
+                eosToken: document["eos_token"]?.stringValue ?? "")
+        }
+        switch (result, testCase["expected"]?.stringValue) {
+        case (.success(let rendered), let expected?):
+            #expect(rendered == expected, "\(source.debugDescription): \(firstDifference(rendered, expected))")
+        case (.failure(let error), let expected?):
+            Issue.record("\(source.debugDescription): expected \(expected.debugDescription), got \(error)")
+        case (.success(let rendered), nil):
+            Issue.record("\(source.debugDescription): expected an error, rendered \(rendered.debugDescription)")
+        case (.failure(let error), nil):
+            if testCase["error_type"]?.stringValue == "TemplateError" {
+                #expect(error.message == testCase["error"]?.stringValue, "\(source.debugDescription)")
+            }
+            #expect(error.line > 0 && error.column > 0, "\(source.debugDescription): \(error)")
+        }
+    }
+}
