@@ -471,7 +471,7 @@ struct TemplateParser {
                 value = try parseSubscript(of: value, at: location)
             } else if isSymbol("(") {
                 index += 1
-                value = Expression(kind: .call(value, try parseArguments()), location: location)
+                value = Expression(kind: .call(value, try parseArguments()), location: value.location)
             } else {
                 return value
             }
@@ -554,7 +554,7 @@ struct TemplateParser {
                 value = Expression(kind: .test(value, name: name, arguments, negated: negated), location: location)
             } else if isSymbol("(") {
                 index += 1
-                value = Expression(kind: .call(value, try parseArguments()), location: location)
+                value = Expression(kind: .call(value, try parseArguments()), location: value.location)
             } else {
                 return value
             }

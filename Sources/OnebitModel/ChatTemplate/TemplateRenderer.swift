@@ -21,7 +21,7 @@ func renderError(_ message: String) -> TemplateError {
 /// depth make any template finish in bounded time and memory.
 final class TemplateRenderer {
     /// Upper bound on evaluated expressions and loop iterations per render.
-    static let maximumSteps = 5_000_000
+    static let maximumSteps = 1_000_000
     /// Upper bound on output (and on any string built while rendering), in UTF-8 bytes.
     static let maximumOutputBytes = 32 << 20
     /// Upper bound on nested macro calls.
