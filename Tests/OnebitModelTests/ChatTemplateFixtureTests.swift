@@ -1,15 +1,17 @@
+import OnebitModel
+import Testing
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import OnebitModel
-import Testing
 
 /// Reads a fixture under Tests/Fixtures/templates, found relative to this source file.
 private func loadTemplateFixture(_ name: String) throws -> JSONValue {
-    let testsDirectory = String(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2)
-        .joined(separator: "/"))
+    let testsDirectory = String(
+        #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2)
+            .joined(separator: "/"))
     let path = testsDirectory + "/Fixtures/templates/\(name).json"
     guard let file = fopen(path, "rb") else { throw FixtureError(message: "cannot open \(path)") }
     defer { fclose(file) }

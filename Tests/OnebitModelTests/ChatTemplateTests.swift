@@ -31,7 +31,8 @@ private func renderError(_ source: String) -> TemplateError? {
 private let user: JSONValue = .object(["role": .string("user"), "content": .string("  Hi there \n")])
 
 @Test func bitNetFallbackIsUsedWithoutATemplateOrForTheBitnetCppOne() throws {
-    let bitnetCpp = "{% if message['role'] == 'user' %}{{ 'Human: ' + message['content'] + 'BITNETAssistant: ' }}{% endif %}"
+    let bitnetCpp =
+        "{% if message['role'] == 'user' %}{{ 'Human: ' + message['content'] + 'BITNETAssistant: ' }}{% endif %}"
     for source in [nil, "", "  \n", bitnetCpp] {
         let template = try ChatTemplate.resolved(from: source)
         #expect(template.source == ChatTemplate.bitNetTrainingFormat)
@@ -58,11 +59,15 @@ private let user: JSONValue = .object(["role": .string("user"), "content": .stri
 }
 
 @Test func contextVariables() throws {
-    #expect(try render("{{ tools is none }} {{ documents is none }} {{ bos_token }}{{ eos_token }}") == "True True <s></s>")
+    #expect(
+        try render("{{ tools is none }} {{ documents is none }} {{ bos_token }}{{ eos_token }}") == "True True <s></s>")
     let tool: JSONValue = .object(["name": .string("f")])
     #expect(try render("{{ tools | tojson }}", tools: [tool]) == "[{\"name\": \"f\"}]")
     #expect(try render("{{ add_generation_prompt }}", generationPrompt: true) == "True")
-    #expect(try render("{{ bos_token }}|{{ date_string }}", extra: ["bos_token": .string("B"), "date_string": .string("d")]) == "B|d")
+    #expect(
+        try render(
+            "{{ bos_token }}|{{ date_string }}", extra: ["bos_token": .string("B"), "date_string": .string("d")])
+            == "B|d")
     #expect(try render("{{ messages[0].content | trim }}", messages: [user]) == "Hi there")
 }
 
@@ -98,7 +103,8 @@ private let user: JSONValue = .object(["role": .string("user"), "content": .stri
     ]
     for (source, line, column) in cases {
         let error = parseError(source)
-        #expect(error?.line == line && error?.column == column, "\(source.debugDescription): \(String(describing: error))")
+        #expect(
+            error?.line == line && error?.column == column, "\(source.debugDescription): \(String(describing: error))")
         #expect(error?.description.contains("\(line):\(column)") ?? false)
     }
 }
@@ -118,9 +124,11 @@ private let user: JSONValue = .object(["role": .string("user"), "content": .stri
 
 @Test func hostileRecursionAndOutputFail() {
     // Unbounded recursion.
-    #expect(renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.message.contains("nested too deeply") ?? false)
+    #expect(
+        renderError("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")?.message.contains("nested too deeply") ?? false)
     // Output that doubles until memory runs out.
-    let doubling = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}"
+    let doubling =
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}"
     #expect(renderError(doubling)?.message.contains("too large") ?? false)
     #expect(renderError("{{ 'x' * 1000000000000 }}") != nil)
     #expect(renderError("{{ range(10000000) | length }}") != nil)
@@ -128,22 +136,29 @@ private let user: JSONValue = .object(["role": .string("user"), "content": .stri
 
 @Test func hostileNestingFails() {
     // Values nested deeper than printing can follow.
-    let nesting = "{% set ns = namespace(v=[]) %}{% for i in range(5000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}"
+    let nesting =
+        "{% set ns = namespace(v=[]) %}{% for i in range(5000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}"
     #expect(renderError(nesting)?.message.contains("nested too deeply") ?? false)
     // Parser nesting.
-    #expect(parseError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}") != nil)
+    #expect(
+        parseError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}")
+            != nil)
     #expect(parseError("{{ " + String(repeating: "not ", count: 5000) + "x }}") != nil)
-    #expect(parseError(String(repeating: "{% if x %}", count: 1000) + String(repeating: "{% endif %}", count: 1000)) != nil)
+    #expect(
+        parseError(String(repeating: "{% if x %}", count: 1000) + String(repeating: "{% endif %}", count: 1000)) != nil)
 }
 
 @Test func sandboxRefusesMutation() {
-    #expect(renderError("{% set l = [1] %}{{ l.append(2) }}")?.message == "access to attribute 'append' of 'list' object is unsafe.")
+    #expect(
+        renderError("{% set l = [1] %}{{ l.append(2) }}")?.message
+            == "access to attribute 'append' of 'list' object is unsafe.")
     #expect(renderError("{{ {}.pop('a') }}") != nil)
 }
 
 @Test func namespaceAndScopes() throws {
     #expect(try render("{% set x = 1 %}{% for i in [1] %}{% set x = 2 %}{% endfor %}{{ x }}") == "1")
-    #expect(try render("{% set ns = namespace(x=1) %}{% for i in [1] %}{% set ns.x = 2 %}{% endfor %}{{ ns.x }}") == "2")
+    #expect(
+        try render("{% set ns = namespace(x=1) %}{% for i in [1] %}{% set ns.x = 2 %}{% endfor %}{{ ns.x }}") == "2")
     #expect(try render("{% if true %}{% set y = 3 %}{% endif %}{{ y }}") == "3")
     #expect(renderError("{% set s = 'a' %}{% set s.x = 1 %}") != nil)
 }

@@ -535,7 +535,9 @@ struct TemplateParser {
                 let nameToken = current
                 var name = try expectName()
                 while skip(symbol: ".") { name += "." + (try expectName()) }
-                guard TemplateFilters.names.contains(name) else { throw error("no filter named '\(name)'", at: nameToken) }
+                guard TemplateFilters.names.contains(name) else {
+                    throw error("no filter named '\(name)'", at: nameToken)
+                }
                 var arguments = Arguments()
                 if skip(symbol: "(") { arguments = try parseArguments() }
                 value = Expression(kind: .filter(value, name: name, arguments), location: location)
