@@ -274,6 +274,98 @@ items: {% for k, v in {'x': 1, 'y': 2} | items %}{{ k }}{{ v }}{% endfor %} {{ {
 end
 """
 
+# Small templates, each rendered over the "multi_turn" conversation with add_generation_prompt on: one feature or
+# whitespace rule at a time. Some must fail; their error is recorded instead.
+SNIPPETS = [
+    "a\n  {% if true %}\n  b\n  {% endif %}\nc\n",
+    "a  {% if true %}b{% endif %}  c",
+    "  {%+ if true %}x{% endif %}",
+    "{% if true +%}\nx{% endif %}",
+    "{% if true %}\n\nx{% endif %}",
+    "line\n    {# comment #}\nnext",
+    "a {#- comment -#} b",
+    "  {{ 'x' }}  \n  {{- 'y' -}}  \nz",
+    "{% for m in messages %}\n  {{ m.role }}\n{% endfor %}",
+    "{%- for m in messages -%}\n  {{ m.role }}\n{%- endfor -%}",
+    "x\r\ny\rz{% if true %}\r\n!{% endif %}",
+    "trailing newline kept once\n\n",
+    "{% raw %}  {{ x }} {% if %}{% endraw %}|{%- raw -%}  a  {%- endraw -%}|",
+    "{{ messages[0].content }}|{{ messages[-1]['content'] }}|{{ messages[99] }}|{{ messages[1].nope }}|",
+    "{{ messages[0]['content'][3:] }}|{{ 'abcdef'[1:5:2] }}|{{ 'abcdef'[::-2] }}|{{ [1,2,3][-2:] }}|{{ 'abc'[5:] }}|",
+    "{{ (messages | first).role }} {{ (messages | last).content }} {{ messages | length }} {{ messages | count }}",
+    "{% for i in range(5) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}",
+    "{% for x in [] %}{{ x }}{% else %}empty{% endfor %}|{% for x in [1] if x > 5 %}{{ x }}{% else %}filtered{% endfor %}",
+    "{% for x in 'abc' %}{{ loop.index0 }}{{ x }}{{ loop.previtem | default('-') }}{{ loop.nextitem | default('-') }} {% endfor %}",
+    "{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %}|{% set x, y = 'pq' %}{{ y }}{{ x }}",
+    "{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}",
+    "{% set ns = namespace(total=0, seen=[]) %}{% for i in [1, 2, 3] %}{% set ns.total = ns.total + i %}{% set ns.seen = ns.seen + [i] %}{% endfor %}{{ ns.total }} {{ ns.seen }}",
+    "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('a') }} {{ greet('b', '?') }} {{ greet(punct='.', name='c') }} {{ greet() }}",
+    "{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(4) }}",
+    "{{ 'Hello' if add_generation_prompt else 'Bye' }} {{ 'x' if false }}|{{ 1 if none else 2 if 0 else 3 }}",
+    "{{ not true }} {{ not none }} {{ true and 'yes' }} {{ '' or 'default' }} {{ 0 or [] }} {{ none and 1 }}",
+    "{{ 1 + 2 * 3 - 4 / 2 }} {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 10 // 3 * 3 + 10 % 3 }} {{ 'a' + 'b' ~ 'c' }} {{ 1 ~ 2 ~ 3 }}",
+    "{{ 1 / 4 }} {{ 2 / 1 }} {{ 1e3 }} {{ 123456789.123 }} {{ 1e16 }} {{ 1e15 }} {{ 0.0001 }} {{ 0.00001 }} {{ -0.0 }} {{ 3.0 * 1.1 }}",
+    "{{ [1, 2] + [3] }} {{ [0] * 3 }} {{ 'ab' * 2 }} {{ 2 * 'c' }} {{ true + true }} {{ 7.5 // 2 }} {{ -7.5 % 2 }}",
+    "{{ 'A' < 'a' }} {{ [1, 2] < [1, 3] }} {{ 2 > 1.5 }} {{ 1 != 1 }} {{ none == none }} {{ 'x' == none }} {{ undefined_var == undefined_other }}",
+    "{{ 'ell' in 'hello' }} {{ 'role' in messages[0] }} {{ 'nope' in messages[0] }} {{ 3 not in [1, 2] }} {{ 'x' in undefined_var }}",
+    "{{ x is defined }} {{ x is undefined }} {{ messages is defined }} {{ tools is none }} {{ tools is defined }} {{ documents is none }}",
+    "{{ 'a' is string }} {{ 1 is string }} {{ {} is mapping }} {{ [] is mapping }} {{ [] is iterable }} {{ 'a' is iterable }} {{ 1 is iterable }} {{ x is iterable }}",
+    "{{ 1 is number }} {{ true is number }} {{ 1.0 is integer }} {{ true is integer }} {{ 1 is sameas 1 }} {{ none is sameas none }} {{ 'a' is in 'abc' }} {{ 2 is eq 2 }}",
+    "{{ 'AbC' is upper }} {{ 'ABC' is upper }} {{ 'abc' is lower }} {{ 3 is odd }} {{ 3 is not even }} {{ 10 is divisibleby(5) }} {{ 'f' is callable }} {{ range is callable }}",
+    "{{ '  x  ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ ' a '.strip() }}|{{ ' a '.lstrip() }}|{{ ' a '.rstrip() }}|{{ 'xyax'.strip('xy') }}|",
+    "{{ 'hello world' | capitalize }} {{ 'hELLO' | capitalize }} {{ 'hello wORLD-foo (bar)' | title }} {{ 'hello wORLD-foo' .title() }} {{ 'ß' | upper }} {{ 'İ' | lower | length }}",
+    "{{ 'a b  c'.split(' ') }} {{ 'a b  c'.split() }} {{ 'a,b,c'.split(',', 1) }} {{ ''.split() }} {{ 'a\\nb\\r\\nc'.splitlines() }}",
+    "{{ 'abcabc'.replace('b', 'X') }} {{ 'abcabc'.replace('b', 'X', 1) }} {{ 'abc' | replace('', '-') }} {{ 'aaa' | replace('a', 'b', 2) }}",
+    "{{ 'abc'.startswith('a') }} {{ 'abc'.endswith(('x', 'c')) }} {{ 'abc'.find('c') }} {{ 'abc'.find('z') }} {{ 'a-b'.join(['1', '2']) }} {{ 'aXa'.count('a') }}",
+    "{{ '123'.isdigit() }} {{ 'ab'.isalpha() }} {{ ' '.isspace() }} {{ ''.isdigit() }} {{ 'Ab'.islower() }} {{ 'x'.removeprefix('x') }}{{ 'file.py'.removesuffix('.py') }}",
+    "{{ '{0}-{1}-{0}'.format('a', 'b') }} {{ '{{}} {}'.format(1) }} {{ '{x}'.format(x=none) }}",
+    "{{ [3, 1, 2] | sort }} {{ ['b', 'A', 'c'] | sort }} {{ ['b', 'A', 'c'] | sort(case_sensitive=true) }} {{ [3, 1, 2] | sort(reverse=true) }} {{ [1, 5, 3] | max }} {{ ['b', 'a'] | min }}",
+    "{{ messages | sort(attribute='role') | map(attribute='role') | join(',') }} {{ ['a', 'A', 'b'] | unique | list }} {{ [1, 2, 1] | unique | list }}",
+    "{{ [1, 2, 3] | sum }} {{ messages | map(attribute='content') | map('length') | sum }} {{ [[1], [2]] | sum(start=[]) }} {{ ['a', 'b'] | map('upper') | join }}",
+    "{{ {'b': 1, 'a': 2} | dictsort | map('first') | join }} {{ {'b': 1, 'a': 2, 'c': 0} | dictsort(by='value', reverse=true) | map('last') | list }} {{ {'a': 1} | items | list | length }}",
+    "{{ [1, 2, 3] | first }} {{ [1, 2, 3] | last }} {{ 'abc' | first }} {{ [] | first }} {{ 'abc' | list }} {{ {'k': 1} | list }} {{ 'abc' | reverse }} {{ [1, 2] | reverse | list }}",
+    "{{ '5' | int }} {{ 'x' | int }} {{ 'x' | int(7) }} {{ '3.9' | int }} {{ 4.9 | int }} {{ '1.5' | float }} {{ 'x' | float }} {{ 3 | float }} {{ 2.567 | round(2) }} {{ 2.5 | round(method='ceil') }} {{ 3 | round }}",
+    "{{ x | default('d') }} {{ x | d('d2') }} {{ none | default('n') }} {{ false | default('f', true) }} {{ x | length }} {{ x | string }}|{{ x | trim }}|{{ x | list }}",
+    "{{ messages[0] | tojson }}\n{{ messages[0] | tojson(indent=2) }}\n{{ {'a': [1, {'b': none}], 'c': 'é\"\\n'} | tojson(indent=4, sort_keys=true) }}",
+    "{{ 'é' | tojson }} {{ 'é' | tojson(true) }} {{ '😀\\u0001' | tojson(ensure_ascii=true) }} {{ [1.0, 2.5e-8, 1e100, -0.0] | tojson }} {{ {'a': 1} | tojson(separators=[',', ':']) }}",
+    "{{ messages[0] }} {{ messages[0].items() | list | length }} {{ messages[0].keys() | list }} {{ messages[0].values() | list | length }} {{ messages[0].get('role') }} {{ messages[0].get('x') }} {{ messages[0].get('x', 'd') }}",
+    "{{ {'items': 1}['items'] }} {{ {'content': 'c'}.content }}",
+    "{% set d = {'k': 'v', 'n': 1} %}{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{% for k in d %}{{ k }}{% endfor %}",
+    "{% set block %}\n  inner {{ 1 + 1 }}\n{% endset %}[{{ block }}]",
+    "{{ 'adjacent' 'strings' }} {{ \"dq\" }} {{ 'esc\\'aped' }} {{ 'tab\\tnew\\nline' | tojson }} {{ '\\x41\\u00e9' }}",
+    "{{ ['it\\'s', \"say \\\"x\\\"\", 'both \\' \"', 'uni é', 'ctl \\x07', 'nl \\n'] }}",
+    "{{ 1_000 }} {{ 1.5e3 }} {{ True }} {{ False }} {{ None }} {{ (1, 2) | list }} {{ [] }} {{ {} }} {{ [[]] }}",
+    "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(' / ') }} {{ messages|rejectattr('role', 'eq', 'user')|list|length }} {{ [0, 1, 2]|select|list }}",
+    "{{ 'x\\ny' | indent }}|{{ 'x\\ny' | indent(2, true) }}|{{ 'x\\n\\ny\\n' | indent(1, blank=true) }}|{{ 'a' | indent('>') }}",
+    "{{ '<b>&\"\\'' | e }} {{ 'x' | safe }} {{ 'a b  c' | wordcount }} {{ -5 | abs }} {{ range(3) | list }} {{ range(1, 10, 4) | list }}",
+    "{{ dict(a=1, b='x') }} {{ namespace(a=1).a }} {{ namespace({'k': 2}).k }}",
+    "{% for m in messages %}{{ loop.cycle('a', 'b', 'c') }}{{ loop.first }}{{ loop.last }}{{ loop.depth }}{% endfor %}",
+    "{% generation %}gen {{ 1 }}{% endgeneration %}",
+    "{% if messages %}{% elif x %}e{% else %}z{% endif %}[{% if false %}a{% elif 0 %}b{% elif 'y' %}c{% endif %}]",
+    "  {% set x = 'no output' %}\n  {%- if x %}\nkept\n  {% endif %}\n",
+    "{{ raise_exception('Custom failure: ' + messages[0].role) }}",
+    "{{ undefined_var.attribute }}",
+    "{{ undefined_var['key'] }}",
+    "{{ undefined_var + 1 }}",
+    "{{ 'a' + 1 }}",
+    "{{ 1 + 'a' }}",
+    "{{ 1 / 0 }}",
+    "{{ 5 // 0 }}",
+    "{{ [1].append(2) }}",
+    "{{ messages[0].update({'a': 1}) }}",
+    "{{ none | length }}",
+    "{% for x in none %}{% endfor %}",
+    "{{ 1 < 'a' }}",
+    "{{ 3 | items | list }}",
+    "{{ none.attr }}|{{ 1.attr }}|{{ 'abc'.nothing }}|",
+    "{{ range(1000000) | length }}",
+    "{{ undefined_fn() }}",
+    "{{ messages(1) }}",
+    "{{ 'x' | tojson }}{{ x | tojson }}",
+    "{% set a, b = [1, 2, 3] %}",
+]
+
+
 TEMPLATES = {
     "bitnet_hf": BITNET_HF,
     "bitnet_training": BITNET_TRAINING,
@@ -428,6 +520,17 @@ def main():
         errors = sum(1 for case in cases if "error" in case)
         print(f"{path.name}: {len(cases)} cases, {errors} expected errors")
         total += len(cases)
+    snippet_cases = []
+    for source in SNIPPETS:
+        case = {"source": source}
+        case.update(render(tokenizer, source, CONVERSATIONS["multi_turn"], None, True, {}))
+        snippet_cases.append(case)
+    document = {"bos_token": BOS, "eos_token": EOS, "messages": CONVERSATIONS["multi_turn"], "cases": snippet_cases}
+    path = OUT / "snippets.json"
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    errors = sum(1 for case in snippet_cases if "error" in case)
+    print(f"{path.name}: {len(snippet_cases)} cases, {errors} expected errors")
+    total += len(snippet_cases)
     print(f"total: {total} renders")
 
 

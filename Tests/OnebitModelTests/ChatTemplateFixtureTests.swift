@@ -1,15 +1,17 @@
+import OnebitModel
+import Testing
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import OnebitModel
-import Testing
 
 /// Reads a fixture under Tests/Fixtures/templates, found relative to this source file.
 private func loadTemplateFixture(_ name: String) throws -> JSONValue {
-    let testsDirectory = String(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2)
-        .joined(separator: "/"))
+    let testsDirectory = String(
+        #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2)
+            .joined(separator: "/"))
     let path = testsDirectory + "/Fixtures/templates/\(name).json"
     guard let file = fopen(path, "rb") else { throw FixtureError(message: "cannot open \(path)") }
     defer { fclose(file) }
@@ -96,4 +98,33 @@ func chatTemplateMatchesTransformers(fixture: String) throws {
 @Test func bitNetTrainingFixtureUsesTheBuiltInSource() throws {
     let document = try loadTemplateFixture("bitnet_training")
     #expect(document["source"]?.stringValue == ChatTemplate.bitNetTrainingFormat)
+}
+
+/// Small templates, one feature or whitespace rule each, rendered by transformers over one conversation.
+@Test func chatTemplateSnippetsMatchTransformers() throws {
+    let document = try loadTemplateFixture("snippets")
+    let messages = try #require(document["messages"]?.arrayValue)
+    let cases = try #require(document["cases"]?.arrayValue)
+    #expect(cases.count >= 80)
+    for testCase in cases {
+        let source = try #require(testCase["source"]?.stringValue)
+        let result = Result { () throws(TemplateError) in
+            try ChatTemplate(source: source).render(
+                messages: messages, addGenerationPrompt: true, bosToken: document["bos_token"]?.stringValue ?? "",
+                eosToken: document["eos_token"]?.stringValue ?? "")
+        }
+        switch (result, testCase["expected"]?.stringValue) {
+        case (.success(let rendered), let expected?):
+            #expect(rendered == expected, "\(source.debugDescription): \(firstDifference(rendered, expected))")
+        case (.failure(let error), let expected?):
+            Issue.record("\(source.debugDescription): expected \(expected.debugDescription), got \(error)")
+        case (.success(let rendered), nil):
+            Issue.record("\(source.debugDescription): expected an error, rendered \(rendered.debugDescription)")
+        case (.failure(let error), nil):
+            if testCase["error_type"]?.stringValue == "TemplateError" {
+                #expect(error.message == testCase["error"]?.stringValue, "\(source.debugDescription)")
+            }
+            #expect(error.line > 0 && error.column > 0, "\(source.debugDescription): \(error)")
+        }
+    }
 }

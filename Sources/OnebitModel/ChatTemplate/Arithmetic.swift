@@ -79,7 +79,8 @@ enum Arithmetic {
         }
     }
 
-    private static func integer(_ operation: BinaryOperator, _ x: Int, _ y: Int) throws(TemplateError) -> TemplateValue {
+    private static func integer(_ operation: BinaryOperator, _ x: Int, _ y: Int) throws(TemplateError) -> TemplateValue
+    {
         func overflow(_ pair: (Int, Bool)) throws(TemplateError) -> TemplateValue {
             if pair.1 { throw renderError("integer overflow") }
             return .integer(pair.0)

@@ -60,7 +60,9 @@ struct PythonJSON {
                 return
             }
             out += "{"
-            let keys = sortKeys ? members.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+            let keys =
+                sortKeys
+                ? members.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
                 : Array(members.keys)
             for (position, key) in keys.enumerated() {
                 if position > 0 { out += itemSeparator }

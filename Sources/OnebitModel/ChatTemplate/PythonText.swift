@@ -154,7 +154,7 @@ enum PythonText {
         }
         var index = 0
         while index < scalars.count {
-            if (count < 0 || replaced < count), index + needle.count <= scalars.count,
+            if count < 0 || replaced < count, index + needle.count <= scalars.count,
                 Array(scalars[index..<index + needle.count]) == needle
             {
                 out.append(contentsOf: new.unicodeScalars)
@@ -174,7 +174,8 @@ enum PythonText {
         let pattern = Array(needle.unicodeScalars)
         guard pattern.count <= scalars.count else { return -1 }
         let starts = Array(0...(scalars.count - pattern.count))
-        for start in fromEnd ? starts.reversed() : starts where Array(scalars[start..<start + pattern.count]) == pattern {
+        for start in fromEnd ? starts.reversed() : starts where Array(scalars[start..<start + pattern.count]) == pattern
+        {
             return start
         }
         return -1
@@ -243,7 +244,8 @@ enum PythonText {
 
     /// Python's `repr(str)`: single quotes unless the text has one and no double quote.
     static func stringRepresentation(_ text: String) -> String {
-        let quote: Unicode.Scalar = text.unicodeScalars.contains("'") && !text.unicodeScalars.contains("\"") ? "\"" : "'"
+        let quote: Unicode.Scalar =
+            text.unicodeScalars.contains("'") && !text.unicodeScalars.contains("\"") ? "\"" : "'"
         var out = String.UnicodeScalarView()
         out.append(quote)
         for scalar in text.unicodeScalars {
@@ -258,8 +260,10 @@ enum PythonText {
                     out.append(scalar)
                 } else {
                     let hex = String(scalar.value, radix: 16)
-                    let (prefix, width) = scalar.value < 0x100 ? ("\\x", 2) : scalar.value < 0x10000 ? ("\\u", 4) : ("\\U", 8)
-                    out.append(contentsOf: (prefix + String(repeating: "0", count: width - hex.count) + hex).unicodeScalars)
+                    let (prefix, width) =
+                        scalar.value < 0x100 ? ("\\x", 2) : scalar.value < 0x10000 ? ("\\u", 4) : ("\\U", 8)
+                    out.append(
+                        contentsOf: (prefix + String(repeating: "0", count: width - hex.count) + hex).unicodeScalars)
                 }
             }
         }

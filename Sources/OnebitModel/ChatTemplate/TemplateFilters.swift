@@ -57,14 +57,17 @@ enum TemplateFilters {
         case "round":
             return try round(value, arguments)
         case "reverse":
-            if case .string(let text) = value { return .string(String(String.UnicodeScalarView(text.unicodeScalars.reversed()))) }
+            if case .string(let text) = value {
+                return .string(String(String.UnicodeScalarView(text.unicodeScalars.reversed())))
+            }
             return .list(try value.iterated().reversed())
         case "sum":
             var total = arguments.value(1, "start") ?? .integer(0)
             for item in try value.iterated() {
-                let term = try arguments.value(0, "attribute").map { (attribute) throws(TemplateError) in
-                    try lookup(attribute, in: item)
-                } ?? item
+                let term =
+                    try arguments.value(0, "attribute").map { (attribute) throws(TemplateError) in
+                        try lookup(attribute, in: item)
+                    } ?? item
                 total = try Arithmetic.apply(.add, total, term)
             }
             return total
@@ -106,7 +109,9 @@ enum TemplateFilters {
         return current
     }
 
-    private static func toJSON(_ value: TemplateValue, _ arguments: CallArguments) throws(TemplateError) -> TemplateValue {
+    private static func toJSON(_ value: TemplateValue, _ arguments: CallArguments) throws(TemplateError)
+        -> TemplateValue
+    {
         // transformers' signature: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
         let ensureASCII = arguments.value(0, "ensure_ascii")?.isTruthy ?? false
         var indent: String?
@@ -200,7 +205,9 @@ enum TemplateFilters {
             let trimmed = PythonText.strip(text, characters: nil, leading: true, trailing: true)
                 .filter { $0 != "_" }
             if let number = Int(trimmed) { return .integer(number) }
-            if let number = Double(trimmed), number.isFinite, Swift.abs(number) < 9.2e18 { return .integer(Int(number)) }
+            if let number = Double(trimmed), number.isFinite, Swift.abs(number) < 9.2e18 {
+                return .integer(Int(number))
+            }
             return fallback
         default:
             return fallback
@@ -252,10 +259,11 @@ enum TemplateFilters {
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let byValue = try (arguments.value(1, "by") ?? .string("key")).pythonString() == "value"
             let reverse = arguments.value(2, "reverse")?.isTruthy ?? false
-            return .list(try sorted(pairs, reverse: reverse) { (pair) throws(TemplateError) in
-                guard case .list(let both) = pair else { return pair }
-                return sortKey(both[byValue ? 1 : 0], caseSensitive: caseSensitive)
-            })
+            return .list(
+                try sorted(pairs, reverse: reverse) { (pair) throws(TemplateError) in
+                    guard case .list(let both) = pair else { return pair }
+                    return sortKey(both[byValue ? 1 : 0], caseSensitive: caseSensitive)
+                })
         }
         let items = try value.iterated()
         let caseSensitive: Bool
@@ -321,18 +329,20 @@ enum TemplateFilters {
         if name == "map" {
             if let attribute = arguments.keywords["attribute"] {
                 let fallback = arguments.keywords["default"]
-                return .list(try items.map { (item) throws(TemplateError) in
-                    let field = try lookup(attribute, in: item)
-                    return field.isUndefined ? (fallback ?? field) : field
-                })
+                return .list(
+                    try items.map { (item) throws(TemplateError) in
+                        let field = try lookup(attribute, in: item)
+                        return field.isUndefined ? (fallback ?? field) : field
+                    })
             }
             guard case .string(let filter)? = arguments.positional.first, names.contains(filter) else {
                 throw renderError("map requires a filter name or an attribute")
             }
             let rest = CallArguments(positional: Array(arguments.positional.dropFirst()), keywords: arguments.keywords)
-            return .list(try items.map { (item) throws(TemplateError) in
-                try renderer.applyFilter(filter, to: item, with: rest)
-            })
+            return .list(
+                try items.map { (item) throws(TemplateError) in
+                    try renderer.applyFilter(filter, to: item, with: rest)
+                })
         }
         let byAttribute = name.hasSuffix("attr")
         let keep = name.hasPrefix("select")
@@ -353,9 +363,10 @@ enum TemplateFilters {
         var kept: [TemplateValue] = []
         for item in items {
             let subject = try attribute.map { (path) throws(TemplateError) in try lookup(path, in: item) } ?? item
-            let passed = try testName.map { (test) throws(TemplateError) in
-                try TemplateTests.apply(test, to: subject, with: testArguments)
-            } ?? subject.isTruthy
+            let passed =
+                try testName.map { (test) throws(TemplateError) in
+                    try TemplateTests.apply(test, to: subject, with: testArguments)
+                } ?? subject.isTruthy
             if passed == keep { kept.append(item) }
         }
         return .list(kept)
@@ -412,6 +423,9 @@ enum TemplateTests {
             switch (value, other) {
             case (.none, .none): return true
             case (.bool(let a), .bool(let b)): return a == b
+            // CPython shares equal small ints and interned strings, so `is` holds for equal literals.
+            case (.integer(let a), .integer(let b)): return a == b
+            case (.string(let a), .string(let b)): return a == b
             case (.namespace(let a), .namespace(let b)): return a === b
             default: return false
             }

@@ -198,7 +198,8 @@ struct TemplateLexer {
             search = candidate + 2
             guard opener == "{%" else { continue }
             var inner = candidate + 2
-            let sign: Unicode.Scalar? = inner < scalars.count && "-+".unicodeScalars.contains(scalars[inner])
+            let sign: Unicode.Scalar? =
+                inner < scalars.count && "-+".unicodeScalars.contains(scalars[inner])
                 ? scalars[inner] : nil
             if sign != nil { inner += 1 }
             inner = skipSpaces(from: inner)
@@ -266,7 +267,8 @@ struct TemplateLexer {
             } else if scalar == "_" || scalar.properties.isXIDStart {
                 var end = index + 1
                 while end < scalars.count, scalars[end] == "_" || scalars[end].properties.isXIDContinue { end += 1 }
-                tokens.append(Token(kind: .name(String(String.UnicodeScalarView(scalars[index..<end]))), location: here))
+                tokens.append(
+                    Token(kind: .name(String(String.UnicodeScalarView(scalars[index..<end]))), location: here))
                 index = end
             } else if index + 1 < scalars.count,
                 Self.symbols2.contains(String(String.UnicodeScalarView(scalars[index...index + 1])))

@@ -97,7 +97,8 @@ enum TemplateMethods {
                 guard case .string(let affix) = candidate else {
                     throw renderError("\(name) first arg must be str or a tuple of str, not \(candidate.typeName)")
                 }
-                let matches = name == "startswith"
+                let matches =
+                    name == "startswith"
                     ? text.unicodeScalars.starts(with: affix.unicodeScalars)
                     : text.unicodeScalars.reversed().starts(with: affix.unicodeScalars.reversed())
                 if matches { return .bool(true) }
@@ -167,7 +168,8 @@ enum TemplateMethods {
         let scalars = text.unicodeScalars
         guard !scalars.isEmpty else { return false }
         switch name {
-        case "isdigit": return scalars.allSatisfy { $0.properties.numericType == .decimal || $0.properties.numericType == .digit }
+        case "isdigit":
+            return scalars.allSatisfy { $0.properties.numericType == .decimal || $0.properties.numericType == .digit }
         case "isalpha": return scalars.allSatisfy { $0.properties.isAlphabetic }
         case "isalnum": return scalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil }
         case "isspace": return scalars.allSatisfy(PythonText.isSpace)
@@ -263,7 +265,9 @@ enum TemplateGlobals {
         default: throw renderError("range expected 1 to 3 integer arguments")
         }
         guard step != 0 else { throw renderError("range() arg 3 must not be zero") }
-        let (distance, overflowed) = step > 0 ? stop.subtractingReportingOverflow(start)
+        let (distance, overflowed) =
+            step > 0
+            ? stop.subtractingReportingOverflow(start)
             : start.subtractingReportingOverflow(stop)
         let magnitude = step == Int.min ? Int.max : Swift.abs(step)
         let span = distance <= 0 ? 0 : (distance - 1) / magnitude + 1

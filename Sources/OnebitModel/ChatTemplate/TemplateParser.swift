@@ -471,7 +471,7 @@ struct TemplateParser {
                 value = try parseSubscript(of: value, at: location)
             } else if isSymbol("(") {
                 index += 1
-                value = Expression(kind: .call(value, try parseArguments()), location: location)
+                value = Expression(kind: .call(value, try parseArguments()), location: value.location)
             } else {
                 return value
             }
@@ -535,7 +535,9 @@ struct TemplateParser {
                 let nameToken = current
                 var name = try expectName()
                 while skip(symbol: ".") { name += "." + (try expectName()) }
-                guard TemplateFilters.names.contains(name) else { throw error("no filter named '\(name)'", at: nameToken) }
+                guard TemplateFilters.names.contains(name) else {
+                    throw error("no filter named '\(name)'", at: nameToken)
+                }
                 var arguments = Arguments()
                 if skip(symbol: "(") { arguments = try parseArguments() }
                 value = Expression(kind: .filter(value, name: name, arguments), location: location)
@@ -554,7 +556,7 @@ struct TemplateParser {
                 value = Expression(kind: .test(value, name: name, arguments, negated: negated), location: location)
             } else if isSymbol("(") {
                 index += 1
-                value = Expression(kind: .call(value, try parseArguments()), location: location)
+                value = Expression(kind: .call(value, try parseArguments()), location: value.location)
             } else {
                 return value
             }

@@ -21,7 +21,7 @@ func renderError(_ message: String) -> TemplateError {
 /// depth make any template finish in bounded time and memory.
 final class TemplateRenderer {
     /// Upper bound on evaluated expressions and loop iterations per render.
-    static let maximumSteps = 5_000_000
+    static let maximumSteps = 1_000_000
     /// Upper bound on output (and on any string built while rendering), in UTF-8 bytes.
     static let maximumOutputBytes = 32 << 20
     /// Upper bound on nested macro calls.
@@ -118,7 +118,9 @@ final class TemplateRenderer {
 
     private func unpack(_ value: TemplateValue, into count: Int) throws(TemplateError) -> [TemplateValue] {
         let items = try value.iterated()
-        if items.count < count { throw renderError("not enough values to unpack (expected \(count), got \(items.count))") }
+        if items.count < count {
+            throw renderError("not enough values to unpack (expected \(count), got \(items.count))")
+        }
         if items.count > count { throw renderError("too many values to unpack (expected \(count))") }
         return items
     }
@@ -246,7 +248,8 @@ final class TemplateRenderer {
             let function = try evaluate(callee)
             return try call(function, with: try evaluate(arguments))
         case .filter(let value, let name, let arguments):
-            return try TemplateFilters.apply(name, to: try evaluate(value), with: try evaluate(arguments), renderer: self)
+            return try TemplateFilters.apply(
+                name, to: try evaluate(value), with: try evaluate(arguments), renderer: self)
         case .test(let value, let name, let arguments, let negated):
             let passed = try TemplateTests.apply(name, to: try evaluate(value), with: try evaluate(arguments))
             return .bool(passed != negated)
@@ -282,7 +285,9 @@ final class TemplateRenderer {
         return result
     }
 
-    private static func apply(_ operation: UnaryOperator, to value: TemplateValue) throws(TemplateError) -> TemplateValue {
+    private static func apply(_ operation: UnaryOperator, to value: TemplateValue) throws(TemplateError)
+        -> TemplateValue
+    {
         if operation == .not { return .bool(!value.isTruthy) }
         if case .undefined(let message) = value { throw renderError(message) }
         switch value.numeric {

@@ -161,13 +161,15 @@ extension TemplateValue {
         case .dictionary(let members):
             var parts: [String] = []
             for (key, value) in members {
-                parts.append(PythonText.stringRepresentation(key) + ": " + (try value.pythonRepresentation(depth: depth + 1)))
+                parts.append(
+                    PythonText.stringRepresentation(key) + ": " + (try value.pythonRepresentation(depth: depth + 1)))
             }
             return "{" + parts.joined(separator: ", ") + "}"
         case .namespace(let namespace):
             var parts: [String] = []
             for (key, value) in namespace.members {
-                parts.append(PythonText.stringRepresentation(key) + ": " + (try value.pythonRepresentation(depth: depth + 1)))
+                parts.append(
+                    PythonText.stringRepresentation(key) + ": " + (try value.pythonRepresentation(depth: depth + 1)))
             }
             return "<Namespace {" + parts.joined(separator: ", ") + "}>"
         case .callable: return "<function>"
