@@ -20,9 +20,10 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
+        .target(name: "CDemoModel", cSettings: [.unsafeFlags(["-Wall", "-Werror"])]),
         .target(
             name: "OnebitModel",
-            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["CDemoModel", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strict
         ),
         .target(name: "OnebitCPU", dependencies: ["CKernels", "OnebitModel"], swiftSettings: strict),

@@ -6,14 +6,16 @@ import OnebitModel
 struct ModelOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: ArgumentHelp("A Hugging Face model directory or a .gguf file.", valueName: "path"))
-    var model: String
+        help: ArgumentHelp(
+            "A Hugging Face model directory or a .gguf file (default: the built-in demo model).", valueName: "path"))
+    var model: String?
 
     /// Loads the model the options name, showing what is being loaded on a terminal.
     func load() throws -> LoadedModel {
         let status = StatusLine()
-        status.show("loading \(model)")
+        status.show("loading \(model ?? EmbeddedModel.name)")
         defer { status.clear() }
+        guard let model else { return try EmbeddedModel.load() }
         return try ModelLoader.load(path: model)
     }
 }
