@@ -21,6 +21,8 @@ public enum SessionError: Error, CustomStringConvertible, Equatable {
     case contextFull(capacity: Int, requested: Int)
     /// A token id is outside the vocabulary.
     case invalidToken(id: Int, vocabularySize: Int)
+    /// Generation needs at least one prompt token.
+    case emptyPrompt
 
     /// A message that names the problem and, where there is one, the fix.
     public var description: String {
@@ -29,6 +31,8 @@ public enum SessionError: Error, CustomStringConvertible, Equatable {
             "the sequence needs \(requested) tokens but the context holds \(capacity); use a shorter prompt or a larger --ctx"
         case .invalidToken(let id, let vocabularySize):
             "token id \(id) is outside the vocabulary (0..<\(vocabularySize))"
+        case .emptyPrompt:
+            "the prompt is empty; generation needs at least one token to continue from"
         }
     }
 }

@@ -33,8 +33,12 @@ public final class LanguageModel {
         prompt: [Int], maxTokens: Int, sampling: SamplingParameters,
         onToken: (Int) -> Bool = { _ in true }
     ) throws(SessionError) -> GenerationResult {
-        guard !prompt.isEmpty else { throw .contextFull(capacity: contextLength, requested: 0) }
-        let session = makeSession()
+        guard !prompt.isEmpty else { throw .emptyPrompt }
+        // The cache holds only what this generation can reach, not the whole context window.
+        let session = makeSession(capacity: min(contextLength, prompt.count + maxTokens))
+        guard prompt.count <= session.capacity else {
+            throw .contextFull(capacity: contextLength, requested: prompt.count)
+        }
         var sampler = Sampler(sampling)
         var history = prompt
         var generated: [Int] = []
@@ -66,9 +70,13 @@ public final class LanguageModel {
     }
 
     /// Teacher-forced log-probabilities: entry `i` is `log p(tokens[i] | tokens[..<i])`, `nil` for the first.
+    /// The tokens must fit the context window.
     public func score(_ tokens: [Int]) throws(SessionError) -> [Double?] {
         guard !tokens.isEmpty else { return [] }
-        let session = makeSession(capacity: max(tokens.count, 1))
+        guard tokens.count <= contextLength else {
+            throw .contextFull(capacity: contextLength, requested: tokens.count)
+        }
+        let session = makeSession(capacity: tokens.count)
         let logits = try session.append(tokens) { $0 < tokens.count - 1 }
         var result: [Double?] = [nil]
         for i in 1..<tokens.count {
