@@ -1,0 +1,71 @@
+import Testing
+
+@testable import OnebitEngine
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Each sampling filter does what its name says, and a seed reproduces its stream.
+@Suite struct SamplerTests {
+    let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 0.0, 2.9]
+
+    func draws(_ parameters: SamplingParameters, count: Int = 400) -> [Int] {
+        var sampler = Sampler(parameters)
+        return (0..<count).map { _ in sampler.sample(logits, history: []) }
+    }
+
+    @Test func greedyPicksTheLargestLogit() {
+        #expect(draws(.greedy, count: 5) == [1, 1, 1, 1, 1])
+        #expect(Sampler.argmax([0, 2, 2, 1]) == 1)
+    }
+
+    @Test func sameSeedSameStream() {
+        let parameters = SamplingParameters(temperature: 1, seed: 42)
+        #expect(draws(parameters) == draws(parameters))
+        #expect(draws(parameters) != draws(SamplingParameters(temperature: 1, seed: 43)))
+    }
+
+    @Test func topKKeepsOnlyTheBest() {
+        let seen = Set(draws(SamplingParameters(temperature: 5, topK: 2, seed: 1)))
+        #expect(seen == [1, 5])
+    }
+
+    @Test func topPKeepsTheSmallestNucleus() {
+        // With temperature 1 the three best tokens hold about 90% of the mass.
+        let seen = Set(draws(SamplingParameters(temperature: 1, topP: 0.6, seed: 2)))
+        #expect(seen.isSubset(of: [1, 5, 2]) && seen.count >= 2)
+    }
+
+    @Test func minPDropsUnlikelyTokens() {
+        let seen = Set(draws(SamplingParameters(temperature: 1, minP: 0.5, seed: 3)))
+        #expect(seen.isSubset(of: [1, 5, 2]))
+        #expect(!seen.contains(3) && !seen.contains(4) && !seen.contains(0))
+    }
+
+    @Test func repetitionPenaltyDemotesSeenTokens() {
+        var sampler = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
+        #expect(sampler.sample(logits, history: [1]) == 5)
+        #expect(sampler.sample(logits, history: [1, 5]) == 2)
+    }
+
+    @Test func frequenciesFollowTheSoftmax() {
+        let counts = draws(SamplingParameters(temperature: 1, seed: 7), count: 20000).reduce(into: [Int: Int]()) {
+            $0[$1, default: 0] += 1
+        }
+        let total = logits.map { exp(Double($0)) }.reduce(0, +)
+        for (token, logit) in logits.enumerated() {
+            let expected = exp(Double(logit)) / total
+            let observed = Double(counts[token, default: 0]) / 20000
+            #expect(abs(observed - expected) < 0.015, "token \(token): \(observed) vs \(expected)")
+        }
+    }
+
+    @Test func invalidParametersNameThemselves() {
+        #expect(throws: SamplingError.outOfRange("top_p", "must be in (0, 1]")) {
+            try SamplingParameters(topP: 0).validate()
+        }
+        #expect(throws: SamplingError.self) { try SamplingParameters(temperature: -1).validate() }
+        #expect(throws: SamplingError.self) { try SamplingParameters(repetitionPenalty: 0).validate() }
+    }
+}
