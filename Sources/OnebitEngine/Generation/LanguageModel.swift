@@ -85,13 +85,15 @@ public final class LanguageModel {
         return result
     }
 
-    /// Perplexity over `tokens` with windows of `context` tokens advanced by `stride`; each window scores only the
-    /// tokens no earlier window scored, so every token is predicted once with up to `context - stride` tokens of
-    /// history. `progress` receives the fraction done.
+    /// Perplexity over `tokens` with windows of `context` tokens advanced by `stride`. Each window scores only the
+    /// tokens no earlier window scored, so every token after the first is predicted exactly once; windows advance
+    /// by at most `context - 1` so that the first token of a window is still predicted from the one before it.
+    /// `progress` receives the fraction done.
     public func perplexity(
         _ tokens: [Int], context: Int, stride: Int, progress: (Double) -> Void = { _ in }
     ) throws(SessionError) -> PerplexityResult {
-        precondition(context > 1 && stride > 0 && stride <= context, "invalid window")
+        precondition(context > 1 && stride > 0, "invalid window")
+        let advance = min(stride, context - 1)
         var totalNLL = 0.0
         var count = 0
         var scoredUpTo = 0
@@ -100,7 +102,7 @@ public final class LanguageModel {
         while scoredUpTo < tokens.count - 1 {
             let end = min(begin + context, tokens.count)
             let window = Array(tokens[begin..<end])
-            let firstTarget = max(scoredUpTo + 1, begin + 1) - begin
+            let firstTarget = scoredUpTo + 1 - begin
             session.truncate(to: 0)
             let logits = try session.append(window) { $0 >= firstTarget - 1 && $0 < window.count - 1 }
             for target in firstTarget..<window.count {
@@ -108,9 +110,8 @@ public final class LanguageModel {
                 count += 1
             }
             scoredUpTo = end - 1
-            progress(Double(scoredUpTo) / Double(max(tokens.count - 1, 1)))
-            if end == tokens.count { break }
-            begin += stride
+            progress(Double(scoredUpTo) / Double(tokens.count - 1))
+            begin += advance
         }
         return PerplexityResult(tokenCount: count, meanNegativeLogLikelihood: count > 0 ? totalNLL / Double(count) : 0)
     }

@@ -9,7 +9,8 @@ struct Perplexity: ParsableCommand {
         abstract: "Measure the perplexity of a text file.",
         discussion: """
             The file is tokenized once (with BOS when the tokenizer adds one) and scored in windows of --ctx \
-            tokens that advance by --stride; each token is predicted once.
+            tokens that advance by --stride (at most --ctx - 1, so windows share at least one token); every \
+            token after the first is predicted exactly once, from the tokens of its window before it.
             """)
 
     @OptionGroup var options: ModelOptions
