@@ -17,7 +17,7 @@ What it does, in one run:
 
 Usage (from the repository root, with tools/.venv):
   python tools/demo_corpus.py                       # once: fetch the corpus into tools/.corpus/
-  python tools/train_demo.py --out Models/onebit-demo   # full run (GPU; about 8 minutes on one H100)
+  python tools/train_demo.py --out Models/onebit-demo   # full run (one GPU; about 6 minutes on an H200)
   python tools/train_demo.py --smoke                # a tiny model, a few steps on the CPU, into a temp dir
   python tools/train_demo.py --verify Models/onebit-demo  # reload an export on the CPU, rewrite reference.json
 """
@@ -62,9 +62,11 @@ PRETOKENIZE_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
+# The model saw no dialogue, only plays: a chat renders as the text to continue (BOS, then the messages' contents
+# separated by blank lines), so chat front-ends and `onebit say` get the model's real skill, continuation.
 CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim + '<|eot_id|>' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
+    "{{ bos_token }}{% for message in messages %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}"
+    "{{ message['content'] | trim }}{% endfor %}"
 )
 
 QUANTIZATION_CONFIG = {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "offline"}
@@ -95,9 +97,11 @@ class Settings:
     peak_lr: float = 3e-3
     warmup_steps: int = 200
     weight_decay: float = 0.1
+    dropout: float = 0.15  # training only: on the embeddings and on each residual branch (o_proj, down_proj outputs)
+    attention_dropout: float = 0.1  # training only
     grad_clip: float = 1.0
     # warmup-stable-decay: (end of the stable phase, length of the linear decay to zero) for each branch
-    branches: list = field(default_factory=lambda: [(400, 100), (800, 200), (1500, 300), (2600, 500)])
+    branches: list = field(default_factory=lambda: [(600, 150), (1200, 300), (2000, 400), (3000, 600)])
     eval_every: int = 250
     log_every: int = 50
     time_budget_s: float = 420.0  # wall clock for the training loop; later branches are skipped past it
@@ -481,11 +485,20 @@ def build_model(s: Settings, bos_id: int, eos_id: int, device):
     cfg.pop("architectures")
     config = BitNetConfig(**{k: v for k, v in cfg.items() if k not in ("torch_dtype", "model_type")})
     config._attn_implementation = "sdpa"
+    config.attention_dropout = s.attention_dropout
     torch.manual_seed(s.seed)
     model = BitNetForCausalLM(config)
     assert model.lm_head.weight is model.model.embed_tokens.weight, "embeddings must be tied"
     replaced = make_qat(model)
     assert replaced == 7 * s.num_hidden_layers, replaced
+    if s.dropout > 0:  # regularisation while training; a no-op in eval mode, so the architecture is unchanged
+        def drop(module, inputs, output):
+            return F.dropout(output, s.dropout, module.training)
+
+        model.model.embed_tokens.register_forward_hook(drop)
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.register_forward_hook(drop)
+            layer.mlp.down_proj.register_forward_hook(drop)
     return model.to(device)
 
 
@@ -656,9 +669,10 @@ def model_card(m: dict) -> str:
         f"{h['heldout_ppl']:.2f} |"
         for h in m["history"]
     )
-    samples = "\n".join(
-        f"| `{json.dumps(g['prompt'])[1:-1]}` | `{json.dumps(g['output_text'])[1:-1]}` |" for g in ref["greedy"]
-    )
+    def cell(text: str) -> str:  # one table cell: escaped newlines, pipes escaped for Markdown tables
+        return "`" + json.dumps(text, ensure_ascii=False)[1:-1].replace("|", "\\|") + "`"
+
+    samples = "\n".join(f"| {cell(g['prompt'])} | {cell(g['output_text'])} |" for g in ref["greedy"])
     head_dim = s["hidden_size"] // s["num_attention_heads"]
     cpu = f"{m['reload_cpu']['heldout_ppl']:.3f}" if "reload_cpu" in m else "not measured"
     size_mb = m["files_bytes"] / 1e6
@@ -699,7 +713,8 @@ r+3R of the ternary matrix in bit pairs 0-1, 2-3, 4-5, 6-7, each as code + 1) pl
 the embeddings and norms in bf16, and no `lm_head` (tied). `tokenizer.json` is a byte-level BPE with the
 Llama-3 pre-tokenizer regex and the special tokens `{BOS}` (BOS, id {m['ids']['bos']}), `{EOS}` ({m['ids']['eos']}),
 `{START_HEADER}`, `{END_HEADER}` and `{EOT}` ({m['ids']['eot']}); the tokenizer adds BOS. The chat template
-(`tokenizer_config.json`) is 2B-4T's: `User: …<|eot_id|>Assistant: `. Generation stops on ids
+(`tokenizer_config.json`) renders a conversation as text to continue: BOS, then the messages' contents separated
+by blank lines. Generation stops on ids
 {m['ids']['eos']} and {m['ids']['eot']} (`generation_config.json`).
 
 ## Training data
@@ -718,7 +733,8 @@ last {m['corpus']['heldout_percent']:.1f}% of the text). The tokenizer was train
 `tools/train_demo.py`, seed {s['seed']}: transformers' `BitNetForCausalLM` with every projection replaced by a
 quantization-aware BitLinear (absmean ternary weights per tensor, absmax int8 activations per token, straight-through
 estimator; bf16 autocast, fp32 master weights). AdamW (β 0.9/0.95, weight decay {s['weight_decay']} on matrices),
-peak learning rate {s['peak_lr']}, {s['warmup_steps']} warmup steps, gradient clipping {s['grad_clip']}, batches of
+peak learning rate {s['peak_lr']}, {s['warmup_steps']} warmup steps, gradient clipping {s['grad_clip']}, dropout
+{s['dropout']} on the embeddings and the residual branches and {s['attention_dropout']} on attention (training only), batches of
 {s['batch_size']} random windows of {s['context']} tokens each starting with BOS. Warmup-stable-decay schedule: the
 stable phase branched into a linear decay to zero after several lengths; the branch with the best validation
 perplexity is the model ({m['best']['total_steps']} steps, {m['best']['epochs']:.1f} epochs):
@@ -727,8 +743,10 @@ perplexity is the model ({m['best']['total_steps']} steps, {m['best']['epochs']:
 |---|---|---|---|---|
 {rows}
 
-Trained on {m['device_name']} in {m['train_seconds']:.0f} s (the whole run, tokenizer, export and checks included:
-{m['run_seconds']:.0f} s); {m['tokens_per_second'] / 1e3:.0f}k tokens/s.
+Training took {m['train_seconds']:.0f} s on one {m['device_name']} for all branches together ({m['steps_run']:,}
+optimizer steps, {m['tokens_per_second'] / 1e3:.0f}k tokens/s; the kept branch alone is {m['best']['total_steps']:,}
+steps, {m['best']['elapsed_s']:.0f} s into the run). The whole run, tokenizer training, export and the reload check
+included, took {m['run_seconds']:.0f} s.
 
 ## Perplexity
 
@@ -739,6 +757,10 @@ tokenized on its own and followed by `{EOS}`), each chunk fed as BOS + chunk[:-1
 |---|---|---|---|
 | train ({m['final']['train_ppl_tokens']:,} tokens) | {m['final']['train_ppl']:.3f} | | |
 | held-out ({m['corpus']['heldout_tokens']:,} tokens) | {m['final']['heldout_ppl_exported']:.3f} | {m['reload']['heldout_ppl']:.3f} | {cpu} |
+
+The gap between train and held-out perplexity is the size of the corpus speaking: {m['corpus']['train_tokens'] / 1e6:.2f}M
+tokens are few for {p['ternary'] / 1e6:.1f}M ternary weights, and longer training only memorises more (the last
+branch above). The branch kept is the one that generalises best to the unseen validation play.
 
 `heldout.txt` is the first {ref['heldout_chars']:,} characters of the held-out split (the start of *Twelfth Night*),
 {ref['tokens']:,} tokens without special tokens. transformers (float32, {ref['computed_with']['device']}) gives it
@@ -754,6 +776,9 @@ Greedy, 16 new tokens, transformers float32 on the exported files:
 |---|---|
 {samples}
 
+There was no dialogue data in training, so the model is a continuation model: a chat message is the start of a
+passage and the reply is how the model goes on with it.
+
 ## Reproduce
 
 ```
@@ -763,11 +788,11 @@ tools/.venv/bin/python tools/train_demo.py --out Models/onebit-demo   # a CUDA G
 tools/.venv/bin/python tools/train_demo.py --verify Models/onebit-demo  # reload on the CPU, rewrite reference.json
 ```
 
-A rerun with the same seed gives a model of the same quality, not the same bits (GPU kernels are not
-bit-deterministic). `--smoke` trains a tiny model for a few steps on the CPU.
+The run is seeded (initialisation, data order, branch data); GPU kernels are not bit-deterministic, so a rerun
+should give a model of the same quality rather than the same bits. `--smoke` trains a tiny model for a few steps
+on the CPU into a temporary folder.
 
-License: the model and its files are released under the same terms as this repository; the training text is in the
-public domain.
+The training text is in the public domain, so the model carries no obligations from its data.
 """
 
 
@@ -898,7 +923,8 @@ def main() -> None:
     t_train = time.time()
     best, history = train(model, s, train_ids, valid_ids, heldout_ids, bos_id, device)
     train_seconds = time.time() - t_train
-    tokens_per_second = best["total_steps"] * s.batch_size * s.context / max(best["elapsed_s"], 1e-9)
+    steps_run = history[-1]["stable_steps"] + sum(h["decay_steps"] for h in history)  # all branches together
+    tokens_per_second = steps_run * s.batch_size * s.context / train_seconds
 
     model.eval()
 
@@ -963,6 +989,7 @@ def main() -> None:
         "train_seconds": train_seconds,
         "run_seconds": time.time() - run_start,
         "tokens_per_second": tokens_per_second,
+        "steps_run": steps_run,
         "files_bytes": files_bytes,
         "date": datetime.date.today().isoformat(),
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,

@@ -85,33 +85,39 @@ public final class LanguageModel {
         return result
     }
 
-    /// Perplexity over `tokens` with windows of `context` tokens advanced by `stride`. Each window scores only the
-    /// tokens no earlier window scored, so every token after the first is predicted exactly once; windows advance
-    /// by at most `context - 1` so that the first token of a window is still predicted from the one before it.
-    /// `progress` receives the fraction done.
+    /// Perplexity of `tokens` in windows of `context` tokens whose starts advance by `stride`.
+    ///
+    /// Every window is `prefix` (BOS, for models that expect one) followed by consecutive text tokens, and its
+    /// last position also predicts the token after it. Each window scores only targets no earlier window scored,
+    /// so every token is predicted exactly once (all of them with a prefix, all but the first without), with the
+    /// rest of its window as history. `stride == context` gives non-overlapping windows; a smaller stride gives
+    /// each prediction more history at more cost. `progress` receives the fraction done.
     public func perplexity(
-        _ tokens: [Int], context: Int, stride: Int, progress: (Double) -> Void = { _ in }
+        _ tokens: [Int], prefix: [Int] = [], context: Int, stride: Int, progress: (Double) -> Void = { _ in }
     ) throws(SessionError) -> PerplexityResult {
-        precondition(context > 1 && stride > 0, "invalid window")
-        let advance = min(stride, context - 1)
+        precondition(context > prefix.count && stride > 0 && stride <= context, "invalid window")
+        let textPerWindow = context - prefix.count
+        let total = tokens.count - (prefix.isEmpty ? 1 : 0)
         var totalNLL = 0.0
         var count = 0
-        var scoredUpTo = 0
+        var next = prefix.isEmpty ? 1 : 0
         var begin = 0
         let session = makeSession(capacity: context)
-        while scoredUpTo < tokens.count - 1 {
-            let end = min(begin + context, tokens.count)
-            let window = Array(tokens[begin..<end])
-            let firstTarget = scoredUpTo + 1 - begin
+        while next < tokens.count {
+            let end = min(begin + textPerWindow, tokens.count)
+            let window = prefix + tokens[begin..<end]
+            // Input position p predicts text token begin + p - prefix.count + 1.
+            let lastTarget = min(end, tokens.count - 1)
+            let positions = (next - begin + prefix.count - 1)...(lastTarget - begin + prefix.count - 1)
             session.truncate(to: 0)
-            let logits = try session.append(window) { $0 >= firstTarget - 1 && $0 < window.count - 1 }
-            for target in firstTarget..<window.count {
-                totalNLL -= Self.logSoftmax(logits[target - 1]!, at: window[target])
+            let logits = try session.append(window) { positions.contains($0) }
+            for target in next...lastTarget {
+                totalNLL -= Self.logSoftmax(logits[target - begin + prefix.count - 1]!, at: tokens[target])
                 count += 1
             }
-            scoredUpTo = end - 1
-            progress(Double(scoredUpTo) / Double(tokens.count - 1))
-            begin += advance
+            next = lastTarget + 1
+            progress(Double(count) / Double(max(total, 1)))
+            begin += stride
         }
         return PerplexityResult(tokenCount: count, meanNegativeLogLikelihood: count > 0 ? totalNLL / Double(count) : 0)
     }

@@ -8,9 +8,9 @@ struct Perplexity: ParsableCommand {
         commandName: "ppl",
         abstract: "Measure the perplexity of a text file.",
         discussion: """
-            The file is tokenized once (with BOS when the tokenizer adds one) and scored in windows of --ctx \
-            tokens that advance by --stride (at most --ctx - 1, so windows share at least one token); every \
-            token after the first is predicted exactly once, from the tokens of its window before it.
+            The file is tokenized once, without special tokens, and scored in windows of --ctx tokens whose \
+            starts advance by --stride. Each window begins with BOS when the model's tokenizer adds one; every \
+            token is predicted exactly once, from BOS and the tokens of its window before it.
             """)
 
     @OptionGroup var options: ModelOptions
@@ -40,10 +40,13 @@ struct Perplexity: ParsableCommand {
             throw ValidationError("--ctx \(context) exceeds the model's context of \(model.config.contextLength)")
         }
         let text = try TextFile.read(file)
-        let tokens = model.tokenizer.encode(text, addSpecialTokens: true)
+        let tokens = model.tokenizer.encode(text, addSpecialTokens: false)
         guard tokens.count >= 2 else { throw ValidationError("\(file) holds fewer than 2 tokens") }
+        let prefix = model.tokenizer.addsBOS ? model.tokenizer.bosTokenID.map { [$0] } ?? [] : []
         let status = StatusLine()
-        let result = try LanguageModel(model).perplexity(tokens, context: context, stride: stride ?? context) {
+        let result = try LanguageModel(model).perplexity(
+            tokens, prefix: prefix, context: context, stride: stride ?? context
+        ) {
             status.progress("perplexity", fraction: $0, detail: "of \(tokens.count) tokens")
         }
         status.clear()
