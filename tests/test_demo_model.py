@@ -1,0 +1,43 @@
+"""The built-in demo model (Models/onebit-demo) against what transformers measured on the same files."""
+
+import json
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "Models", "onebit-demo")
+BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
+REFERENCE = json.load(open(os.path.join(DEMO, "reference.json"), encoding="utf-8"))
+
+# `onebit say --seed 7 --max-tokens 24 "To be, or not to be"`, recorded from onebit itself: a change here means
+# sampling, the kernels or the embedded files changed behaviour.
+RECORDED_SAY = "\nTo say I am a king.\n\nKING.\nI shall not hear\nThe king shall not be a queen of mine"
+
+
+def onebit(*args: str) -> str:
+    done = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"onebit {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def test_heldout_perplexity_matches_transformers():
+    windowing = REFERENCE["windowing"]
+    assert windowing["bos_at_window_start"] and windowing["stride"] == windowing["context"]
+    out = json.loads(onebit("ppl", "--file", os.path.join(DEMO, REFERENCE["heldout_file"]), "--ctx",
+                            str(windowing["context"]), "--json"))
+    assert out["tokens"] == REFERENCE["tokens"]
+    assert abs(out["perplexity"] / REFERENCE["perplexity"] - 1) < 0.005, (out, REFERENCE["perplexity"])
+
+
+def test_greedy_continuations_match_transformers():
+    for case in REFERENCE["greedy"]:
+        if case["prompt"].startswith("<|begin_of_text|>"):
+            continue  # rendered chat, tokenized by the reference with a second BOS; not a raw prompt
+        out = json.loads(onebit("say", "--raw", "--temperature", "0", "--max-tokens", "16", "--json", case["prompt"]))
+        assert out["token_ids"][:8] == case["output_ids"][:8], case["prompt"]
+
+
+def test_default_say_is_the_demo_model_and_reproducible():
+    text = onebit("say", "--seed", "7", "--max-tokens", "24", "To be, or not to be")
+    assert text == RECORDED_SAY + "\n"
+    assert "onebit-demo" in onebit("info")
