@@ -45,3 +45,17 @@ int ob_physical_core_count(void) {
     return online > 0 ? (int)online : 1;
 #endif
 }
+
+uint64_t ob_read_words(const uint64_t *p, size_t count) {
+    // Four independent sums keep several loads in flight; the result only exists so the reads cannot be skipped.
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    size_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        a += p[i];
+        b ^= p[i + 1];
+        c += p[i + 2];
+        d ^= p[i + 3];
+    }
+    for (; i < count; i++) a += p[i];
+    return a ^ b ^ c ^ d;
+}

@@ -229,14 +229,25 @@ VNNI static inline __attribute__((always_inline)) void tile_vnni_rt(const uint8_
     __m512i acc[4][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    // Full blocks load activations unmasked; only a final partial block (cols not a multiple of 256) masks them.
+    size_t full_end = cols / BLOCK_COLS < b1 ? cols / BLOCK_COLS : b1;
     for (size_t b = b0; b < b1; b++) {
+        int full = b < full_end;
         __m512i raw[4];
-        for (int r = 0; r < R; r++) raw[r] = _mm512_loadu_si512(w + (size_t)r * stride + b * BLOCK_BYTES);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *block = w + (size_t)r * stride + b * BLOCK_BYTES;
+            _mm_prefetch((const char *)(block + 8 * stride), _MM_HINT_T0);
+            raw[r] = _mm512_loadu_si512(block);
+        }
         for (int k = 0; k < 4; k++) {
             size_t c = b * BLOCK_COLS + 64 * (size_t)k;
-            __mmask64 m = tail_mask(c, cols);
             __m512i a[4];
-            for (int t = 0; t < T; t++) a[t] = _mm512_maskz_loadu_epi8(m, q + (size_t)t * cols + c);
+            if (full) {
+                for (int t = 0; t < T; t++) a[t] = _mm512_loadu_si512(q + (size_t)t * cols + c);
+            } else {
+                __mmask64 m = tail_mask(c, cols);
+                for (int t = 0; t < T; t++) a[t] = _mm512_maskz_loadu_epi8(m, q + (size_t)t * cols + c);
+            }
             for (int r = 0; r < R; r++) {
                 __m512i u = _mm512_and_si512(_mm512_srli_epi16(raw[r], 2 * k), mask);
                 for (int t = 0; t < T; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u, a[t]);

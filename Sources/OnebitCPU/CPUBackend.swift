@@ -42,7 +42,7 @@ public final class CPUBackend {
     public let usesInt8Head: Bool
 
     private var isa: Int32 { instructionSet.rawValue }
-    // Per-thread softmax scratch for attention, grown to the longest sequence seen.
+    // Softmax scratch for attention, grown to the longest sequence seen.
     private var scores = AlignedBuffer<Float>(zeroed: 0)
 
     /// Creates a backend on `threadCount` threads (default: the physical cores), running `instructionSet`
@@ -53,6 +53,9 @@ public final class CPUBackend {
         self.instructionSet = instructionSet
         usesInt8Head = int8Head
     }
+
+    /// Bytes a `rows` x `columns` ternary matrix occupies in the packed layout the kernels stream.
+    public static func packedByteCount(rows: Int, columns: Int) -> Int { rows * ob_packed_row_bytes(columns) }
 
     /// Repacks into the layout the kernels stream (`ternary.c`).
     public func prepare(_ matrix: TernaryMatrix) -> CPUTernaryWeights { CPUTernaryWeights(matrix) }
@@ -160,22 +163,17 @@ public final class CPUBackend {
         heads: Int, kvHeads: Int, headDim: Int, into out: CPUActivations
     ) {
         let longest = Int(positions[0..<tokens].max() ?? 0) + 1
-        if scores.count < longest * pool.threadCount {
-            scores = AlignedBuffer(zeroed: longest * pool.threadCount * 2)
-        }
+        // Softmax scratch for each head, so chunks of heads on different threads never share it.
+        if scores.count < longest * heads { scores = AlignedBuffer(zeroed: longest * heads * 2) }
         let scale = 1 / Float(headDim).squareRoot()
         let (q, k, v, o, scratch, isa) = (
             queries.pointer, cache.keys[layer].pointer, cache.values[layer].pointer, out.pointer, scores.pointer, isa
         )
-        let stride = scores.count / pool.threadCount
         positions.withUnsafeBufferPointer { positions in
-            pool.run { worker in
-                let begin = heads * worker / pool.threadCount
-                let end = heads * (worker + 1) / pool.threadCount
-                guard begin < end else { return }
+            pool.parallelFor(heads) { range in
                 ob_attention_heads(
-                    isa, q, k, v, tokens, heads, kvHeads, headDim, positions.baseAddress, scale, begin, end,
-                    scratch + worker * stride, o)
+                    isa, q, k, v, tokens, heads, kvHeads, headDim, positions.baseAddress, scale, range.lowerBound,
+                    range.upperBound, scratch + range.lowerBound * longest, o)
             }
         }
     }

@@ -131,6 +131,9 @@ void ob_attention_heads(int isa, const float *q, const float *k_cache, const flo
 /// Physical cores this process may run on (distinct cores in its affinity mask), at least 1.
 int ob_physical_core_count(void);
 
+/// Reads `count` words and folds them into one value: the inner loop of a memory read-bandwidth probe.
+uint64_t ob_read_words(const uint64_t *p, size_t count);
+
 /// A pause for spin-wait loops (tells the core a thread is spinning).
 static inline void ob_cpu_relax(void) {
 #if defined(__x86_64__)

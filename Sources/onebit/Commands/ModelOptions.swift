@@ -9,6 +9,13 @@ struct ModelOptions: ParsableArguments {
         help: ArgumentHelp("A Hugging Face model directory or a .gguf file.", valueName: "path"))
     var model: String
 
+    @Option(help: "Threads for the CPU kernels (default: the physical cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
     /// Loads the model the options name, showing what is being loaded on a terminal.
     func load() throws -> LoadedModel {
         let status = StatusLine()
