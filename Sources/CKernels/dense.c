@@ -43,6 +43,8 @@ AVX2 static void bf16_gemv_avx2(const uint16_t *w, size_t cols, size_t r0, size_
             __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
             for (int i = 0; i < 4; i++) {
                 const uint16_t *row = w + (r + (size_t)i) * cols + c;
+                // Rows two tiles ahead: the hardware prefetcher alone reached half the read bandwidth.
+                _mm_prefetch((const char *)(row + 8 * cols), _MM_HINT_T0);
                 acc[i][0] = _mm256_fmadd_ps(load_bf16x8(row), x0, acc[i][0]);
                 acc[i][1] = _mm256_fmadd_ps(load_bf16x8(row + 8), x1, acc[i][1]);
             }

@@ -23,14 +23,17 @@ size_t ob_packed_row_bytes(size_t cols) { return (cols + BLOCK_COLS - 1) / BLOCK
 
 void ob_ternary_pack(const uint8_t *codes, size_t rows, size_t cols, uint8_t *packed) {
     size_t stride = ob_packed_row_bytes(cols), bytes_per_row = cols / 4;
-    memset(packed, 0, rows * stride);
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *src = codes + r * bytes_per_row;
         uint8_t *dst = packed + r * stride;
-        for (size_t c = 0; c < cols; c++) {
-            uint8_t code = (src[c >> 2] >> ((c & 3) * 2)) & 3;
-            size_t block = c / BLOCK_COLS, within = c % BLOCK_COLS;
-            dst[block * BLOCK_BYTES + within % 64] |= (uint8_t)(code << ((within / 64) * 2));
+        for (size_t block = 0; block * BLOCK_COLS < cols; block++) {
+            // One code per byte for the block's 256 columns (code 0 past the end), then four per output byte.
+            uint8_t expanded[BLOCK_COLS] = {0};
+            size_t first = block * BLOCK_COLS, count = cols - first < BLOCK_COLS ? cols - first : BLOCK_COLS;
+            for (size_t c = 0; c < count; c++) expanded[c] = (src[(first + c) >> 2] >> (((first + c) & 3) * 2)) & 3;
+            for (size_t j = 0; j < BLOCK_BYTES; j++)
+                dst[block * BLOCK_BYTES + j] = (uint8_t)(expanded[j] | expanded[64 + j] << 2 | expanded[128 + j] << 4 |
+                                                         expanded[192 + j] << 6);
         }
     }
 }
@@ -180,8 +183,11 @@ AVX2 static inline __attribute__((always_inline)) void tile_avx2_rt(const uint8_
             for (int t = 0; t < T; t++) part[r][t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i raw[2];
-            for (int r = 0; r < R; r++)
-                raw[r] = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * stride + b * BLOCK_BYTES + 32 * h));
+            for (int r = 0; r < R; r++) {
+                const uint8_t *half = w + (size_t)r * stride + b * BLOCK_BYTES + 32 * h;
+                _mm_prefetch((const char *)(half + 8 * stride), _MM_HINT_T0);
+                raw[r] = _mm256_loadu_si256((const __m256i *)half);
+            }
             for (int k = 0; k < 4; k++) {
                 size_t c = b * BLOCK_COLS + 64 * (size_t)k + 32 * (size_t)h;
                 __m256i a[2];
@@ -236,6 +242,7 @@ VNNI static inline __attribute__((always_inline)) void tile_vnni_rt(const uint8_
         __m512i raw[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *block = w + (size_t)r * stride + b * BLOCK_BYTES;
+            // The hardware prefetcher alone leaves bandwidth unused here: fetch the rows two tiles ahead.
             _mm_prefetch((const char *)(block + 8 * stride), _MM_HINT_T0);
             raw[r] = _mm512_loadu_si512(block);
         }

@@ -41,6 +41,9 @@ struct Bench: ParsableCommand {
     @Option(name: .shortAndLong, help: "Runs of prompt + generation; the best is reported with the spread.")
     var repetitions = 1
 
+    @Option(help: "Kernel variant: avx512-vnni, avx2 or scalar (default: the best this CPU runs).")
+    var kernels: String?
+
     @Flag(help: "Compute logits with an int8 copy of the output head.")
     var int8Head = false
 
@@ -52,6 +55,12 @@ struct Bench: ParsableCommand {
             throw ValidationError("-p, -n and --repetitions must be at least 1")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let kernels {
+            guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
+                throw ValidationError("unknown kernels \(kernels); known: avx512-vnni, avx2, scalar")
+            }
+            guard set.isSupported else { throw ValidationError("this CPU cannot run \(kernels)") }
+        }
         if model == nil, SyntheticShape(name: synthetic) == nil {
             throw ValidationError("unknown shape \(synthetic); known: \(SyntheticShape.names.joined(separator: ", "))")
         }
@@ -63,7 +72,8 @@ struct Bench: ParsableCommand {
         var source = ""
         var config: ModelConfig
         var transformer: Transformer<CPUBackend>
-        let backend = CPUBackend(threadCount: threads, int8Head: int8Head)
+        let instructionSet = CPUInstructionSet.allCases.first { $0.description == kernels } ?? .best
+        let backend = CPUBackend(threadCount: threads, instructionSet: instructionSet, int8Head: int8Head)
         let loadStart = clock.now
         do {
             let weights: ModelWeights
@@ -83,10 +93,15 @@ struct Bench: ParsableCommand {
         let residentAfterLoad = Self.memoryStatus("VmRSS")
 
         status.show("measuring memory bandwidth")
+        let peakBeforeProbe = Self.memoryStatus("VmHWM")
         let bandwidth = MemoryBandwidth.measure(pool: backend.pool)
+        Self.resetPeakMemory()  // the probe's buffer is not the model's memory
 
         var rng = SystemRandomNumberGenerator()
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<config.vocabSize, using: &rng) }
+        // One untimed token first: first-use work (the int8 head's quantization, page faults) is not speed.
+        status.show("warming up")
+        _ = try transformer.makeSession(capacity: 2).append([prompt[0]]) { _ in true }
         var prefillRates: [Double] = []
         var decodeRates: [Double] = []
         for run in 1...repetitions {
@@ -118,7 +133,8 @@ struct Bench: ParsableCommand {
             source: source, instructionSet: backend.instructionSet.description, threads: backend.pool.threadCount,
             int8Head: backend.usesInt8Head, promptTokens: promptTokens, generatedTokens: generatedTokens,
             prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
-            peakBytes: Self.memoryStatus("VmHWM"), residentBytes: residentAfterLoad, bytesPerStep: bytes,
+            peakBytes: max(peakBeforeProbe, Self.memoryStatus("VmHWM")), residentBytes: residentAfterLoad,
+            bytesPerStep: bytes,
             bandwidth: bandwidth, roofline: roofline, rooflineShare: decode / roofline)
         print(json ? report.json.jsonText : report.text)
     }
@@ -140,6 +156,13 @@ struct Bench: ParsableCommand {
         let head = int8Head ? headElements + c.vocabSize * 8 : headElements * 2
         let cache = c.layerCount * 2 * kv * 4 * averageContext
         return ternary + head + cache
+    }
+
+    /// Restarts the peak-memory count (`VmHWM`) from the current resident size (Linux `clear_refs` value 5).
+    static func resetPeakMemory() {
+        guard let file = fopen("/proc/self/clear_refs", "w") else { return }
+        fputs("5", file)
+        fclose(file)
     }
 
     /// A `/proc/self/status` field (`VmHWM`, `VmRSS`) in bytes; 0 where the file does not exist.
