@@ -103,10 +103,10 @@ public final class CPUBackend {
     public func rmsNormQuantize(
         _ x: CPUActivations, weight: [Float], epsilon: Float, tokens: Int, into q: CPUQuantizedActivations
     ) {
-        let (input, values, scales, width) = (x.pointer, q.values.pointer, q.scales.pointer, x.width)
+        let (input, values, scales, width, isa) = (x.pointer, q.values.pointer, q.scales.pointer, x.width, isa)
         pool.parallelFor(tokens) { range in
-            ob_rms_norm_quantize_rows(
-                input + range.lowerBound * width, weight, epsilon, range.count, width,
+            ob_rms_norm_quantize(
+                isa, input + range.lowerBound * width, weight, epsilon, range.count, width,
                 values + range.lowerBound * width, scales + range.lowerBound)
         }
     }

@@ -35,7 +35,7 @@ public final class ThreadPool: @unchecked Sendable {
     private var threads: [pthread_t] = []
 
     /// How many pause instructions a worker spins through before it sleeps (some tens of microseconds).
-    private static let spinLimit = 20_000
+    private static let spinLimit = 2_000
     /// Chunks per thread: enough that a descheduled thread holds back little, few enough to keep claims cheap.
     private static let chunksPerThread = 4
 

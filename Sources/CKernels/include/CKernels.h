@@ -107,6 +107,10 @@ void ob_ternary_matmul_packed(int isa, const uint8_t *packed, size_t cols, size_
                               size_t rows_total, const float *w_scales, size_t block_size, const int8_t *q,
                               const float *act_scales, size_t tokens, float *y);
 
+/// ob_rms_norm_quantize_rows with bit-identical results (same double sum order, exact element-wise vector steps).
+void ob_rms_norm_quantize(int isa, const float *x, const float *weight, float eps, size_t tokens, size_t width,
+                          int8_t *q, float *scales);
+
 /// y[r] = dot(x, row r) for a bf16 row-major matrix, rows [row_begin, row_end). Vector variants sum in a
 /// different order than ob_dense_gemv_bf16 (fp32 lanes, then a tree).
 void ob_bf16_gemv(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
