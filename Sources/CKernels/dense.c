@@ -95,8 +95,11 @@ VNNI static void int8_gemv_vnni(const int8_t *q, const float *row_scales, const 
             __mmask64 m = c + 64 <= cols ? ~(__mmask64)0 : (((__mmask64)1 << (cols - c)) - 1);
             __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xq + c), flip);
             u = _mm512_maskz_mov_epi8(m, u);
-            for (int i = 0; i < rows; i++)
-                acc[i] = _mm512_dpbusd_epi32(acc[i], u, _mm512_maskz_loadu_epi8(m, q + (r + (size_t)i) * cols + c));
+            for (int i = 0; i < rows; i++) {
+                const int8_t *row = q + (r + (size_t)i) * cols + c;
+                _mm_prefetch((const char *)(row + 8 * cols), _MM_HINT_T0);
+                acc[i] = _mm512_dpbusd_epi32(acc[i], u, _mm512_maskz_loadu_epi8(m, row));
+            }
         }
         for (int i = 0; i < rows; i++) {
             size_t row = r + (size_t)i;
