@@ -261,6 +261,22 @@ VNNI static inline __attribute__((always_inline)) void tile_vnni_rt(const uint8_
             }
         }
     }
+    if (R == 4) {
+        // Four rows reduced together: pairwise interleaved adds leave [r0 r1 r2 r3] sums in each 128-bit lane.
+        for (int t = 0; t < T; t++) {
+            __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[0][t], acc[1][t]),
+                                          _mm512_unpackhi_epi32(acc[0][t], acc[1][t]));
+            __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[2][t], acc[3][t]),
+                                          _mm512_unpackhi_epi32(acc[2][t], acc[3][t]));
+            __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+            __m256i half = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
+            __m128i quarter = _mm_add_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
+            int32_t lanes[4];
+            _mm_storeu_si128((__m128i *)lanes, quarter);
+            for (int r = 0; r < 4; r++) sums[r][t] = lanes[r];
+        }
+        return;
+    }
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) sums[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
