@@ -203,7 +203,7 @@ public final class CPUBackend {
         let (columns, isa) = (matrix.columns, isa)
         out.withUnsafeMutableBufferPointer { buffer in
             let y = buffer.baseAddress!
-            if usesInt8Head, let int8 = head.int8Rows() {
+            if usesInt8Head, let int8 = head.int8Rows(pool: pool) {
                 var quantized = [Int8](repeating: 0, count: columns)
                 var scale: Float = 0
                 ob_quantize_rows(input, 1, columns, &quantized, &scale)

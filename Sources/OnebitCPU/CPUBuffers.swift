@@ -117,10 +117,10 @@ public final class CPUDenseWeights: Sendable {
 
     /// The int8 copy of a bf16 matrix, quantized on first use (an embedding table that is never a head never pays
     /// for it); `nil` for other precisions, which keep their stored head.
-    func int8Rows() -> Int8Rows? {
+    func int8Rows(pool: ThreadPool) -> Int8Rows? {
         guard case .bfloat16(let bits) = matrix.storage else { return nil }
         return int8.withLock { rows in
-            if rows == nil { rows = Int8Rows(bits, rows: matrix.rows, columns: matrix.columns) }
+            if rows == nil { rows = Int8Rows(bits, rows: matrix.rows, columns: matrix.columns, pool: pool) }
             return rows
         }
     }
@@ -131,11 +131,19 @@ public final class CPUDenseWeights: Sendable {
         let scales: AlignedBuffer<Float>
         let sums: AlignedBuffer<Int32>
 
-        init(_ bits: [UInt16], rows: Int, columns: Int) {
+        init(_ bits: [UInt16], rows: Int, columns: Int, pool: ThreadPool) {
             codes = AlignedBuffer(zeroed: rows * columns)
             scales = AlignedBuffer(zeroed: rows)
             sums = AlignedBuffer(zeroed: rows)
-            ob_int8_rows_from_bf16(bits, rows, columns, codes.pointer, scales.pointer, sums.pointer)
+            let (codes, scales, sums) = (codes.pointer, scales.pointer, sums.pointer)
+            bits.withUnsafeBufferPointer { bits in
+                pool.parallelFor(rows, granularity: 64) { range in
+                    let first = range.lowerBound
+                    ob_int8_rows_from_bf16(
+                        bits.baseAddress! + first * columns, range.count, columns, codes + first * columns,
+                        scales + first, sums + first)
+                }
+            }
         }
     }
 }
