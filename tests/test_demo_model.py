@@ -11,7 +11,7 @@ REFERENCE = json.load(open(os.path.join(DEMO, "reference.json"), encoding="utf-8
 
 # `onebit say --seed 7 --max-tokens 24 "To be, or not to be"`, recorded from onebit itself: a change here means
 # sampling, the kernels or the embedded files changed behaviour.
-RECORDED_SAY = "\nTo say I am a king.\n\nKING.\nI shall not hear\nThe king shall not be a queen of mine"
+RECORDED_SAY = " a\nwife to the king, and to be executed by the duke.\n\nKING JOHN.\nI am not"
 
 
 def onebit(*args: str) -> str:

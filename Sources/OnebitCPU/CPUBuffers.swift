@@ -1,9 +1,29 @@
+import CKernels
 import OnebitModel
+import Synchronization
+
+/// 64-byte-aligned memory the kernels read and write through raw pointers, owned by the object that holds it.
+///
+/// Kernels running on several threads write disjoint parts of one buffer at once; Swift arrays would need an
+/// exclusive access per call, so buffers are plain memory handed to C.
+final class AlignedBuffer<Element>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Element>
+    let count: Int
+
+    init(zeroed count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count, 1) * MemoryLayout<Element>.stride, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1) * MemoryLayout<Element>.stride)
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
 
 /// Float activations `[tokens][width]` in host memory.
 public final class CPUActivations {
-    /// Row-major storage for up to `capacity` tokens.
-    var values: [Float]
+    let storage: AlignedBuffer<Float>
     /// Elements per token.
     public let width: Int
     /// Most tokens the buffer holds.
@@ -12,31 +32,35 @@ public final class CPUActivations {
     init(tokens: Int, width: Int) {
         self.width = width
         self.capacity = tokens
-        values = [Float](repeating: 0, count: tokens * width)
+        storage = AlignedBuffer(zeroed: tokens * width)
     }
 
+    var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+
     /// A copy of token `token`'s row.
-    public func row(_ token: Int) -> [Float] { Array(values[token * width..<(token + 1) * width]) }
+    public func row(_ token: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: pointer + token * width, count: width))
+    }
 }
 
 /// Int8 activations `[tokens][width]` with one scale per token.
 public final class CPUQuantizedActivations {
-    var values: [Int8]
-    var scales: [Float]
+    let values: AlignedBuffer<Int8>
+    let scales: AlignedBuffer<Float>
     /// Elements per token.
     public let width: Int
 
     init(tokens: Int, width: Int) {
         self.width = width
-        values = [Int8](repeating: 0, count: tokens * width)
-        scales = [Float](repeating: 0, count: tokens)
+        values = AlignedBuffer(zeroed: tokens * width)
+        scales = AlignedBuffer(zeroed: tokens)
     }
 }
 
 /// Keys and values of every layer, `[capacity][width]` per layer, positions in order.
 public final class CPUKeyValueCache {
-    var keys: [[Float]]
-    var values: [[Float]]
+    let keys: [AlignedBuffer<Float>]
+    let values: [AlignedBuffer<Float>]
     /// Positions each layer holds.
     public let capacity: Int
     /// `kv_heads * head_dim`.
@@ -45,19 +69,26 @@ public final class CPUKeyValueCache {
     init(layers: Int, capacity: Int, width: Int) {
         self.capacity = capacity
         self.width = width
-        keys = Array(repeating: [Float](repeating: 0, count: capacity * width), count: layers)
-        values = keys
+        keys = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
+        values = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
     }
 }
 
-/// A ternary matrix as the CPU kernels read it.
+/// A ternary matrix as the CPU kernels read it: the packed layout of `ternary.c` (four 64-column runs per 64-byte
+/// block), repacked once at load.
 public struct CPUTernaryWeights: Sendable {
-    let matrix: TernaryMatrix
+    let packed: AlignedBuffer<UInt8>
+    let rows: Int
+    let columns: Int
     let scales: [Float]
+    /// 0 for one scale per tensor, else columns per scale (a multiple of 256).
     let blockSize: Int
+    /// The canonical matrix, kept only when its scale blocks do not fit the packed kernels.
+    let canonical: TernaryMatrix?
 
     init(_ matrix: TernaryMatrix) {
-        self.matrix = matrix
+        rows = matrix.rows
+        columns = matrix.columns
         switch matrix.scale {
         case .perTensor(let s):
             scales = [s]
@@ -65,6 +96,54 @@ public struct CPUTernaryWeights: Sendable {
         case .perBlock(let size, let values):
             scales = values
             blockSize = size
+        }
+        let packable = blockSize % 256 == 0
+        canonical = packable ? nil : matrix
+        packed = AlignedBuffer(zeroed: packable ? rows * ob_packed_row_bytes(columns) : 0)
+        if packable { ob_ternary_pack(matrix.codes, rows, columns, packed.pointer) }
+    }
+
+    /// Bytes the kernels stream per use.
+    public var byteCount: Int { canonical?.codes.count ?? packed.count }
+}
+
+/// An embedding table or output head, with the int8 copy of it the opt-in int8 head reads.
+public final class CPUDenseWeights: Sendable {
+    /// The matrix as the file stores it.
+    public let matrix: DenseMatrix
+    private let int8 = Mutex<Int8Rows?>(nil)
+
+    init(matrix: DenseMatrix) { self.matrix = matrix }
+
+    /// The int8 copy of a bf16 matrix, quantized on first use (an embedding table that is never a head never pays
+    /// for it); `nil` for other precisions, which keep their stored head.
+    func int8Rows(pool: ThreadPool) -> Int8Rows? {
+        guard case .bfloat16(let bits) = matrix.storage else { return nil }
+        return int8.withLock { rows in
+            if rows == nil { rows = Int8Rows(bits, rows: matrix.rows, columns: matrix.columns, pool: pool) }
+            return rows
+        }
+    }
+
+    /// Rows quantized to int8 with one scale per row (`ob_int8_rows_from_bf16`).
+    final class Int8Rows: Sendable {
+        let codes: AlignedBuffer<Int8>
+        let scales: AlignedBuffer<Float>
+        let sums: AlignedBuffer<Int32>
+
+        init(_ bits: [UInt16], rows: Int, columns: Int, pool: ThreadPool) {
+            codes = AlignedBuffer(zeroed: rows * columns)
+            scales = AlignedBuffer(zeroed: rows)
+            sums = AlignedBuffer(zeroed: rows)
+            let (codes, scales, sums) = (codes.pointer, scales.pointer, sums.pointer)
+            bits.withUnsafeBufferPointer { bits in
+                pool.parallelFor(rows, granularity: 64) { range in
+                    let first = range.lowerBound
+                    ob_int8_rows_from_bf16(
+                        bits.baseAddress! + first * columns, range.count, columns, codes + first * columns,
+                        scales + first, sums + first)
+                }
+            }
         }
     }
 }

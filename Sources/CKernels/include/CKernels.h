@@ -69,6 +69,82 @@ void ob_dense_gemv_f16(const uint16_t *w, size_t cols, size_t row_begin, size_t 
 /// y[r] = dot(x, row r) for an fp32 row-major matrix, rows [row_begin, row_end).
 void ob_dense_gemv_f32(const float *w, size_t cols, size_t row_begin, size_t row_end, const float *x, float *y);
 
+// ---- Optimised kernels (ternary.c, dense.c, attention.c) ----------------------------------------------------
+//
+// Each takes the instruction set to run as its first argument, so one binary serves every x86-64 CPU and tests can
+// compare every variant the machine supports against the scalar reference.
+
+/// Instruction sets the optimised kernels have variants for.
+enum {
+    /// Portable C.
+    OB_ISA_SCALAR = 0,
+    /// AVX2 + FMA (vpmaddubsw for the ternary products).
+    OB_ISA_AVX2 = 1,
+    /// AVX-512 F/BW + VNNI (vpdpbusd).
+    OB_ISA_AVX512_VNNI = 2,
+};
+
+/// Whether this CPU can run `isa`.
+int ob_isa_supported(int isa);
+
+/// The fastest instruction set this CPU supports.
+int ob_isa_best(void);
+
+/// Bytes of one row of `cols` columns in the packed ternary layout (ternary.c names it): ceil(cols / 256) * 64.
+size_t ob_packed_row_bytes(size_t cols);
+
+/// Repacks `rows` canonical ternary rows into the packed layout; `packed` holds rows * ob_packed_row_bytes(cols).
+void ob_ternary_pack(const uint8_t *codes, size_t rows, size_t cols, uint8_t *packed);
+
+/// ob_ternary_dot_reference over the packed layout: exact integer products of rows [row_begin, row_end).
+void ob_ternary_dot_packed(int isa, const uint8_t *packed, size_t cols, size_t row_begin, size_t row_end,
+                           size_t rows_total, const int8_t *q, size_t tokens, int32_t *acc);
+
+/// ob_ternary_matmul_reference over the packed layout, with bit-identical results. `block_size` is 0 (one
+/// scale per tensor) or a multiple of 256. Each group of rows is multiplied with up to four tokens at once, so
+/// every weight block loaded serves several tokens of a prompt.
+void ob_ternary_matmul_packed(int isa, const uint8_t *packed, size_t cols, size_t row_begin, size_t row_end,
+                              size_t rows_total, const float *w_scales, size_t block_size, const int8_t *q,
+                              const float *act_scales, size_t tokens, float *y);
+
+/// ob_rms_norm_quantize_rows with bit-identical results (same double sum order, exact element-wise vector steps).
+void ob_rms_norm_quantize(int isa, const float *x, const float *weight, float eps, size_t tokens, size_t width,
+                          int8_t *q, float *scales);
+
+/// y[r] = dot(x, row r) for a bf16 row-major matrix, rows [row_begin, row_end). Vector variants sum in a
+/// different order than ob_dense_gemv_bf16 (fp32 lanes, then a tree).
+void ob_bf16_gemv(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
+                  float *y);
+
+/// Quantizes `rows` bf16 rows to int8 with one scale per row (w = q * row_scales[r], scale = max|w| / 127,
+/// round-half-even) and records each row's sum of q (the vector kernel's offset correction).
+void ob_int8_rows_from_bf16(const uint16_t *w, size_t rows, size_t cols, int8_t *q, float *row_scales,
+                            int32_t *row_sums);
+
+/// y[r] = dot(q_r, xq) * row_scales[r] / x_scale for int8 rows [row_begin, row_end) and one int8 token `xq`
+/// quantized with scale `x_scale` (ob_quantize_rows). The integer dot product is exact in every variant.
+void ob_int8_gemv(int isa, const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
+                  size_t row_begin, size_t row_end, const int8_t *xq, float x_scale, float *y);
+
+/// ob_attention for query heads [head_begin, head_end) only, so threads can share the heads of a step. Vector
+/// variants sum dot products in a different order than the reference.
+void ob_attention_heads(int isa, const float *q, const float *k_cache, const float *v_cache, size_t tokens,
+                        size_t heads, size_t kv_heads, size_t head_dim, const int32_t *positions, float scale,
+                        size_t head_begin, size_t head_end, float *scores, float *out);
+
+/// Physical cores this process may run on (distinct cores in its affinity mask), at least 1.
+int ob_physical_core_count(void);
+
+/// Reads `count` words and folds them into one value: the inner loop of a memory read-bandwidth probe.
+uint64_t ob_read_words(const uint64_t *p, size_t count);
+
+/// A pause for spin-wait loops (tells the core a thread is spinning).
+static inline void ob_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,10 +13,16 @@ public final class LanguageModel {
     public let model: LoadedModel
     private let transformer: Transformer<CPUBackend>
 
-    /// Prepares `model` for the CPU.
-    public init(_ model: LoadedModel) {
+    /// Prepares `model` for the CPU, on `threads` threads (default: the physical cores), with logits from an int8
+    /// copy of the output head when `int8Head` is set.
+    public convenience init(_ model: LoadedModel, threads: Int? = nil, int8Head: Bool = false) {
+        self.init(model, backend: CPUBackend(threadCount: threads, int8Head: int8Head))
+    }
+
+    /// Prepares `model` for a configured CPU backend.
+    init(_ model: LoadedModel, backend: CPUBackend) {
         self.model = model
-        transformer = Transformer(backend: CPUBackend(), config: model.config, weights: model.weights)
+        transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
     }
 
     /// The model's context window.

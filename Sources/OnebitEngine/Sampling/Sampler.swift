@@ -57,13 +57,17 @@ public struct Sampler {
             candidates.removeSubrange(keep...)
             probabilities.removeSubrange(keep...)
         }
+        // The draw walks the kept tokens in id order, not probability order: two nearly equal logits that swap
+        // places under rounding noise (another kernel, another thread count) then cannot change which token a
+        // seed picks.
+        let kept = zip(candidates, probabilities).sorted { $0.0 < $1.0 }
         let mass = probabilities.reduce(0, +)
         var threshold = random.nextUnitInterval() * mass
-        for (i, p) in probabilities.enumerated() {
+        for (token, p) in kept {
             threshold -= p
-            if threshold < 0 { return candidates[i] }
+            if threshold < 0 { return token }
         }
-        return candidates[candidates.count - 1]
+        return kept[kept.count - 1].0
     }
 
     /// The index of the largest logit (the lowest such index on ties).

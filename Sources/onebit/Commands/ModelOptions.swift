@@ -10,6 +10,13 @@ struct ModelOptions: ParsableArguments {
             "A Hugging Face model directory or a .gguf file (default: the built-in demo model).", valueName: "path"))
     var model: String?
 
+    @Option(help: "Threads for the CPU kernels (default: the physical cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
     /// Loads the model the options name, showing what is being loaded on a terminal.
     func load() throws -> LoadedModel {
         let status = StatusLine()

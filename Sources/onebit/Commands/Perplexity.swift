@@ -24,6 +24,9 @@ struct Perplexity: ParsableCommand {
     @Option(help: "How far each window advances (default: --ctx, i.e. non-overlapping windows).")
     var stride: Int?
 
+    @Flag(help: "Also measure with an int8 copy of the output head and report what it costs in perplexity.")
+    var int8Head = false
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -44,24 +47,40 @@ struct Perplexity: ParsableCommand {
         guard tokens.count >= 2 else { throw ValidationError("\(file) holds fewer than 2 tokens") }
         let prefix = model.tokenizer.addsBOS ? model.tokenizer.bosTokenID.map { [$0] } ?? [] : []
         let status = StatusLine()
-        let result = try LanguageModel(model).perplexity(
-            tokens, prefix: prefix, context: context, stride: stride ?? context
-        ) {
-            status.progress("perplexity", fraction: $0, detail: "of \(tokens.count) tokens")
+        func measure(int8Head: Bool) throws -> PerplexityResult {
+            let label = int8Head ? "perplexity (int8 head)" : "perplexity"
+            let result = try LanguageModel(model, threads: options.threads, int8Head: int8Head).perplexity(
+                tokens, prefix: prefix, context: context, stride: stride ?? context
+            ) {
+                status.progress(label, fraction: $0, detail: "of \(tokens.count) tokens")
+            }
+            status.clear()
+            return result
         }
-        status.clear()
+        let result = try measure(int8Head: false)
+        let int8Result = int8Head ? try measure(int8Head: true) : nil
+        let cost = int8Result.map { $0.perplexity / result.perplexity - 1 }
         if json {
-            let object: JSONValue = .object([
+            var object: JSONValue = .object([
                 "perplexity": .number(result.perplexity),
                 "mean_nll": .number(result.meanNegativeLogLikelihood),
                 "tokens": .integer(result.tokenCount),
                 "ctx": .integer(context), "stride": .integer(stride ?? context),
             ])
+            if let int8Result, let cost, case .object(var members) = object {
+                members["int8_head_perplexity"] = .number(int8Result.perplexity)
+                members["int8_head_relative_cost"] = .number(cost)
+                object = .object(members)
+            }
             print(object.jsonText)
         } else {
             print(
                 "perplexity \(result.perplexity) over \(result.tokenCount) tokens (ctx \(context), stride \(stride ?? context))"
             )
+            if let int8Result, let cost {
+                let percent = (cost * 10000).rounded() / 100
+                print("int8 head: perplexity \(int8Result.perplexity) (\(percent >= 0 ? "+" : "")\(percent)%)")
+            }
         }
     }
 }

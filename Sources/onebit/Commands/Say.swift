@@ -15,6 +15,10 @@ struct Say: ParsableCommand {
     @Option(help: "Most tokens to generate.")
     var maxTokens = 256
 
+    @Flag(
+        help: "Compute logits with an int8 copy of the output head (faster; `onebit ppl --int8-head` shows its cost).")
+    var int8Head = false
+
     @Flag(help: "Use the prompt as is (with the tokenizer's BOS), without the chat template.")
     var raw = false
 
@@ -36,7 +40,7 @@ struct Say: ParsableCommand {
     func run() throws {
         let model = try options.load()
         let tokens = try PromptBuilder(model: model).tokens(for: prompt, raw: raw)
-        let language = LanguageModel(model)
+        let language = LanguageModel(model, threads: options.threads, int8Head: int8Head)
         var decoder = model.tokenizer.makeStreamingDecoder()
         let result = try language.generate(prompt: tokens, maxTokens: maxTokens, sampling: sampling.parameters) {
             token in

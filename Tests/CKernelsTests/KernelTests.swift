@@ -1,0 +1,211 @@
+import CKernels
+import OnebitCPU
+import OnebitModel
+import Testing
+
+/// A small seeded generator, so a failing case can be rerun exactly.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random canonical ternary codes (each 2-bit field 0, 1 or 2) for `rows` x `cols`.
+func randomCodes(rows: Int, cols: Int, using rng: inout SplitMix) -> [UInt8] {
+    (0..<rows * cols / 4).map { _ in
+        var byte: UInt8 = 0
+        for k in 0..<4 { byte |= UInt8.random(in: 0...2, using: &rng) << UInt8(2 * k) }
+        return byte
+    }
+}
+
+/// Every instruction set this machine can run; each is compared with the scalar reference.
+let instructionSets = CPUInstructionSet.allCases.filter(\.isSupported)
+
+/// In-dimensions that are multiples of 4 but not of 32 or 256 (padding paths), full blocks, and real model widths.
+let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
+
+@Suite struct TernaryKernelTests {
+    @Test(arguments: instructionSets, columnCounts)
+    func integerDotProductsMatchTheReference(_ isa: CPUInstructionSet, cols: Int) {
+        var rng = SplitMix(state: UInt64(cols))
+        for (rows, tokens) in [(1, 1), (5, 1), (7, 3), (9, 6), (4, 17)] {
+            let codes = randomCodes(rows: rows, cols: cols, using: &rng)
+            let q = (0..<tokens * cols).map { _ in Int8.random(in: -128...127, using: &rng) }
+            var packed = [UInt8](repeating: 0xFF, count: rows * ob_packed_row_bytes(cols))
+            ob_ternary_pack(codes, rows, cols, &packed)
+            var expected = [Int32](repeating: 0, count: rows * tokens)
+            ob_ternary_dot_reference(codes, cols, 0, rows, rows, q, tokens, &expected)
+            // Rows in two ranges, as two threads would split them.
+            var actual = [Int32](repeating: -1, count: rows * tokens)
+            let split = rows / 2
+            ob_ternary_dot_packed(isa.rawValue, packed, cols, 0, split, rows, q, tokens, &actual)
+            ob_ternary_dot_packed(isa.rawValue, packed, cols, split, rows, rows, q, tokens, &actual)
+            #expect(actual == expected, "\(isa) rows \(rows) tokens \(tokens) cols \(cols)")
+        }
+    }
+
+    @Test(arguments: instructionSets)
+    func extremeActivationsDoNotSaturate(_ isa: CPUInstructionSet) {
+        let (rows, cols) = (3, 1028)
+        // All +1 weights against -128 everywhere, and all -1 against -128: the largest sums either way.
+        for code: UInt8 in [0b1010_1010, 0] {
+            let codes = [UInt8](repeating: code, count: rows * cols / 4)
+            let q = [Int8](repeating: -128, count: cols)
+            var packed = [UInt8](repeating: 0, count: rows * ob_packed_row_bytes(cols))
+            ob_ternary_pack(codes, rows, cols, &packed)
+            var expected = [Int32](repeating: 0, count: rows)
+            var actual = [Int32](repeating: 0, count: rows)
+            ob_ternary_dot_reference(codes, cols, 0, rows, rows, q, 1, &expected)
+            ob_ternary_dot_packed(isa.rawValue, packed, cols, 0, rows, rows, q, 1, &actual)
+            #expect(actual == expected)
+        }
+    }
+
+    @Test(arguments: instructionSets, [0, 256, 512])
+    func matrixProductsAreBitIdentical(_ isa: CPUInstructionSet, blockSize: Int) {
+        var rng = SplitMix(state: 7 + UInt64(blockSize))
+        for cols in [12, 276, 512, 1024, 3200] where blockSize == 0 || cols % blockSize == 0 {
+            for (rows, tokens) in [(1, 1), (6, 5), (13, 70)] {
+                let codes = randomCodes(rows: rows, cols: cols, using: &rng)
+                let q = (0..<tokens * cols).map { _ in Int8.random(in: -128...127, using: &rng) }
+                let actScales = (0..<tokens).map { _ in Float.random(in: 0.5...300, using: &rng) }
+                let wScales = (0..<(blockSize == 0 ? 1 : rows * cols / blockSize)).map { _ in
+                    Float.random(in: 0.01...2, using: &rng)
+                }
+                var packed = [UInt8](repeating: 0, count: rows * ob_packed_row_bytes(cols))
+                ob_ternary_pack(codes, rows, cols, &packed)
+                var expected = [Float](repeating: 0, count: rows * tokens)
+                var actual = [Float](repeating: .nan, count: rows * tokens)
+                ob_ternary_matmul_reference(
+                    codes, cols, 0, rows, rows, wScales, blockSize, q, actScales, tokens, &expected)
+                ob_ternary_matmul_packed(
+                    isa.rawValue, packed, cols, 0, rows, rows, wScales, blockSize, q, actScales, tokens, &actual)
+                #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern), "\(isa) \(rows)x\(cols) t\(tokens)")
+            }
+        }
+    }
+}
+
+@Suite struct DenseKernelTests {
+    /// Summing `n` products in another order moves a float sum by at most about `2 n ε Σ|products|`; the bound
+    /// below uses that, so it holds for any order and catches any wrong element.
+    static func withinReorderingBound(_ a: Float, _ b: Float, magnitude: Float, count: Int) -> Bool {
+        abs(a - b) <= 2 * Float(count) * Float.ulpOfOne * magnitude + Float.leastNormalMagnitude
+    }
+
+    @Test(arguments: instructionSets, [4, 12, 100, 276, 2560])
+    func bfloat16HeadMatchesTheReference(_ isa: CPUInstructionSet, cols: Int) {
+        var rng = SplitMix(state: 11)
+        let rows = 37
+        let floats = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        let w = floats.map { UInt16($0.bitPattern >> 16) }
+        let x = (0..<cols).map { _ in Float.random(in: -3...3, using: &rng) }
+        var expected = [Float](repeating: 0, count: rows)
+        var actual = [Float](repeating: 0, count: rows)
+        ob_dense_gemv_bf16(w, cols, 0, rows, x, &expected)
+        ob_bf16_gemv(isa.rawValue, w, cols, 0, 20, x, &actual)
+        ob_bf16_gemv(isa.rawValue, w, cols, 20, rows, x, &actual)
+        for r in 0..<rows {
+            let magnitude = (0..<cols).reduce(Float(0)) { $0 + abs(Float(bfloat16Bits: w[r * cols + $1]) * x[$1]) }
+            #expect(Self.withinReorderingBound(actual[r], expected[r], magnitude: magnitude, count: cols))
+        }
+    }
+
+    @Test(arguments: instructionSets, [4, 12, 100, 276, 2560])
+    func int8HeadIsExactAcrossInstructionSets(_ isa: CPUInstructionSet, cols: Int) {
+        var rng = SplitMix(state: 13)
+        let rows = 21
+        let w = (0..<rows * cols).map { _ in UInt16(Float.random(in: -0.2...0.2, using: &rng).bitPattern >> 16) }
+        var codes = [Int8](repeating: 0, count: rows * cols)
+        var scales = [Float](repeating: 0, count: rows)
+        var sums = [Int32](repeating: 0, count: rows)
+        ob_int8_rows_from_bf16(w, rows, cols, &codes, &scales, &sums)
+        for i in 0..<rows * cols {
+            let error = abs(Float(codes[i]) * scales[i / cols] - Float(bfloat16Bits: w[i]))
+            #expect(error <= scales[i / cols] / 2 * 1.0001)
+        }
+        let xq = (0..<cols).map { _ in Int8.random(in: -128...127, using: &rng) }
+        var expected = [Float](repeating: 0, count: rows)
+        var actual = [Float](repeating: 0, count: rows)
+        ob_int8_gemv(CPUInstructionSet.scalar.rawValue, codes, scales, sums, cols, 0, rows, xq, 42.5, &expected)
+        ob_int8_gemv(isa.rawValue, codes, scales, sums, cols, 0, 5, xq, 42.5, &actual)
+        ob_int8_gemv(isa.rawValue, codes, scales, sums, cols, 5, rows, xq, 42.5, &actual)
+        #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+}
+
+@Suite struct AttentionKernelTests {
+    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12)])
+    func headsMatchTheReference(_ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)) {
+        var rng = SplitMix(state: 17)
+        let (heads, kvHeads, headDim) = shape
+        let tokens = 5
+        let positions: [Int32] = [30, 31, 32, 33, 34]
+        let capacity = 40
+        let q = (0..<tokens * heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let k = (0..<capacity * kvHeads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<capacity * kvHeads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let scale = 1 / Float(headDim).squareRoot()
+        var scores = [Float](repeating: 0, count: capacity)
+        var expected = [Float](repeating: 0, count: tokens * heads * headDim)
+        var actual = expected
+        ob_attention(q, k, v, tokens, heads, kvHeads, headDim, positions, scale, &scores, &expected)
+        let split = heads / 2
+        ob_attention_heads(
+            isa.rawValue, q, k, v, tokens, heads, kvHeads, headDim, positions, scale, 0, split, &scores, &actual)
+        ob_attention_heads(
+            isa.rawValue, q, k, v, tokens, heads, kvHeads, headDim, positions, scale, split, heads, &scores, &actual)
+        // Outputs are convex combinations of values in [-1, 1]; reordered sums of at most head_dim and 35 terms
+        // stay within a few ulps of 1.
+        let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 1e-5, "largest difference \(worst)")
+    }
+}
+
+@Suite struct ThreadPoolTests {
+    @Test(arguments: [1, 2, 3, 8])
+    func everyIndexRunsOnce(_ threads: Int) {
+        let pool = ThreadPool(threadCount: threads)
+        for (count, granularity) in [(0, 1), (1, 4), (7, 4), (100, 4), (1001, 16)] {
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+            hits.initialize(repeating: 0)
+            defer { hits.deallocate() }
+            for _ in 0..<50 {
+                pool.parallelFor(count, granularity: granularity) { range in
+                    #expect(range.lowerBound % granularity == 0)
+                    for i in range { hits[i] += 1 }
+                }
+            }
+            #expect(hits.prefix(count).allSatisfy { $0 == 50 })
+        }
+    }
+}
+
+@Suite struct NormKernelTests {
+    @Test(arguments: instructionSets, [4, 12, 100, 276, 2560, 6912])
+    func normQuantizeIsBitIdentical(_ isa: CPUInstructionSet, width: Int) {
+        var rng = SplitMix(state: 19 + UInt64(width))
+        let tokens = 7
+        // Row 0 repeats a few values (equal magnitudes, so ties and the maximum recur); the rest are random with an
+        // outlier, as real activations have.
+        var x = (0..<tokens * width).map { _ in Float.random(in: -4...4, using: &rng) }
+        for i in 0..<width { x[i] = Float(i % 5) - 2 }
+        x[width + width / 2] = 90
+        let weight = (0..<width).map { _ in Float.random(in: 0.5...1.5, using: &rng) }
+        var expected = [Int8](repeating: 0, count: tokens * width)
+        var expectedScales = [Float](repeating: 0, count: tokens)
+        var actual = [Int8](repeating: 1, count: tokens * width)
+        var actualScales = [Float](repeating: 0, count: tokens)
+        ob_rms_norm_quantize_rows(x, weight, 1e-6, tokens, width, &expected, &expectedScales)
+        ob_rms_norm_quantize(isa.rawValue, x, weight, 1e-6, tokens, width, &actual, &actualScales)
+        #expect(actual == expected)
+        #expect(actualScales.map(\.bitPattern) == expectedScales.map(\.bitPattern))
+    }
+}
