@@ -11,6 +11,8 @@ import os
 import shutil
 import sys
 
+import venv_guard  # noqa: F401  (re-runs this script inside tools/.venv)
+
 # transformers' BitNet layers wrap their quantizers in torch.compile. Compiling needs a C++ toolchain and minutes
 # of CPU; eager mode runs the same operations, so fixtures are made with compilation off.
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")

@@ -9,6 +9,7 @@ Run from the repository root with the tools venv (made by tools/setup_venv.sh):
     tools/.venv/bin/python tools/make_template_fixtures.py
 """
 
+import venv_guard  # noqa: F401  (re-runs this script inside tools/.venv)
 import json
 import pathlib
 

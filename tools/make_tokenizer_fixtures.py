@@ -13,6 +13,7 @@ Run from the repository root, after `tools/setup_venv.sh`:
 ~280k merges) to PATH, for timing the loader; it is not a fixture and is not committed.
 """
 
+import venv_guard  # noqa: F401  (re-runs this script inside tools/.venv)
 import argparse
 import json
 import os
