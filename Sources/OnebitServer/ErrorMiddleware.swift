@@ -13,7 +13,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as APIError {
             response = error.response
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
             response = Self.envelope(for: error, request: request).response
         } catch {
             response = APIError(status: .internalServerError, message: "\(error)", type: "server_error").response
@@ -22,7 +22,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
-    private static func envelope(for error: HTTPError, request: Request) -> APIError {
+    private static func envelope(for error: any HTTPResponseError, request: Request) -> APIError {
         switch error.status {
         case .notFound:
             APIError(
@@ -36,7 +36,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             APIError(status: .methodNotAllowed, message: "\(request.method) is not allowed on \(request.uri.path)")
         default:
             APIError(
-                status: error.status, message: error.body ?? error.status.reasonPhrase,
+                status: error.status, message: (error as? HTTPError)?.body ?? error.status.reasonPhrase,
                 type: error.status.code >= 500 ? "server_error" : "invalid_request_error")
         }
     }

@@ -38,8 +38,8 @@ public enum Routes {
                 ]))
         }
 
-        let api = router.group()
-        if let apiKey { api.add(middleware: AuthMiddleware(apiKey: apiKey)) }
+        var api = router.group()
+        if let apiKey { api = api.add(middleware: AuthMiddleware(apiKey: apiKey)) }
         api.get("v1/models") { _, _ in
             CompletionService.json(.object(["object": .string("list"), "data": .array([modelObject(model)])]))
         }
