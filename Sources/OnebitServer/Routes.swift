@@ -33,6 +33,7 @@ public enum Routes {
                     "batch_tokens": .integer(stats.lastStepTokens),
                     "batch_sequences": .integer(stats.lastStepSequences),
                     "generated_tokens": .integer(stats.generatedTokens), "prompt_tokens": .integer(stats.promptTokens),
+                    "reused_prompt_tokens": .integer(stats.reusedPromptTokens),
                     "kv_cache_tokens": .integer(stats.cachedTokens),
                     "kv_cache_capacity": .integer(stats.cacheCapacity),
                 ]))

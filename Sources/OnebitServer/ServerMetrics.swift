@@ -71,6 +71,9 @@ public final class ServerMetrics: Sendable {
         out += "# TYPE onebit_kv_cache_usage_ratio gauge\n"
         let ratio = stats.cacheCapacity > 0 ? Double(stats.cachedTokens) / Double(stats.cacheCapacity) : 0
         out += "onebit_kv_cache_usage_ratio \(ratio)\n"
+        out += Self.single(
+            "onebit_prefix_cache_hit_tokens_total", "counter",
+            "Prompt tokens found in a cache left by an earlier request and not run again.", stats.reusedPromptTokens)
         out += Self.single("onebit_engine_steps_total", "counter", "Engine steps run.", stats.steps)
         return out
     }

@@ -105,6 +105,23 @@ import Testing
         #expect(throws: SchedulerError.overloaded(queued: 0)) { try scheduler.submit(request([1], seed: 0)) }
     }
 
+    @Test func aResentPrefixIsNotRecomputedAndGivesTheSameTokens() async throws {
+        let conversation = Array(1..<60)
+        let followUp = conversation + [61, 62, 63]
+        let fresh = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
+        let expected = await drain(try fresh.submit(request(followUp, seed: 5)))
+
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
+        _ = await drain(try scheduler.submit(request(conversation, seed: 4)))
+        let again = await drain(try scheduler.submit(request(followUp, seed: 5)))
+        #expect(again.0 == expected.0)
+        #expect(scheduler.statistics.reusedPromptTokens == conversation.count)
+        // Only the three new tokens were run: the first prompt's 59 plus 3.
+        #expect(scheduler.statistics.promptTokens == conversation.count + 3)
+    }
+
     @Test func theContextEndsAGenerationWithLength() async throws {
         let scheduler = Scheduler(
             model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 8))

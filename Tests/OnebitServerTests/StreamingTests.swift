@@ -69,11 +69,15 @@ import Testing
 
     @Test func aFailureMidStreamSendsAnErrorEvent() async throws {
         let (router, scheduler) = TestServer.make(contextLength: 4096)
-        let response = Task {
-            try await TestServer.send(
-                .post, "/v1/completions", body: #"{"prompt":"Hello","max_tokens":4000,"stream":true}"#, on: router)
+        // End-of-sequence tokens are forbidden so the generation is still running when the engine stops.
+        let noEnd = TestServer.model.endOfSequenceTokenIDs.map { "\"\($0)\":-100" }.joined(separator: ",")
+        let body = "{\"prompt\":\"Hello\",\"max_tokens\":4000,\"stream\":true,\"logit_bias\":{\(noEnd)}}"
+        let response = Task { try await TestServer.send(.post, "/v1/completions", body: body, on: router) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while scheduler.statistics.generatedTokens == 0 {
+            try #require(ContinuousClock.now < deadline, "no token was generated")
+            try await Task.sleep(for: .milliseconds(5))
         }
-        while scheduler.statistics.generatedTokens == 0 { try await Task.sleep(for: .milliseconds(5)) }
         scheduler.shutdown()
         let events = TestServer.events(try await response.value.body)
         let last = try JSONValue(parsing: try #require(events.last))

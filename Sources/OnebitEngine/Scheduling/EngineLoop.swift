@@ -61,7 +61,11 @@ final class EngineLoop {
         var admitted = 0
         while running.count < configuration.maxConcurrency, !waiting.isEmpty {
             let job = waiting.removeFirst()
-            running.append(SequenceState(job: job, slot: runner.acquireSlot()))
+            let (slot, reused) = runner.acquireSlot(for: job.request.prompt)
+            let sequence = SequenceState(job: job, slot: slot)
+            sequence.cached = reused
+            totals.reusedPromptTokens += reused
+            running.append(sequence)
             admitted += 1
         }
         if admitted > 0 { shared.inbox.withLock { $0.queued -= admitted } }

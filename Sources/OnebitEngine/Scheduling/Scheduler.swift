@@ -40,6 +40,8 @@ public struct SchedulerStatistics: Sendable, Equatable {
     public var lastStepSequences = 0
     /// Prompt tokens run since start.
     public var promptTokens = 0
+    /// Prompt tokens whose keys and values were found in a cache left by an earlier request, and not run again.
+    public var reusedPromptTokens = 0
     /// Tokens generated since start.
     public var generatedTokens = 0
     /// Steps run since start.
@@ -54,7 +56,8 @@ public struct SchedulerStatistics: Sendable, Equatable {
 /// Every step mixes chunks of prompts that are still being read with one token for every generating sequence, up
 /// to the transformer's chunk size, so several sequences share each pass over the weights. Requests come in
 /// through ``submit(_:)`` from any thread; events go out through `AsyncStream`s whose `yield` never blocks the
-/// engine. A sequence that ends, or whose stream is dropped, gives its cache back before the next step.
+/// engine. A sequence that ends, or whose stream is dropped, gives its cache back before the next step; a later
+/// prompt that starts with the same tokens continues from what that cache holds.
 public final class Scheduler: Sendable {
     /// The limits it was started with.
     public let configuration: SchedulerConfiguration
