@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        // No traits: the default ones pull full Foundation and ICU into the binary.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -28,10 +30,16 @@ let package = Package(
         ),
         .target(name: "OnebitCPU", dependencies: ["CKernels", "OnebitModel"], swiftSettings: strict),
         .target(name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU"], swiftSettings: strict),
+        .target(
+            name: "OnebitServer",
+            dependencies: ["OnebitEngine", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "onebit",
             dependencies: [
                 "OnebitEngine",
+                "OnebitServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -39,5 +47,10 @@ let package = Package(
         .testTarget(name: "OnebitModelTests", dependencies: ["OnebitModel"], swiftSettings: strict),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "OnebitCPU"], swiftSettings: strict),
         .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
+        .testTarget(
+            name: "OnebitServerTests",
+            dependencies: ["OnebitServer", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -57,6 +57,24 @@ public protocol Backend: AnyObject {
     func add(_ delta: Activations, to x: Activations, tokens: Int)
     /// The logits of row `row` of `x`.
     func logits(_ x: Activations, row: Int, head: DenseWeights) -> [Float]
+    /// Rows `rows` of `x`, row-major, for moving one sequence's rows of a batched step in and out of attention.
+    func readRows(_ x: Activations, _ rows: Range<Int>) -> [Float]
+    /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
+    func writeRows(_ rows: [Float], count: Int, into x: Activations)
 }
 
-extension CPUBackend: Backend {}
+extension CPUBackend: Backend {
+    /// Copies rows out through the buffer's public row accessor.
+    public func readRows(_ x: CPUActivations, _ rows: Range<Int>) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(rows.count * x.width)
+        for row in rows { out += x.row(row) }
+        return out
+    }
+
+    /// Writes rows by embedding them as a small float32 table: the backend's own copy kernel, no new C code.
+    public func writeRows(_ rows: [Float], count: Int, into x: CPUActivations) {
+        let table = DenseMatrix(rows: count, columns: x.width, storage: .float32(rows))
+        embed(Array(0..<count), from: prepare(table), into: x)
+    }
+}

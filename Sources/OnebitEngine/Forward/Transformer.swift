@@ -68,6 +68,26 @@ public final class Transformer<B: Backend> {
             layers: config.layerCount, capacity: capacity, width: config.kvHeadCount * config.headDim)
     }
 
+    /// Consecutive tokens of one sequence within a batched step.
+    public struct Slice {
+        /// The tokens, in order.
+        public var tokens: [Int]
+        /// The position of `tokens[0]` in its sequence.
+        public var start: Int
+        /// The sequence's cache, which receives the slice's keys and values.
+        public var cache: B.KeyValueCache
+        /// Whether the logits of the slice's last token are wanted.
+        public var wantsLogits: Bool
+
+        /// Describes a slice.
+        public init(tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool) {
+            self.tokens = tokens
+            self.start = start
+            self.cache = cache
+            self.wantsLogits = wantsLogits
+        }
+    }
+
     /// Runs `tokens` at positions `start ..< start + tokens.count` of the sequence whose cache is `cache`, and
     /// returns the logits of the positions `wantLogits` selects (indices into `tokens`).
     public func forward(
@@ -78,7 +98,7 @@ public final class Transformer<B: Backend> {
         while offset < tokens.count {
             let chunk = Array(tokens[offset..<min(offset + chunkSize, tokens.count)])
             let positions = (0..<chunk.count).map { Int32(start + offset + $0) }
-            runLayers(chunk, positions: positions, cache: cache)
+            runLayers(chunk, positions: positions, segments: [(0..<chunk.count, cache)])
             let wanted = (0..<chunk.count).filter { wantLogits(offset + $0) }
             if !wanted.isEmpty {
                 backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: chunk.count, into: normed)
@@ -89,7 +109,30 @@ public final class Transformer<B: Backend> {
         return result
     }
 
-    private func runLayers(_ tokens: [Int], positions: [Int32], cache: B.KeyValueCache) {
+    /// Runs the slices of several sequences as one step: every projection reads the weights once for all their
+    /// tokens, attention runs per sequence against its own cache. Returns, per slice, the logits of its last token
+    /// when wanted. The slices hold at most ``chunkSize`` tokens together.
+    public func forward(batch: [Slice]) -> [[Float]?] {
+        let tokens = batch.flatMap(\.tokens)
+        precondition(tokens.count <= chunkSize, "a step holds at most \(chunkSize) tokens")
+        guard !tokens.isEmpty else { return batch.map { _ in nil } }
+        var positions: [Int32] = []
+        var segments: [(Range<Int>, B.KeyValueCache)] = []
+        for slice in batch {
+            segments.append((positions.count..<positions.count + slice.tokens.count, slice.cache))
+            positions += (0..<slice.tokens.count).map { Int32(slice.start + $0) }
+        }
+        runLayers(tokens, positions: positions, segments: segments)
+        guard batch.contains(where: \.wantsLogits) else { return batch.map { _ in nil } }
+        backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
+        return zip(batch, segments).map { slice, segment in
+            guard slice.wantsLogits, !segment.0.isEmpty else { return nil }
+            return backend.logits(normed, row: segment.0.upperBound - 1, head: head)
+        }
+    }
+
+    /// Runs the layer stack over `tokens`; `segments` say which rows belong to which sequence's cache.
+    private func runLayers(_ tokens: [Int], positions: [Int32], segments: [(Range<Int>, B.KeyValueCache)]) {
         let n = tokens.count
         let eps = config.rmsNormEpsilon
         let c = config
@@ -104,10 +147,11 @@ public final class Transformer<B: Backend> {
                 q, tokens: n, heads: c.headCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
             backend.applyRoPE(
                 k, tokens: n, heads: c.kvHeadCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
-            backend.store(keys: k, values: v, tokens: n, positions: positions, layer: index, in: cache)
-            backend.attention(
-                queries: q, tokens: n, positions: positions, layer: index, cache: cache, heads: c.headCount,
-                kvHeads: c.kvHeadCount, headDim: c.headDim, into: attention)
+            if segments.count == 1 {
+                attend(layer: index, tokens: n, positions: positions, cache: segments[0].1)
+            } else {
+                attendPerSequence(layer: index, positions: positions, segments: segments)
+            }
             backend.rmsNormQuantize(
                 attention, weight: layer.attentionSubNorm, epsilon: eps, tokens: n, into: quantizedAttention)
             backend.multiply(layer.output, quantizedAttention, tokens: n, into: projected)
@@ -122,5 +166,39 @@ public final class Transformer<B: Backend> {
             backend.multiply(layer.down, quantizedFeedForward, tokens: n, into: projected)
             backend.add(projected, to: x, tokens: n)
         }
+    }
+
+    /// Stores the first `tokens` rows of `k`, `v` in `cache` and attends the rows of `q` into `attention`.
+    private func attend(layer: Int, tokens: Int, positions: [Int32], cache: B.KeyValueCache) {
+        let c = config
+        backend.store(keys: k, values: v, tokens: tokens, positions: positions, layer: layer, in: cache)
+        backend.attention(
+            queries: q, tokens: tokens, positions: positions, layer: layer, cache: cache, heads: c.headCount,
+            kvHeads: c.kvHeadCount, headDim: c.headDim, into: attention)
+    }
+
+    /// Attention of a step holding several sequences: each sequence's rows move to the front of the scratch
+    /// buffers (the backend operations work on leading rows), attend against that sequence's cache, and the
+    /// outputs of all sequences are written back in step order. The copies are a few rows of activations, small
+    /// next to the weights every projection streams.
+    private func attendPerSequence(layer: Int, positions: [Int32], segments: [(Range<Int>, B.KeyValueCache)]) {
+        let queries = backend.readRows(q, 0..<positions.count)
+        let keys = backend.readRows(k, 0..<positions.count)
+        let values = backend.readRows(v, 0..<positions.count)
+        let qWidth = config.headCount * config.headDim
+        let kvWidth = config.kvHeadCount * config.headDim
+        var outputs: [Float] = []
+        outputs.reserveCapacity(positions.count * qWidth)
+        for (rows, cache) in segments where !rows.isEmpty {
+            backend.writeRows(
+                Array(queries[rows.lowerBound * qWidth..<rows.upperBound * qWidth]), count: rows.count, into: q)
+            backend.writeRows(
+                Array(keys[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: k)
+            backend.writeRows(
+                Array(values[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: v)
+            attend(layer: layer, tokens: rows.count, positions: Array(positions[rows]), cache: cache)
+            outputs += backend.readRows(attention, 0..<rows.count)
+        }
+        backend.writeRows(outputs, count: positions.count, into: attention)
     }
 }

@@ -11,7 +11,7 @@ import OnebitModel
 public final class LanguageModel {
     /// The model's files, tokenizer and template.
     public let model: LoadedModel
-    private let transformer: Transformer<CPUBackend>
+    let transformer: Transformer<CPUBackend>
 
     /// Prepares `model` for the CPU, on `threads` threads (default: the physical cores), with logits from an int8
     /// copy of the output head when `int8Head` is set.

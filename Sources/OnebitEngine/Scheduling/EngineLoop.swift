@@ -1,0 +1,193 @@
+/// The scheduler's engine thread: admits requests, builds and runs steps, samples and reports tokens.
+///
+/// Lives on that thread alone; only ``SharedState`` is touched from elsewhere.
+final class EngineLoop {
+    private let runner: any BatchRunner
+    private let endOfSequence: Set<Int>
+    private let configuration: SchedulerConfiguration
+    private let shared: SharedState
+    private var waiting: [Job] = []
+    private var running: [SequenceState] = []
+    private var totals = SchedulerStatistics()
+
+    init(
+        runner: any BatchRunner, endOfSequence: Set<Int>, configuration: SchedulerConfiguration, shared: SharedState
+    ) {
+        self.runner = runner
+        self.endOfSequence = endOfSequence
+        self.configuration = configuration
+        self.shared = shared
+        totals.cacheCapacity = configuration.maxConcurrency * configuration.contextLength
+    }
+
+    func run() {
+        while !shared.stopping.load(ordering: .relaxed) {
+            waiting += shared.inbox.withLock { inbox in
+                defer { inbox.jobs.removeAll() }
+                return inbox.jobs
+            }
+            dropCancelled()
+            admit()
+            if running.isEmpty {
+                publish()
+                shared.bell.wait()
+                continue
+            }
+            step()
+            publish()
+        }
+        let left = running.map(\.job) + waiting + shared.inbox.withLock { $0.jobs }
+        for job in left {
+            job.continuation.yield(.failed(SchedulerError.shutDown.description))
+            job.continuation.finish()
+        }
+    }
+
+    /// Ends cancelled sequences and forgets cancelled waiting requests, giving their caches back at once.
+    private func dropCancelled() {
+        let before = waiting.count
+        waiting.removeAll { $0.cancelled.load(ordering: .relaxed) }
+        if waiting.count != before {
+            let dropped = before - waiting.count
+            shared.inbox.withLock { $0.queued -= dropped }
+        }
+        for sequence in running where sequence.job.cancelled.load(ordering: .relaxed) {
+            finish(sequence, .cancelled)
+        }
+        running.removeAll(where: \.isFinished)
+    }
+
+    private func admit() {
+        var admitted = 0
+        while running.count < configuration.maxConcurrency, !waiting.isEmpty {
+            let job = waiting.removeFirst()
+            let (slot, reused) = runner.acquireSlot(for: job.request.prompt)
+            let sequence = SequenceState(job: job, slot: slot)
+            sequence.cached = reused
+            totals.reusedPromptTokens += reused
+            running.append(sequence)
+            admitted += 1
+        }
+        if admitted > 0 { shared.inbox.withLock { $0.queued -= admitted } }
+    }
+
+    /// One forward step: a token for every generating sequence first (they wait on it), then prompt chunks in
+    /// arrival order with what is left of the step's token budget.
+    private func step() {
+        var budget = runner.stepTokens
+        var slices: [SliceRequest] = []
+        var owners: [SequenceState] = []
+        for sequence in running {
+            guard let token = sequence.pendingToken else { continue }
+            slices.append(SliceRequest(slot: sequence.slot, tokens: [token], start: sequence.cached, wantsLogits: true))
+            owners.append(sequence)
+            budget -= 1
+        }
+        for sequence in running where sequence.pendingToken == nil && budget > 0 {
+            let prompt = sequence.job.request.prompt
+            let end = min(prompt.count, sequence.cached + budget)
+            slices.append(
+                SliceRequest(
+                    slot: sequence.slot, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
+                    wantsLogits: end == prompt.count))
+            owners.append(sequence)
+            totals.promptTokens += end - sequence.cached
+            budget -= end - sequence.cached
+        }
+        let results = runner.run(slices)
+        totals.steps += 1
+        totals.lastStepTokens = runner.stepTokens - budget
+        totals.lastStepSequences = slices.count
+        for (index, sequence) in owners.enumerated() {
+            sequence.cached += slices[index].tokens.count
+            sequence.pendingToken = nil
+            if let logits = results[index] { advance(sequence, logits: logits) }
+        }
+        running.removeAll(where: \.isFinished)
+    }
+
+    /// Samples the next token of `sequence`, reports it, and ends the sequence when it is done.
+    private func advance(_ sequence: SequenceState, logits: [Float]) {
+        let request = sequence.job.request
+        let processed = sequence.process(logits)
+        let token = sequence.sampler.sample(processed, history: sequence.history)
+        if endOfSequence.contains(token) {
+            finish(sequence, .stop)
+            return
+        }
+        sequence.record(token)
+        totals.generatedTokens += 1
+        var event = GeneratedToken(id: token)
+        if let top = request.topLogprobs {
+            let (chosen, alternatives) = Logprobs.of(token, in: processed, top: top)
+            event.logprob = chosen
+            event.topLogprobs = alternatives
+        }
+        sequence.job.continuation.yield(.token(event))
+        if sequence.generated.count >= request.maxTokens || sequence.cached + 1 > configuration.contextLength {
+            finish(sequence, .length)
+        } else {
+            sequence.pendingToken = token
+        }
+    }
+
+    private func finish(_ sequence: SequenceState, _ reason: FinishReason) {
+        guard !sequence.isFinished else { return }
+        sequence.isFinished = true
+        let usage = GenerationUsage(
+            promptTokens: sequence.job.request.prompt.count, completionTokens: sequence.generated.count)
+        sequence.job.continuation.yield(.finished(reason, usage))
+        sequence.job.continuation.finish()
+        runner.releaseSlot(sequence.slot)
+    }
+
+    private func publish() {
+        totals.running = running.count
+        totals.cachedTokens = running.reduce(0) { $0 + $1.cached }
+        let snapshot = totals
+        shared.statistics.withLock { $0 = snapshot }
+    }
+}
+
+/// One running sequence on the engine thread.
+final class SequenceState {
+    let job: Job
+    let slot: Int
+    var sampler: Sampler
+    /// Prompt and generated tokens, for the repetition penalty.
+    var history: [Int]
+    var generated: [Int] = []
+    /// How many times each generated token appeared, for the presence and frequency penalties.
+    var counts: [Int: Int] = [:]
+    /// Positions in the cache.
+    var cached = 0
+    /// The last generated token, fed in the next step.
+    var pendingToken: Int?
+    var isFinished = false
+
+    init(job: Job, slot: Int) {
+        self.job = job
+        self.slot = slot
+        sampler = Sampler(job.request.sampling)
+        history = job.request.prompt
+    }
+
+    /// The logits after the logit bias and the presence and frequency penalties.
+    func process(_ logits: [Float]) -> [Float] {
+        let request = job.request
+        var logits = logits
+        for (token, bias) in request.logitBias where token >= 0 && token < logits.count { logits[token] += bias }
+        if request.presencePenalty != 0 || request.frequencyPenalty != 0 {
+            for (token, count) in counts {
+                logits[token] -= request.presencePenalty + request.frequencyPenalty * Float(count)
+            }
+        }
+        return logits
+    }
+
+    func record(_ token: Int) {
+        generated.append(token)
+        history.append(token)
+        counts[token, default: 0] += 1
+    }
+}

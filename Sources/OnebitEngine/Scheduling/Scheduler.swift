@@ -1,0 +1,181 @@
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Limits of a ``Scheduler``.
+public struct SchedulerConfiguration: Sendable, Equatable {
+    /// Most sequences generating at once; each holds one cache of `contextLength` positions.
+    public var maxConcurrency: Int
+    /// Positions of each sequence's cache: prompt plus generated tokens.
+    public var contextLength: Int
+    /// Most requests waiting for a free sequence; more are refused with ``SchedulerError/overloaded(queued:)``.
+    public var maxQueued: Int
+
+    /// Describes the limits.
+    public init(maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64) {
+        self.maxConcurrency = maxConcurrency
+        self.contextLength = contextLength
+        self.maxQueued = maxQueued
+    }
+}
+
+/// What the scheduler is doing, for metrics and the web page.
+public struct SchedulerStatistics: Sendable, Equatable {
+    /// Requests submitted and not yet running.
+    public var queued = 0
+    /// Sequences running (prefilling or generating).
+    public var running = 0
+    /// Cache positions the running sequences hold.
+    public var cachedTokens = 0
+    /// Cache positions all sequences could hold (`maxConcurrency * contextLength`).
+    public var cacheCapacity = 0
+    /// Tokens of the last step (prompt chunks plus one per generating sequence).
+    public var lastStepTokens = 0
+    /// Sequences of the last step.
+    public var lastStepSequences = 0
+    /// Prompt tokens run since start.
+    public var promptTokens = 0
+    /// Prompt tokens whose keys and values were found in a cache left by an earlier request, and not run again.
+    public var reusedPromptTokens = 0
+    /// Tokens generated since start.
+    public var generatedTokens = 0
+    /// Steps run since start.
+    public var steps = 0
+
+    /// All zero.
+    public init() {}
+}
+
+/// Continuous batching on a dedicated thread.
+///
+/// Every step mixes chunks of prompts that are still being read with one token for every generating sequence, up
+/// to the transformer's chunk size, so several sequences share each pass over the weights. Requests come in
+/// through ``submit(_:)`` from any thread; events go out through `AsyncStream`s whose `yield` never blocks the
+/// engine. A sequence that ends, or whose stream is dropped, gives its cache back before the next step; a later
+/// prompt that starts with the same tokens continues from what that cache holds.
+public final class Scheduler: Sendable {
+    /// The limits it was started with.
+    public let configuration: SchedulerConfiguration
+    /// Tokens the model knows; prompt ids must be below this.
+    public let vocabularySize: Int
+    private let shared: SharedState
+
+    /// Starts the engine thread over `model`, which the scheduler owns from now on.
+    public init(model: sending LanguageModel, configuration: SchedulerConfiguration) {
+        var configuration = configuration
+        configuration.maxConcurrency = max(1, min(configuration.maxConcurrency, model.transformer.chunkSize))
+        self.configuration = configuration
+        vocabularySize = model.model.config.vocabSize
+        shared = SharedState()
+        let runner = TransformerRunner(transformer: model.transformer, capacity: configuration.contextLength)
+        let loop = EngineLoop(
+            runner: runner, endOfSequence: model.model.endOfSequenceTokenIDs, configuration: configuration,
+            shared: shared)
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { context in
+                let loop = Unmanaged<EngineLoop>.fromOpaque(context!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, Unmanaged.passRetained(loop).toOpaque())
+        precondition(started == 0, "could not start the engine thread (error \(started))")
+        pthread_detach(thread)
+    }
+
+    deinit { shutdown() }
+
+    /// Queues `request`; its events arrive on the returned stream. Cancelling the consuming task or calling
+    /// ``GenerationStream/cancel()`` ends the generation and frees its cache before the next step.
+    public func submit(_ request: GenerationRequest) throws(SchedulerError) -> GenerationStream {
+        guard !request.prompt.isEmpty else { throw .emptyPrompt }
+        guard request.prompt.count < configuration.contextLength else {
+            throw .promptTooLong(promptTokens: request.prompt.count, contextLength: configuration.contextLength)
+        }
+        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+            throw .invalidToken(id: bad, vocabularySize: vocabularySize)
+        }
+        let (stream, continuation) = AsyncStream.makeStream(of: GenerationEvent.self, bufferingPolicy: .unbounded)
+        let job = Job(request: request, continuation: continuation)
+        continuation.onTermination = { _ in job.cancelled.store(true, ordering: .relaxed) }
+        let refusal: SchedulerError? = shared.inbox.withLock { inbox in
+            if shared.stopping.load(ordering: .relaxed) { return .shutDown }
+            guard inbox.queued < configuration.maxQueued else { return .overloaded(queued: inbox.queued) }
+            inbox.jobs.append(job)
+            inbox.queued += 1
+            return nil
+        }
+        if let refusal {
+            continuation.onTermination = nil
+            continuation.finish()
+            throw refusal
+        }
+        shared.bell.signal()
+        return GenerationStream(events: stream, continuation: continuation)
+    }
+
+    /// A snapshot of the current load.
+    public var statistics: SchedulerStatistics {
+        var stats = shared.statistics.withLock { $0 }
+        stats.queued = shared.inbox.withLock { $0.queued }
+        return stats
+    }
+
+    /// Stops the engine thread; running and queued requests end with a `failed` event.
+    public func shutdown() {
+        shared.stopping.store(true, ordering: .relaxed)
+        shared.bell.signal()
+    }
+}
+
+/// The events of one submitted request.
+public struct GenerationStream: AsyncSequence, Sendable {
+    /// Events in order; the last is `finished` or `failed`.
+    public let events: AsyncStream<GenerationEvent>
+    private let continuation: AsyncStream<GenerationEvent>.Continuation
+
+    init(events: AsyncStream<GenerationEvent>, continuation: AsyncStream<GenerationEvent>.Continuation) {
+        self.events = events
+        self.continuation = continuation
+    }
+
+    /// Iterates the events.
+    public func makeAsyncIterator() -> AsyncStream<GenerationEvent>.Iterator { events.makeAsyncIterator() }
+
+    /// Stops the generation: the stream ends, and the engine drops the sequence and frees its cache before its
+    /// next step. The engine holds the stream's continuation, so merely dropping the stream would not do this.
+    public func cancel() { continuation.finish() }
+}
+
+/// A submitted request and the stream its events go to.
+final class Job: Sendable {
+    let request: GenerationRequest
+    let continuation: AsyncStream<GenerationEvent>.Continuation
+    /// Set when the consumer drops the stream; the engine checks it before every step.
+    let cancelled = Atomic<Bool>(false)
+
+    init(request: GenerationRequest, continuation: AsyncStream<GenerationEvent>.Continuation) {
+        self.request = request
+        self.continuation = continuation
+    }
+}
+
+/// State the request threads and the engine thread share.
+final class SharedState: Sendable {
+    struct Inbox {
+        var jobs: [Job] = []
+        /// Submitted and not yet running, whether still here or already in the engine's wait list.
+        var queued = 0
+    }
+
+    let inbox = Mutex(Inbox())
+    let statistics = Mutex(SchedulerStatistics())
+    let stopping = Atomic<Bool>(false)
+    /// Signalled on every submission and on shutdown; the idle engine sleeps on it.
+    let bell = DispatchSemaphore(value: 0)
+}

@@ -1,0 +1,104 @@
+import Hummingbird
+import OnebitEngine
+import OnebitModel
+
+/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, health, metrics, statistics and the web page.
+public enum Routes {
+    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1` and tokenizer routes require it.
+    public static func makeRouter(
+        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?
+    ) -> Router<ServerContext> {
+        let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
+        let router = Router(context: ServerContext.self)
+        // Middleware applies to the routes added after it.
+        router.add(middleware: ErrorMiddleware(metrics: metrics))
+        router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.authorization, .contentType]))
+
+        router.get("/") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: WebPage.html)))
+        }
+        router.get("health") { _, _ in CompletionService.json(.object(["status": .string("ok")])) }
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.render(scheduler.statistics))))
+        }
+        router.get("stats") { _, _ in
+            let stats = scheduler.statistics
+            return CompletionService.json(
+                .object([
+                    "model": .string(model.id), "queued": .integer(stats.queued), "running": .integer(stats.running),
+                    "batch_tokens": .integer(stats.lastStepTokens),
+                    "batch_sequences": .integer(stats.lastStepSequences),
+                    "generated_tokens": .integer(stats.generatedTokens), "prompt_tokens": .integer(stats.promptTokens),
+                    "reused_prompt_tokens": .integer(stats.reusedPromptTokens),
+                    "kv_cache_tokens": .integer(stats.cachedTokens),
+                    "kv_cache_capacity": .integer(stats.cacheCapacity),
+                ]))
+        }
+
+        var api = router.group()
+        if let apiKey { api = api.add(middleware: AuthMiddleware(apiKey: apiKey)) }
+        api.get("v1/models") { _, _ in
+            CompletionService.json(.object(["object": .string("list"), "data": .array([modelObject(model)])]))
+        }
+        api.get("v1/models/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard id == model.id else {
+                throw APIError(
+                    status: .notFound, message: "the model '\(id)' does not exist; this server serves '\(model.id)'",
+                    param: "model", code: "model_not_found")
+            }
+            return CompletionService.json(modelObject(model))
+        }
+        api.post("v1/chat/completions") { request, context in
+            try await service.chat(try await fields(of: request, context))
+        }
+        api.post("v1/completions") { request, context in
+            try await service.complete(try await fields(of: request, context))
+        }
+        api.post("tokenize") { request, context in
+            let fields = try await fields(of: request, context)
+            guard let text = try fields.string("content") ?? fields.string("prompt") else {
+                throw APIError.invalid("content", "content is required: the text to tokenize")
+            }
+            let ids = model.tokenizer.encode(text, addSpecialTokens: try fields.bool("add_special") ?? false)
+            return CompletionService.json(
+                .object([
+                    "tokens": .array(ids.map(JSONValue.integer)), "count": .integer(ids.count),
+                    "max_model_len": .integer(scheduler.configuration.contextLength),
+                ]))
+        }
+        api.post("detokenize") { request, context in
+            let fields = try await fields(of: request, context)
+            guard let list = fields.value("tokens")?.arrayValue else {
+                throw APIError.invalid("tokens", "tokens is required: an array of token ids")
+            }
+            var ids: [Int] = []
+            for item in list {
+                guard let id = item.intValue, id >= 0, id < model.tokenizer.vocabularySize else {
+                    throw APIError.invalid(
+                        "tokens", "tokens must be token ids below \(model.tokenizer.vocabularySize)")
+                }
+                ids.append(id)
+            }
+            return CompletionService.json(.object(["content": .string(model.tokenizer.decode(ids))]))
+        }
+        return router
+    }
+
+    private static func modelObject(_ model: ServedModel) -> JSONValue {
+        .object([
+            "id": .string(model.id), "object": .string("model"), "created": .integer(model.created),
+            "owned_by": .string("onebit"),
+        ])
+    }
+
+    private static func fields(of request: Request, _ context: ServerContext) async throws -> RequestFields {
+        var request = request
+        let body = try await request.collectBody(upTo: context.maxUploadSize)
+        return try RequestFields(body: body.readableBytesView)
+    }
+}

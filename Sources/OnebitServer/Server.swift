@@ -1,0 +1,48 @@
+import Hummingbird
+import OnebitEngine
+import OnebitModel
+
+/// How `onebit serve` listens and what it allows.
+public struct ServerConfiguration: Sendable {
+    /// The address to bind; 127.0.0.1 keeps the server local.
+    public var host: String
+    /// The TCP port.
+    public var port: Int
+    /// When set, `/v1` and the tokenizer routes require `Authorization: Bearer <apiKey>`.
+    public var apiKey: String?
+    /// Sequences generating at once, cache size per sequence, and the wait queue.
+    public var scheduler: SchedulerConfiguration
+
+    /// Describes a server.
+    public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, scheduler: SchedulerConfiguration)
+    {
+        self.host = host
+        self.port = port
+        self.apiKey = apiKey
+        self.scheduler = scheduler
+    }
+}
+
+/// The OpenAI-compatible server of one model.
+public enum OnebitServer {
+    /// Serves `model` until SIGINT or SIGTERM; in-flight responses finish first. `onListening` receives the bound
+    /// port once requests are accepted (useful with port 0).
+    public static func run(
+        model: sending LoadedModel, id: String, configuration: ServerConfiguration,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let served = ServedModel(id: id, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate)
+        let scheduler = Scheduler(model: LanguageModel(model), configuration: configuration.scheduler)
+        let metrics = ServerMetrics()
+        let router = Routes.makeRouter(
+            model: served, scheduler: scheduler, metrics: metrics, apiKey: configuration.apiKey)
+        let app = Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(300))),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "onebit"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) })
+        try await app.runService()
+        scheduler.shutdown()
+    }
+}

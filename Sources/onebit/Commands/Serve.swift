@@ -1,0 +1,64 @@
+import ArgumentParser
+import OnebitEngine
+import OnebitModel
+import OnebitServer
+
+/// `onebit serve`: the OpenAI-compatible HTTP server.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the model over an OpenAI-compatible HTTP API, with a chat page at /.",
+        discussion: """
+            Routes: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics. \
+            Requests run in continuous batches of up to --max-concurrency sequences; more wait in a queue, and a \
+            full queue is answered with 429.
+            """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Address to listen on; 0.0.0.0 makes the server reachable from other machines.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Require 'Authorization: Bearer KEY' on the API routes.")
+    var apiKey: String?
+
+    @Option(help: "Most requests generating at once (1-64).")
+    var maxConcurrency = 4
+
+    @Option(help: "Most requests waiting for a free slot before new ones are refused with 429.")
+    var maxQueue = 64
+
+    @Option(help: "Context window per request in tokens (default: the model's, at most 4096).")
+    var ctx: Int?
+
+    func validate() throws {
+        guard (1...64).contains(maxConcurrency) else { throw ValidationError("--max-concurrency must be 1 to 64") }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must be at least 0") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
+    }
+
+    func run() async throws {
+        let model = try options.load()
+        let context = ctx ?? min(model.config.contextLength, 4096)
+        let id = Self.modelID(model.origin)
+        let configuration = ServerConfiguration(
+            host: host, port: port, apiKey: apiKey,
+            scheduler: SchedulerConfiguration(
+                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue))
+        let host = host
+        try await OnebitServer.run(model: model, id: id, configuration: configuration) { port in
+            writeError(
+                "onebit: serving \(id) on http://\(host):\(port) (context \(context), \(maxConcurrency) at once)\n")
+        }
+    }
+
+    /// The last path component, without a `.gguf` extension.
+    static func modelID(_ origin: String) -> String {
+        let name = origin.split(separator: "/").last.map(String.init) ?? origin
+        return name.hasSuffix(".gguf") ? String(name.dropLast(5)) : name
+    }
+}

@@ -1,0 +1,133 @@
+import OnebitCPU
+import OnebitModel
+import Testing
+
+@testable import OnebitEngine
+
+@Suite struct SchedulerTests {
+    static let model: LoadedModel = {
+        do {
+            return try ModelLoader.load(path: Fixtures.models + "/hf-256")
+        } catch {
+            preconditionFailure("the committed fixture must load: \(error)")
+        }
+    }()
+
+    /// Prompts of different lengths, so a batch mixes prefill chunks and decode tokens.
+    static let prompts = [[1, 2, 3, 4, 5], [7, 8], Array(10..<40), [99]]
+
+    @Test func aBatchedStepGivesTheLogitsOfSeparateRuns() {
+        let transformer = LanguageModel(Self.model).transformer
+        var alone: [[Float]] = []
+        for prompt in Self.prompts {
+            let cache = transformer.makeCache(capacity: 64)
+            alone.append(
+                transformer.forward(prompt, startingAt: 0, cache: cache) { $0 == prompt.count - 1 }[prompt.count - 1]!)
+        }
+        // All prompts in one step, then one more token for each in a second step.
+        let caches = Self.prompts.map { _ in transformer.makeCache(capacity: 64) }
+        let batched = transformer.forward(
+            batch: zip(Self.prompts, caches).map { .init(tokens: $0, start: 0, cache: $1, wantsLogits: true) })
+        #expect(batched.map { $0! } == alone)
+
+        let next = transformer.forward(
+            batch: zip(Self.prompts, caches).map { .init(tokens: [42], start: $0.count, cache: $1, wantsLogits: true) })
+        for (index, prompt) in Self.prompts.enumerated() {
+            let cache = transformer.makeCache(capacity: 64)
+            let expected = transformer.forward(prompt + [42], startingAt: 0, cache: cache) { $0 == prompt.count }
+            #expect(next[index] == expected[prompt.count])
+        }
+    }
+
+    /// Generated token ids and the finish event of one stream.
+    func drain(_ stream: GenerationStream) async -> ([Int], GenerationEvent?) {
+        var tokens: [Int] = []
+        for await event in stream {
+            if case .token(let token) = event {
+                tokens.append(token.id)
+            } else {
+                return (tokens, event)
+            }
+        }
+        return (tokens, nil)
+    }
+
+    /// A sampled request that never picks an end-of-sequence token, so it runs for exactly `maxTokens` tokens.
+    func request(_ prompt: [Int], seed: UInt64, maxTokens: Int = 12) -> GenerationRequest {
+        GenerationRequest(
+            prompt: prompt, maxTokens: maxTokens, sampling: SamplingParameters(temperature: 1, seed: seed),
+            logitBias: Dictionary(uniqueKeysWithValues: Self.model.endOfSequenceTokenIDs.map { ($0, -1000) }))
+    }
+
+    @Test func aSeededRequestGivesTheSameTokensAloneAndInABatch() async throws {
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
+        let alone = await drain(try scheduler.submit(request(Self.prompts[0], seed: 7)))
+        let streams = try Self.prompts.enumerated().map { index, prompt in
+            try scheduler.submit(request(prompt, seed: index == 0 ? 7 : UInt64(index)))
+        }
+        var results: [([Int], GenerationEvent?)] = []
+        for stream in streams { results.append(await drain(stream)) }
+        #expect(results[0].0 == alone.0)
+        #expect(results[0].1 == alone.1)
+        #expect(scheduler.statistics.steps > 0)
+    }
+
+    @Test func finishedAndCancelledSequencesFreeTheirCache() async throws {
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model),
+            configuration: SchedulerConfiguration(maxConcurrency: 1, contextLength: 4096))
+        let long = try scheduler.submit(request([1, 2, 3], seed: 1, maxTokens: 4000))
+        let waiting = try scheduler.submit(request([4, 5], seed: 2, maxTokens: 3))
+        var iterator = long.makeAsyncIterator()
+        _ = await iterator.next()
+        #expect(scheduler.statistics.queued == 1)
+        long.cancel()
+        // The waiting request gets the freed sequence and finishes.
+        let (tokens, end) = await drain(waiting)
+        #expect(tokens.count == 3)
+        #expect(end == .finished(.length, GenerationUsage(promptTokens: 2, completionTokens: 3)))
+        while scheduler.statistics.running > 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(scheduler.statistics.cachedTokens == 0)
+    }
+
+    @Test func requestsAreCheckedAndTheQueueIsBounded() throws {
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model),
+            configuration: SchedulerConfiguration(maxConcurrency: 1, contextLength: 16, maxQueued: 0))
+        #expect(throws: SchedulerError.emptyPrompt) { try scheduler.submit(request([], seed: 0)) }
+        #expect(throws: SchedulerError.promptTooLong(promptTokens: 16, contextLength: 16)) {
+            try scheduler.submit(request(Array(0..<16), seed: 0))
+        }
+        #expect(throws: SchedulerError.invalidToken(id: -1, vocabularySize: Self.model.config.vocabSize)) {
+            try scheduler.submit(request([-1], seed: 0))
+        }
+        #expect(throws: SchedulerError.overloaded(queued: 0)) { try scheduler.submit(request([1], seed: 0)) }
+    }
+
+    @Test func aResentPrefixIsNotRecomputedAndGivesTheSameTokens() async throws {
+        let conversation = Array(1..<60)
+        let followUp = conversation + [61, 62, 63]
+        let fresh = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
+        let expected = await drain(try fresh.submit(request(followUp, seed: 5)))
+
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
+        _ = await drain(try scheduler.submit(request(conversation, seed: 4)))
+        let again = await drain(try scheduler.submit(request(followUp, seed: 5)))
+        #expect(again.0 == expected.0)
+        #expect(scheduler.statistics.reusedPromptTokens == conversation.count)
+        // Only the three new tokens were run: the first prompt's 59 plus 3.
+        #expect(scheduler.statistics.promptTokens == conversation.count + 3)
+    }
+
+    @Test func theContextEndsAGenerationWithLength() async throws {
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 8))
+        let (tokens, end) = await drain(try scheduler.submit(request([1, 2, 3, 4, 5], seed: 3, maxTokens: 100)))
+        // Positions 0..<8 hold the prompt and all generated tokens but the last, which is never fed back.
+        #expect(tokens.count == 4)
+        #expect(end == .finished(.length, GenerationUsage(promptTokens: 5, completionTokens: 4)))
+    }
+}
