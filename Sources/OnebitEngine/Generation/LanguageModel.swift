@@ -1,4 +1,5 @@
 import OnebitCPU
+import OnebitCUDA
 import OnebitModel
 
 #if canImport(Glibc)
@@ -11,12 +12,49 @@ import OnebitModel
 public final class LanguageModel {
     /// The model's files, tokenizer and template.
     public let model: LoadedModel
-    private let transformer: Transformer<CPUBackend>
+    /// Where the model runs, in words (`CPU`, or the GPU's name).
+    public let deviceDescription: String
+    private let forward: Forward
+
+    /// The transformer of the chosen backend.
+    private enum Forward {
+        case cpu(Transformer<CPUBackend>)
+        case cuda(Transformer<CUDABackend>)
+    }
 
     /// Prepares `model` for the CPU.
-    public init(_ model: LoadedModel) {
+    public convenience init(_ model: LoadedModel) {
+        self.init(model, running: Self.onCPU(model))
+    }
+
+    /// Prepares `model` for `device`. With `.auto` a missing GPU, driver or compiler is no error: the model runs on
+    /// the CPU and `onFallback` receives the reason.
+    public convenience init(
+        _ model: LoadedModel, device: ComputeDevice, onFallback: (String) -> Void
+    ) throws(DeviceError) {
+        guard device != .cpu else {
+            self.init(model)
+            return
+        }
+        do throws(CUDAError) {
+            let backend = try CUDABackend()
+            try backend.validate(model.config, weights: model.weights)
+            let transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
+            self.init(model, running: (.cuda(transformer), backend.deviceDescription))
+        } catch {
+            guard device == .auto else { throw DeviceError(message: error.description) }
+            onFallback("CUDA unavailable, running on the CPU: \(error.description)")
+            self.init(model)
+        }
+    }
+
+    private init(_ model: LoadedModel, running: (Forward, String)) {
         self.model = model
-        transformer = Transformer(backend: CPUBackend(), config: model.config, weights: model.weights)
+        (forward, deviceDescription) = running
+    }
+
+    private static func onCPU(_ model: LoadedModel) -> (Forward, String) {
+        (.cpu(Transformer(backend: CPUBackend(), config: model.config, weights: model.weights)), "CPU")
     }
 
     /// The model's context window.
@@ -24,7 +62,10 @@ public final class LanguageModel {
 
     /// A fresh sequence of up to `capacity` tokens (the context window when `nil`).
     public func makeSession(capacity: Int? = nil) -> any DecodingSession {
-        transformer.makeSession(capacity: capacity ?? contextLength)
+        switch forward {
+        case .cpu(let transformer): transformer.makeSession(capacity: capacity ?? contextLength)
+        case .cuda(let transformer): transformer.makeSession(capacity: capacity ?? contextLength)
+        }
     }
 
     /// Generates after `prompt` until an end-of-sequence token, `maxTokens` tokens, a full context, or `onToken`
@@ -129,6 +170,25 @@ public final class LanguageModel {
         for l in logits { sum += exp(Double(l) - top) }
         return Double(logits[index]) - top - log(sum)
     }
+}
+
+/// Where a model runs.
+public enum ComputeDevice: String, Sendable, CaseIterable {
+    /// The CPU kernels.
+    case cpu
+    /// The first NVIDIA GPU; an error when there is none.
+    case cuda
+    /// The GPU when one is usable, else the CPU.
+    case auto
+}
+
+/// The device asked for cannot run the model.
+public struct DeviceError: Error, CustomStringConvertible {
+    /// What went wrong and what to do.
+    public var message: String
+
+    /// The message.
+    public var description: String { message }
 }
 
 /// What a generation produced.

@@ -10,6 +10,12 @@ struct ModelOptions: ParsableArguments {
             "A Hugging Face model directory or a .gguf file (default: the built-in demo model).", valueName: "path"))
     var model: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Where to run the model: cpu, cuda, or auto (the GPU when a driver and GPU are present, else the CPU).",
+            valueName: "device"))
+    var device: ComputeDevice = .auto
+
     /// Loads the model the options name, showing what is being loaded on a terminal.
     func load() throws -> LoadedModel {
         let status = StatusLine()
@@ -18,4 +24,11 @@ struct ModelOptions: ParsableArguments {
         guard let model else { return try EmbeddedModel.load() }
         return try ModelLoader.load(path: model)
     }
+
+    /// Prepares `model` for the device the options name; a fallback to the CPU is reported on standard error.
+    func prepare(_ model: LoadedModel) throws -> LanguageModel {
+        try LanguageModel(model, device: device) { writeError("onebit: \($0)\n") }
+    }
 }
+
+extension ComputeDevice: ExpressibleByArgument {}

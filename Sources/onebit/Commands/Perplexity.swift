@@ -44,7 +44,7 @@ struct Perplexity: ParsableCommand {
         guard tokens.count >= 2 else { throw ValidationError("\(file) holds fewer than 2 tokens") }
         let prefix = model.tokenizer.addsBOS ? model.tokenizer.bosTokenID.map { [$0] } ?? [] : []
         let status = StatusLine()
-        let result = try LanguageModel(model).perplexity(
+        let result = try options.prepare(model).perplexity(
             tokens, prefix: prefix, context: context, stride: stride ?? context
         ) {
             status.progress("perplexity", fraction: $0, detail: "of \(tokens.count) tokens")
