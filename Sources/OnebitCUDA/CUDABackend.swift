@@ -118,7 +118,8 @@ public final class CUDABackend {
     ) {
         precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
         launch(
-            .ternaryMatmul, grid: ((w.rows + 7) / 8, (tokens + 7) / 8), block: 256, .address(w.codes.address),
+            tokens == 1 ? .ternaryMatmulSingle : .ternaryMatmul, grid: ((w.rows + 7) / 8, (tokens + 7) / 8), block: 256,
+            .address(w.codes.address),
             .int(w.rows), .int(w.chunks), .address(q.values.address), .address(q.scales.address), .int(tokens),
             .address(w.scales.address), .int(w.blockChunks), .address(y.buffer.address))
     }

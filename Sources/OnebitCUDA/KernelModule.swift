@@ -8,7 +8,7 @@ import CCUDA
 
 /// The kernels of ``KernelSource``, by the names they are declared with.
 enum Kernel: Int, CaseIterable {
-    case rmsNorm, rmsNormQuantize, ternaryMatmul
+    case rmsNorm, rmsNormQuantize, ternaryMatmulSingle, ternaryMatmul
     case denseGemvF32, denseGemvF16, denseGemvBF16
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
@@ -18,7 +18,8 @@ enum Kernel: Int, CaseIterable {
         switch self {
         case .rmsNorm: "rms_norm"
         case .rmsNormQuantize: "rms_norm_quantize"
-        case .ternaryMatmul: "ternary_matmul"
+        case .ternaryMatmulSingle: "ternary_matmul_1"
+        case .ternaryMatmul: "ternary_matmul_8"
         case .denseGemvF32: "dense_gemv_f32"
         case .denseGemvF16: "dense_gemv_f16"
         case .denseGemvBF16: "dense_gemv_bf16"

@@ -2,7 +2,7 @@
 ///
 /// Layouts follow the CPU backend: float activations row-major `[tokens][width]`, the key/value cache
 /// `[layer][position][kv_heads * head_dim]`. Ternary weights and int8 activations use the GPU layout described at
-/// `ternary_matmul`. NVRTC compiles with `--fmad=false` so that products and sums round as the CPU's do.
+/// `ternary_rows`. NVRTC compiles with `--fmad=false` so that products and sums round as the CPU's do.
 enum KernelSource {
     static let text = #"""
         typedef unsigned char u8;
@@ -11,11 +11,10 @@ enum KernelSource {
         typedef unsigned short u16;
 
         #define FULL_MASK 0xffffffffu
-        // Tokens one block of ternary_matmul handles; more tokens take more blocks along y, which reread the
-        // weights from L2.
-        #define TOKEN_TILE 8
         #define ATTENTION_WARPS 8
         #define MAX_HEAD_DIM 256
+        // NVRTC has no math.h, so no INFINITY.
+        #define NEGATIVE_INFINITY __uint_as_float(0xff800000u)
 
         // Element kinds of dense matrices, as the host passes them.
         #define KIND_F32 0
@@ -137,11 +136,13 @@ enum KernelSource {
         // 2j..2j+1 the code w + 1 of column 16m + 4j + i, so (word >> 2j) & 0x03030303 lines up with the j-th
         // int32 of those 16 activations, and dot(w, a) = dot(code, a) - sum(a). Activations: `chunks * 64` bytes
         // per token, zero past the real width. Scales: one per tensor (`block_chunks` 0), or one per
-        // `block_chunks` chunks of each row. One warp per row; blockIdx.y picks a tile of TOKEN_TILE tokens.
-        extern "C" __global__ void ternary_matmul(const uint4 *__restrict__ w, int rows, int chunks,
-                                                  const i8 *__restrict__ q, const float *__restrict__ q_scales,
-                                                  int tokens, const float *__restrict__ w_scales, int block_chunks,
-                                                  float *__restrict__ y) {
+        // `block_chunks` chunks of each row. One warp per row; blockIdx.y picks a tile of TOKEN_TILE tokens (more
+        // tokens take more blocks along y, which reread the weights from L2). A tile of one token, the decode step,
+        // needs far fewer registers, so more warps stream weights at once.
+        template <int TOKEN_TILE>
+        __device__ void ternary_rows(const uint4 *__restrict__ w, int rows, int chunks, const i8 *__restrict__ q,
+                                     const float *__restrict__ q_scales, int tokens,
+                                     const float *__restrict__ w_scales, int block_chunks, float *__restrict__ y) {
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             const int row = blockIdx.x * (blockDim.x >> 5) + warp;
             if (row >= rows) return;
@@ -195,6 +196,18 @@ enum KernelSource {
                     }
                 }
             }
+        }
+
+        extern "C" __global__ void ternary_matmul_1(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            ternary_rows<1>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        extern "C" __global__ void ternary_matmul_8(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
         }
 
         // y[r] = dot(row r of w, x), one warp per row, 16-byte loads when rows allow them.
@@ -309,7 +322,7 @@ enum KernelSource {
                 qr[i] = d < head_dim ? qh[d] : 0.0f;
                 acc[i] = 0.0f;
             }
-            float m = -INFINITY, l = 0.0f;
+            float m = NEGATIVE_INFINITY, l = 0.0f;
             const int length = positions[t] + 1;
             for (int p = warp; p < length; p += ATTENTION_WARPS) {
                 const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
@@ -341,7 +354,7 @@ enum KernelSource {
                 if (d < head_dim) partial[warp][d] = acc[i];
             }
             __syncthreads();
-            float top = -INFINITY;
+            float top = NEGATIVE_INFINITY;
             for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
             float total = 0.0f;
             for (int w = 0; w < ATTENTION_WARPS; w++) total += sums[w] * expf(maxima[w] - top);
