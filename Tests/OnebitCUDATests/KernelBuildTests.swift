@@ -1,3 +1,4 @@
+import CCUDA
 import Testing
 
 @testable import OnebitCUDA
@@ -52,5 +53,25 @@ import Testing
     #expect(Set(Kernel.allCases.map(\.name)).count == Kernel.allCases.count)
     for (open, close) in [("{", "}"), ("(", ")"), ("[", "]")] {
         #expect(source.count { String($0) == open } == source.count { String($0) == close }, "\(open)\(close)")
+    }
+}
+
+/// Whether NVRTC can be opened here (it needs no GPU, only the library on the loader path).
+private let compilerPresent: Bool = {
+    var table = ob_nvrtc()
+    var message = [CChar](repeating: 0, count: 256)
+    let names = KernelModule.compilerLibraries.map { strdup($0) }
+    defer { names.forEach { free($0) } }
+    return names.map { UnsafePointer($0) }.withUnsafeBufferPointer {
+        ob_cuda_open_nvrtc($0.baseAddress, $0.count, &table, &message, message.count) == 0
+    }
+}()
+
+@Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
+func theKernelsCompileForHopperAndBlackwell() throws {
+    for (major, minor) in [(9, 0), (12, 0)] {
+        let image = try KernelModule.compile(options: KernelBuild.options(major: major, minor: minor))
+        // An ELF image, as the driver loads it.
+        #expect(Array(image.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])
     }
 }
