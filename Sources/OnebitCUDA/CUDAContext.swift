@@ -98,7 +98,10 @@ final class DeviceBuffer {
         self.byteCount = byteCount
         var address: CUdeviceptr = 0
         context.must(context.driver.cuMemAlloc!(&address, max(byteCount, 1)), "cuMemAlloc (\(byteCount) bytes)")
-        context.must(context.driver.cuMemsetD8!(address, 0, max(byteCount, 1)), "cuMemsetD8")
+        // On our stream, not the legacy default one: a non-blocking stream does not wait for that, and a late
+        // memset would wipe what the stream uploads or computes next.
+        context.must(
+            context.driver.cuMemsetD8Async!(address, 0, max(byteCount, 1), context.stream), "cuMemsetD8Async")
         self.address = address
     }
 
