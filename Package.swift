@@ -22,6 +22,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
+        .target(
+            name: "CCUDA", cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])],
+            linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CDemoModel", cSettings: [.unsafeFlags(["-Wall", "-Werror"])]),
         .target(
             name: "OnebitModel",
@@ -29,7 +32,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "OnebitCPU", dependencies: ["CKernels", "OnebitModel"], swiftSettings: strict),
-        .target(name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU"], swiftSettings: strict),
+        .target(name: "OnebitCUDA", dependencies: ["CCUDA", "OnebitModel"], swiftSettings: strict),
+        .target(
+            name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU", "OnebitCUDA"], swiftSettings: strict),
         .target(
             name: "OnebitServer",
             dependencies: ["OnebitEngine", .product(name: "Hummingbird", package: "hummingbird")],
@@ -46,6 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "OnebitModelTests", dependencies: ["OnebitModel"], swiftSettings: strict),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "OnebitCPU"], swiftSettings: strict),
+        .testTarget(name: "OnebitCUDATests", dependencies: ["OnebitCUDA", "CCUDA"], swiftSettings: strict),
         .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
         .testTarget(
             name: "OnebitServerTests",

@@ -1,4 +1,5 @@
 import OnebitCPU
+import OnebitCUDA
 import OnebitModel
 
 #if canImport(Glibc)
@@ -11,7 +12,15 @@ import OnebitModel
 public final class LanguageModel {
     /// The model's files, tokenizer and template.
     public let model: LoadedModel
-    let transformer: Transformer<CPUBackend>
+    /// Where the model runs, in words (`CPU`, or the GPU's name).
+    public let deviceDescription: String
+    private let forward: Forward
+
+    /// The transformer of the chosen backend.
+    private enum Forward {
+        case cpu(Transformer<CPUBackend>)
+        case cuda(Transformer<CUDABackend>)
+    }
 
     /// Prepares `model` for the CPU, on `threads` threads (default: the physical cores), with logits from an int8
     /// copy of the output head when `int8Head` is set.
@@ -20,9 +29,53 @@ public final class LanguageModel {
     }
 
     /// Prepares `model` for a configured CPU backend.
-    init(_ model: LoadedModel, backend: CPUBackend) {
+    convenience init(_ model: LoadedModel, backend: CPUBackend) {
+        let transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
+        self.init(model, running: (.cpu(transformer), "CPU"))
+    }
+
+    /// Prepares `model` for `device` (the CPU options apply when it runs on the CPU). With `.auto` a missing GPU,
+    /// driver or compiler is no error: the model runs on the CPU and `onFallback` receives the reason.
+    public convenience init(
+        _ model: LoadedModel, device: ComputeDevice, threads: Int? = nil, int8Head: Bool = false,
+        onFallback: (String) -> Void
+    ) throws(DeviceError) {
+        guard device != .cpu else {
+            self.init(model, threads: threads, int8Head: int8Head)
+            return
+        }
+        do throws(CUDAError) {
+            if int8Head { throw CUDAError.unsupportedShape("the int8 output head runs on the CPU only") }
+            let backend = try CUDABackend()
+            try backend.validate(model.config, weights: model.weights)
+            let transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
+            self.init(model, running: (.cuda(transformer), backend.deviceDescription))
+        } catch {
+            guard device == .auto else { throw DeviceError(message: error.description) }
+            onFallback("CUDA unavailable, running on the CPU: \(error.description)")
+            self.init(model, threads: threads, int8Head: int8Head)
+        }
+    }
+
+    private init(_ model: LoadedModel, running: (Forward, String)) {
         self.model = model
-        transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
+        (forward, deviceDescription) = running
+    }
+
+    /// Most tokens one forward call processes at once.
+    var chunkSize: Int {
+        switch forward {
+        case .cpu(let transformer): transformer.chunkSize
+        case .cuda(let transformer): transformer.chunkSize
+        }
+    }
+
+    /// The batched stepping the scheduler drives, over caches of `capacity` tokens.
+    func makeBatchRunner(capacity: Int) -> any BatchRunner {
+        switch forward {
+        case .cpu(let transformer): TransformerRunner(transformer: transformer, capacity: capacity)
+        case .cuda(let transformer): TransformerRunner(transformer: transformer, capacity: capacity)
+        }
     }
 
     /// The model's context window.
@@ -30,7 +83,10 @@ public final class LanguageModel {
 
     /// A fresh sequence of up to `capacity` tokens (the context window when `nil`).
     public func makeSession(capacity: Int? = nil) -> any DecodingSession {
-        transformer.makeSession(capacity: capacity ?? contextLength)
+        switch forward {
+        case .cpu(let transformer): transformer.makeSession(capacity: capacity ?? contextLength)
+        case .cuda(let transformer): transformer.makeSession(capacity: capacity ?? contextLength)
+        }
     }
 
     /// Generates after `prompt` until an end-of-sequence token, `maxTokens` tokens, a full context, or `onToken`
@@ -169,4 +225,23 @@ public struct PerplexityResult: Sendable, Equatable {
     public var meanNegativeLogLikelihood: Double
     /// `exp(mean NLL)`.
     public var perplexity: Double { exp(meanNegativeLogLikelihood) }
+}
+
+/// Where a model runs.
+public enum ComputeDevice: String, Sendable, CaseIterable {
+    /// The CPU kernels.
+    case cpu
+    /// The first NVIDIA GPU; an error when there is none.
+    case cuda
+    /// The GPU when one is usable, else the CPU.
+    case auto
+}
+
+/// The device asked for cannot run the model.
+public struct DeviceError: Error, CustomStringConvertible {
+    /// What went wrong and what to do.
+    public var message: String
+
+    /// The message.
+    public var description: String { message }
 }

@@ -68,11 +68,11 @@ public final class Scheduler: Sendable {
     /// Starts the engine thread over `model`, which the scheduler owns from now on.
     public init(model: sending LanguageModel, configuration: SchedulerConfiguration) {
         var configuration = configuration
-        configuration.maxConcurrency = max(1, min(configuration.maxConcurrency, model.transformer.chunkSize))
+        configuration.maxConcurrency = max(1, min(configuration.maxConcurrency, model.chunkSize))
         self.configuration = configuration
         vocabularySize = model.model.config.vocabSize
         shared = SharedState()
-        let runner = TransformerRunner(transformer: model.transformer, capacity: configuration.contextLength)
+        let runner = model.makeBatchRunner(capacity: configuration.contextLength)
         let loop = EngineLoop(
             runner: runner, endOfSequence: model.model.endOfSequenceTokenIDs, configuration: configuration,
             shared: shared)

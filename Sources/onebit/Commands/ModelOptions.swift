@@ -17,6 +17,12 @@ struct ModelOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
+    @Option(
+        help: ArgumentHelp(
+            "Where to run the model: cpu, cuda, or auto (the GPU when a driver and GPU are present, else the CPU).",
+            valueName: "device"))
+    var device: ComputeDevice = .auto
+
     /// Loads the model the options name, showing what is being loaded on a terminal.
     func load() throws -> LoadedModel {
         let status = StatusLine()
@@ -25,4 +31,11 @@ struct ModelOptions: ParsableArguments {
         guard let model else { return try EmbeddedModel.load() }
         return try ModelLoader.load(path: model)
     }
+
+    /// Prepares `model` for the device the options name; a fallback to the CPU is reported on standard error.
+    func prepare(_ model: LoadedModel, int8Head: Bool = false) throws -> LanguageModel {
+        try LanguageModel(model, device: device, threads: threads, int8Head: int8Head) { writeError("onebit: \($0)\n") }
+    }
 }
+
+extension ComputeDevice: ExpressibleByArgument {}

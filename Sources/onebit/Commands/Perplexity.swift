@@ -49,7 +49,7 @@ struct Perplexity: ParsableCommand {
         let status = StatusLine()
         func measure(int8Head: Bool) throws -> PerplexityResult {
             let label = int8Head ? "perplexity (int8 head)" : "perplexity"
-            let result = try LanguageModel(model, threads: options.threads, int8Head: int8Head).perplexity(
+            let result = try options.prepare(model, int8Head: int8Head).perplexity(
                 tokens, prefix: prefix, context: context, stride: stride ?? context
             ) {
                 status.progress(label, fraction: $0, detail: "of \(tokens.count) tokens")

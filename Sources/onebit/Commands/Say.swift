@@ -29,6 +29,9 @@ struct Say: ParsableCommand {
             """)
     var json = false
 
+    @Flag(help: "Report on standard error the device, the prompt time and the generation speed.")
+    var stats = false
+
     @Argument(help: "The prompt.")
     var prompt: String
 
@@ -40,12 +43,26 @@ struct Say: ParsableCommand {
     func run() throws {
         let model = try options.load()
         let tokens = try PromptBuilder(model: model).tokens(for: prompt, raw: raw)
-        let language = LanguageModel(model, threads: options.threads, int8Head: int8Head)
+        let language = try options.prepare(model, int8Head: int8Head)
         var decoder = model.tokenizer.makeStreamingDecoder()
+        let clock = ContinuousClock()
+        let start = clock.now
+        var firstToken: ContinuousClock.Instant?
         let result = try language.generate(prompt: tokens, maxTokens: maxTokens, sampling: sampling.parameters) {
             token in
+            firstToken = firstToken ?? clock.now
             if !json { writeOutput(decoder.append(token)) }
             return true
+        }
+        if stats, let firstToken {
+            // The first token comes with the prompt's forward pass; the rest are one decode step each.
+            let prompt = firstToken - start
+            let decode = clock.now - firstToken
+            let seconds = Double(decode.components.seconds) + Double(decode.components.attoseconds) * 1e-18
+            let rate = result.tokens.count > 1 ? Double(result.tokens.count - 1) / seconds : 0
+            writeError(
+                "onebit: \(language.deviceDescription): prompt \(tokens.count) tokens in \(prompt), "
+                    + "\(result.tokens.count - 1) more tokens at \(Int(rate.rounded())) tokens/s\n")
         }
         if json {
             let object: JSONValue = .object([

@@ -28,7 +28,7 @@ struct Score: ParsableCommand {
     func run() throws {
         let model = try options.load()
         let tokens = try text.map { model.tokenizer.encode($0, addSpecialTokens: true) } ?? TokenIDList.parse(tokenIDs!)
-        let logprobs = try LanguageModel(model, threads: options.threads).score(tokens)
+        let logprobs = try options.prepare(model).score(tokens)
         if json {
             let object: JSONValue = .object([
                 "token_ids": .array(tokens.map { .integer($0) }),

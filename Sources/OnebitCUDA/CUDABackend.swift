@@ -1,0 +1,279 @@
+import CCUDA
+import OnebitModel
+
+/// The CUDA backend: every operation of the forward pass as a kernel on one stream of the first GPU.
+///
+/// Kernels are compiled by NVRTC on first use and cached on disk (``KernelBuild``). Only logits come back to the
+/// host; token ids and positions go up once per forward.
+public final class CUDABackend {
+    private let context: CUDAContext
+    private let kernels: KernelModule
+    private var tokenBuffer: DeviceBuffer?
+    private var positionBuffer: DeviceBuffer?
+    /// The positions `positionBuffer` holds: every layer passes the same array several times per forward.
+    private var uploadedPositions: [Int32] = []
+    private var logitBuffer: DeviceBuffer?
+
+    /// Opens the first GPU and loads (or compiles) the kernels; throws when there is no driver, GPU or compiler.
+    public init() throws(CUDAError) {
+        context = try CUDAContext()
+        kernels = try KernelModule(context)
+    }
+
+    /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
+    public var deviceDescription: String { "\(context.name) (sm_\(context.major)\(context.minor))" }
+
+    /// Throws if the kernels cannot run a model of `config` with `weights`.
+    public func validate(_ config: ModelConfig, weights: ModelWeights) throws(CUDAError) {
+        guard config.headDim <= 256 && config.headDim % 2 == 0 else {
+            throw .unsupportedShape("head_dim \(config.headDim) (at most 256, even)")
+        }
+        for layer in weights.layers {
+            for matrix in [layer.query, layer.key, layer.value, layer.output, layer.gate, layer.up, layer.down] {
+                if case .perBlock(let size, _) = matrix.scale,
+                    !CUDATernaryWeights.supports(blockSize: size, columns: matrix.columns)
+                {
+                    throw .unsupportedShape("ternary scale blocks of \(size) columns (need a multiple of 64)")
+                }
+            }
+        }
+    }
+
+    /// Repacks a ternary matrix and uploads it.
+    public func prepare(_ matrix: TernaryMatrix) -> CUDATernaryWeights {
+        context.makeCurrent()
+        return CUDATernaryWeights(context, matrix)
+    }
+
+    /// Uploads a norm weight.
+    public func prepare(_ vector: [Float]) -> CUDAVectorWeights {
+        context.makeCurrent()
+        return CUDAVectorWeights(context, vector)
+    }
+
+    /// Uploads an embedding table or output head in its stored precision.
+    public func prepare(_ matrix: DenseMatrix) -> CUDADenseWeights {
+        context.makeCurrent()
+        return CUDADenseWeights(context, matrix)
+    }
+
+    /// A zeroed float buffer.
+    public func makeActivations(tokens: Int, width: Int) -> CUDAActivations {
+        context.makeCurrent()
+        return CUDAActivations(context, tokens: tokens, width: width)
+    }
+
+    /// A zeroed int8 buffer.
+    public func makeQuantizedActivations(tokens: Int, width: Int) -> CUDAQuantizedActivations {
+        context.makeCurrent()
+        return CUDAQuantizedActivations(context, tokens: tokens, width: width)
+    }
+
+    /// A cache for `capacity` positions of every layer.
+    public func makeKeyValueCache(layers: Int, capacity: Int, width: Int) -> CUDAKeyValueCache {
+        context.makeCurrent()
+        return CUDAKeyValueCache(context, layers: layers, capacity: capacity, width: width)
+    }
+
+    /// Uploads `tokens` and gathers their embedding rows into `x`. Every forward starts here, so this is where the
+    /// context is bound to the calling thread.
+    public func embed(_ tokens: [Int], from table: CUDADenseWeights, into x: CUDAActivations) {
+        context.makeCurrent()
+        let ids = tokens.map { Int32($0) }
+        let buffer = scratch(&tokenBuffer, bytes: ids.count * 4)
+        buffer.upload(ids)
+        let kernel: Kernel =
+            switch table.storage {
+            case .float32: .embedF32
+            case .float16: .embedF16
+            case .bfloat16: .embedBF16
+            }
+        launch(
+            kernel, grid: ((table.columns + 255) / 256, tokens.count), block: 256,
+            .address(buffer.address), .address(table.buffer.address), .int(table.columns), .address(x.buffer.address))
+    }
+
+    /// `y = rmsnorm(x) * weight`, one block per token.
+    public func rmsNorm(
+        _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into y: CUDAActivations
+    ) {
+        launch(
+            .rmsNorm, grid: (tokens, 1), block: 256, .address(x.buffer.address), .address(weight.buffer.address),
+            .float(epsilon), .int(x.width), .address(y.buffer.address))
+    }
+
+    /// RMSNorm fused with per-token int8 quantization.
+    public func rmsNormQuantize(
+        _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
+    ) {
+        launch(
+            .rmsNormQuantize, grid: (tokens, 1), block: 256, .address(x.buffer.address),
+            .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
+            .address(q.values.address), .address(q.scales.address))
+    }
+
+    /// `y = W q`: a warp per output row, up to 8 tokens per pass over the weights.
+    public func multiply(
+        _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
+    ) {
+        precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
+        launch(
+            tokens == 1 ? .ternaryMatmulSingle : .ternaryMatmul, grid: ((w.rows + 7) / 8, (tokens + 7) / 8), block: 256,
+            .address(w.codes.address),
+            .int(w.rows), .int(w.chunks), .address(q.values.address), .address(q.scales.address), .int(tokens),
+            .address(w.scales.address), .int(w.blockChunks), .address(y.buffer.address))
+    }
+
+    /// Rotates the heads of the first `tokens` rows of `x` in place.
+    public func applyRoPE(
+        _ x: CUDAActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float
+    ) {
+        let positions = devicePositions(positions)
+        launch(
+            .rope, grid: (tokens, 1), block: 256, .address(x.buffer.address), .int(heads), .int(headDim),
+            .address(positions), .float(theta))
+    }
+
+    /// Writes keys and values of `tokens` rows into layer `layer` of the cache.
+    public func store(
+        keys: CUDAActivations, values: CUDAActivations, tokens: Int, positions: [Int32], layer: Int,
+        in cache: CUDAKeyValueCache
+    ) {
+        let positions = devicePositions(positions)
+        launch(
+            .storeKeyValue, grid: ((cache.width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
+            .address(values.buffer.address), .int(cache.width), .address(positions),
+            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)))
+    }
+
+    /// Causal attention, one block per head and token.
+    public func attention(
+        queries: CUDAActivations, tokens: Int, positions: [Int32], layer: Int, cache: CUDAKeyValueCache,
+        heads: Int, kvHeads: Int, headDim: Int, into out: CUDAActivations
+    ) {
+        let positions = devicePositions(positions)
+        let scale = 1 / Float(headDim).squareRoot()
+        launch(
+            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address),
+            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
+            .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address))
+    }
+
+    /// `gate = act(gate) * up`.
+    public func gatedActivation(
+        _ activation: ModelConfig.Activation, gate: CUDAActivations, up: CUDAActivations, tokens: Int
+    ) {
+        let count = tokens * gate.width
+        let kernel: Kernel =
+            switch activation {
+            case .relu2: .relu2Multiply
+            case .silu: .siluMultiply
+            }
+        launch(
+            kernel, grid: ((count + 255) / 256, 1), block: 256, .address(gate.buffer.address),
+            .address(up.buffer.address), .int(count))
+    }
+
+    /// `x += delta`.
+    public func add(_ delta: CUDAActivations, to x: CUDAActivations, tokens: Int) {
+        let count = tokens * x.width
+        launch(
+            .add, grid: ((count + 255) / 256, 1), block: 256, .address(x.buffer.address),
+            .address(delta.buffer.address), .int(count))
+    }
+
+    /// The logits of row `row` of `x`: a GEMV over the head on the GPU, then one copy to the host.
+    public func logits(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> [Float] {
+        context.makeCurrent()
+        let output = scratch(&logitBuffer, bytes: head.rows * 4)
+        let kernel: Kernel =
+            switch head.storage {
+            case .float32: .denseGemvF32
+            case .float16: .denseGemvF16
+            case .bfloat16: .denseGemvBF16
+            }
+        launch(
+            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
+            .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
+        var logits = [Float](repeating: 0, count: head.rows)
+        logits.withUnsafeMutableBytes { destination in
+            context.must(
+                context.driver.cuMemcpyDtoHAsync!(
+                    destination.baseAddress, output.address, destination.count, context.stream),
+                "cuMemcpyDtoHAsync")
+        }
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        return logits
+    }
+
+    /// Rows `rows` of `x`, row-major, copied to the host (the scheduler moves one sequence's rows this way).
+    public func readRows(_ x: CUDAActivations, _ rows: Range<Int>) -> [Float] {
+        context.makeCurrent()
+        var values = [Float](repeating: 0, count: rows.count * x.width)
+        values.withUnsafeMutableBytes { destination in
+            context.must(
+                context.driver.cuMemcpyDtoHAsync!(
+                    destination.baseAddress, x.buffer.address + UInt64(rows.lowerBound * x.width * 4),
+                    destination.count, context.stream),
+                "cuMemcpyDtoHAsync")
+        }
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        return values
+    }
+
+    /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
+    public func writeRows(_ rows: [Float], count: Int, into x: CUDAActivations) {
+        context.makeCurrent()
+        x.buffer.upload(Array(rows.prefix(count * x.width)))
+    }
+
+    // MARK: Plumbing
+
+    /// A kernel argument.
+    private enum Argument {
+        case address(UInt64)
+        case int(Int)
+        case float(Float)
+    }
+
+    /// Queues `kernel` on the stream with `arguments` in the kernel's parameter order.
+    private func launch(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: Argument...) {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
+                for (index, argument) in arguments.enumerated() {
+                    let slot = UnsafeMutableRawPointer(slots.baseAddress! + index)
+                    switch argument {
+                    case .address(let value): slot.storeBytes(of: value, as: UInt64.self)
+                    case .int(let value): slot.storeBytes(of: Int32(value), as: Int32.self)
+                    case .float(let value): slot.storeBytes(of: value, as: Float.self)
+                    }
+                    pointers[index] = slot
+                }
+                context.must(
+                    context.driver.cuLaunchKernel!(
+                        kernels[kernel], UInt32(grid.0), UInt32(grid.1), 1, UInt32(block), 1, 1, 0, context.stream,
+                        pointers.baseAddress, nil),
+                    "cuLaunchKernel(\(kernel.name))")
+            }
+        }
+    }
+
+    /// The device copy of `positions`, uploaded only when they changed since the last call.
+    private func devicePositions(_ positions: [Int32]) -> UInt64 {
+        let grows = (positionBuffer?.byteCount ?? 0) < positions.count * 4
+        let buffer = scratch(&positionBuffer, bytes: positions.count * 4)
+        if grows || positions != uploadedPositions {
+            buffer.upload(positions)
+            uploadedPositions = positions
+        }
+        return buffer.address
+    }
+
+    /// `buffer`, replaced by a larger one when it holds fewer than `bytes` bytes.
+    private func scratch(_ buffer: inout DeviceBuffer?, bytes: Int) -> DeviceBuffer {
+        if let current = buffer, current.byteCount >= bytes { return current }
+        let grown = DeviceBuffer(context, byteCount: max(bytes, 4096))
+        buffer = grown
+        return grown
+    }
+}

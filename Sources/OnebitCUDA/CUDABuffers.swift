@@ -1,0 +1,153 @@
+import OnebitModel
+
+/// Float activations `[tokens][width]` in GPU memory.
+public final class CUDAActivations {
+    let buffer: DeviceBuffer
+    /// Elements per token.
+    public let width: Int
+    /// Most tokens the buffer holds.
+    public let capacity: Int
+
+    init(_ context: CUDAContext, tokens: Int, width: Int) {
+        buffer = DeviceBuffer(context, byteCount: tokens * width * 4)
+        self.width = width
+        capacity = tokens
+    }
+}
+
+/// Int8 activations with one scale per token; rows are padded with zeros to whole 64-column chunks, the unit the
+/// ternary kernel reads.
+public final class CUDAQuantizedActivations {
+    let values: DeviceBuffer
+    let scales: DeviceBuffer
+    /// Elements per token.
+    public let width: Int
+    /// Bytes from one token's row to the next.
+    let stride: Int
+
+    init(_ context: CUDAContext, tokens: Int, width: Int) {
+        self.width = width
+        stride = CUDATernaryWeights.chunks(columns: width) * 64
+        values = DeviceBuffer(context, byteCount: tokens * stride)
+        scales = DeviceBuffer(context, byteCount: tokens * 4)
+    }
+}
+
+/// Keys and values of every layer, `[layer][position][width]` floats.
+public final class CUDAKeyValueCache {
+    let keys: DeviceBuffer
+    let values: DeviceBuffer
+    /// Positions each layer holds.
+    public let capacity: Int
+    /// `kv_heads * head_dim`.
+    public let width: Int
+
+    init(_ context: CUDAContext, layers: Int, capacity: Int, width: Int) {
+        keys = DeviceBuffer(context, byteCount: layers * capacity * width * 4)
+        values = DeviceBuffer(context, byteCount: layers * capacity * width * 4)
+        self.capacity = capacity
+        self.width = width
+    }
+
+    /// The address of layer `layer`'s keys (`values` false) or values.
+    func layer(_ layer: Int, values: Bool) -> UInt64 {
+        (values ? self.values : keys).address + UInt64(layer * capacity * width * 4)
+    }
+}
+
+/// A norm weight vector in GPU memory.
+public final class CUDAVectorWeights {
+    let buffer: DeviceBuffer
+
+    init(_ context: CUDAContext, _ values: [Float]) {
+        buffer = DeviceBuffer(context, copying: values)
+    }
+}
+
+/// An embedding table or output head in GPU memory, in the precision the file stores.
+public final class CUDADenseWeights {
+    let buffer: DeviceBuffer
+    let rows: Int
+    let columns: Int
+    let storage: Precision
+
+    enum Precision { case float32, float16, bfloat16 }
+
+    init(_ context: CUDAContext, _ matrix: DenseMatrix) {
+        rows = matrix.rows
+        columns = matrix.columns
+        switch matrix.storage {
+        case .float32(let values):
+            buffer = DeviceBuffer(context, copying: values)
+            storage = .float32
+        case .float16(let values):
+            buffer = DeviceBuffer(context, copying: values)
+            storage = .float16
+        case .bfloat16(let values):
+            buffer = DeviceBuffer(context, copying: values)
+            storage = .bfloat16
+        }
+    }
+}
+
+/// A ternary matrix repacked for ``Kernel/ternaryMatmul`` (the layout is described in ``KernelSource``).
+public final class CUDATernaryWeights {
+    let codes: DeviceBuffer
+    let scales: DeviceBuffer
+    let rows: Int
+    let columns: Int
+    /// 64-column chunks per row (the last one padded with zero weights).
+    let chunks: Int
+    /// Chunks per scale block, or 0 for one scale per tensor.
+    let blockChunks: Int
+
+    init(_ context: CUDAContext, _ matrix: TernaryMatrix) {
+        rows = matrix.rows
+        columns = matrix.columns
+        chunks = Self.chunks(columns: matrix.columns)
+        switch matrix.scale {
+        case .perTensor(let s):
+            blockChunks = 0
+            scales = DeviceBuffer(context, copying: [s])
+        case .perBlock(let size, let values):
+            precondition(Self.supports(blockSize: size, columns: matrix.columns), "see CUDABackend.validate")
+            blockChunks = size / 64
+            scales = DeviceBuffer(context, copying: values)
+        }
+        codes = DeviceBuffer(context, copying: Self.repack(matrix))
+    }
+
+    /// Whether the kernel handles scale blocks of `blockSize` columns: whole chunks that tile every row.
+    static func supports(blockSize: Int, columns: Int) -> Bool {
+        blockSize % 64 == 0 && columns % blockSize == 0
+    }
+
+    /// 64-column chunks that hold `columns` columns.
+    static func chunks(columns: Int) -> Int { (columns + 63) / 64 }
+
+    /// The kernel's layout: per row, `chunks * 4` words; in word `w`, byte `i` holds in bits `2j ..< 2j + 2` the
+    /// code of column `16w + 4j + i`. Columns past the matrix get code 1 (weight 0).
+    static func repack(_ matrix: TernaryMatrix) -> [UInt32] {
+        let wordsPerRow = chunks(columns: matrix.columns) * 4
+        let bytesPerRow = matrix.bytesPerRow
+        var words = [UInt32](repeating: 0, count: matrix.rows * wordsPerRow)
+        matrix.codes.withUnsafeBufferPointer { source in
+            words.withUnsafeMutableBufferPointer { destination in
+                for row in 0..<matrix.rows {
+                    let input = row * bytesPerRow
+                    for word in 0..<wordsPerRow {
+                        // Source byte 4w + j holds columns 16w + 4j + i in bits 2i: a 4 x 4 transpose of bit pairs.
+                        var value: UInt32 = 0
+                        for j in 0..<4 {
+                            let index = 4 * word + j
+                            let byte = index < bytesPerRow ? UInt32(source[input + index]) : 0x55
+                            for i in 0..<4 { value |= ((byte >> UInt32(2 * i)) & 3) << UInt32(8 * i + 2 * j) }
+                        }
+                        destination[row * wordsPerRow + word] = value
+                    }
+                }
+            }
+        }
+        return words
+    }
+}

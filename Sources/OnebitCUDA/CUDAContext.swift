@@ -1,0 +1,133 @@
+import CCUDA
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The first GPU, its primary context and the one stream every operation is queued on.
+final class CUDAContext {
+    let driver: ob_cuda_driver
+    let device: CUdevice
+    let context: CUcontext
+    let stream: CUstream
+    /// The GPU's name as the driver reports it.
+    let name: String
+    /// Compute capability.
+    let major: Int, minor: Int
+
+    /// Opens the driver and the first GPU; throws when either is missing.
+    init() throws(CUDAError) {
+        var table = ob_cuda_driver()
+        var message = [CChar](repeating: 0, count: 512)
+        guard ob_cuda_open_driver("libcuda.so.1", &table, &message, message.count) == 0 else {
+            throw .driverUnavailable(cString(message))
+        }
+        driver = table
+        try Self.check(table, table.cuInit!(0), "cuInit")
+        var count: Int32 = 0
+        try Self.check(table, table.cuDeviceGetCount!(&count), "cuDeviceGetCount")
+        guard count > 0 else { throw .noDevice }
+        var device: CUdevice = 0
+        try Self.check(table, table.cuDeviceGet!(&device, 0), "cuDeviceGet")
+        self.device = device
+        var nameBytes = [CChar](repeating: 0, count: 256)
+        try Self.check(table, table.cuDeviceGetName!(&nameBytes, Int32(nameBytes.count), device), "cuDeviceGetName")
+        name = cString(nameBytes)
+        var value: Int32 = 0
+        try Self.check(
+            table, table.cuDeviceGetAttribute!(&value, Int32(OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR), device),
+            "cuDeviceGetAttribute")
+        major = Int(value)
+        try Self.check(
+            table, table.cuDeviceGetAttribute!(&value, Int32(OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR), device),
+            "cuDeviceGetAttribute")
+        minor = Int(value)
+        var context: CUcontext?
+        try Self.check(table, table.cuDevicePrimaryCtxRetain!(&context, device), "cuDevicePrimaryCtxRetain")
+        guard let context else {
+            throw .driverCall(function: "cuDevicePrimaryCtxRetain", code: 0, message: "no context")
+        }
+        self.context = context
+        try Self.check(table, table.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
+        var stream: CUstream?
+        try Self.check(table, table.cuStreamCreate!(&stream, UInt32(OB_CU_STREAM_NON_BLOCKING)), "cuStreamCreate")
+        guard let stream else { throw .driverCall(function: "cuStreamCreate", code: 0, message: "no stream") }
+        self.stream = stream
+    }
+
+    deinit {
+        _ = driver.cuStreamDestroy!(stream)
+        _ = driver.cuDevicePrimaryCtxRelease!(device)
+    }
+
+    /// Binds the context to the calling thread (the driver keeps the current context per thread, and the engine may
+    /// run a model on another thread than the one that loaded it).
+    func makeCurrent() {
+        must(driver.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
+    }
+
+    /// Stops the program on a failed call during a run: after a fault the GPU's state is unknown and nothing can
+    /// be recovered.
+    func must(_ result: CUresult, _ function: String) {
+        do {
+            try Self.check(driver, result, function)
+        } catch {
+            fatalError("\(error)")
+        }
+    }
+
+    static func check(_ driver: ob_cuda_driver, _ result: CUresult, _ function: String) throws(CUDAError) {
+        guard result != Int32(OB_CUDA_SUCCESS) else { return }
+        var text: UnsafePointer<CChar>?
+        _ = driver.cuGetErrorString!(result, &text)
+        throw .driverCall(function: function, code: result, message: text.map { String(cString: $0) } ?? "unknown")
+    }
+}
+
+/// Device memory, freed with its owner.
+final class DeviceBuffer {
+    let context: CUDAContext
+    let address: CUdeviceptr
+    let byteCount: Int
+
+    /// `byteCount` zeroed bytes.
+    init(_ context: CUDAContext, byteCount: Int) {
+        self.context = context
+        self.byteCount = byteCount
+        var address: CUdeviceptr = 0
+        context.must(context.driver.cuMemAlloc!(&address, max(byteCount, 1)), "cuMemAlloc (\(byteCount) bytes)")
+        // On our stream, not the legacy default one: a non-blocking stream does not wait for that, and a late
+        // memset would wipe what the stream uploads or computes next.
+        context.must(
+            context.driver.cuMemsetD8Async!(address, 0, max(byteCount, 1), context.stream), "cuMemsetD8Async")
+        self.address = address
+    }
+
+    /// A buffer holding a copy of `values`.
+    convenience init<T>(_ context: CUDAContext, copying values: [T]) {
+        self.init(context, byteCount: values.count * MemoryLayout<T>.stride)
+        upload(values)
+    }
+
+    /// Copies `values` to the start of the buffer, in stream order.
+    func upload<T>(_ values: [T]) {
+        let bytes = values.count * MemoryLayout<T>.stride
+        precondition(bytes <= byteCount, "upload larger than the buffer")
+        values.withUnsafeBytes { source in
+            context.must(
+                context.driver.cuMemcpyHtoDAsync!(address, source.baseAddress, bytes, context.stream),
+                "cuMemcpyHtoDAsync")
+        }
+    }
+
+    deinit {
+        _ = context.driver.cuMemFree!(address)
+    }
+}
+
+/// The text of a NUL-terminated C string held in an array.
+func cString(_ bytes: [CChar]) -> String {
+    bytes.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}

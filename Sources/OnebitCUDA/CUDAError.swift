@@ -1,0 +1,34 @@
+/// Why the CUDA backend could not start or run.
+public enum CUDAError: Error, CustomStringConvertible, Equatable {
+    /// The CUDA driver library could not be opened or lacks a function we need.
+    case driverUnavailable(String)
+    /// The driver loaded but reports no GPU.
+    case noDevice
+    /// NVRTC, the run-time compiler, could not be opened.
+    case compilerUnavailable(String)
+    /// A driver call failed.
+    case driverCall(function: String, code: Int32, message: String)
+    /// NVRTC rejected the kernel source or failed.
+    case compilation(String)
+    /// The model has a shape the kernels do not handle.
+    case unsupportedShape(String)
+
+    /// A message that names the problem and what to do about it.
+    public var description: String {
+        switch self {
+        case .driverUnavailable(let reason):
+            "the CUDA driver could not be loaded (\(reason)); install the NVIDIA driver or use --device cpu"
+        case .noDevice:
+            "the CUDA driver reports no GPU; check nvidia-smi or use --device cpu"
+        case .compilerUnavailable(let reason):
+            "NVRTC could not be loaded (\(reason)); put libnvrtc.so.13 on the library path (LD_LIBRARY_PATH) "
+                + "or use --device cpu"
+        case .driverCall(let function, let code, let message):
+            "\(function) failed with CUDA error \(code) (\(message))"
+        case .compilation(let log):
+            "compiling the CUDA kernels failed:\n\(log)"
+        case .unsupportedShape(let reason):
+            "the CUDA kernels do not handle this model: \(reason); use --device cpu"
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import CCUDA
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The kernels of ``KernelSource``, by the names they are declared with.
+enum Kernel: Int, CaseIterable {
+    case rmsNorm, rmsNormQuantize, ternaryMatmulSingle, ternaryMatmul
+    case denseGemvF32, denseGemvF16, denseGemvBF16
+    case embedF32, embedF16, embedBF16
+    case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
+
+    /// The `extern "C"` name in the source.
+    var name: String {
+        switch self {
+        case .rmsNorm: "rms_norm"
+        case .rmsNormQuantize: "rms_norm_quantize"
+        case .ternaryMatmulSingle: "ternary_matmul_1"
+        case .ternaryMatmul: "ternary_matmul_8"
+        case .denseGemvF32: "dense_gemv_f32"
+        case .denseGemvF16: "dense_gemv_f16"
+        case .denseGemvBF16: "dense_gemv_bf16"
+        case .embedF32: "embed_f32"
+        case .embedF16: "embed_f16"
+        case .embedBF16: "embed_bf16"
+        case .rope: "rope_neox"
+        case .storeKeyValue: "store_kv"
+        case .attention: "attention"
+        case .relu2Multiply: "relu2_mul"
+        case .siluMultiply: "silu_mul"
+        case .add: "add_rows"
+        }
+    }
+}
+
+/// The compiled kernels, loaded into the context.
+final class KernelModule {
+    private let context: CUDAContext
+    private let module: CUmodule
+    private let functions: [CUfunction]
+
+    /// Loads the cached module for this GPU, or compiles it with NVRTC and caches it.
+    init(_ context: CUDAContext) throws(CUDAError) {
+        self.context = context
+        let options = KernelBuild.options(major: context.major, minor: context.minor)
+        let key = KernelBuild.key(source: KernelSource.text, options: options)
+        let file = KernelBuild.fileName(key: key, major: context.major, minor: context.minor)
+        let directory = KernelBuild.cacheDirectory()
+        var module: CUmodule?
+        // A cached image the driver rejects (a newer driver, a damaged file) is simply rebuilt.
+        if let directory, let image = KernelBuild.read(directory + "/" + file) {
+            module = Self.load(context, image)
+        }
+        if module == nil {
+            let image = try Self.compile(options: options)
+            module = Self.load(context, image)
+            guard module != nil else {
+                throw .compilation("the driver rejected the compiled module for sm_\(context.major)\(context.minor)")
+            }
+            if let directory { KernelBuild.write(image, directory: directory, file: file) }
+        }
+        let loaded = module!
+        self.module = loaded
+        var functions: [CUfunction] = []
+        for kernel in Kernel.allCases {
+            var function: CUfunction?
+            try CUDAContext.check(
+                context.driver, context.driver.cuModuleGetFunction!(&function, loaded, kernel.name),
+                "cuModuleGetFunction(\(kernel.name))")
+            functions.append(function!)
+        }
+        self.functions = functions
+    }
+
+    deinit {
+        _ = context.driver.cuModuleUnload!(module)
+    }
+
+    subscript(kernel: Kernel) -> CUfunction { functions[kernel.rawValue] }
+
+    private static func load(_ context: CUDAContext, _ image: [UInt8]) -> CUmodule? {
+        var module: CUmodule?
+        let result = image.withUnsafeBytes { context.driver.cuModuleLoadData!(&module, $0.baseAddress) }
+        return result == Int32(OB_CUDA_SUCCESS) ? module : nil
+    }
+
+    /// Library names tried for NVRTC: the loader path first, then the usual toolkit folder.
+    static let compilerLibraries = ["libnvrtc.so.13", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so.13"]
+
+    /// Compiles ``KernelSource`` to a CUBIN with `options`.
+    static func compile(options: [String]) throws(CUDAError) -> [UInt8] {
+        var nvrtc = ob_nvrtc()
+        var message = [CChar](repeating: 0, count: 512)
+        let names = compilerLibraries.map { strdup($0) }
+        defer { names.forEach { free($0) } }
+        let opened = names.map { UnsafePointer($0) }.withUnsafeBufferPointer {
+            ob_cuda_open_nvrtc($0.baseAddress, $0.count, &nvrtc, &message, message.count)
+        }
+        guard opened == 0 else { throw .compilerUnavailable(cString(message)) }
+
+        func check(_ result: nvrtcResult, _ function: String) throws(CUDAError) {
+            guard result != 0 else { return }
+            throw .compilation(
+                "\(function): \(nvrtc.nvrtcGetErrorString!(result).map { String(cString: $0) } ?? "error \(result)")")
+        }
+        var program: nvrtcProgram?
+        try check(
+            nvrtc.nvrtcCreateProgram!(&program, KernelSource.text, "onebit_kernels.cu", 0, nil, nil),
+            "nvrtcCreateProgram")
+        defer { _ = nvrtc.nvrtcDestroyProgram!(&program) }
+        let arguments = options.map { strdup($0) }
+        defer { arguments.forEach { free($0) } }
+        let compiled = arguments.map { UnsafePointer($0) }.withUnsafeBufferPointer {
+            nvrtc.nvrtcCompileProgram!(program, Int32($0.count), $0.baseAddress)
+        }
+        if compiled != 0 {
+            var size = 0
+            _ = nvrtc.nvrtcGetProgramLogSize!(program, &size)
+            var log = [CChar](repeating: 0, count: size + 1)
+            _ = nvrtc.nvrtcGetProgramLog!(program, &log)
+            throw .compilation(cString(log))
+        }
+        var size = 0
+        try check(nvrtc.nvrtcGetCUBINSize!(program, &size), "nvrtcGetCUBINSize")
+        var image = [UInt8](repeating: 0, count: size)
+        try check(
+            image.withUnsafeMutableBytes {
+                nvrtc.nvrtcGetCUBIN!(program, $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+            },
+            "nvrtcGetCUBIN")
+        return image
+    }
+}

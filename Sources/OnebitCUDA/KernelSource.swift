@@ -1,0 +1,386 @@
+/// The CUDA C source of every kernel, compiled by NVRTC for the GPU present (see ``KernelBuild``).
+///
+/// Layouts follow the CPU backend: float activations row-major `[tokens][width]`, the key/value cache
+/// `[layer][position][kv_heads * head_dim]`. Ternary weights and int8 activations use the GPU layout described at
+/// `ternary_rows`. NVRTC compiles with `--fmad=false` so that products and sums round as the CPU's do.
+enum KernelSource {
+    static let text = #"""
+        typedef unsigned char u8;
+        typedef signed char i8;
+        typedef unsigned int u32;
+        typedef unsigned short u16;
+
+        #define FULL_MASK 0xffffffffu
+        #define ATTENTION_WARPS 8
+        #define MAX_HEAD_DIM 256
+        // NVRTC has no math.h, so no INFINITY.
+        #define NEGATIVE_INFINITY __uint_as_float(0xff800000u)
+
+        // Element kinds of dense matrices, as the host passes them.
+        #define KIND_F32 0
+        #define KIND_F16 1
+        #define KIND_BF16 2
+
+        // dot += sum over 4 bytes of unsigned codes[i] * signed a[i].
+        __device__ __forceinline__ int dot_codes(u32 codes, int a, int dot) {
+            int r;
+            asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(codes), "r"(a), "r"(dot));
+            return r;
+        }
+
+        // 16 bytes read once: keep them out of L1 so the activations, read by every warp, stay there.
+        __device__ __forceinline__ uint4 load_once(const uint4 *p) {
+            uint4 v;
+            asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+            return v;
+        }
+
+        __device__ __forceinline__ int warp_sum(int v) {
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+            return v;
+        }
+
+        __device__ __forceinline__ float warp_sum(float v) {
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+            return v;
+        }
+
+        __device__ __forceinline__ double warp_sum(double v) {
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+            return v;
+        }
+
+        __device__ __forceinline__ float warp_max(float v) {
+            for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+            return v;
+        }
+
+        __device__ __forceinline__ float bf16_value(u32 bits) { return __uint_as_float(bits << 16); }
+
+        __device__ __forceinline__ float f16_value(u32 bits) {
+            float f;
+            unsigned short h = (unsigned short)bits;
+            asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+            return f;
+        }
+
+        template <int KIND> __device__ __forceinline__ float element(const void *w, size_t i) {
+            if (KIND == KIND_F32) return ((const float *)w)[i];
+            if (KIND == KIND_F16) return f16_value(((const u16 *)w)[i]);
+            return bf16_value(((const u16 *)w)[i]);
+        }
+
+        // Sum of v over the block (at most 32 warps); every thread gets the result.
+        __device__ double block_sum(double v) {
+            __shared__ double partial[32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+            v = warp_sum(v);
+            if (lane == 0) partial[warp] = v;
+            __syncthreads();
+            double total = 0.0;
+            for (int w = 0; w < warps; w++) total += partial[w];
+            __syncthreads();
+            return total;
+        }
+
+        __device__ float block_max(float v) {
+            __shared__ float partial[32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+            v = warp_max(v);
+            if (lane == 0) partial[warp] = v;
+            __syncthreads();
+            float total = 0.0f;
+            for (int w = 0; w < warps; w++) total = fmaxf(total, partial[w]);
+            __syncthreads();
+            return total;
+        }
+
+        // 1 / sqrt(mean(x^2) + eps) as the CPU reference computes it: squares summed in double.
+        __device__ float rms_inverse(const float *row, int width, float eps) {
+            double sum = 0.0;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) sum += (double)row[i] * (double)row[i];
+            sum = block_sum(sum);
+            return 1.0f / sqrtf((float)(sum / (double)width) + eps);
+        }
+
+        // One block per token.
+        extern "C" __global__ void rms_norm(const float *x, const float *weight, float eps, int width, float *y) {
+            const float *row = x + (size_t)blockIdx.x * width;
+            const float inv = rms_inverse(row, width, eps);
+            for (int i = threadIdx.x; i < width; i += blockDim.x)
+                y[(size_t)blockIdx.x * width + i] = weight[i] * (row[i] * inv);
+        }
+
+        // RMSNorm then per-token int8: s = 127 / max(max|y|, 1e-5), q = clamp(rint(y * s)). One block per token;
+        // rows of q are `stride` bytes apart and the bytes past `width` stay zero.
+        extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
+                                                     int stride, i8 *q, float *scales) {
+            const float *row = x + (size_t)blockIdx.x * width;
+            const float inv = rms_inverse(row, width, eps);
+            float largest = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x)
+                largest = fmaxf(largest, fabsf(weight[i] * (row[i] * inv)));
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                const float v = rintf(weight[i] * (row[i] * inv) * s);
+                q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, v));
+            }
+            if (threadIdx.x == 0) scales[blockIdx.x] = s;
+        }
+
+        // y[t][r] = (sum_c w[r][c] q[t][c]) / q_scales[t] * w_scale, the dot product exact in integers.
+        //
+        // Weights: `chunks` 16-byte chunks of 64 columns per row. In word m of a chunk, byte i holds in bits
+        // 2j..2j+1 the code w + 1 of column 16m + 4j + i, so (word >> 2j) & 0x03030303 lines up with the j-th
+        // int32 of those 16 activations, and dot(w, a) = dot(code, a) - sum(a). Activations: `chunks * 64` bytes
+        // per token, zero past the real width. Scales: one per tensor (`block_chunks` 0), or one per
+        // `block_chunks` chunks of each row. One warp per row; blockIdx.y picks a tile of TOKEN_TILE tokens (more
+        // tokens take more blocks along y, which reread the weights from L2). A tile of one token, the decode step,
+        // needs far fewer registers, so more warps stream weights at once.
+        template <int TOKEN_TILE>
+        __device__ void ternary_rows(const uint4 *__restrict__ w, int rows, int chunks, const i8 *__restrict__ q,
+                                     const float *__restrict__ q_scales, int tokens,
+                                     const float *__restrict__ w_scales, int block_chunks, float *__restrict__ y) {
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int t0 = blockIdx.y * TOKEN_TILE;
+            const int count = min(TOKEN_TILE, tokens - t0);
+            const size_t stride = (size_t)chunks * 64;
+            const uint4 *weights = w + (size_t)row * chunks;
+            int exact[TOKEN_TILE];
+            float blocked[TOKEN_TILE];
+        #pragma unroll
+            for (int t = 0; t < TOKEN_TILE; t++) {
+                exact[t] = 0;
+                blocked[t] = 0.0f;
+            }
+            for (int c = lane; c < chunks; c += 32) {
+                const uint4 packed = load_once(weights + c);
+                const u32 words[4] = {packed.x, packed.y, packed.z, packed.w};
+                const float block_scale =
+                    block_chunks ? w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks] : 0.0f;
+        #pragma unroll
+                for (int t = 0; t < TOKEN_TILE; t++) {
+                    if (t < count) {
+                        const int4 *a = (const int4 *)(q + (size_t)(t0 + t) * stride) + c * 4;
+                        int dot = 0, sum = 0;
+        #pragma unroll
+                        for (int m = 0; m < 4; m++) {
+                            const int4 v = a[m];
+                            const int act[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                            for (int j = 0; j < 4; j++) {
+                                dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
+                                sum = __dp4a(act[j], 0x01010101, sum);
+                            }
+                        }
+                        if (block_chunks)
+                            blocked[t] += (float)(dot - sum) * block_scale;
+                        else
+                            exact[t] += dot - sum;
+                    }
+                }
+            }
+        #pragma unroll
+            for (int t = 0; t < TOKEN_TILE; t++) {
+                if (t < count) {
+                    if (block_chunks) {
+                        const float total = warp_sum(blocked[t]);
+                        if (lane == 0) y[(size_t)(t0 + t) * rows + row] = total / q_scales[t0 + t];
+                    } else {
+                        const int total = warp_sum(exact[t]);
+                        if (lane == 0) y[(size_t)(t0 + t) * rows + row] = (float)total / q_scales[t0 + t] * w_scales[0];
+                    }
+                }
+            }
+        }
+
+        extern "C" __global__ void ternary_matmul_1(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            ternary_rows<1>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        extern "C" __global__ void ternary_matmul_8(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        // y[r] = dot(row r of w, x), one warp per row, 16-byte loads when rows allow them.
+        template <int KIND> __device__ void dense_rows(const void *w, int rows, int cols, const float *x, float *y) {
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int per = KIND == KIND_F32 ? 4 : 8;
+            float sum = 0.0f;
+            if (cols % per == 0) {
+                const uint4 *r = (const uint4 *)((const char *)w + (size_t)row * cols * (KIND == KIND_F32 ? 4 : 2));
+                for (int g = lane; g < cols / per; g += 32) {
+                    const uint4 v = load_once(r + g);
+                    const float4 *xv = (const float4 *)(x + (size_t)g * per);
+                    if (KIND == KIND_F32) {
+                        const float4 a = xv[0];
+                        sum += __uint_as_float(v.x) * a.x + __uint_as_float(v.y) * a.y + __uint_as_float(v.z) * a.z +
+                               __uint_as_float(v.w) * a.w;
+                    } else {
+                        const u32 words[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                        for (int k = 0; k < 2; k++) {
+                            const float4 a = xv[k];
+                            const u32 lo = words[2 * k], hi = words[2 * k + 1];
+                            if (KIND == KIND_BF16)
+                                sum += bf16_value(lo & 0xffffu) * a.x + bf16_value(lo >> 16) * a.y +
+                                       bf16_value(hi & 0xffffu) * a.z + bf16_value(hi >> 16) * a.w;
+                            else
+                                sum += f16_value(lo & 0xffffu) * a.x + f16_value(lo >> 16) * a.y +
+                                       f16_value(hi & 0xffffu) * a.z + f16_value(hi >> 16) * a.w;
+                        }
+                    }
+                }
+            } else {
+                for (int c = lane; c < cols; c += 32) sum += element<KIND>(w, (size_t)row * cols + c) * x[c];
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) y[row] = sum;
+        }
+
+        extern "C" __global__ void dense_gemv_f32(const void *w, int rows, int cols, const float *x, float *y) {
+            dense_rows<KIND_F32>(w, rows, cols, x, y);
+        }
+        extern "C" __global__ void dense_gemv_f16(const void *w, int rows, int cols, const float *x, float *y) {
+            dense_rows<KIND_F16>(w, rows, cols, x, y);
+        }
+        extern "C" __global__ void dense_gemv_bf16(const void *w, int rows, int cols, const float *x, float *y) {
+            dense_rows<KIND_BF16>(w, rows, cols, x, y);
+        }
+
+        // x[t] = table[tokens[t]] in float; blockIdx.y is the token.
+        template <int KIND> __device__ void embed_rows(const int *tokens, const void *table, int cols, float *x) {
+            const int c = blockIdx.x * blockDim.x + threadIdx.x;
+            if (c >= cols) return;
+            x[(size_t)blockIdx.y * cols + c] = element<KIND>(table, (size_t)tokens[blockIdx.y] * cols + c);
+        }
+
+        extern "C" __global__ void embed_f32(const int *tokens, const void *table, int cols, float *x) {
+            embed_rows<KIND_F32>(tokens, table, cols, x);
+        }
+        extern "C" __global__ void embed_f16(const int *tokens, const void *table, int cols, float *x) {
+            embed_rows<KIND_F16>(tokens, table, cols, x);
+        }
+        extern "C" __global__ void embed_bf16(const int *tokens, const void *table, int cols, float *x) {
+            embed_rows<KIND_BF16>(tokens, table, cols, x);
+        }
+
+        // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. The
+        // angle is computed with the same float operations as the CPU reference.
+        extern "C" __global__ void rope_neox(float *x, int heads, int head_dim, const int *positions, float theta) {
+            const int half = head_dim / 2;
+            const float pos = (float)positions[blockIdx.x];
+            for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
+                const int h = k / half, i = k % half;
+                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+                const float angle = pos * inv_freq;
+                const float c = cosf(angle), s = sinf(angle);
+                float *v = x + ((size_t)blockIdx.x * heads + h) * head_dim;
+                const float a = v[i], b = v[i + half];
+                v[i] = a * c - b * s;
+                v[i + half] = b * c + a * s;
+            }
+        }
+
+        // Copies the keys and values of token blockIdx.y to its position in one layer of the cache.
+        extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
+                                            float *k_cache, float *v_cache) {
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= width) return;
+            const size_t p = (size_t)positions[blockIdx.y];
+            k_cache[p * width + i] = k[(size_t)blockIdx.y * width + i];
+            v_cache[p * width + i] = v[(size_t)blockIdx.y * width + i];
+        }
+
+        // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
+        // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
+        // at the end. Lane l holds dimensions l, l + 32, ... of the head.
+        extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
+                                             int kv_heads, int head_dim, const int *positions, float scale,
+                                             float *out) {
+            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
+            __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
+            const int h = blockIdx.x, t = blockIdx.y;
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int kvh = h / (heads / kv_heads);
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            const float *qh = q + ((size_t)t * heads + h) * head_dim;
+            float qr[MAX_HEAD_DIM / 32], acc[MAX_HEAD_DIM / 32];
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                qr[i] = d < head_dim ? qh[d] : 0.0f;
+                acc[i] = 0.0f;
+            }
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            const int length = positions[t] + 1;
+            for (int p = warp; p < length; p += ATTENTION_WARPS) {
+                const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
+                const float *vp = v_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
+                float dot = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) dot += qr[i] * kp[d];
+                }
+                const float score = warp_sum(dot) * scale;
+                const float next = fmaxf(m, score);
+                const float correction = expf(m - next), e = expf(score - next);
+                l = l * correction + e;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) acc[i] = acc[i] * correction + e * vp[d];
+                }
+                m = next;
+            }
+            if (lane == 0) {
+                maxima[warp] = m;
+                sums[warp] = l;
+            }
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                if (d < head_dim) partial[warp][d] = acc[i];
+            }
+            __syncthreads();
+            float top = NEGATIVE_INFINITY;
+            for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
+            float total = 0.0f;
+            for (int w = 0; w < ATTENTION_WARPS; w++) total += sums[w] * expf(maxima[w] - top);
+            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+                float o = 0.0f;
+                for (int w = 0; w < ATTENTION_WARPS; w++) o += partial[w][d] * expf(maxima[w] - top);
+                out[((size_t)t * heads + h) * head_dim + d] = o / total;
+            }
+        }
+
+        extern "C" __global__ void relu2_mul(float *gate, const float *up, int n) {
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= n) return;
+            const float r = fmaxf(gate[i], 0.0f);
+            gate[i] = r * r * up[i];
+        }
+
+        extern "C" __global__ void silu_mul(float *gate, const float *up, int n) {
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= n) return;
+            gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        }
+
+        extern "C" __global__ void add_rows(float *x, const float *delta, int n) {
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i < n) x[i] += delta[i];
+        }
+        """#
+}

@@ -1,0 +1,3 @@
+import OnebitCUDA
+
+extension CUDABackend: Backend {}

@@ -1,0 +1,77 @@
+import CCUDA
+import Testing
+
+@testable import OnebitCUDA
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+@Test func compilerOptionsTargetTheGPUAndKeepCPURounding() {
+    let options = KernelBuild.options(major: 9, minor: 0)
+    #expect(options.contains("--gpu-architecture=sm_90"))
+    #expect(options.contains("--fmad=false"))
+    #expect(KernelBuild.options(major: 12, minor: 0).contains("--gpu-architecture=sm_120"))
+}
+
+@Test func cacheKeysFollowSourceAndOptions() {
+    let key = KernelBuild.key(source: "a", options: ["x"])
+    #expect(key.count == 16 && key.allSatisfy(\.isHexDigit))
+    #expect(key == KernelBuild.key(source: "a", options: ["x"]))
+    #expect(key != KernelBuild.key(source: "b", options: ["x"]))
+    #expect(key != KernelBuild.key(source: "a", options: ["y"]))
+    // The separator keeps "ab" + [] apart from "a" + ["b"].
+    #expect(KernelBuild.key(source: "ab", options: []) != KernelBuild.key(source: "a", options: ["b"]))
+    #expect(KernelBuild.fileName(key: key, major: 9, minor: 0) == "kernels-\(key)-sm_90.cubin")
+}
+
+@Test func cacheFolderComesFromTheEnvironment() {
+    #expect(KernelBuild.cacheDirectory { ["XDG_CACHE_HOME": "/c", "HOME": "/h"][$0] } == "/c/onebit/cuda")
+    #expect(KernelBuild.cacheDirectory { ["XDG_CACHE_HOME": "", "HOME": "/h"][$0] } == "/h/.cache/onebit/cuda")
+    #expect(KernelBuild.cacheDirectory { _ in nil } == nil)
+}
+
+@Test func cachedModulesRoundTripAndUnwritableFoldersAreIgnored() {
+    let directory = "/tmp/onebit-cuda-test-\(getpid())/a/b"
+    let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    KernelBuild.write(bytes, directory: directory, file: "k.cubin")
+    #expect(KernelBuild.read(directory + "/k.cubin") == bytes)
+    #expect(KernelBuild.read(directory + "/absent.cubin") == nil)
+    // A folder under a file cannot be made: nothing is written and nothing fails.
+    KernelBuild.write(bytes, directory: directory + "/k.cubin/sub", file: "k.cubin")
+    #expect(KernelBuild.read(directory + "/k.cubin/sub/k.cubin") == nil)
+    unlink(directory + "/k.cubin")
+}
+
+@Test func everyKernelIsDefinedInTheSource() {
+    let source = KernelSource.text
+    for kernel in Kernel.allCases {
+        #expect(source.contains("extern \"C\" __global__ void \(kernel.name)("), "\(kernel.name)")
+    }
+    #expect(Set(Kernel.allCases.map(\.name)).count == Kernel.allCases.count)
+    for (open, close) in [("{", "}"), ("(", ")"), ("[", "]")] {
+        #expect(source.count { String($0) == open } == source.count { String($0) == close }, "\(open)\(close)")
+    }
+}
+
+/// Whether NVRTC can be opened here (it needs no GPU, only the library on the loader path).
+private let compilerPresent: Bool = {
+    var table = ob_nvrtc()
+    var message = [CChar](repeating: 0, count: 256)
+    let names = KernelModule.compilerLibraries.map { strdup($0) }
+    defer { names.forEach { free($0) } }
+    return names.map { UnsafePointer($0) }.withUnsafeBufferPointer {
+        ob_cuda_open_nvrtc($0.baseAddress, $0.count, &table, &message, message.count) == 0
+    }
+}()
+
+@Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
+func theKernelsCompileForHopperAndBlackwell() throws {
+    for (major, minor) in [(9, 0), (12, 0)] {
+        let image = try KernelModule.compile(options: KernelBuild.options(major: major, minor: minor))
+        // An ELF image, as the driver loads it.
+        #expect(Array(image.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])
+    }
+}
