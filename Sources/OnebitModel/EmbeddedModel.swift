@@ -5,6 +5,8 @@ import CDemoModel
 public enum EmbeddedModel {
     /// How the embedded model is named in messages and by `onebit info`.
     public static let name = "onebit-demo (built in)"
+    /// The embedded model's id where an API names models (`/v1/models`).
+    public static let id = "onebit-demo"
 
     /// The embedded files as a model directory; they live in the executable's read-only data, so nothing is copied.
     public static var directory: ModelDirectory {

@@ -28,11 +28,11 @@ public enum OnebitServer {
     /// Serves `model` until SIGINT or SIGTERM; in-flight responses finish first. `onListening` receives the bound
     /// port once requests are accepted (useful with port 0).
     public static func run(
-        model: sending LoadedModel, id: String, configuration: ServerConfiguration,
+        model: sending LanguageModel, id: String, configuration: ServerConfiguration,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
-        let served = ServedModel(id: id, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate)
-        let scheduler = Scheduler(model: LanguageModel(model), configuration: configuration.scheduler)
+        let served = ServedModel(id: id, tokenizer: model.model.tokenizer, chatTemplate: model.model.chatTemplate)
+        let scheduler = Scheduler(model: model, configuration: configuration.scheduler)
         let metrics = ServerMetrics()
         let router = Routes.makeRouter(
             model: served, scheduler: scheduler, metrics: metrics, apiKey: configuration.apiKey)

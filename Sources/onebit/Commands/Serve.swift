@@ -44,13 +44,13 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let model = try options.load()
         let context = ctx ?? min(model.config.contextLength, 4096)
-        let id = Self.modelID(model.origin)
+        let id = options.model.map(Self.modelID) ?? EmbeddedModel.id
         let configuration = ServerConfiguration(
             host: host, port: port, apiKey: apiKey,
             scheduler: SchedulerConfiguration(
                 maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue))
         let host = host
-        try await OnebitServer.run(model: model, id: id, configuration: configuration) { port in
+        try await OnebitServer.run(model: options.prepare(model), id: id, configuration: configuration) { port in
             writeError(
                 "onebit: serving \(id) on http://\(host):\(port) (context \(context), \(maxConcurrency) at once)\n")
         }
