@@ -1,10 +1,100 @@
-// Attention over the KV cache for a range of query heads, so threads can split one step's heads.
+// Attention over the KV cache in work units that threads share: unit u is token t = u / (kv_heads * splits), KV
+// head g = u / splits % kv_heads and position range s = u % splits of [0, positions[t]]. A unit serves all query
+// heads of its group at once, so each cached key and value row is read from memory once per step, not once per
+// query head; splitting positions gives both threads work when a decode step has fewer KV heads than threads need.
+// Softmax runs online over blocks of positions (running max and sum), so a unit needs no scratch beyond a block.
 //
-// Layouts as ob_attention: q and out [tokens][heads * head_dim]; k_cache, v_cache [capacity][kv_heads * head_dim].
+// Layouts: q and out [tokens][heads * head_dim] as ob_attention; k_cache, v_cache hold position p of KV head g at
+// p * kv_row_stride + g * kv_head_stride (ob_attention's [capacity][kv_heads * head_dim] is row stride
+// kv_heads * head_dim, head stride head_dim; the CPU backend's head-major cache [kv_heads][capacity][head_dim], whose
+// units each stream one contiguous run, is row stride head_dim, head stride capacity * head_dim);
+// partial [tokens][heads][splits][head_dim + 2] (unnormalised output, then running max and sum).
 
 #include "CKernels.h"
 
 #include <math.h>
+
+// Positions per softmax block: a block's key rows (and then its value rows) stay in L1 while every head of a pass
+// reads them.
+#define BLOCK 32
+// Query heads one pass over a block handles (their accumulators fill the vector registers).
+#define HEADS_PER_PASS 4
+
+// expf, with inputs below its underflow threshold answered directly: a peaked softmax sends most scores there,
+// and libm's slow path for them costs more than the rest of the loop. The result is the same 0.
+static inline float exp_or_zero(float x) { return x < -104.0f ? 0.0f : expf(x); }
+
+// Where a unit's query head j writes its running output, and the stride between its heads' outputs.
+typedef struct {
+    float *o;
+    size_t stride;
+    float *stats;  // max and sum per head at stats + j * stride, or NULL: normalise into o instead
+} destination;
+
+// Folds the block's scores sc[j][0 ..< n] into head j's running max m[j] and sum l[j], rescaling its output so far
+// when the max grows, and turns the scores into weights exp(score - max).
+static void online_softmax(float sc[HEADS_PER_PASS][BLOCK], size_t heads, size_t n, float *m, float *l, float **o,
+                           size_t head_dim) {
+    for (size_t j = 0; j < heads; j++) {
+        float block_max = -INFINITY;
+        for (size_t i = 0; i < n; i++) block_max = fmaxf(block_max, sc[j][i]);
+        if (block_max > m[j]) {
+            float factor = exp_or_zero(m[j] - block_max);
+            for (size_t d = 0; d < head_dim; d++) o[j][d] *= factor;
+            l[j] *= factor;
+            m[j] = block_max;
+        }
+        float sum = 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            sc[j][i] = exp_or_zero(sc[j][i] - m[j]);
+            sum += sc[j][i];
+        }
+        l[j] += sum;
+    }
+}
+
+static void finish(const float *m, const float *l, float **o, size_t heads, size_t head_dim, destination dst,
+                   size_t j0) {
+    for (size_t j = 0; j < heads; j++) {
+        if (dst.stats) {
+            dst.stats[(j0 + j) * dst.stride] = m[j];
+            dst.stats[(j0 + j) * dst.stride + 1] = l[j];
+        } else {
+            float inverse = 1.0f / l[j];
+            for (size_t d = 0; d < head_dim; d++) o[j][d] *= inverse;
+        }
+    }
+}
+
+static void unit_scalar(const float *qg, const float *k, const float *v, size_t row_stride, size_t head_dim,
+                        size_t group, size_t p0, size_t p1, float scale, destination dst) {
+    for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
+        size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
+        float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
+        float *o[HEADS_PER_PASS];
+        for (size_t j = 0; j < hs; j++) {
+            m[j] = -INFINITY;
+            l[j] = 0.0f;
+            o[j] = dst.o + (j0 + j) * dst.stride;
+            for (size_t d = 0; d < head_dim; d++) o[j][d] = 0.0f;
+        }
+        for (size_t p = p0; p < p1; p += BLOCK) {
+            size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hs; j++) {
+                    float dot = 0.0f;
+                    for (size_t d = 0; d < head_dim; d++)
+                        dot += qg[(j0 + j) * head_dim + d] * k[(p + i) * row_stride + d];
+                    sc[j][i] = dot * scale;
+                }
+            online_softmax(sc, hs, n, m, l, o, head_dim);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hs; j++)
+                    for (size_t d = 0; d < head_dim; d++) o[j][d] += sc[j][i] * v[(p + i) * row_stride + d];
+        }
+        finish(m, l, o, hs, head_dim, dst, j0);
+    }
+}
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -17,125 +107,221 @@ AVX2 static inline float hsum_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// expf, with inputs below its underflow threshold answered directly: a peaked softmax sends most scores there,
-// and libm's slow path for them costs more than the rest of the loop. The result is the same 0.
-static inline float exp_or_zero(float x) { return x < -104.0f ? 0.0f : expf(x); }
-
-// Scores of one query head against `length` cached keys, four keys at a time so four dot products are in flight.
-AVX2 static void scores_avx2(const float *qh, const float *k, size_t kv_width, size_t head_dim, size_t length,
-                             float scale, float *scores) {
-    size_t vec = head_dim / 8 * 8, p = 0;
-    for (; p + 4 <= length; p += 4) {
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (size_t i = 0; i < vec; i += 8) {
-            __m256 qv = _mm256_loadu_ps(qh + i);
-            for (int j = 0; j < 4; j++)
-                acc[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (p + (size_t)j) * kv_width + i), acc[j]);
-        }
-        for (int j = 0; j < 4; j++) {
-            float dot = hsum_avx2(acc[j]);
-            for (size_t i = vec; i < head_dim; i++) dot += qh[i] * k[(p + (size_t)j) * kv_width + i];
-            scores[p + (size_t)j] = dot * scale;
-        }
-    }
-    for (; p < length; p++) {
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t i = 0; i < vec; i += 8)
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + i), _mm256_loadu_ps(k + p * kv_width + i), acc);
-        float dot = hsum_avx2(acc);
-        for (size_t i = vec; i < head_dim; i++) dot += qh[i] * k[p * kv_width + i];
-        scores[p] = dot * scale;
-    }
+// Touches the cache lines of a row segment ahead of use: rows may be far apart, a stride the hardware prefetcher
+// follows late, and a unit's segment is only head_dim floats of each row.
+AVX2 static inline void prefetch_row(const float *row, size_t head_dim) {
+    for (size_t d = 0; d < head_dim; d += 16) _mm_prefetch((const char *)(row + d), _MM_HINT_T0);
 }
 
-// o = sum_p weights[p] * v_p, 64 output floats at a time held in registers across all positions.
-AVX2 static void weighted_values_avx2(const float *weights, const float *v, size_t kv_width, size_t head_dim,
-                                      size_t length, float *o) {
-    size_t vec = head_dim / 8 * 8;
-    for (size_t i0 = 0; i0 < vec; i0 += 64) {
-        int n = (int)((vec - i0 < 64 ? vec - i0 : 64) / 8);
-        __m256 acc[8];
-        for (int j = 0; j < n; j++) acc[j] = _mm256_setzero_ps();
-        for (size_t p = 0; p < length; p++) {
-            __m256 w = _mm256_set1_ps(weights[p]);
-            const float *row = v + p * kv_width + i0;
-            for (int j = 0; j < n; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 8 * j), acc[j]);
-        }
-        for (int j = 0; j < n; j++) _mm256_storeu_ps(o + i0 + 8 * (size_t)j, acc[j]);
-    }
-    for (size_t i = vec; i < head_dim; i++) {
-        float sum = 0.0f;
-        for (size_t p = 0; p < length; p++) sum += weights[p] * v[p * kv_width + i];
-        o[i] = sum;
-    }
+// exp(x) for x <= 0, eight at a time: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor series to r^6
+// (relative error below 2e-7), times 2^n built in the exponent field. Inputs below -87 (where 2^n would leave the
+// normal range) give 0, as the scalar path's underflow does. A softmax evaluates one per score: libm's scalar expf
+// cost more than the dot products.
+AVX2 static inline __m256 exp_nonpositive_avx2(__m256 x) {
+    const __m256 log2e = _mm256_set1_ps(1.44269504f), ln2_hi = _mm256_set1_ps(0.693359375f),
+                 ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+    __m256 clamped = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, ln2_hi, clamped);
+    r = _mm256_fnmadd_ps(n, ln2_lo, r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ), result);
 }
 
-AVX2 static void heads_avx2(const float *q, const float *k_cache, const float *v_cache, size_t tokens, size_t heads,
-                            size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, size_t h0,
-                            size_t h1, float *scores, float *out) {
-    size_t group = heads / kv_heads;
-    size_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
-    for (size_t t = 0; t < tokens; t++) {
-        size_t length = (size_t)positions[t] + 1;
-        for (size_t h = h0; h < h1; h++) {
-            size_t kvh = h / group;
-            scores_avx2(q + t * q_width + h * head_dim, k_cache + kvh * head_dim, kv_width, head_dim, length, scale,
-                        scores);
-            float max = -INFINITY;
-            for (size_t p = 0; p < length; p++) max = fmaxf(max, scores[p]);
-            float sum = 0.0f;
-            for (size_t p = 0; p < length; p++) {
-                scores[p] = exp_or_zero(scores[p] - max);
-                sum += scores[p];
+// The sums of eight vectors' lanes, as one vector: lane i holds the sum of a[i].
+AVX2 static inline __m256 reduce8_avx2(const __m256 a[8]) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// online_softmax for one head's block, eight scores at a time.
+AVX2 static inline void online_softmax_avx2(float *sc, size_t n, float *m, float *l, float *o, size_t head_dim) {
+    size_t vec = n / 8 * 8;
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    for (size_t i = 0; i < vec; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(sc + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float block_max = _mm_cvtss_f32(h);
+    for (size_t i = vec; i < n; i++) block_max = fmaxf(block_max, sc[i]);
+    if (block_max > *m) {
+        float factor = exp_or_zero(*m - block_max);
+        for (size_t d = 0; d < head_dim; d++) o[d] *= factor;
+        *l *= factor;
+        *m = block_max;
+    }
+    __m256 shift = _mm256_set1_ps(*m), vsum = _mm256_setzero_ps();
+    for (size_t i = 0; i < vec; i += 8) {
+        __m256 e = exp_nonpositive_avx2(_mm256_sub_ps(_mm256_loadu_ps(sc + i), shift));
+        _mm256_storeu_ps(sc + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum_avx2(vsum);
+    for (size_t i = vec; i < n; i++) {
+        sc[i] = exp_or_zero(sc[i] - *m);
+        sum += sc[i];
+    }
+    *l += sum;
+}
+
+// One pass: heads j0 ..< j0 + hs of a group. Each key row loaded once serves every head of the pass, each value
+// row likewise, its columns 32 at a time so the heads' accumulators stay in registers. Always inlined, so the call
+// with hs fixed at four (the usual group) gets its head loops unrolled and its accumulators kept out of memory.
+AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg, const float *k, const float *v,
+                                                                 size_t row_stride, size_t head_dim, size_t j0,
+                                                                 size_t hs, size_t p0, size_t p1, float scale,
+                                                                 destination dst) {
+    const size_t vec = head_dim / 8 * 8;
+    float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
+    float *o[HEADS_PER_PASS];
+    for (size_t j = 0; j < hs; j++) {
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+        o[j] = dst.o + (j0 + j) * dst.stride;
+        for (size_t d = 0; d < head_dim; d++) o[j][d] = 0.0f;
+    }
+    for (size_t p = p0; p < p1; p += BLOCK) {
+        size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+        if (p == p0)
+            for (size_t i = 0; i < n; i++) prefetch_row(k + (p + i) * row_stride, head_dim);
+        // This block's value rows load while its scores are computed, the next block's key rows while its values
+        // are summed: a block of lookahead keeps both streams at memory speed, which a few rows ahead did not.
+        for (size_t i = 0; i < n; i++) prefetch_row(v + (p + i) * row_stride, head_dim);
+        // Scores eight positions at a time per head: one query load serves eight key rows (the block's rows stay
+        // in cache for the other heads), and one reduction turns eight accumulators into eight scores.
+        size_t n8 = vec == head_dim ? n / 8 * 8 : 0;
+        for (size_t j = 0; j < hs; j++) {
+            const float *qh = qg + (j0 + j) * head_dim;
+            for (size_t i = 0; i < n8; i += 8) {
+                const float *krow = k + (p + i) * row_stride;
+                __m256 acc[8];
+                for (size_t r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+                for (size_t d = 0; d < vec; d += 8) {
+                    __m256 qv = _mm256_loadu_ps(qh + d);
+                    for (size_t r = 0; r < 8; r++)
+                        acc[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(krow + r * row_stride + d), acc[r]);
+                }
+                _mm256_storeu_ps(sc[j] + i, _mm256_mul_ps(reduce8_avx2(acc), _mm256_set1_ps(scale)));
             }
-            for (size_t p = 0; p < length; p++) scores[p] /= sum;
-            weighted_values_avx2(scores, v_cache + kvh * head_dim, kv_width, head_dim, length,
-                                 out + t * q_width + h * head_dim);
+            for (size_t i = n8; i < n; i++) {
+                const float *krow = k + (p + i) * row_stride;
+                __m256 acc = _mm256_setzero_ps();
+                for (size_t d = 0; d < vec; d += 8)
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
+                float dot = hsum_avx2(acc);
+                for (size_t d = vec; d < head_dim; d++) dot += qh[d] * krow[d];
+                sc[j][i] = dot * scale;
+            }
         }
+        for (size_t j = 0; j < hs; j++) online_softmax_avx2(sc[j], n, &m[j], &l[j], o[j], head_dim);
+        size_t d0 = 0;
+        // 16 columns per pass over the block: four heads' accumulators, the value vectors and a weight fit the
+        // 16 vector registers AVX2 has; the block's value rows stay in cache between passes.
+        for (; d0 + 16 <= vec; d0 += 16) {
+            __m256 acc[HEADS_PER_PASS][2];
+            for (size_t j = 0; j < hs; j++)
+                for (size_t c = 0; c < 2; c++) acc[j][c] = _mm256_loadu_ps(o[j] + d0 + 8 * c);
+            for (size_t i = 0; i < n; i++) {
+                const float *vrow = v + (p + i) * row_stride + d0;
+                if (d0 == 0 && p + BLOCK + i < p1) prefetch_row(k + (p + BLOCK + i) * row_stride, head_dim);
+                __m256 x0 = _mm256_loadu_ps(vrow), x1 = _mm256_loadu_ps(vrow + 8);
+                for (size_t j = 0; j < hs; j++) {
+                    __m256 w = _mm256_set1_ps(sc[j][i]);
+                    acc[j][0] = _mm256_fmadd_ps(w, x0, acc[j][0]);
+                    acc[j][1] = _mm256_fmadd_ps(w, x1, acc[j][1]);
+                }
+            }
+            for (size_t j = 0; j < hs; j++)
+                for (size_t c = 0; c < 2; c++) _mm256_storeu_ps(o[j] + d0 + 8 * c, acc[j][c]);
+        }
+        for (; d0 < vec; d0 += 8) {
+            __m256 acc[HEADS_PER_PASS];
+            for (size_t j = 0; j < hs; j++) acc[j] = _mm256_loadu_ps(o[j] + d0);
+            for (size_t i = 0; i < n; i++) {
+                __m256 x = _mm256_loadu_ps(v + (p + i) * row_stride + d0);
+                for (size_t j = 0; j < hs; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(sc[j][i]), x, acc[j]);
+            }
+            for (size_t j = 0; j < hs; j++) _mm256_storeu_ps(o[j] + d0, acc[j]);
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < hs; j++)
+                for (size_t d = vec; d < head_dim; d++) o[j][d] += sc[j][i] * v[(p + i) * row_stride + d];
+    }
+    finish(m, l, o, hs, head_dim, dst, j0);
+}
+
+AVX2 static void unit_avx2(const float *qg, const float *k, const float *v, size_t row_stride, size_t head_dim,
+                           size_t group, size_t p0, size_t p1, float scale, destination dst) {
+    for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
+        size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
+        if (hs == HEADS_PER_PASS)
+            pass_avx2(qg, k, v, row_stride, head_dim, j0, HEADS_PER_PASS, p0, p1, scale, dst);
+        else
+            pass_avx2(qg, k, v, row_stride, head_dim, j0, hs, p0, p1, scale, dst);
     }
 }
 #endif
 
-void ob_attention_heads(int isa, const float *q, const float *k_cache, const float *v_cache, size_t tokens,
-                        size_t heads, size_t kv_heads, size_t head_dim, const int32_t *positions, float scale,
-                        size_t head_begin, size_t head_end, float *scores, float *out) {
+void ob_attention_units(int isa, const float *q, const float *k_cache, const float *v_cache, size_t kv_row_stride,
+                        size_t kv_head_stride, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim,
+                        const int32_t *positions, float scale, size_t splits, size_t unit_begin, size_t unit_end,
+                        float *partial, float *out) {
+    (void)tokens;
+    size_t group = heads / kv_heads;
+    size_t q_width = heads * head_dim;
+    for (size_t u = unit_begin; u < unit_end; u++) {
+        size_t t = u / (kv_heads * splits), g = u / splits % kv_heads, s = u % splits;
+        size_t length = (size_t)positions[t] + 1;
+        size_t p0 = length * s / splits, p1 = length * (s + 1) / splits;
+        size_t first = g * group;
+        const float *qg = q + t * q_width + first * head_dim;  // the group's query heads are adjacent
+        destination dst;
+        if (splits == 1) {
+            dst = (destination){out + t * q_width + first * head_dim, head_dim, NULL};
+        } else {
+            size_t stride = splits * (head_dim + 2);
+            float *base = partial + (t * heads + first) * stride + s * (head_dim + 2);
+            dst = (destination){base, stride, base + head_dim};
+        }
+        const float *k = k_cache + g * kv_head_stride, *v = v_cache + g * kv_head_stride;
 #if defined(__x86_64__)
-    // Head vectors are short (64 to 128 floats) and sit in cache: 256-bit vectors are as fast as 512-bit here.
-    if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
-        heads_avx2(q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, positions, scale, head_begin, head_end,
-                   scores, out);
-        return;
-    }
-#endif
-    (void)isa;
-    // The scalar path is the reference's loop restricted to the range (the reference itself writes every head).
-    size_t group = heads / kv_heads;
-    size_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
-    for (size_t t = 0; t < tokens; t++) {
-        size_t length = (size_t)positions[t] + 1;
-        for (size_t h = head_begin; h < head_end; h++) {
-            const float *qh = q + t * q_width + h * head_dim;
-            size_t kvh = h / group;
-            float max = -INFINITY;
-            for (size_t p = 0; p < length; p++) {
-                const float *k = k_cache + p * kv_width + kvh * head_dim;
-                float dot = 0.0f;
-                for (size_t i = 0; i < head_dim; i++) dot += qh[i] * k[i];
-                scores[p] = dot * scale;
-                max = fmaxf(max, scores[p]);
-            }
-            float sum = 0.0f;
-            for (size_t p = 0; p < length; p++) {
-                scores[p] = expf(scores[p] - max);
-                sum += scores[p];
-            }
-            float *o = out + t * q_width + h * head_dim;
-            for (size_t i = 0; i < head_dim; i++) o[i] = 0.0f;
-            for (size_t p = 0; p < length; p++) {
-                const float *v = v_cache + p * kv_width + kvh * head_dim;
-                float w = scores[p] / sum;
-                for (size_t i = 0; i < head_dim; i++) o[i] += w * v[i];
-            }
+        if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
+            // Head vectors are short (64 to 256 floats): 256-bit vectors keep up with memory here.
+            unit_avx2(qg, k, v, kv_row_stride, head_dim, group, p0, p1, scale, dst);
+            continue;
         }
+#endif
+        (void)isa;
+        unit_scalar(qg, k, v, kv_row_stride, head_dim, group, p0, p1, scale, dst);
+    }
+}
+
+void ob_attention_merge(size_t tokens, size_t heads, size_t head_dim, size_t splits, const float *partial,
+                        float *out) {
+    size_t stride = head_dim + 2;
+    for (size_t th = 0; th < tokens * heads; th++) {
+        const float *part = partial + th * splits * stride;
+        float max = -INFINITY;
+        for (size_t s = 0; s < splits; s++) max = fmaxf(max, part[s * stride + head_dim]);
+        float *o = out + th * head_dim;
+        for (size_t d = 0; d < head_dim; d++) o[d] = 0.0f;
+        float sum = 0.0f;
+        for (size_t s = 0; s < splits; s++) {
+            float w = exp_or_zero(part[s * stride + head_dim] - max);
+            sum += w * part[s * stride + head_dim + 1];
+            for (size_t d = 0; d < head_dim; d++) o[d] += w * part[s * stride + d];
+        }
+        float inverse = 1.0f / sum;
+        for (size_t d = 0; d < head_dim; d++) o[d] *= inverse;
     }
 }

@@ -65,6 +65,49 @@ AVX2 static void bf16_gemv_avx2(const uint16_t *w, size_t cols, size_t r0, size_
     }
 }
 
+// One row at a time against up to four tokens: each tile of a row is converted from bf16 once and serves every
+// token, and the row (consecutive rows are consecutive memory) stays in L1 while further groups of four tokens reuse
+// it, so the matrix is read from memory once for the whole batch. Each token's sum runs in the order
+// bf16_gemv_avx2 uses for the same row of the same range (two accumulators for rows it takes four at a time, one
+// for the rest), so a batched step's logits are bit-identical to one token's.
+AVX2 static void bf16_gemm_avx2(const uint16_t *w, size_t cols, size_t r0, size_t r1, const float *x, size_t batch,
+                                size_t rows_total, float *y) {
+    size_t quads_end = r0 + (r1 - r0) / 4 * 4, vec16 = cols / 16 * 16, vec8 = cols / 8 * 8;
+    for (size_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * cols;
+        int paired = r < quads_end;
+        for (size_t b0 = 0; b0 < batch; b0 += 4) {
+            size_t nb = batch - b0 < 4 ? batch - b0 : 4;
+            const float *xb = x + b0 * cols;
+            __m256 acc[4][2];
+            for (size_t j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+            size_t c = 0;
+            if (paired) {
+                for (; c < vec16; c += 16) {
+                    if (b0 == 0) _mm_prefetch((const char *)(row + 8 * cols + c), _MM_HINT_T0);
+                    __m256 w0 = load_bf16x8(row + c), w1 = load_bf16x8(row + c + 8);
+                    for (size_t j = 0; j < nb; j++) {
+                        acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb + j * cols + c), acc[j][0]);
+                        acc[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + j * cols + c + 8), acc[j][1]);
+                    }
+                }
+                for (size_t j = 0; j < nb; j++) acc[j][0] = _mm256_add_ps(acc[j][0], acc[j][1]);
+            } else {
+                for (; c < vec8; c += 8) {
+                    __m256 w0 = load_bf16x8(row + c);
+                    for (size_t j = 0; j < nb; j++)
+                        acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb + j * cols + c), acc[j][0]);
+                }
+            }
+            for (size_t j = 0; j < nb; j++) {
+                float s = hsum256(acc[j][0]);
+                for (size_t k = c; k < cols; k++) s += bf16_to_float(row[k]) * xb[j * cols + k];
+                y[(b0 + j) * rows_total + r] = s;
+            }
+        }
+    }
+}
+
 AVX2 static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, size_t n) {
     __m256i acc = _mm256_setzero_si256();
     size_t c = 0;
@@ -121,6 +164,19 @@ void ob_bf16_gemv(int isa, const uint16_t *w, size_t cols, size_t row_begin, siz
 #endif
     (void)isa;
     ob_dense_gemv_bf16(w, cols, row_begin, row_end, x, y);
+}
+
+void ob_bf16_gemm(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
+                  size_t batch, size_t rows_total, float *y) {
+#if defined(__x86_64__)
+    if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
+        bf16_gemm_avx2(w, cols, row_begin, row_end, x, batch, rows_total, y);
+        return;
+    }
+#endif
+    (void)isa;
+    for (size_t b = 0; b < batch; b++)
+        ob_dense_gemv_bf16(w, cols, row_begin, row_end, x + b * cols, y + b * rows_total);
 }
 
 void ob_int8_rows_from_bf16(const uint16_t *w, size_t rows, size_t cols, int8_t *q, float *row_scales,

@@ -42,8 +42,8 @@ public final class CPUBackend {
     public let usesInt8Head: Bool
 
     private var isa: Int32 { instructionSet.rawValue }
-    // Softmax scratch for attention, grown to the longest sequence seen.
-    private var scores = AlignedBuffer<Float>(zeroed: 0)
+    // Partial attention results of a step whose positions are split across threads, grown to the largest step.
+    private var partial = AlignedBuffer<Float>(zeroed: 0)
 
     /// Creates a backend on `threadCount` threads (default: the physical cores), running `instructionSet`
     /// (default: the best this CPU supports).
@@ -136,6 +136,35 @@ public final class CPUBackend {
         }
     }
 
+    /// Several products of the same activations in one parallel loop over all their rows, so a decode step hands
+    /// work to the threads once for query/key/value and once for gate/up, and no thread waits at a barrier between
+    /// the small key and value matrices.
+    public func multiply(
+        _ ws: [CPUTernaryWeights], _ q: CPUQuantizedActivations, tokens: Int, into ys: [CPUActivations]
+    ) {
+        precondition(ws.count == ys.count, "one output per matrix")
+        guard ws.allSatisfy({ $0.canonical == nil && $0.columns == q.width }) else {
+            for (w, y) in zip(ws, ys) { multiply(w, q, tokens: tokens, into: y) }
+            return
+        }
+        for (w, y) in zip(ws, ys) { precondition(y.width == w.rows, "matrix and buffer disagree") }
+        let firstRows = ws.reduce(into: [0]) { $0.append($0.last! + $1.rows) }
+        let (values, actScales, isa) = (q.values.pointer, q.scales.pointer, isa)
+        let outputs = ys.map(\.pointer)
+        pool.parallelFor(firstRows.last!, granularity: 4) { range in
+            for (i, w) in ws.enumerated() {
+                let begin = max(range.lowerBound, firstRows[i]) - firstRows[i]
+                let end = min(range.upperBound, firstRows[i + 1]) - firstRows[i]
+                guard begin < end else { continue }
+                w.scales.withUnsafeBufferPointer { scales in
+                    ob_ternary_matmul_packed(
+                        isa, w.packed.pointer, w.columns, begin, end, w.rows, scales.baseAddress, w.blockSize, values,
+                        actScales, tokens, outputs[i])
+                }
+            }
+        }
+    }
+
     /// Rotates the heads of the first `tokens` rows of `x` in place.
     public func applyRoPE(
         _ x: CPUActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float
@@ -156,26 +185,34 @@ public final class CPUBackend {
         }
     }
 
-    /// Causal attention of the first `tokens` query rows over the cached positions `0 ... positions[t]`, query
-    /// heads split across threads.
+    /// Causal attention of the first `tokens` query rows over the cached positions `0 ... positions[t]`. Work is
+    /// cut in (token, KV head, position range) units: a unit reads its KV head's rows once for all the query heads
+    /// that share them, and a decode step, with fewer KV heads than threads need to balance, splits its positions
+    /// so every thread streams an equal share of the cache.
     public func attention(
         queries: CPUActivations, tokens: Int, positions: [Int32], layer: Int, cache: CPUKeyValueCache,
         heads: Int, kvHeads: Int, headDim: Int, into out: CPUActivations
     ) {
-        let longest = Int(positions[0..<tokens].max() ?? 0) + 1
-        // Softmax scratch for each head, so chunks of heads on different threads never share it.
-        if scores.count < longest * heads { scores = AlignedBuffer(zeroed: longest * heads * 2) }
         let scale = 1 / Float(headDim).squareRoot()
+        let shortest = Int(positions[0..<tokens].min() ?? 0) + 1
+        let base = tokens * kvHeads
+        let wanted = pool.threadCount * ThreadPool.chunksPerThread
+        // Ranges of at least 32 positions: shorter ones would cost more in merging than they balance.
+        let splits = base >= wanted || pool.threadCount == 1 ? 1 : max(1, min(wanted, shortest / 32))
+        let partialCount = splits > 1 ? tokens * heads * splits * (headDim + 2) : 0
+        if partial.count < partialCount { partial = AlignedBuffer(zeroed: partialCount) }
         let (q, k, v, o, scratch, isa) = (
-            queries.pointer, cache.keys[layer].pointer, cache.values[layer].pointer, out.pointer, scores.pointer, isa
+            queries.pointer, cache.keys[layer].pointer, cache.values[layer].pointer, out.pointer, partial.pointer, isa
         )
         positions.withUnsafeBufferPointer { positions in
-            pool.parallelFor(heads) { range in
-                ob_attention_heads(
-                    isa, q, k, v, tokens, heads, kvHeads, headDim, positions.baseAddress, scale, range.lowerBound,
-                    range.upperBound, scratch + range.lowerBound * longest, o)
+            pool.parallelFor(base * splits) { range in
+                ob_attention_units(
+                    isa, q, k, v, kvHeads * headDim, headDim, tokens, heads, kvHeads, headDim, positions.baseAddress,
+                    scale, splits, range.lowerBound, range.upperBound, scratch, o)
             }
         }
+        // Splits happen only for a few tokens: merging their heads is a few microseconds on one thread.
+        if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, scratch, o) }
     }
 
     /// `gate = act(gate) * up` for the first `tokens` rows.
@@ -193,6 +230,36 @@ public final class CPUBackend {
     public func add(_ delta: CPUActivations, to x: CPUActivations, tokens: Int) {
         let (d, y) = (delta.pointer, x.pointer)
         for i in 0..<tokens * x.width { y[i] += d[i] }
+    }
+
+    /// The logits of several rows of `x`: a bf16 head is read once for all of them (`ob_bf16_gemm`), which is what
+    /// lets a batch of sequences share one pass over the largest matrix; other heads go one row at a time.
+    public func logits(_ x: CPUActivations, rows: [Int], head: CPUDenseWeights) -> [[Float]] {
+        let matrix = head.matrix
+        guard rows.count > 1, !usesInt8Head, case .bfloat16(let w) = matrix.storage else {
+            return rows.map { logits(x, row: $0, head: head) }
+        }
+        let (columns, vocabulary, isa) = (matrix.columns, matrix.rows, isa)
+        var inputs = [Float](repeating: 0, count: rows.count * columns)
+        for (b, row) in rows.enumerated() {
+            inputs.withUnsafeMutableBufferPointer {
+                ($0.baseAddress! + b * columns).update(from: x.pointer + row * x.width, count: columns)
+            }
+        }
+        var out = [Float](repeating: 0, count: rows.count * vocabulary)
+        out.withUnsafeMutableBufferPointer { y in
+            let y = y.baseAddress!
+            inputs.withUnsafeBufferPointer { inputs in
+                w.withUnsafeBufferPointer { w in
+                    pool.parallelFor(vocabulary, granularity: 16) { range in
+                        ob_bf16_gemm(
+                            isa, w.baseAddress, columns, range.lowerBound, range.upperBound, inputs.baseAddress,
+                            rows.count, vocabulary, y)
+                    }
+                }
+            }
+        }
+        return (0..<rows.count).map { Array(out[$0 * vocabulary..<($0 + 1) * vocabulary]) }
     }
 
     /// The logits of row `row` of `x` against the output head, head rows split across threads.

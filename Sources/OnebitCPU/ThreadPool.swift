@@ -37,7 +37,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// How many pause instructions a worker spins through before it sleeps (some tens of microseconds).
     private static let spinLimit = 2_000
     /// Chunks per thread: enough that a descheduled thread holds back little, few enough to keep claims cheap.
-    private static let chunksPerThread = 4
+    static let chunksPerThread = 4
 
     /// Starts `threadCount - 1` worker threads.
     public init(threadCount: Int) {

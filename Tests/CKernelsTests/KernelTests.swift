@@ -118,6 +118,28 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         }
     }
 
+    @Test(arguments: instructionSets, [(4, 1), (12, 3), (100, 5), (276, 9), (2560, 4)])
+    func batchedBfloat16HeadMatchesOneToken(_ isa: CPUInstructionSet, shape: (cols: Int, batch: Int)) {
+        var rng = SplitMix(state: 13)
+        let (cols, batch) = shape
+        let rows = 37
+        let w = (0..<rows * cols).map { _ in UInt16(Float.random(in: -1...1, using: &rng).bitPattern >> 16) }
+        let x = (0..<batch * cols).map { _ in Float.random(in: -3...3, using: &rng) }
+        var actual = [Float](repeating: 0, count: batch * rows)
+        // Odd row ranges, as threads would take them; each token's logits are those of the one-token kernel over the
+        // same ranges, bit for bit (a batched step must not change any sequence's logits).
+        ob_bf16_gemm(isa.rawValue, w, cols, 0, 19, x, batch, rows, &actual)
+        ob_bf16_gemm(isa.rawValue, w, cols, 19, rows, x, batch, rows, &actual)
+        for b in 0..<batch {
+            var expected = [Float](repeating: 0, count: rows)
+            Array(x[b * cols..<(b + 1) * cols]).withUnsafeBufferPointer { xb in
+                ob_bf16_gemv(isa.rawValue, w, cols, 0, 19, xb.baseAddress, &expected)
+                ob_bf16_gemv(isa.rawValue, w, cols, 19, rows, xb.baseAddress, &expected)
+            }
+            #expect(actual[b * rows..<(b + 1) * rows].map(\.bitPattern) == expected.map(\.bitPattern))
+        }
+    }
+
     @Test(arguments: instructionSets, [4, 12, 100, 276, 2560])
     func int8HeadIsExactAcrossInstructionSets(_ isa: CPUInstructionSet, cols: Int) {
         var rng = SplitMix(state: 13)
@@ -142,30 +164,45 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
 }
 
 @Suite struct AttentionKernelTests {
-    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12)])
-    func headsMatchTheReference(_ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)) {
+    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12), (6, 1, 40)])
+    func unitsMatchTheReference(_ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)) {
         var rng = SplitMix(state: 17)
         let (heads, kvHeads, headDim) = shape
         let tokens = 5
-        let positions: [Int32] = [30, 31, 32, 33, 34]
-        let capacity = 40
+        // Lengths of one position to several softmax blocks of 64, not multiples of it.
+        let positions: [Int32] = [130, 0, 63, 199, 67]
+        let capacity = 200
         let q = (0..<tokens * heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
         let k = (0..<capacity * kvHeads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
         let v = (0..<capacity * kvHeads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
         let scale = 1 / Float(headDim).squareRoot()
         var scores = [Float](repeating: 0, count: capacity)
         var expected = [Float](repeating: 0, count: tokens * heads * headDim)
-        var actual = expected
         ob_attention(q, k, v, tokens, heads, kvHeads, headDim, positions, scale, &scores, &expected)
-        let split = heads / 2
-        ob_attention_heads(
-            isa.rawValue, q, k, v, tokens, heads, kvHeads, headDim, positions, scale, 0, split, &scores, &actual)
-        ob_attention_heads(
-            isa.rawValue, q, k, v, tokens, heads, kvHeads, headDim, positions, scale, split, heads, &scores, &actual)
-        // Outputs are convex combinations of values in [-1, 1]; reordered sums of at most head_dim and 35 terms
-        // stay within a few ulps of 1.
-        let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst < 1e-5, "largest difference \(worst)")
+        // The same cache head-major, [kv_heads][capacity][head_dim].
+        let headMajor = { (cache: [Float]) in
+            (0..<kvHeads * capacity * headDim).map { i in
+                let (g, p, d) = (i / (capacity * headDim), i / headDim % capacity, i % headDim)
+                return cache[(p * kvHeads + g) * headDim + d]
+            }
+        }
+        let layouts = [(k, v, kvHeads * headDim, headDim), (headMajor(k), headMajor(v), headDim, capacity * headDim)]
+        // Every split count, the units cut in two ranges as two threads would take them, in both layouts.
+        for splits in [1, 2, 3, 7] {
+            for (k, v, rowStride, headStride) in layouts {
+                var actual = [Float](repeating: 0, count: tokens * heads * headDim)
+                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
+                let units = tokens * kvHeads * splits
+                for range in [0..<units / 2, units / 2..<units] {
+                    ob_attention_units(
+                        isa.rawValue, q, k, v, rowStride, headStride, tokens, heads, kvHeads, headDim, positions,
+                        scale, splits, range.lowerBound, range.upperBound, &partial, &actual)
+                }
+                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &actual) }
+                let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst < 1e-5, "splits \(splits), row stride \(rowStride): largest difference \(worst)")
+            }
+        }
     }
 }
 

@@ -116,6 +116,11 @@ void ob_rms_norm_quantize(int isa, const float *x, const float *weight, float ep
 void ob_bf16_gemv(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
                   float *y);
 
+/// ob_bf16_gemv for `batch` tokens at once: y[b * rows_total + r] = dot(x[b], row r) for x [batch][cols], rows
+/// [row_begin, row_end), each row read once for all tokens. Bit-identical to ob_bf16_gemv over the same row range
+/// for each token.
+void ob_bf16_gemm(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
+                  size_t batch, size_t rows_total, float *y);
 /// Quantizes `rows` bf16 rows to int8 with one scale per row (w = q * row_scales[r], scale = max|w| / 127,
 /// round-half-even) and records each row's sum of q (the vector kernel's offset correction).
 void ob_int8_rows_from_bf16(const uint16_t *w, size_t rows, size_t cols, int8_t *q, float *row_scales,
@@ -126,12 +131,20 @@ void ob_int8_rows_from_bf16(const uint16_t *w, size_t rows, size_t cols, int8_t 
 void ob_int8_gemv(int isa, const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
                   size_t row_begin, size_t row_end, const int8_t *xq, float x_scale, float *y);
 
-/// ob_attention for query heads [head_begin, head_end) only, so threads can share the heads of a step. Vector
-/// variants sum dot products in a different order than the reference.
-void ob_attention_heads(int isa, const float *q, const float *k_cache, const float *v_cache, size_t tokens,
-                        size_t heads, size_t kv_heads, size_t head_dim, const int32_t *positions, float scale,
-                        size_t head_begin, size_t head_end, float *scores, float *out);
-
+/// ob_attention in work units threads can share (attention.c): unit u is token u / (kv_heads * splits), KV head
+/// u / splits % kv_heads and the (u % splits)-th of `splits` equal ranges of its positions, for every query head of
+/// that KV head's group. The caches hold position p of KV head g at p * kv_row_stride + g * kv_head_stride
+/// (ob_attention's layout: kv_heads * head_dim and head_dim; head-major [kv_heads][capacity][head_dim]: head_dim
+/// and capacity * head_dim). With `splits` 1 units write `out` directly; otherwise they write
+/// partial [tokens][heads][splits][head_dim + 2] (unnormalised output, max, sum) for ob_attention_merge. Vector
+/// variants sum in a different order than the reference.
+void ob_attention_units(int isa, const float *q, const float *k_cache, const float *v_cache, size_t kv_row_stride,
+                        size_t kv_head_stride, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim,
+                        const int32_t *positions, float scale, size_t splits, size_t unit_begin, size_t unit_end,
+                        float *partial, float *out);
+/// Combines the `splits` partial results of every head of ob_attention_units into out [tokens][heads * head_dim].
+void ob_attention_merge(size_t tokens, size_t heads, size_t head_dim, size_t splits, const float *partial,
+                        float *out);
 /// Physical cores this process may run on (distinct cores in its affinity mask), at least 1.
 int ob_physical_core_count(void);
 

@@ -42,6 +42,9 @@ public protocol Backend: AnyObject {
         _ x: Activations, weight: VectorWeights, epsilon: Float, tokens: Int, into q: QuantizedActivations)
     /// `y = W q`, exact integer products rescaled by the activation and weight scales.
     func multiply(_ w: TernaryWeights, _ q: QuantizedActivations, tokens: Int, into y: Activations)
+    /// `ys[i] = ws[i] q` for matrices that read the same activations (query/key/value, gate/up), so a backend can
+    /// run them as one operation; the default runs them one after another.
+    func multiply(_ ws: [TernaryWeights], _ q: QuantizedActivations, tokens: Int, into ys: [Activations])
     /// NeoX rotary embedding in place.
     func applyRoPE(_ x: Activations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float)
     /// Writes keys and values of `tokens` rows into layer `layer` of `cache` at `positions`.
@@ -57,10 +60,25 @@ public protocol Backend: AnyObject {
     func add(_ delta: Activations, to x: Activations, tokens: Int)
     /// The logits of row `row` of `x`.
     func logits(_ x: Activations, row: Int, head: DenseWeights) -> [Float]
+    /// The logits of each of `rows` of `x`, so a backend can read the head once for all of them; the default
+    /// computes them one row at a time.
+    func logits(_ x: Activations, rows: [Int], head: DenseWeights) -> [[Float]]
     /// Rows `rows` of `x`, row-major, for moving one sequence's rows of a batched step in and out of attention.
     func readRows(_ x: Activations, _ rows: Range<Int>) -> [Float]
     /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
     func writeRows(_ rows: [Float], count: Int, into x: Activations)
+}
+
+extension Backend {
+    /// Runs the products one after another.
+    public func multiply(_ ws: [TernaryWeights], _ q: QuantizedActivations, tokens: Int, into ys: [Activations]) {
+        for (w, y) in zip(ws, ys) { multiply(w, q, tokens: tokens, into: y) }
+    }
+
+    /// One row at a time.
+    public func logits(_ x: Activations, rows: [Int], head: DenseWeights) -> [[Float]] {
+        rows.map { logits(x, row: $0, head: head) }
+    }
 }
 
 extension CPUBackend: Backend {

@@ -125,9 +125,10 @@ public final class Transformer<B: Backend> {
         runLayers(tokens, positions: positions, segments: segments)
         guard batch.contains(where: \.wantsLogits) else { return batch.map { _ in nil } }
         backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
+        let wanted = zip(batch, segments).filter { $0.wantsLogits && !$1.0.isEmpty }.map { $1.0.upperBound - 1 }
+        var logits = backend.logits(normed, rows: wanted, head: head).makeIterator()
         return zip(batch, segments).map { slice, segment in
-            guard slice.wantsLogits, !segment.0.isEmpty else { return nil }
-            return backend.logits(normed, row: segment.0.upperBound - 1, head: head)
+            slice.wantsLogits && !segment.0.isEmpty ? logits.next() : nil
         }
     }
 
@@ -140,9 +141,7 @@ public final class Transformer<B: Backend> {
         for (index, layer) in layers.enumerated() {
             // Attention.
             backend.rmsNormQuantize(x, weight: layer.attentionNorm, epsilon: eps, tokens: n, into: quantizedHidden)
-            backend.multiply(layer.query, quantizedHidden, tokens: n, into: q)
-            backend.multiply(layer.key, quantizedHidden, tokens: n, into: k)
-            backend.multiply(layer.value, quantizedHidden, tokens: n, into: v)
+            backend.multiply([layer.query, layer.key, layer.value], quantizedHidden, tokens: n, into: [q, k, v])
             backend.applyRoPE(
                 q, tokens: n, heads: c.headCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
             backend.applyRoPE(
@@ -158,8 +157,7 @@ public final class Transformer<B: Backend> {
             backend.add(projected, to: x, tokens: n)
             // Feed-forward.
             backend.rmsNormQuantize(x, weight: layer.feedForwardNorm, epsilon: eps, tokens: n, into: quantizedHidden)
-            backend.multiply(layer.gate, quantizedHidden, tokens: n, into: gate)
-            backend.multiply(layer.up, quantizedHidden, tokens: n, into: up)
+            backend.multiply([layer.gate, layer.up], quantizedHidden, tokens: n, into: [gate, up])
             backend.gatedActivation(c.activation, gate: gate, up: up, tokens: n)
             backend.rmsNormQuantize(
                 gate, weight: layer.feedForwardSubNorm, epsilon: eps, tokens: n, into: quantizedFeedForward)

@@ -44,6 +44,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Kernel variant: avx512-vnni, avx2 or scalar (default: the best this CPU runs).")
     var kernels: String?
 
+    @Option(help: "Sequences decoding together (each step runs one token of every sequence through one forward pass).")
+    var batch = 1
+
     @Flag(help: "Compute logits with an int8 copy of the output head.")
     var int8Head = false
 
@@ -54,6 +57,7 @@ struct Bench: ParsableCommand {
         guard promptTokens >= 1, generatedTokens >= 1, repetitions >= 1 else {
             throw ValidationError("-p, -n and --repetitions must be at least 1")
         }
+        guard (1...64).contains(batch) else { throw ValidationError("--batch must be 1 to 64") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernels {
             guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
@@ -106,6 +110,12 @@ struct Bench: ParsableCommand {
         var decodeRates: [Double] = []
         for run in 1...repetitions {
             let label = repetitions > 1 ? " (run \(run) of \(repetitions))" : ""
+            if batch > 1 {
+                let (prefill, decode) = runBatch(transformer, prompt: prompt, status: status, label: label)
+                prefillRates.append(prefill)
+                decodeRates.append(decode)
+                continue
+            }
             let session = transformer.makeSession(capacity: promptTokens + generatedTokens)
             status.show("prompt: \(promptTokens) tokens\(label)")
             let prefill = try clock.measure {
@@ -130,12 +140,13 @@ struct Bench: ParsableCommand {
 
         let bytes = Self.bytesPerDecodeStep(
             transformer: transformer, config: config, int8Head: backend.usesInt8Head,
-            averageContext: promptTokens + generatedTokens / 2)
-        let roofline = bandwidth / Double(bytes)
+            averageContext: promptTokens + generatedTokens / 2, sequences: batch)
+        // A step yields one token per sequence.
+        let roofline = Double(batch) * bandwidth / Double(bytes)
         let decode = decodeRates.max()!
         let report = Report(
             source: source, instructionSet: backend.instructionSet.description, threads: backend.pool.threadCount,
-            int8Head: backend.usesInt8Head, promptTokens: promptTokens, generatedTokens: generatedTokens,
+            int8Head: backend.usesInt8Head, batch: batch, promptTokens: promptTokens, generatedTokens: generatedTokens,
             prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
             peakBytes: peak, residentBytes: residentAfterLoad,
             bytesPerStep: bytes,
@@ -143,10 +154,42 @@ struct Bench: ParsableCommand {
         print(json ? report.json.jsonText : report.text)
     }
 
+    /// `batch` sequences decoding together: each prompt runs through its own cache (prompt rate: all their tokens
+    /// over the time), then every step runs one token of each sequence through one batched forward pass
+    /// (generation rate: tokens of all sequences per second). Returns both rates.
+    private func runBatch(
+        _ transformer: Transformer<CPUBackend>, prompt: [Int], status: StatusLine, label: String
+    ) -> (prefill: Double, decode: Double) {
+        let clock = ContinuousClock()
+        let caches = (0..<batch).map { _ in transformer.makeCache(capacity: promptTokens + generatedTokens) }
+        status.show("prompt: \(batch) x \(promptTokens) tokens\(label)")
+        let prefill = clock.measure {
+            for cache in caches {
+                _ = transformer.forward(prompt, startingAt: 0, cache: cache) { $0 == promptTokens - 1 }
+            }
+        }
+        var tokens = [Int](repeating: prompt.last!, count: batch)
+        let decode = clock.measure {
+            for step in 0..<generatedTokens {
+                let slices = zip(tokens, caches).map { token, cache in
+                    Transformer<CPUBackend>.Slice(
+                        tokens: [token], start: promptTokens + step, cache: cache, wantsLogits: true)
+                }
+                tokens = transformer.forward(batch: slices).map { Sampler.argmax($0!) }
+                status.progress("generating\(label)", fraction: Double(step + 1) / Double(generatedTokens))
+            }
+        }
+        return (
+            Double(batch * promptTokens) / prefill.seconds, Double(batch * generatedTokens) / decode.seconds
+        )
+    }
+
     /// Bytes one decode step streams from memory: every ternary matrix in its packed layout, the output head, and
-    /// the KV cache at `averageContext` positions (the embedding row and activations are negligible).
+    /// the KV caches of `sequences` sequences at `averageContext` positions (the embedding rows and activations
+    /// are negligible).
     static func bytesPerDecodeStep(
-        transformer: Transformer<CPUBackend>, config: ModelConfig, int8Head: Bool, averageContext: Int
+        transformer: Transformer<CPUBackend>, config: ModelConfig, int8Head: Bool, averageContext: Int,
+        sequences: Int = 1
     ) -> Int {
         let c = config
         let attention = c.headCount * c.headDim
@@ -158,7 +201,7 @@ struct Bench: ParsableCommand {
         let ternary = shapes.reduce(0) { $0 + CPUBackend.packedByteCount(rows: $1.0, columns: $1.1) } * c.layerCount
         let headElements = c.vocabSize * c.hiddenSize
         let head = int8Head ? headElements + c.vocabSize * 8 : headElements * 2
-        let cache = c.layerCount * 2 * kv * 4 * averageContext
+        let cache = c.layerCount * 2 * kv * 4 * averageContext * sequences
         return ternary + head + cache
     }
 
@@ -190,6 +233,7 @@ private struct Report {
     var instructionSet: String
     var threads: Int
     var int8Head: Bool
+    var batch: Int
     var promptTokens: Int
     var generatedTokens: Int
     var prefill: [Double]
@@ -209,11 +253,13 @@ private struct Report {
                 ? "\(best) tokens/s (runs: \(values.map { format($0, 2) }.joined(separator: ", ")))"
                 : "\(best) tokens/s"
         }
+        let batchLabel = batch > 1 ? "\(batch) x " : ""
+        let perSequence = batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : ""
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
             kernels      \(instructionSet), \(threads) threads
-            prompt       \(promptTokens) tokens: \(rate(prefill))
-            generation   \(generatedTokens) tokens: \(rate(decode))
+            prompt       \(batchLabel)\(promptTokens) tokens: \(rate(prefill))
+            generation   \(batchLabel)\(generatedTokens) tokens: \(rate(decode))\(perSequence)
             roofline     \(format(bandwidth / 1e9, 1)) GB/s read / \(format(Double(bytesPerStep) / 1e9, 3)) GB per \
             token = \(format(roofline, 2)) tokens/s; generation at \(format(rooflineShare * 100, 1))% of it
             memory       peak \(format(Double(peakBytes) / 1e9, 2)) GB, \(format(Double(residentBytes) / 1e9, 2)) GB \
@@ -224,10 +270,11 @@ private struct Report {
     var json: JSONValue {
         .object([
             "model": .string(source), "kernels": .string(instructionSet), "threads": .integer(threads),
-            "int8_head": .bool(int8Head), "prompt_tokens": .integer(promptTokens),
+            "int8_head": .bool(int8Head), "batch": .integer(batch), "prompt_tokens": .integer(promptTokens),
             "generated_tokens": .integer(generatedTokens),
             "prompt_tokens_per_second": .number(prefill.max()!),
             "generation_tokens_per_second": .number(decode.max()!),
+            "generation_tokens_per_second_per_sequence": .number(decode.max()! / Double(batch)),
             "prompt_runs": .array(prefill.map { .number($0) }), "generation_runs": .array(decode.map { .number($0) }),
             "bytes_per_generated_token": .integer(bytesPerStep), "read_bandwidth_bytes_per_second": .number(bandwidth),
             "roofline_tokens_per_second": .number(roofline), "generation_share_of_roofline": .number(rooflineShare),
