@@ -261,7 +261,8 @@ private struct Report {
             prompt       \(batchLabel)\(promptTokens) tokens: \(rate(prefill))
             generation   \(batchLabel)\(generatedTokens) tokens: \(rate(decode))\(perSequence)
             roofline     \(format(bandwidth / 1e9, 1)) GB/s read / \(format(Double(bytesPerStep) / 1e9, 3)) GB per \
-            token = \(format(roofline, 2)) tokens/s; generation at \(format(rooflineShare * 100, 1))% of it
+            \(batch > 1 ? "step of \(batch) tokens" : "token") = \(format(roofline, 2)) tokens/s; generation at \
+            \(format(rooflineShare * 100, 1))% of it
             memory       peak \(format(Double(peakBytes) / 1e9, 2)) GB, \(format(Double(residentBytes) / 1e9, 2)) GB \
             resident after load (\(format(loadSeconds, 1)) s)
             """
@@ -276,7 +277,8 @@ private struct Report {
             "generation_tokens_per_second": .number(decode.max()!),
             "generation_tokens_per_second_per_sequence": .number(decode.max()! / Double(batch)),
             "prompt_runs": .array(prefill.map { .number($0) }), "generation_runs": .array(decode.map { .number($0) }),
-            "bytes_per_generated_token": .integer(bytesPerStep), "read_bandwidth_bytes_per_second": .number(bandwidth),
+            "bytes_per_generated_token": .integer(bytesPerStep / batch), "bytes_per_step": .integer(bytesPerStep),
+            "read_bandwidth_bytes_per_second": .number(bandwidth),
             "roofline_tokens_per_second": .number(roofline), "generation_share_of_roofline": .number(rooflineShare),
             "peak_memory_bytes": .integer(peakBytes), "resident_after_load_bytes": .integer(residentBytes),
             "load_seconds": .number(loadSeconds),
