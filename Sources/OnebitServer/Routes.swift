@@ -29,7 +29,8 @@ public enum Routes {
             let stats = scheduler.statistics
             return CompletionService.json(
                 .object([
-                    "model": .string(model.id), "queued": .integer(stats.queued), "running": .integer(stats.running),
+                    "model": .string(model.id), "summary": .string(model.summary), "queued": .integer(stats.queued),
+                    "running": .integer(stats.running),
                     "batch_tokens": .integer(stats.lastStepTokens),
                     "batch_sequences": .integer(stats.lastStepSequences),
                     "generated_tokens": .integer(stats.generatedTokens), "prompt_tokens": .integer(stats.promptTokens),
