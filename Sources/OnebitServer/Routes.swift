@@ -10,9 +10,10 @@ public enum Routes {
     ) -> Router<ServerContext> {
         let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
         let router = Router(context: ServerContext.self)
-        // Middleware applies to the routes added after it.
-        router.add(middleware: ErrorMiddleware(metrics: metrics))
+        // Middleware applies to the routes added after it. CORS goes outside the error middleware: it wraps errors
+        // that pass through it in a type of its own, so it must only ever see the finished error response.
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.authorization, .contentType]))
+        router.add(middleware: ErrorMiddleware(metrics: metrics))
 
         router.get("/") { _, _ in
             Response(
