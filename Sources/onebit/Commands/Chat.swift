@@ -61,7 +61,8 @@ struct Chat: ParsableCommand {
                 return true
             }
             writeOutput(decoder.flush() + "\n")
-            messages.append(.object(["role": .string("assistant"), "content": .string(model.tokenizer.decode(result.tokens))]))
+            messages.append(
+                .object(["role": .string("assistant"), "content": .string(model.tokenizer.decode(result.tokens))]))
             // A new seed per reply: the same seed would make every reply to the same line identical.
             parameters.seed &+= 1
         }
