@@ -50,3 +50,8 @@ def test_chat_answers_each_line_until_the_input_ends():
     assert done.returncode == 0, done.stderr
     replies = [part for part in done.stdout.split("> ") if part.strip()]
     assert len(replies) == 2 and all(len(reply.strip()) > 5 for reply in replies)
+
+
+def test_doctor_checks_the_machine_and_runs_the_built_in_model():
+    out = onebit("doctor")
+    assert "ok    CPU generation" in out and "FAIL" not in out
