@@ -43,6 +43,18 @@ public final class CUDABackend {
     /// Most decode-step graphs kept; more (many live sessions) start the collection over.
     static let graphLimit = 16
 
+    /// Single-token rotary embeddings not launched yet: a query and key rotation followed by the store of the keys
+    /// go out as one launch.
+    private var rotations: [PendingRotation] = []
+
+    private struct PendingRotation {
+        let x: CUDAActivations
+        let heads: Int
+        let headDim: Int
+        let positions: UInt64
+        let theta: Float
+    }
+
     private struct PendingProduct {
         let weights: CUDATernaryWeights
         let input: CUDAQuantizedActivations
@@ -151,6 +163,13 @@ public final class CUDABackend {
     public func rmsNormQuantize(
         _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
     ) {
+        if x.width <= 8 * 1024 {
+            launch(
+                .rmsNormQuantizeWide, grid: (tokens, 1), block: 1024, .address(x.buffer.address),
+                .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
+                .address(q.values.address), .address(q.scales.address))
+            return
+        }
         launch(
             .rmsNormQuantize, grid: (tokens, 1), block: 256, .address(x.buffer.address),
             .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
@@ -163,6 +182,7 @@ public final class CUDABackend {
     ) {
         precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
         if tokens == 1 && useFusion {
+            flushRotations()
             if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
             pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
             return
@@ -179,6 +199,11 @@ public final class CUDABackend {
         _ x: CUDAActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float
     ) {
         let positions = devicePositions(positions)
+        if tokens == 1 && useFusion {
+            flushProducts()
+            rotations.append(PendingRotation(x: x, heads: heads, headDim: headDim, positions: positions, theta: theta))
+            return
+        }
         launch(
             .rope, grid: (tokens, 1), block: 256, .address(x.buffer.address), .int(heads), .int(headDim),
             .address(positions), .float(theta))
@@ -190,6 +215,24 @@ public final class CUDABackend {
         in cache: CUDAKeyValueCache
     ) {
         let positions = devicePositions(positions)
+        if tokens == 1, rotations.count == 2, rotations[1].x === keys, rotations[0].x !== keys,
+            rotations[0].headDim == rotations[1].headDim, rotations[0].theta == rotations[1].theta,
+            rotations[0].positions == positions, rotations[1].positions == positions,
+            rotations[1].heads * rotations[1].headDim == cache.width, keys.width == cache.width
+        {
+            let (query, key) = (rotations[0], rotations[1])
+            rotations = []
+            flushProducts()
+            enqueue(
+                .ropeStoreSingle, grid: (1, 1), block: 1024,
+                [
+                    .address(query.x.buffer.address), .int(query.heads), .address(keys.buffer.address),
+                    .address(values.buffer.address), .int(key.heads), .int(key.headDim), .address(positions),
+                    .float(key.theta), .address(cache.layer(layer, values: false)),
+                    .address(cache.layer(layer, values: true)),
+                ])
+            return
+        }
         launch(
             .storeKeyValue, grid: ((cache.width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
             .address(values.buffer.address), .int(cache.width), .address(positions),
@@ -228,7 +271,8 @@ public final class CUDABackend {
         if tokens == 1, pending.count == 2, pending[0].output === gate, pending[1].output === up,
             pending[0].weights.rows == pending[1].weights.rows, pending[0].residual == nil, pending[1].residual == nil
         {
-            flush(activation: activation == .relu2 ? 1 : 2)
+            flushRotations()
+            flushProducts(activation: activation == .relu2 ? 1 : 2)
             return
         }
         let count = tokens * gate.width
@@ -380,9 +424,26 @@ public final class CUDABackend {
         context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
     }
 
+    /// Launches everything queued.
+    private func flush() {
+        flushRotations()
+        flushProducts()
+    }
+
+    /// Launches the queued single-token rotations one by one.
+    private func flushRotations() {
+        let queued = rotations
+        rotations = []
+        for r in queued {
+            enqueue(
+                .rope, grid: (1, 1), block: 256,
+                [.address(r.x.buffer.address), .int(r.heads), .int(r.headDim), .address(r.positions), .float(r.theta)])
+        }
+    }
+
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
     /// with the activation applied.
-    private func flush(activation: Int = 0) {
+    private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
         pending = []

@@ -12,7 +12,7 @@ enum Kernel: Int, CaseIterable {
     case denseGemvF32, denseGemvF16, denseGemvBF16
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
-    case ternaryFusedSingle, attentionSplit, attentionCombine, argmax
+    case ternaryFusedSingle, attentionSplit, attentionCombine, argmax, rmsNormQuantizeWide, ropeStoreSingle
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -37,6 +37,8 @@ enum Kernel: Int, CaseIterable {
         case .attentionSplit: "attention_split"
         case .attentionCombine: "attention_combine"
         case .argmax: "argmax_f32"
+        case .rmsNormQuantizeWide: "rms_norm_quantize_wide"
+        case .ropeStoreSingle: "rope_store_1"
         }
     }
 }

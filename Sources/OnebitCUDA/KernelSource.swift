@@ -604,5 +604,65 @@ enum KernelSource {
                 result[0] = best_indices[0] == 0x7fffffff ? 0 : best_indices[0];
             }
         }
+
+        // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
+        // is read once into registers, so the three passes cost one trip to memory.
+        #define WIDE_VALUES 8
+        extern "C" __global__ void rms_norm_quantize_wide(const float *x, const float *weight, float eps, int width,
+                                                          int stride, i8 *q, float *scales) {
+            const float *row = x + (size_t)blockIdx.x * width;
+            float v[WIDE_VALUES], g[WIDE_VALUES];
+            double sum = 0.0;
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                v[k] = i < width ? row[i] : 0.0f;
+                g[k] = i < width ? weight[i] : 0.0f;
+            }
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) sum += (double)v[k] * (double)v[k];
+            sum = block_sum(sum);
+            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            float largest = 0.0f;
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                v[k] = g[k] * (v[k] * inv);
+                largest = fmaxf(largest, fabsf(v[k]));
+            }
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                if (i < width) q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
+            }
+            if (threadIdx.x == 0) scales[blockIdx.x] = s;
+        }
+
+        // One token: the rotary embedding of its query and key heads (as rope_neox), then its keys and values into
+        // one layer of the cache at positions[0] (as store_kv). One block.
+        extern "C" __global__ void rope_store_1(float *q, int heads, float *k, const float *v, int kv_heads,
+                                                int head_dim, const int *positions, float theta, float *k_cache,
+                                                float *v_cache) {
+            const int half = head_dim / 2;
+            const float pos = (float)positions[0];
+            for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
+                const int h = p / half, i = p % half;
+                float *x = h < heads ? q + (size_t)h * head_dim : k + (size_t)(h - heads) * head_dim;
+                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+                const float angle = pos * inv_freq;
+                const float c = cosf(angle), s = sinf(angle);
+                const float a = x[i], b = x[i + half];
+                x[i] = a * c - b * s;
+                x[i + half] = b * c + a * s;
+            }
+            __syncthreads();
+            const int width = kv_heads * head_dim;
+            const size_t base = (size_t)positions[0] * width;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                k_cache[base + i] = k[i];
+                v_cache[base + i] = v[i];
+            }
+        }
         """#
 }
