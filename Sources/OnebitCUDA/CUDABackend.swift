@@ -40,6 +40,9 @@ public final class CUDABackend {
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
+    /// Blocks of the first argmax pass (at most 1024, a multiple of 32: the second pass is one block of as many
+    /// threads).
+    static let argmaxBlocks = 256
     /// Most decode-step graphs kept; more (many live sessions) start the collection over.
     static let graphLimit = 16
 
@@ -353,7 +356,9 @@ public final class CUDABackend {
     public func argmax(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> Int {
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: head.rows * 4)
-        let index = scratch(&argmaxBuffer, bytes: 4)
+        let blocks = Self.argmaxBlocks
+        let index = scratch(&argmaxBuffer, bytes: 4 + 8 * blocks)
+        let values = index.address + 4, indices = index.address + 4 + UInt64(4 * blocks)
         let kernel: Kernel =
             switch head.storage {
             case .float32: .denseGemvF32
@@ -363,7 +368,12 @@ public final class CUDABackend {
         launch(
             kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
             .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
-        launch(.argmax, grid: (1, 1), block: 1024, .address(output.address), .int(head.rows), .address(index.address))
+        launch(
+            .argmaxPartial, grid: (blocks, 1), block: 256, .address(output.address), .int(head.rows), .address(values),
+            .address(indices))
+        launch(
+            .argmaxFinal, grid: (1, 1), block: blocks, .address(values), .address(indices), .int(blocks),
+            .address(index.address))
         var result: Int32 = 0
         context.must(
             context.driver.cuMemcpyDtoHAsync!(&result, index.address, 4, context.stream), "cuMemcpyDtoHAsync")

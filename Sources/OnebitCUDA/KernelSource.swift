@@ -545,49 +545,45 @@ enum KernelSource {
             }
         }
 
-        // Merges the splits of attention_split: one block per head.
+        // Merges the splits of attention_split (at most 32): one block per head; the first warp finds the maximum and
+        // each split's weight, lane s for split s.
         extern "C" __global__ void attention_combine(const float *partial, int splits, int head_dim, float *out) {
-            const int h = blockIdx.x;
+            __shared__ float weights[32];
+            __shared__ float total;
+            const int h = blockIdx.x, lane = threadIdx.x & 31;
             const float *base = partial + (size_t)h * splits * (head_dim + 2);
-            float top = NEGATIVE_INFINITY;
-            for (int s = 0; s < splits; s++) top = fmaxf(top, base[(size_t)s * (head_dim + 2) + head_dim]);
-            float total = 0.0f;
-            for (int s = 0; s < splits; s++) {
-                const float *p = base + (size_t)s * (head_dim + 2);
-                if (p[head_dim] != NEGATIVE_INFINITY) total += p[head_dim + 1] * expf(p[head_dim] - top);
+            if (threadIdx.x < 32) {
+                const float m = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim] : NEGATIVE_INFINITY;
+                const float l = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim + 1] : 0.0f;
+                const float top = warp_max(m);
+                const float w = m != NEGATIVE_INFINITY ? expf(m - top) : 0.0f;
+                weights[lane] = w;
+                const float sum = warp_sum(l * w);
+                if (lane == 0) total = sum;
             }
+            __syncthreads();
             for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
                 float o = 0.0f;
-                for (int s = 0; s < splits; s++) {
-                    const float *p = base + (size_t)s * (head_dim + 2);
-                    if (p[head_dim] != NEGATIVE_INFINITY) o += p[d] * expf(p[head_dim] - top);
-                }
+                for (int s = 0; s < splits; s++) o += base[(size_t)s * (head_dim + 2) + d] * weights[s];
                 out[(size_t)h * head_dim + d] = o / total;
             }
         }
 
-        // The index of the largest of x[0 ..< n] (the lowest index on ties; 0 when none compares larger than
-        // -infinity, as the host's argmax would give for such a row). One block.
-        extern "C" __global__ void argmax_f32(const float *x, int n, int *result) {
+        // Argmax in two launches: block b of argmax_partial reduces its stretch of x[0 ..< n] to (value, index) in
+        // values[b], indices[b]; argmax_final reduces those `count` pairs. The lowest index wins ties; 0 when nothing
+        // compares larger than -infinity, as the host's argmax would give for such a row.
+        __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
+            if (v > best || (v == best && i < index)) {
+                best = v;
+                index = i;
+            }
+        }
+
+        __device__ void argmax_block(float best, int index, float *value_out, int *index_out) {
             __shared__ float best_values[32];
             __shared__ int best_indices[32];
-            float best = NEGATIVE_INFINITY;
-            int index = 0x7fffffff;
-            for (int i = threadIdx.x; i < n; i += blockDim.x) {
-                const float v = x[i];
-                if (v > best) {
-                    best = v;
-                    index = i;
-                }
-            }
-            for (int o = 16; o > 0; o >>= 1) {
-                const float ov = __shfl_xor_sync(FULL_MASK, best, o);
-                const int oi = __shfl_xor_sync(FULL_MASK, index, o);
-                if (ov > best || (ov == best && oi < index)) {
-                    best = ov;
-                    index = oi;
-                }
-            }
+            for (int o = 16; o > 0; o >>= 1)
+                argmax_pick(best, index, __shfl_xor_sync(FULL_MASK, best, o), __shfl_xor_sync(FULL_MASK, index, o));
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             if (lane == 0) {
                 best_values[warp] = best;
@@ -595,14 +591,33 @@ enum KernelSource {
             }
             __syncthreads();
             if (threadIdx.x == 0) {
-                for (int w = 1; w < (int)(blockDim.x >> 5); w++)
-                    if (best_values[w] > best_values[0] ||
-                        (best_values[w] == best_values[0] && best_indices[w] < best_indices[0])) {
-                        best_values[0] = best_values[w];
-                        best_indices[0] = best_indices[w];
-                    }
-                result[0] = best_indices[0] == 0x7fffffff ? 0 : best_indices[0];
+                for (int w = 1; w < (int)(blockDim.x >> 5); w++) argmax_pick(best, index, best_values[w], best_indices[w]);
+                *value_out = best;
+                *index_out = index;
             }
+        }
+
+        extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
+            float best = NEGATIVE_INFINITY;
+            int index = 0x7fffffff;
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+                const float v = x[i];
+                if (v > best) {
+                    best = v;
+                    index = i;
+                }
+            }
+            argmax_block(best, index, values + blockIdx.x, indices + blockIdx.x);
+        }
+
+        extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+            __shared__ float value;
+            __shared__ int index;
+            float best = NEGATIVE_INFINITY;
+            int at = 0x7fffffff;
+            for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
+            argmax_block(best, at, &value, &index);
+            if (threadIdx.x == 0) result[0] = index == 0x7fffffff ? 0 : index;
         }
 
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
