@@ -28,7 +28,8 @@ public final class CUDABackend {
     private var pending: [PendingProduct] = []
     /// Whether ``step(tokens:positions:cache:_:)`` has uploaded the step's token and position already.
     private var stepInputsUploaded = false
-    /// Instantiated decode-step graphs, by the addresses they bake in (see ``graphKey``).
+    /// Instantiated decode-step graphs, by the cache and input addresses they bake in. The graphs also bake in
+    /// the addresses of the transformer's scratch buffers: a backend serves one transformer.
     private var graphs: [[UInt64]: CUgraphExec] = [:]
     /// Keys whose step ran once eagerly: the first run of a shape allocates scratch, which a capture must not.
     private var warmedKeys: Set<[UInt64]> = []
