@@ -41,3 +41,17 @@ def test_default_say_is_the_demo_model_and_reproducible():
     text = onebit("say", "--seed", "7", "--max-tokens", "24", "To be, or not to be")
     assert text == RECORDED_SAY + "\n"
     assert "onebit-demo" in onebit("info")
+
+
+def test_chat_answers_each_line_until_the_input_ends():
+    done = subprocess.run([BINARY, "chat", "--seed", "3", "--max-tokens", "12", "--device", "cpu"],
+                          input="To be, or not to be\n/reset\nFriends, Romans\n", capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    replies = [part for part in done.stdout.split("> ") if part.strip()]
+    assert len(replies) == 2 and all(len(reply.strip()) > 5 for reply in replies)
+
+
+def test_doctor_checks_the_machine_and_runs_the_built_in_model():
+    out = onebit("doctor")
+    assert "ok    CPU generation" in out and "FAIL" not in out

@@ -203,3 +203,68 @@ def test_api_key():
         assert s.client(api_key="sesame", max_retries=0).models.list().data[0].id == "hf-256"
     finally:
         s.stop()
+
+
+def test_async_client_streams_with_usage(server):
+    import asyncio
+
+    async def run():
+        client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="hf-256", messages=[{"role": "user", "content": "Hello"}], max_tokens=8, logit_bias=NO_EOS,
+            stream=True, stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+        await client.close()
+        return chunks
+
+    chunks = asyncio.run(run())
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 8
+
+
+def test_seeded_sampling_is_reproducible(client):
+    def ask():
+        return client.chat.completions.create(
+            model="hf-256", messages=[{"role": "user", "content": "Tell me a story"}], max_tokens=24,
+            temperature=0.9, seed=1234, logit_bias=NO_EOS).choices[0].message.content
+
+    first = ask()
+    assert first == ask()
+
+
+def test_stop_strings_end_the_reply_and_are_left_out(client):
+    plain = client.completions.create(
+        model="hf-256", prompt="The lighthouse keeper", max_tokens=24, temperature=0, logit_bias=NO_EOS)
+    text = plain.choices[0].text
+    assert len(text) > 4
+    stop = text[2:4]
+    cut = client.completions.create(
+        model="hf-256", prompt="The lighthouse keeper", max_tokens=24, temperature=0, logit_bias=NO_EOS, stop=[stop])
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.choices[0].text == text[: text.index(stop)]
+
+
+def test_32_concurrent_greedy_requests_match_their_sequential_twins(server, client):
+    prompts = [f"Request number {i} asks about the sea" for i in range(32)]
+
+    def ask(prompt):
+        return client.completions.create(
+            model="hf-256", prompt=prompt, max_tokens=12, temperature=0, logit_bias=NO_EOS).choices[0].text
+
+    sequential = [ask(p) for p in prompts]
+    results = [None] * len(prompts)
+    errors = []
+
+    def run(index):
+        try:
+            results[index] = ask(prompts[index])
+        except Exception as error:  # reported below, on the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    assert results == sequential

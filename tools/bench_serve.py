@@ -1,10 +1,11 @@
-"""Total generation throughput of a running `onebit serve` with N concurrent streams.
+"""Throughput and latency of a running `onebit serve` with N concurrent streaming clients.
 
-    tools/.venv/bin/python tools/bench_serve.py --url http://127.0.0.1:8080 --streams 1 4 --max-tokens 128
+    tools/.venv/bin/python tools/bench_serve.py --url http://127.0.0.1:8080 --streams 1 8 32 --max-tokens 128
 
 Every stream asks for exactly --max-tokens tokens (end-of-sequence tokens are forbidden through logit_bias, their
 ids read from /tokenize), so runs with different stream counts do the same work per stream. Prints, per stream
-count, the generated tokens, wall seconds and tokens per second summed over streams.
+count: requests/s, generated tokens/s summed over streams, and the 50th/99th percentiles of the time to first
+token (request sent to first streamed text) and of the inter-token latency (gap between streamed chunks).
 """
 
 import argparse
@@ -29,13 +30,23 @@ def eos_ids(url: str) -> list:
     return ids
 
 
-def run(url: str, streams: int, max_tokens: int, bias: dict) -> tuple:
+def percentile(values: list, fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def run(url: str, streams: int, max_tokens: int, bias: dict) -> dict:
     client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
+    model = client.models.list().data[0].id
     counts = [0] * streams
+    first_token = []
+    gaps = []
+    lock = threading.Lock()
 
     def one(index: int):
+        sent = time.perf_counter()
         stream = client.completions.create(
-            model=client.models.list().data[0].id,
+            model=model,
             prompt=f"Once upon a time, story number {index},",
             max_tokens=max_tokens,
             logit_bias=bias,
@@ -44,9 +55,16 @@ def run(url: str, streams: int, max_tokens: int, bias: dict) -> tuple:
             stream=True,
             stream_options={"include_usage": True},
         )
+        arrivals = []
         for chunk in stream:
+            if chunk.choices and chunk.choices[0].text:
+                arrivals.append(time.perf_counter())
             if chunk.usage:
                 counts[index] = chunk.usage.completion_tokens
+        with lock:
+            if arrivals:
+                first_token.append(arrivals[0] - sent)
+            gaps.extend(b - a for a, b in zip(arrivals, arrivals[1:]))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
     start = time.perf_counter()
@@ -54,20 +72,31 @@ def run(url: str, streams: int, max_tokens: int, bias: dict) -> tuple:
         t.start()
     for t in threads:
         t.join()
-    return sum(counts), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return {
+        "streams": streams, "tokens": sum(counts), "seconds": seconds, "requests_per_s": streams / seconds,
+        "tokens_per_s": sum(counts) / seconds,
+        "ttft_p50_ms": 1000 * percentile(first_token, 0.5), "ttft_p99_ms": 1000 * percentile(first_token, 0.99),
+        "itl_p50_ms": 1000 * percentile(gaps, 0.5), "itl_p99_ms": 1000 * percentile(gaps, 0.99),
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=128)
     args = parser.parse_args()
     bias = {str(i): -100 for i in eos_ids(args.url)}
     run(args.url, 1, 4, bias)  # warm-up
     for streams in args.streams:
-        tokens, seconds = run(args.url, streams, args.max_tokens, bias)
-        print(f"streams={streams} tokens={tokens} seconds={seconds:.2f} tokens/s={tokens / seconds:.1f}")
+        r = run(args.url, streams, args.max_tokens, bias)
+        print(
+            f"streams={streams} tokens={r['tokens']} seconds={r['seconds']:.2f} requests/s={r['requests_per_s']:.2f}"
+            f" tokens/s={r['tokens_per_s']:.1f} ttft p50/p99={r['ttft_p50_ms']:.0f}/{r['ttft_p99_ms']:.0f} ms"
+            f" itl p50/p99={r['itl_p50_ms']:.1f}/{r['itl_p99_ms']:.1f} ms",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ static const symbol driver_symbols[] = {
     DRIVER(cuStreamCreate, "cuStreamCreate"),
     DRIVER(cuStreamDestroy, "cuStreamDestroy_v2"),
     DRIVER(cuStreamSynchronize, "cuStreamSynchronize"),
+    DRIVER(cuStreamBeginCapture, "cuStreamBeginCapture_v2"),
+    DRIVER(cuStreamEndCapture, "cuStreamEndCapture"),
+    DRIVER(cuGraphInstantiate, "cuGraphInstantiateWithFlags"),
+    DRIVER(cuGraphLaunch, "cuGraphLaunch"),
+    DRIVER(cuGraphExecDestroy, "cuGraphExecDestroy"),
+    DRIVER(cuGraphDestroy, "cuGraphDestroy"),
 };
 
 static const symbol nvrtc_symbols[] = {

@@ -1,6 +1,12 @@
 import CCUDA
 import OnebitModel
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The CUDA backend: every operation of the forward pass as a kernel on one stream of the first GPU.
 ///
 /// Kernels are compiled by NVRTC on first use and cached on disk (``KernelBuild``). Only logits come back to the
@@ -13,11 +19,66 @@ public final class CUDABackend {
     /// The positions `positionBuffer` holds: every layer passes the same array several times per forward.
     private var uploadedPositions: [Int32] = []
     private var logitBuffer: DeviceBuffer?
+    private var argmaxBuffer: DeviceBuffer?
+    /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
+    private var attentionPartials: DeviceBuffer?
+
+    /// Single-token products queued by ``multiply(_:_:tokens:into:)`` and not launched yet: consecutive products
+    /// of the same activations go out as one launch, with a following residual add or gated activation folded in.
+    private var pending: [PendingProduct] = []
+    /// Whether ``step(tokens:positions:cache:_:)`` has uploaded the step's token and position already.
+    private var stepInputsUploaded = false
+    /// Instantiated decode-step graphs, by the cache and input addresses they bake in. The graphs also bake in
+    /// the addresses of the transformer's scratch buffers: a backend serves one transformer.
+    private var graphs: [[UInt64]: CUgraphExec] = [:]
+    /// Keys whose step ran once eagerly: the first run of a shape allocates scratch, which a capture must not.
+    private var warmedKeys: Set<[UInt64]> = []
+
+    /// Variants for measurement: `ONEBIT_CUDA_GRAPHS=0` runs decode steps eagerly, `ONEBIT_CUDA_FUSION=0` keeps
+    /// one launch per product and the single-pass attention.
+    private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
+    private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
+
+    /// Splits of single-token attention over the cached positions.
+    static let attentionSplits = 32
+    /// Blocks of the first argmax pass (at most 1024, a multiple of 32: the second pass is one block of as many
+    /// threads).
+    static let argmaxBlocks = 256
+    /// Most decode-step graphs kept; more (many live sessions) start the collection over.
+    static let graphLimit = 16
+
+    /// Single-token rotary embeddings not launched yet: a query and key rotation followed by the store of the keys
+    /// go out as one launch.
+    private var rotations: [PendingRotation] = []
+
+    private struct PendingRotation {
+        let x: CUDAActivations
+        let heads: Int
+        let headDim: Int
+        let positions: UInt64
+        let theta: Float
+    }
+
+    private struct PendingProduct {
+        let weights: CUDATernaryWeights
+        let input: CUDAQuantizedActivations
+        let output: CUDAActivations
+        var residual: CUDAActivations?
+    }
 
     /// Opens the first GPU and loads (or compiles) the kernels; throws when there is no driver, GPU or compiler.
     public init() throws(CUDAError) {
         context = try CUDAContext()
         kernels = try KernelModule(context)
+    }
+
+    deinit {
+        for exec in graphs.values { _ = context.driver.cuGraphExecDestroy!(exec) }
+    }
+
+    private static func flag(_ name: String) -> Bool {
+        guard let value = getenv(name) else { return true }
+        return String(cString: value) != "0"
     }
 
     /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
@@ -81,7 +142,7 @@ public final class CUDABackend {
         context.makeCurrent()
         let ids = tokens.map { Int32($0) }
         let buffer = scratch(&tokenBuffer, bytes: ids.count * 4)
-        buffer.upload(ids)
+        if !stepInputsUploaded { buffer.upload(ids) }
         let kernel: Kernel =
             switch table.storage {
             case .float32: .embedF32
@@ -106,6 +167,13 @@ public final class CUDABackend {
     public func rmsNormQuantize(
         _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
     ) {
+        if x.width <= 8 * 1024 {
+            launch(
+                .rmsNormQuantizeWide, grid: (tokens, 1), block: 1024, .address(x.buffer.address),
+                .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
+                .address(q.values.address), .address(q.scales.address))
+            return
+        }
         launch(
             .rmsNormQuantize, grid: (tokens, 1), block: 256, .address(x.buffer.address),
             .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
@@ -117,6 +185,12 @@ public final class CUDABackend {
         _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
     ) {
         precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
+        if tokens == 1 && useFusion {
+            flushRotations()
+            if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
+            pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
+            return
+        }
         launch(
             tokens == 1 ? .ternaryMatmulSingle : .ternaryMatmul, grid: ((w.rows + 7) / 8, (tokens + 7) / 8), block: 256,
             .address(w.codes.address),
@@ -129,6 +203,11 @@ public final class CUDABackend {
         _ x: CUDAActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float
     ) {
         let positions = devicePositions(positions)
+        if tokens == 1 && useFusion {
+            flushProducts()
+            rotations.append(PendingRotation(x: x, heads: heads, headDim: headDim, positions: positions, theta: theta))
+            return
+        }
         launch(
             .rope, grid: (tokens, 1), block: 256, .address(x.buffer.address), .int(heads), .int(headDim),
             .address(positions), .float(theta))
@@ -140,6 +219,24 @@ public final class CUDABackend {
         in cache: CUDAKeyValueCache
     ) {
         let positions = devicePositions(positions)
+        if tokens == 1, rotations.count == 2, rotations[1].x === keys, rotations[0].x !== keys,
+            rotations[0].headDim == rotations[1].headDim, rotations[0].theta == rotations[1].theta,
+            rotations[0].positions == positions, rotations[1].positions == positions,
+            rotations[1].heads * rotations[1].headDim == cache.width, keys.width == cache.width
+        {
+            let (query, key) = (rotations[0], rotations[1])
+            rotations = []
+            flushProducts()
+            enqueue(
+                .ropeStoreSingle, grid: (1, 1), block: 1024,
+                [
+                    .address(query.x.buffer.address), .int(query.heads), .address(keys.buffer.address),
+                    .address(values.buffer.address), .int(key.heads), .int(key.headDim), .address(positions),
+                    .float(key.theta), .address(cache.layer(layer, values: false)),
+                    .address(cache.layer(layer, values: true)),
+                ])
+            return
+        }
         launch(
             .storeKeyValue, grid: ((cache.width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
             .address(values.buffer.address), .int(cache.width), .address(positions),
@@ -153,6 +250,18 @@ public final class CUDABackend {
     ) {
         let positions = devicePositions(positions)
         let scale = 1 / Float(headDim).squareRoot()
+        if tokens == 1 && useFusion {
+            let splits = Self.attentionSplits
+            let partials = scratch(&attentionPartials, bytes: heads * splits * (headDim + 2) * 4)
+            launch(
+                .attentionSplit, grid: (heads, splits), block: 256, .address(queries.buffer.address),
+                .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
+                .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(partials.address))
+            launch(
+                .attentionCombine, grid: (heads, 1), block: 128, .address(partials.address), .int(splits),
+                .int(headDim), .address(out.buffer.address))
+            return
+        }
         launch(
             .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address),
             .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
@@ -163,6 +272,13 @@ public final class CUDABackend {
     public func gatedActivation(
         _ activation: ModelConfig.Activation, gate: CUDAActivations, up: CUDAActivations, tokens: Int
     ) {
+        if tokens == 1, pending.count == 2, pending[0].output === gate, pending[1].output === up,
+            pending[0].weights.rows == pending[1].weights.rows, pending[0].residual == nil, pending[1].residual == nil
+        {
+            flushRotations()
+            flushProducts(activation: activation == .relu2 ? 1 : 2)
+            return
+        }
         let count = tokens * gate.width
         let kernel: Kernel =
             switch activation {
@@ -176,6 +292,13 @@ public final class CUDABackend {
 
     /// `x += delta`.
     public func add(_ delta: CUDAActivations, to x: CUDAActivations, tokens: Int) {
+        if tokens == 1, let last = pending.last, last.output === delta, last.residual == nil, delta !== x,
+            !pending.contains(where: { $0.output === x })
+        {
+            pending[pending.count - 1].residual = x
+            flush()
+            return
+        }
         let count = tokens * x.width
         launch(
             .add, grid: ((count + 255) / 256, 1), block: 256, .address(x.buffer.address),
@@ -209,6 +332,7 @@ public final class CUDABackend {
     /// Rows `rows` of `x`, row-major, copied to the host (the scheduler moves one sequence's rows this way).
     public func readRows(_ x: CUDAActivations, _ rows: Range<Int>) -> [Float] {
         context.makeCurrent()
+        flush()
         var values = [Float](repeating: 0, count: rows.count * x.width)
         values.withUnsafeMutableBytes { destination in
             context.must(
@@ -224,7 +348,134 @@ public final class CUDABackend {
     /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
     public func writeRows(_ rows: [Float], count: Int, into x: CUDAActivations) {
         context.makeCurrent()
+        flush()
         x.buffer.upload(Array(rows.prefix(count * x.width)))
+    }
+
+    /// The index of the largest logit of row `row` of `x` (the lowest on ties): the head's GEMV and the argmax on
+    /// the GPU, and only the index comes back.
+    public func argmax(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> Int {
+        context.makeCurrent()
+        let output = scratch(&logitBuffer, bytes: head.rows * 4)
+        let blocks = Self.argmaxBlocks
+        let index = scratch(&argmaxBuffer, bytes: 4 + 8 * blocks)
+        let values = index.address + 4, indices = index.address + 4 + UInt64(4 * blocks)
+        let kernel: Kernel =
+            switch head.storage {
+            case .float32: .denseGemvF32
+            case .float16: .denseGemvF16
+            case .bfloat16: .denseGemvBF16
+            }
+        launch(
+            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
+            .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
+        launch(
+            .argmaxPartial, grid: (blocks, 1), block: 256, .address(output.address), .int(head.rows), .address(values),
+            .address(indices))
+        launch(
+            .argmaxFinal, grid: (1, 1), block: blocks, .address(values), .address(indices), .int(blocks),
+            .address(index.address))
+        var result: Int32 = 0
+        context.must(
+            context.driver.cuMemcpyDtoHAsync!(&result, index.address, 4, context.stream), "cuMemcpyDtoHAsync")
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        return Int(result)
+    }
+
+    /// Runs `body`, the operations of one step of `tokens` at `positions` over `cache`. A single-token step is
+    /// replayed from a CUDA graph: the token and position go up first into the buffers the kernels read them from
+    /// (attention reads the length from there too, so one graph serves every position), and the graph recorded
+    /// for this cache, captured on the step's second run, is launched instead of `body`.
+    public func step(tokens: [Int], positions: [Int32], cache: CUDAKeyValueCache, _ body: () -> Void) {
+        context.makeCurrent()
+        guard useGraphs, tokens.count == 1, positions.count == 1 else {
+            body()
+            flush()
+            return
+        }
+        flush()
+        let tokenInput = scratch(&tokenBuffer, bytes: 4)
+        let positionInput = scratch(&positionBuffer, bytes: 4)
+        tokenInput.upload([Int32(tokens[0])])
+        positionInput.upload(positions)
+        uploadedPositions = positions
+        // What the graph bakes in besides the transformer's own buffers: the cache and the input buffers.
+        let key = [
+            cache.keys.address, cache.values.address, UInt64(cache.capacity), tokenInput.address,
+            positionInput.address,
+        ]
+        if let exec = graphs[key] {
+            context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
+            return
+        }
+        stepInputsUploaded = true
+        defer { stepInputsUploaded = false }
+        guard warmedKeys.contains(key) else {
+            warmedKeys.insert(key)
+            body()
+            flush()
+            return
+        }
+        if graphs.count >= Self.graphLimit {
+            for exec in graphs.values { _ = context.driver.cuGraphExecDestroy!(exec) }
+            graphs = [:]
+            warmedKeys = [key]
+        }
+        context.must(
+            context.driver.cuStreamBeginCapture!(context.stream, Int32(OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)),
+            "cuStreamBeginCapture")
+        body()
+        flush()
+        var graph: CUgraph?
+        context.must(context.driver.cuStreamEndCapture!(context.stream, &graph), "cuStreamEndCapture")
+        var exec: CUgraphExec?
+        context.must(context.driver.cuGraphInstantiate!(&exec, graph, 0), "cuGraphInstantiate")
+        _ = context.driver.cuGraphDestroy!(graph)
+        graphs[key] = exec!
+        context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
+    }
+
+    /// Launches everything queued.
+    private func flush() {
+        flushRotations()
+        flushProducts()
+    }
+
+    /// Launches the queued single-token rotations one by one.
+    private func flushRotations() {
+        let queued = rotations
+        rotations = []
+        for r in queued {
+            enqueue(
+                .rope, grid: (1, 1), block: 256,
+                [.address(r.x.buffer.address), .int(r.heads), .int(r.headDim), .address(r.positions), .float(r.theta)])
+        }
+    }
+
+    /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
+    /// with the activation applied.
+    private func flushProducts(activation: Int = 0) {
+        guard !pending.isEmpty else { return }
+        let products = pending
+        pending = []
+        let input = products[0].input
+        let warps = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
+        var arguments: [Argument] = [
+            .address(input.values.address), .address(input.scales.address), .int(products[0].weights.chunks),
+            .int(activation),
+        ]
+        for index in 0..<3 {
+            if index < products.count {
+                let p = products[index]
+                arguments += [
+                    .address(p.weights.codes.address), .address(p.weights.scales.address), .int(p.weights.blockChunks),
+                    .int(p.weights.rows), .address(p.output.buffer.address), .address(p.residual?.buffer.address ?? 0),
+                ]
+            } else {
+                arguments += [.address(0), .address(0), .int(0), .int(0), .address(0), .address(0)]
+            }
+        }
+        enqueue(.ternaryFusedSingle, grid: ((warps + 7) / 8, 1), block: 256, arguments)
     }
 
     // MARK: Plumbing
@@ -236,8 +487,14 @@ public final class CUDABackend {
         case float(Float)
     }
 
-    /// Queues `kernel` on the stream with `arguments` in the kernel's parameter order.
+    /// Queues `kernel` on the stream with `arguments` in the kernel's parameter order, after the queued products.
     private func launch(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: Argument...) {
+        flush()
+        enqueue(kernel, grid: grid, block: block, arguments)
+    }
+
+    /// Queues `kernel` on the stream now.
+    private func enqueue(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
                 for (index, argument) in arguments.enumerated() {

@@ -382,5 +382,302 @@ enum KernelSource {
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i < n) x[i] += delta[i];
         }
+
+        // ---- Decode-step kernels (one token) ----
+
+        // The rescaled product of row `row` of a ternary matrix with one token's int8 activations, in every lane of
+        // the warp; the same operations in the same order as ternary_rows<1>, so the result is bit for bit the same.
+        __device__ __forceinline__ float ternary_row_1(const uint4 *__restrict__ w, int row, int chunks,
+                                                       const i8 *__restrict__ q, float q_scale,
+                                                       const float *__restrict__ w_scales, int block_chunks) {
+            const int lane = threadIdx.x & 31;
+            const uint4 *weights = w + (size_t)row * chunks;
+            int exact = 0;
+            float blocked = 0.0f;
+            for (int c = lane; c < chunks; c += 32) {
+                const uint4 packed = load_once(weights + c);
+                const u32 words[4] = {packed.x, packed.y, packed.z, packed.w};
+                const float block_scale =
+                    block_chunks ? w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks] : 0.0f;
+                const int4 *a = (const int4 *)q + c * 4;
+                int dot = 0, sum = 0;
+        #pragma unroll
+                for (int m = 0; m < 4; m++) {
+                    const int4 v = a[m];
+                    const int act[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
+                        sum = __dp4a(act[j], 0x01010101, sum);
+                    }
+                }
+                if (block_chunks)
+                    blocked += (float)(dot - sum) * block_scale;
+                else
+                    exact += dot - sum;
+            }
+            if (block_chunks) return warp_sum(blocked) / q_scale;
+            return (float)warp_sum(exact) / q_scale * w_scales[0];
+        }
+
+        // Up to three ternary products of the same token's activations in one launch, one warp per output row.
+        // activation 0: warp g computes row g of the rows of matrices 0, 1, 2 laid end to end; y[row] = product,
+        // and residual[row] += product where residual is not null (the residual add folded into the projection).
+        // activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the same rows; warp g computes row g
+        // of both and writes y0[g] = act(gate) * up, y1[g] = up, as gated activation after the two products would.
+        extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
+                                                   const uint4 *w0, const float *s0, int b0, int rows0, float *y0,
+                                                   float *r0, const uint4 *w1, const float *s1, int b1, int rows1,
+                                                   float *y1, float *r1, const uint4 *w2, const float *s2, int b2,
+                                                   int rows2, float *y2, float *r2) {
+            const int lane = threadIdx.x & 31;
+            int g = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+            const float qs = q_scales[0];
+            if (activation) {
+                if (g >= rows0) return;
+                const float a = ternary_row_1(w0, g, chunks, q, qs, s0, b0);
+                const float b = ternary_row_1(w1, g, chunks, q, qs, s1, b1);
+                if (lane == 0) {
+                    float gated;
+                    if (activation == 1) {
+                        const float r = fmaxf(a, 0.0f);
+                        gated = r * r * b;
+                    } else {
+                        gated = a / (1.0f + expf(-a)) * b;
+                    }
+                    y0[g] = gated;
+                    y1[g] = b;
+                }
+                return;
+            }
+            const uint4 *w;
+            const float *s;
+            int b;
+            float *y, *r;
+            if (g < rows0) {
+                w = w0; s = s0; b = b0; y = y0; r = r0;
+            } else if ((g -= rows0) < rows1) {
+                w = w1; s = s1; b = b1; y = y1; r = r1;
+            } else if ((g -= rows1) < rows2) {
+                w = w2; s = s2; b = b2; y = y2; r = r2;
+            } else {
+                return;
+            }
+            const float v = ternary_row_1(w, g, chunks, q, qs, s, b);
+            if (lane == 0) {
+                y[g] = v;
+                if (r) r[g] += v;
+            }
+        }
+
+        // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
+        // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
+        // position) and writes its unnormalised output, running maximum and sum to partial[head][split].
+        extern "C" __global__ void attention_split(const float *q, const float *k_cache, const float *v_cache,
+                                                   int heads, int kv_heads, int head_dim, const int *positions,
+                                                   float scale, float *partial) {
+            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
+            __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
+            const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int kvh = h / (heads / kv_heads);
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            const float *qh = q + (size_t)h * head_dim;
+            float qr[MAX_HEAD_DIM / 32], acc[MAX_HEAD_DIM / 32];
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                qr[i] = d < head_dim ? qh[d] : 0.0f;
+                acc[i] = 0.0f;
+            }
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            const int length = positions[0] + 1;
+            const int share = (length + splits - 1) / splits;
+            const int begin = split * share, end = min(length, begin + share);
+            for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
+                const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
+                const float *vp = v_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
+                float dot = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) dot += qr[i] * kp[d];
+                }
+                const float score = warp_sum(dot) * scale;
+                const float next = fmaxf(m, score);
+                const float correction = expf(m - next), e = expf(score - next);
+                l = l * correction + e;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) acc[i] = acc[i] * correction + e * vp[d];
+                }
+                m = next;
+            }
+            if (lane == 0) {
+                maxima[warp] = m;
+                sums[warp] = l;
+            }
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                if (d < head_dim) part[warp][d] = acc[i];
+            }
+            __syncthreads();
+            float top = NEGATIVE_INFINITY;
+            for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
+            float *out = partial + ((size_t)h * splits + split) * (head_dim + 2);
+            const bool empty = top == NEGATIVE_INFINITY;
+            float total = 0.0f;
+            if (!empty)
+                for (int w = 0; w < ATTENTION_WARPS; w++)
+                    if (maxima[w] != NEGATIVE_INFINITY) total += sums[w] * expf(maxima[w] - top);
+            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+                float o = 0.0f;
+                if (!empty)
+                    for (int w = 0; w < ATTENTION_WARPS; w++)
+                        if (maxima[w] != NEGATIVE_INFINITY) o += part[w][d] * expf(maxima[w] - top);
+                out[d] = o;
+            }
+            if (threadIdx.x == 0) {
+                out[head_dim] = top;
+                out[head_dim + 1] = total;
+            }
+        }
+
+        // Merges the splits of attention_split (at most 32): one block per head; the first warp finds the maximum and
+        // each split's weight, lane s for split s.
+        extern "C" __global__ void attention_combine(const float *partial, int splits, int head_dim, float *out) {
+            __shared__ float weights[32];
+            __shared__ float total;
+            const int h = blockIdx.x, lane = threadIdx.x & 31;
+            const float *base = partial + (size_t)h * splits * (head_dim + 2);
+            if (threadIdx.x < 32) {
+                const float m = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim] : NEGATIVE_INFINITY;
+                const float l = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim + 1] : 0.0f;
+                const float top = warp_max(m);
+                const float w = m != NEGATIVE_INFINITY ? expf(m - top) : 0.0f;
+                weights[lane] = w;
+                const float sum = warp_sum(l * w);
+                if (lane == 0) total = sum;
+            }
+            __syncthreads();
+            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+                float o = 0.0f;
+                for (int s = 0; s < splits; s++) o += base[(size_t)s * (head_dim + 2) + d] * weights[s];
+                out[(size_t)h * head_dim + d] = o / total;
+            }
+        }
+
+        // Argmax in two launches: block b of argmax_partial reduces its stretch of x[0 ..< n] to (value, index) in
+        // values[b], indices[b]; argmax_final reduces those `count` pairs. The lowest index wins ties; 0 when nothing
+        // compares larger than -infinity, as the host's argmax would give for such a row.
+        __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
+            if (v > best || (v == best && i < index)) {
+                best = v;
+                index = i;
+            }
+        }
+
+        __device__ void argmax_block(float best, int index, float *value_out, int *index_out) {
+            __shared__ float best_values[32];
+            __shared__ int best_indices[32];
+            for (int o = 16; o > 0; o >>= 1)
+                argmax_pick(best, index, __shfl_xor_sync(FULL_MASK, best, o), __shfl_xor_sync(FULL_MASK, index, o));
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            if (lane == 0) {
+                best_values[warp] = best;
+                best_indices[warp] = index;
+            }
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                for (int w = 1; w < (int)(blockDim.x >> 5); w++) argmax_pick(best, index, best_values[w], best_indices[w]);
+                *value_out = best;
+                *index_out = index;
+            }
+        }
+
+        extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
+            float best = NEGATIVE_INFINITY;
+            int index = 0x7fffffff;
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+                const float v = x[i];
+                if (v > best) {
+                    best = v;
+                    index = i;
+                }
+            }
+            argmax_block(best, index, values + blockIdx.x, indices + blockIdx.x);
+        }
+
+        extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+            __shared__ float value;
+            __shared__ int index;
+            float best = NEGATIVE_INFINITY;
+            int at = 0x7fffffff;
+            for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
+            argmax_block(best, at, &value, &index);
+            if (threadIdx.x == 0) result[0] = index == 0x7fffffff ? 0 : index;
+        }
+
+        // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
+        // is read once into registers, so the three passes cost one trip to memory.
+        #define WIDE_VALUES 8
+        extern "C" __global__ void rms_norm_quantize_wide(const float *x, const float *weight, float eps, int width,
+                                                          int stride, i8 *q, float *scales) {
+            const float *row = x + (size_t)blockIdx.x * width;
+            float v[WIDE_VALUES], g[WIDE_VALUES];
+            double sum = 0.0;
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                v[k] = i < width ? row[i] : 0.0f;
+                g[k] = i < width ? weight[i] : 0.0f;
+            }
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) sum += (double)v[k] * (double)v[k];
+            sum = block_sum(sum);
+            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            float largest = 0.0f;
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                v[k] = g[k] * (v[k] * inv);
+                largest = fmaxf(largest, fabsf(v[k]));
+            }
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                if (i < width) q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
+            }
+            if (threadIdx.x == 0) scales[blockIdx.x] = s;
+        }
+
+        // One token: the rotary embedding of its query and key heads (as rope_neox), then its keys and values into
+        // one layer of the cache at positions[0] (as store_kv). One block.
+        extern "C" __global__ void rope_store_1(float *q, int heads, float *k, const float *v, int kv_heads,
+                                                int head_dim, const int *positions, float theta, float *k_cache,
+                                                float *v_cache) {
+            const int half = head_dim / 2;
+            const float pos = (float)positions[0];
+            for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
+                const int h = p / half, i = p % half;
+                float *x = h < heads ? q + (size_t)h * head_dim : k + (size_t)(h - heads) * head_dim;
+                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+                const float angle = pos * inv_freq;
+                const float c = cosf(angle), s = sinf(angle);
+                const float a = x[i], b = x[i + half];
+                x[i] = a * c - b * s;
+                x[i + half] = b * c + a * s;
+            }
+            __syncthreads();
+            const int width = kv_heads * head_dim;
+            const size_t base = (size_t)positions[0] * width;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                k_cache[base + i] = k[i];
+                v_cache[base + i] = v[i];
+            }
+        }
         """#
 }

@@ -18,10 +18,16 @@ public struct ServedModel: Sendable {
     public var tokenizer: Tokenizer
     /// How chat messages become a prompt.
     public var chatTemplate: ChatTemplate
+    /// What is loaded, for people: file format, where it runs, context (shown by the web page).
+    public var summary: String
 
     /// Describes the served model; `created` defaults to now.
-    public init(id: String, tokenizer: Tokenizer, chatTemplate: ChatTemplate, created: Int = Int(time(nil))) {
+    public init(
+        id: String, tokenizer: Tokenizer, chatTemplate: ChatTemplate, summary: String = "",
+        created: Int = Int(time(nil))
+    ) {
         self.id = id
+        self.summary = summary
         self.created = created
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate

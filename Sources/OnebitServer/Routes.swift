@@ -10,9 +10,10 @@ public enum Routes {
     ) -> Router<ServerContext> {
         let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
         let router = Router(context: ServerContext.self)
-        // Middleware applies to the routes added after it.
-        router.add(middleware: ErrorMiddleware(metrics: metrics))
+        // Middleware applies to the routes added after it. CORS goes outside the error middleware: it wraps errors
+        // that pass through it in a type of its own, so it must only ever see the finished error response.
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.authorization, .contentType]))
+        router.add(middleware: ErrorMiddleware(metrics: metrics))
 
         router.get("/") { _, _ in
             Response(
@@ -29,7 +30,8 @@ public enum Routes {
             let stats = scheduler.statistics
             return CompletionService.json(
                 .object([
-                    "model": .string(model.id), "queued": .integer(stats.queued), "running": .integer(stats.running),
+                    "model": .string(model.id), "summary": .string(model.summary), "queued": .integer(stats.queued),
+                    "running": .integer(stats.running),
                     "batch_tokens": .integer(stats.lastStepTokens),
                     "batch_sequences": .integer(stats.lastStepSequences),
                     "generated_tokens": .integer(stats.generatedTokens), "prompt_tokens": .integer(stats.promptTokens),

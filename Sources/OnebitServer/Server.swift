@@ -31,7 +31,12 @@ public enum OnebitServer {
         model: sending LanguageModel, id: String, configuration: ServerConfiguration,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
-        let served = ServedModel(id: id, tokenizer: model.model.tokenizer, chatTemplate: model.model.chatTemplate)
+        let format = model.model.formatDetails.first { $0.key == "format" }?.value ?? "unknown format"
+        let summary =
+            "\(format), \(model.model.config.layerCount) layers, on \(model.deviceDescription), "
+            + "context \(configuration.scheduler.contextLength)"
+        let served = ServedModel(
+            id: id, tokenizer: model.model.tokenizer, chatTemplate: model.model.chatTemplate, summary: summary)
         let scheduler = Scheduler(model: model, configuration: configuration.scheduler)
         let metrics = ServerMetrics()
         let router = Routes.makeRouter(

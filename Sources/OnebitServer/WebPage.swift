@@ -99,7 +99,7 @@ enum WebPage {
               document.getElementById('tps').textContent = rate.toFixed(1) + ' tok/s';
             }
             lastTokens = s.generated_tokens; lastTime = now;
-            document.getElementById('model').textContent = s.model;
+            document.getElementById('model').textContent = ' ' + s.model + ' (' + s.summary + ')';
             document.getElementById('queue').textContent = 'queue ' + s.queued;
             document.getElementById('batch').textContent = 'batch ' + s.batch_sequences + ' seq / ' + s.batch_tokens + ' tok';
             document.getElementById('running').textContent = 'running ' + s.running;

@@ -94,6 +94,19 @@ import Testing
         #expect(health.status == .ok)
     }
 
+    @Test func browserRequestsGetTheSameErrorsWithCORSHeaders() async throws {
+        // A browser sends Origin; the error must still be the 401 envelope, not a generic 500.
+        let (router, _) = TestServer.make(apiKey: "sesame")
+        let error = try await expectError(
+            "/v1/chat/completions", chatBody("x", "\"max_tokens\":1"), status: .unauthorized, code: "invalid_api_key",
+            router: router, headers: [.authorization: "Bearer wrong", .origin: "http://127.0.0.1:8080"])
+        #expect(error["type"] == .string("authentication_error"))
+        let (status, headers, _) = try await TestServer.send(
+            .get, "/v1/models", headers: [.origin: "http://127.0.0.1:8080"], on: router)
+        #expect(status == .unauthorized)
+        #expect(headers[.accessControlAllowOrigin] != nil)
+    }
+
     @Test func overloadIsA429WithRetryAfter() async throws {
         let (router, _) = TestServer.make(maxQueued: 0)
         let (status, headers, body) = try await TestServer.send(

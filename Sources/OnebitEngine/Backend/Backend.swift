@@ -67,6 +67,26 @@ public protocol Backend: AnyObject {
     func readRows(_ x: Activations, _ rows: Range<Int>) -> [Float]
     /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
     func writeRows(_ rows: [Float], count: Int, into x: Activations)
+    /// The index of the largest logit of row `row` of `x` (the lowest index on ties), as `Sampler.argmax` of
+    /// ``logits(_:row:head:)`` would give.
+    func argmax(_ x: Activations, row: Int, head: DenseWeights) -> Int
+    /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions` of the sequence
+    /// cached in `cache`; the operations take the tokens and positions as arguments too. A backend may record the
+    /// operations of a step once and replay them for later steps of the same shape, taking only the tokens and
+    /// positions given here. The forward pass calls it for single-token steps.
+    func step(tokens: [Int], positions: [Int32], cache: KeyValueCache, _ body: () -> Void)
+}
+
+extension Backend {
+    /// The argmax of the logits on the host.
+    public func argmax(_ x: Activations, row: Int, head: DenseWeights) -> Int {
+        Sampler.argmax(logits(x, row: row, head: head))
+    }
+
+    /// Runs `body`.
+    public func step(tokens: [Int], positions: [Int32], cache: KeyValueCache, _ body: () -> Void) {
+        body()
+    }
 }
 
 extension Backend {

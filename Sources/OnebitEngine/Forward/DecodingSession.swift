@@ -13,6 +13,16 @@ public protocol DecodingSession: AnyObject {
     func append(_ tokens: [Int], logitsFor wantLogits: (Int) -> Bool) throws(SessionError) -> [Int: [Float]]
     /// Forgets every token after the first `length` (a later append overwrites them).
     func truncate(to length: Int)
+    /// Appends `token` and returns the index of the largest logit of its position (the lowest on ties), without
+    /// bringing the logits to the host where the backend can avoid it.
+    func appendGreedy(_ token: Int) throws(SessionError) -> Int
+}
+
+extension DecodingSession {
+    /// The argmax of the logits ``append(_:logitsFor:)`` returns.
+    public func appendGreedy(_ token: Int) throws(SessionError) -> Int {
+        Sampler.argmax(try append([token]) { _ in true }[0]!)
+    }
 }
 
 /// Why a session could not take more tokens.
@@ -57,6 +67,25 @@ private final class TransformerSession<B: Backend>: DecodingSession {
     }
 
     func append(_ tokens: [Int], logitsFor wantLogits: (Int) -> Bool) throws(SessionError) -> [Int: [Float]] {
+        try check(tokens)
+        let logits = transformer.forward(tokens, startingAt: length, cache: cache, logitsFor: wantLogits)
+        length += tokens.count
+        return logits
+    }
+
+    func appendGreedy(_ token: Int) throws(SessionError) -> Int {
+        try check([token])
+        let next = transformer.greedyNext(token, at: length, cache: cache)
+        length += 1
+        return next
+    }
+
+    func truncate(to newLength: Int) {
+        length = min(length, max(0, newLength))
+    }
+
+    /// Throws unless `tokens` fit the session and the vocabulary.
+    private func check(_ tokens: [Int]) throws(SessionError) {
         guard length + tokens.count <= capacity else {
             throw .contextFull(capacity: capacity, requested: length + tokens.count)
         }
@@ -64,12 +93,5 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         if let bad = tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {
             throw .invalidToken(id: bad, vocabularySize: vocabularySize)
         }
-        let logits = transformer.forward(tokens, startingAt: length, cache: cache, logitsFor: wantLogits)
-        length += tokens.count
-        return logits
-    }
-
-    func truncate(to newLength: Int) {
-        length = min(length, max(0, newLength))
     }
 }

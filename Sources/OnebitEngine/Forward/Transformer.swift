@@ -97,9 +97,15 @@ public final class Transformer<B: Backend> {
         var offset = 0
         while offset < tokens.count {
             let chunk = Array(tokens[offset..<min(offset + chunkSize, tokens.count)])
+            let wanted = (0..<chunk.count).filter { wantLogits(offset + $0) }
+            if chunk.count == 1 && wanted == [0] {
+                decodeStep(chunk[0], at: start + offset, cache: cache)
+                result[offset] = backend.logits(normed, row: 0, head: head)
+                offset += 1
+                continue
+            }
             let positions = (0..<chunk.count).map { Int32(start + offset + $0) }
             runLayers(chunk, positions: positions, segments: [(0..<chunk.count, cache)])
-            let wanted = (0..<chunk.count).filter { wantLogits(offset + $0) }
             if !wanted.isEmpty {
                 backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: chunk.count, into: normed)
                 for row in wanted { result[offset + row] = backend.logits(normed, row: row, head: head) }
@@ -109,6 +115,22 @@ public final class Transformer<B: Backend> {
         return result
     }
 
+    /// Runs `token` at `position` of the sequence whose cache is `cache` and returns the index of its largest logit
+    /// (the lowest on ties), found where the backend runs.
+    public func greedyNext(_ token: Int, at position: Int, cache: B.KeyValueCache) -> Int {
+        decodeStep(token, at: position, cache: cache)
+        return backend.argmax(normed, row: 0, head: head)
+    }
+
+    /// One token through the layer stack and the final norm, into row 0 of `normed`, as one backend step.
+    private func decodeStep(_ token: Int, at position: Int, cache: B.KeyValueCache) {
+        let positions = [Int32(position)]
+        backend.step(tokens: [token], positions: positions, cache: cache) {
+            runLayers([token], positions: positions, segments: [(0..<1, cache)])
+            backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: 1, into: normed)
+        }
+    }
+
     /// Runs the slices of several sequences as one step: every projection reads the weights once for all their
     /// tokens, attention runs per sequence against its own cache. Returns, per slice, the logits of its last token
     /// when wanted. The slices hold at most ``chunkSize`` tokens together.
@@ -116,6 +138,10 @@ public final class Transformer<B: Backend> {
         let tokens = batch.flatMap(\.tokens)
         precondition(tokens.count <= chunkSize, "a step holds at most \(chunkSize) tokens")
         guard !tokens.isEmpty else { return batch.map { _ in nil } }
+        if batch.count == 1, tokens.count == 1, batch[0].wantsLogits {
+            decodeStep(tokens[0], at: batch[0].start, cache: batch[0].cache)
+            return [backend.logits(normed, row: 0, head: head)]
+        }
         var positions: [Int32] = []
         var segments: [(Range<Int>, B.KeyValueCache)] = []
         for slice in batch {

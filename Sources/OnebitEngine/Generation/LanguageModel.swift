@@ -105,10 +105,13 @@ public final class LanguageModel {
         var history = prompt
         var generated: [Int] = []
         var logits = try session.append(prompt) { $0 == prompt.count - 1 }[prompt.count - 1]!
+        // Greedy decoding without a repetition penalty needs only the argmax, which the backend can find itself.
+        let greedy = sampling.temperature == 0 && sampling.repetitionPenalty == 1
+        var next: Int?
         var reason = GenerationResult.StopReason.length
         var stopToken: Int?
         while generated.count < maxTokens {
-            let token = sampler.sample(logits, history: history)
+            let token = next ?? sampler.sample(logits, history: history)
             if model.endOfSequenceTokenIDs.contains(token) {
                 reason = .endOfSequence
                 stopToken = token
@@ -125,7 +128,11 @@ public final class LanguageModel {
                 reason = .contextFull
                 break
             }
-            logits = try session.append([token]) { _ in true }[0]!
+            if greedy {
+                next = try session.appendGreedy(token)
+            } else {
+                logits = try session.append([token]) { _ in true }[0]!
+            }
         }
         return GenerationResult(
             promptTokenCount: prompt.count, tokens: generated, stopToken: stopToken, stopReason: reason)

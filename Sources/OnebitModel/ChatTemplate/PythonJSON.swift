@@ -77,36 +77,6 @@ struct PythonJSON {
     }
 
     private func writeString(_ text: String, into out: inout String) {
-        guard ensureASCII else {
-            JSONValue.writeString(text, into: &out)
-            return
-        }
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value >= 0x20 && scalar.value < 0x7F {
-                    out.unicodeScalars.append(scalar)
-                } else if scalar.value > 0xFFFF {
-                    let offset = scalar.value - 0x10000
-                    out += Self.hexEscape(0xD800 + (offset >> 10)) + Self.hexEscape(0xDC00 + (offset & 0x3FF))
-                } else {
-                    out += Self.hexEscape(scalar.value)
-                }
-            }
-        }
-        out += "\""
-    }
-
-    private static func hexEscape(_ value: UInt32) -> String {
-        let hex = String(value, radix: 16)
-        return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        JSONValue.writeString(text, escapingNonASCII: ensureASCII, into: &out)
     }
 }

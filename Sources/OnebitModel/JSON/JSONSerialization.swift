@@ -34,8 +34,9 @@ extension JSONValue {
         }
     }
 
-    /// Escapes a string the way JSON requires; non-ASCII is kept as UTF-8.
-    public static func writeString(_ s: String, into out: inout String) {
+    /// Escapes a string the way JSON requires. Non-ASCII is kept as UTF-8, or, with `escapingNonASCII` (Python's
+    /// `ensure_ascii`), written as `\uXXXX` escapes, with surrogate pairs beyond the Basic Multilingual Plane.
+    public static func writeString(_ s: String, escapingNonASCII: Bool = false, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -47,14 +48,21 @@ extension JSONValue {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                if scalar.value < 0x20 || (escapingNonASCII && scalar.value >= 0x7F && scalar.value <= 0xFFFF) {
+                    out += hexEscape(scalar.value)
+                } else if escapingNonASCII && scalar.value > 0xFFFF {
+                    let offset = scalar.value - 0x10000
+                    out += hexEscape(0xD800 + (offset >> 10)) + hexEscape(0xDC00 + (offset & 0x3FF))
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
             }
         }
         out += "\""
+    }
+
+    private static func hexEscape(_ value: UInt32) -> String {
+        let hex = String(value, radix: 16)
+        return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     }
 }
