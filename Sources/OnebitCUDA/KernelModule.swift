@@ -12,7 +12,8 @@ enum Kernel: Int, CaseIterable {
     case denseGemvF32, denseGemvF16, denseGemvBF16
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
-    case ternaryFusedSingle, attentionSplit, attentionCombine, argmaxPartial, argmaxFinal, rmsNormQuantizeWide, ropeStoreSingle
+    case ternaryFusedSingle, attentionSplit, attentionCombine, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
+        ropeStoreSingle
 
     /// The `extern "C"` name in the source.
     var name: String {
