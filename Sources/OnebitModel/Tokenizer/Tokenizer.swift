@@ -141,6 +141,18 @@ public final class Tokenizer: Sendable {
         return model.tokens.indices.contains(id) ? model.tokens[id] : nil
     }
 
+    /// The bytes token `id` contributes to decoded text, or `nil` for an id outside the vocabulary.
+    ///
+    /// Constrained decoding matches these against a grammar. A tokenizer without decoder also puts a space between
+    /// tokens, which these bytes leave out.
+    public func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard let text = tokenText(id) else { return nil }
+        switch decoder {
+        case .byteLevel: return ByteLevelAlphabet.decode(text)
+        case .none: return Array(text.utf8)
+        }
+    }
+
     /// The id of a vocabulary entry or added token written exactly as `text`, or `nil`.
     public func tokenID(_ text: String) -> Int? {
         let bytes = Array(text.utf8)
