@@ -24,6 +24,8 @@ final class ConstraintState {
     private(set) var matcher: JSONMatcher
     private let endOfSequence: [Int]
     private var masks: [JSONMatcher: [UInt64]] = [:]
+    /// How many masks were computed by walking the trie rather than found memoized (what benchmarks report).
+    private(set) var maskMisses = 0
     /// Most masks kept; the oldest are dropped wholesale past this (a mask of a 128k vocabulary is 16 KiB).
     private static let maskLimit = 256
 
@@ -46,6 +48,7 @@ final class ConstraintState {
             mask = known
         } else {
             mask = vocabulary.allowedTokens(after: matcher, in: constraint.grammar)
+            maskMisses += 1
             if masks.count >= Self.maskLimit { masks.removeAll(keepingCapacity: true) }
             masks[key] = mask
         }

@@ -79,14 +79,44 @@ public final class TokenVocabulary: Sendable {
     }
 
     private func walk(_ node: Int, _ matcher: JSONMatcher, _ grammar: JSONGrammar, _ mask: inout [UInt64]) {
+        if let frame = matcher.stringTop {
+            walkString(node, matcher, frame, grammar, &mask)
+            return
+        }
         for edge in Int(edgeStart[node])..<Int(edgeStart[node + 1]) {
             var next = matcher
             guard next.advance(edgeBytes[edge], in: grammar) else { continue }
             let child = Int(edgeTargets[edge])
-            for token in tokens[Int(tokenStart[child])..<Int(tokenStart[child + 1])] {
-                mask[Int(token) >> 6] |= 1 << UInt64(token & 63)
-            }
+            allow(child, &mask)
             walk(child, next, grammar, &mask)
+        }
+    }
+
+    /// The walk below `node` while the bytes stay inside a string: only the string's frame changes, so it is
+    /// carried alone and the whole matcher is rebuilt only where a byte leaves the string.
+    private func walkString(
+        _ node: Int, _ matcher: JSONMatcher, _ frame: JSONMatcher.Frame, _ grammar: JSONGrammar,
+        _ mask: inout [UInt64]
+    ) {
+        for edge in Int(edgeStart[node])..<Int(edgeStart[node + 1]) {
+            let byte = edgeBytes[edge]
+            let child = Int(edgeTargets[edge])
+            if let next = JSONMatcher.continueString(frame, byte, in: grammar) {
+                allow(child, &mask)
+                walkString(child, matcher, next, grammar, &mask)
+                continue
+            }
+            var next = matcher.replacingStringTop(with: frame)
+            guard next.advance(byte, in: grammar) else { continue }
+            allow(child, &mask)
+            walk(child, next, grammar, &mask)
+        }
+    }
+
+    /// Sets the bits of the tokens spelled exactly by the path to `node`.
+    private func allow(_ node: Int, _ mask: inout [UInt64]) {
+        for token in tokens[Int(tokenStart[node])..<Int(tokenStart[node + 1])] {
+            mask[Int(token) >> 6] |= 1 << UInt64(token & 63)
         }
     }
 
