@@ -63,14 +63,37 @@ import Testing
     }
 
     @Test func featuresTheEngineCannotEnforceAreRefusedByName() throws {
-        for keyword in ["pattern", "format", "minimum", "$ref", "oneOf", "uniqueItems"] {
+        for keyword in ["pattern", "format", "minimum", "oneOf", "uniqueItems", "patternProperties"] {
             let schema = #"{"type":"object","properties":{"a":{"type":"string","\#(keyword)":"x"}}}"#
-            #expect(throws: GrammarError.unsupported(keyword: keyword, path: "schema.properties.a")) {
+            #expect(throws: GrammarError.unsupported(keyword: keyword, path: "schema.properties.a", reason: "")) {
                 try Self.grammar(schema)
             }
         }
-        #expect(throws: GrammarError.self) { try Self.grammar(#"{"type":"object","required":["a"],"properties":{}}"#) }
+        for schema in [
+            #"{"type":"object","required":["a"]}"#, ##"{"$ref":"#/$defs/missing"}"##,
+            ##"{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}"##,
+        ] {
+            #expect(throws: GrammarError.self, "\(schema)") { try Self.grammar(schema) }
+        }
         #expect(throws: GrammarError.self) { try Self.grammar(#"{"type":"text"}"#) }
+    }
+
+    @Test func referencesFreeMembersAndEscapes() throws {
+        let referring = try Self.grammar(
+            ##"{"$defs":{"p":{"type":"object","properties":{"x":{"type":"integer"}}}},"type":"array","items":{"$ref":"#/$defs/p"}}"##
+        )
+        #expect(Self.matches(#"[{"x":1},{"x":2}]"#, referring))
+        #expect(!Self.matches(#"[{"x":"1"}]"#, referring))
+
+        let counts = try Self.grammar(#"{"type":"object","additionalProperties":{"type":"integer"}}"#)
+        #expect(Self.matches(#"{"a":1,"b":2}"#, counts))
+        #expect(!Self.matches(#"{"a":"1"}"#, counts))
+        let empty = try Self.grammar(#"{"type":"object","additionalProperties":false}"#)
+        #expect(Self.matches("{}", empty) && !Self.matches(#"{"a":1}"#, empty))
+
+        let short = try Self.grammar(#"{"type":"string","minLength":2,"maxLength":2}"#)
+        #expect(Self.matches(#""\u00e9x""#, short))
+        #expect(!Self.matches(#""\ud83d\ude00""#, short), "surrogate escapes would be miscounted")
     }
 
     /// 50 random schemas; tokens of the demo vocabulary are drawn at random among those the mask allows until the

@@ -4,7 +4,8 @@ import OnebitModel
 ///
 /// Supported subset: `type` (`object`, `array`, `string`, `number`, `integer`, `boolean`, `null`, or a list of
 /// them), `properties`, `required`, `additionalProperties`, `items`, `minItems`, `maxItems`, `minLength`,
-/// `maxLength`, `enum`, `const`, `anyOf`, nested to any depth, plus annotations (`title`, `description`,
+/// `maxLength`, `enum`, `const`, `anyOf`, `$ref` to the root's `$defs` (not recursive), nested to any depth, plus
+/// annotations (`title`, `description`,
 /// `default`, `examples`, `$schema`, `$id`, `$comment`), which are ignored. Anything else (`pattern`, `format`,
 /// `minimum`, `$ref`, `oneOf`, ...) is refused with ``GrammarError/unsupported(keyword:path:)``, since the output
 /// could not be guaranteed to validate.
@@ -12,7 +13,8 @@ import OnebitModel
 /// Generated text is compact: no whitespace outside strings (a small model would otherwise pad forever), object
 /// members in the schema's order. Properties are all emitted under `strict`; otherwise only `required` ones must
 /// be. No member beyond `properties` is ever emitted, which any `additionalProperties` accepts. An object schema
-/// without `properties`, and `{}`, accept any JSON value nested at most ``freeDepth`` deep.
+/// without `properties` takes members with any key whose values follow `additionalProperties`; `{}` (and such
+/// values when `additionalProperties` is absent or `true`) accepts any JSON value nested at most ``freeDepth`` deep.
 public struct JSONGrammar: Sendable {
     /// One schema, compiled; the matcher refers to nodes by index.
     enum Node: Sendable {
@@ -61,8 +63,14 @@ public struct JSONGrammar: Sendable {
     /// Compiles `schema`; `strict` makes every listed property required (OpenAI's strict mode).
     public init(schema: JSONValue, strict: Bool) throws(GrammarError) {
         keyNode = add(.string(minLength: 0, maxLength: nil))
+        definitions = schema["$defs"] ?? schema["definitions"]
         root = try compile(schema, path: "schema", strict: strict)
     }
+
+    /// The root schema's `$defs` (or `definitions`), which `$ref` points into.
+    private var definitions: JSONValue?
+    /// The references being compiled, outermost first, to refuse recursion.
+    private var resolving: [String] = []
 
     private mutating func add(_ node: Node) -> Int {
         nodes.append(node)
@@ -84,11 +92,11 @@ public struct JSONGrammar: Sendable {
     }
 
     private static let annotations: Set<String> = [
-        "title", "description", "default", "examples", "$schema", "$id", "$comment",
+        "title", "description", "default", "examples", "$schema", "$id", "$comment", "$defs", "definitions",
     ]
     private static let keywords: Set<String> = [
         "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength",
-        "maxLength", "enum", "const", "anyOf",
+        "maxLength", "enum", "const", "anyOf", "$ref",
     ]
 
     private mutating func compile(_ schema: JSONValue, path: String, strict: Bool) throws(GrammarError) -> Int {
@@ -100,7 +108,10 @@ public struct JSONGrammar: Sendable {
             throw .invalid(path: path, reason: "a schema must be an object or a boolean")
         }
         for key in members.keys where !Self.keywords.contains(key) && !Self.annotations.contains(key) {
-            throw .unsupported(keyword: key, path: path)
+            throw .unsupported(keyword: key, path: path, reason: "")
+        }
+        if let reference = members["$ref"] {
+            return try compile(reference: reference, path: path, strict: strict)
         }
         if let value = members["const"] { return add(.literals([Array(value.jsonText.utf8)])) }
         if let values = members["enum"] {
@@ -138,6 +149,26 @@ public struct JSONGrammar: Sendable {
         return choices.count == 1 ? choices[0] : add(.anyOf(choices))
     }
 
+    /// A `$ref` to `#/$defs/NAME` (or `#/definitions/NAME`), compiled in place; recursive schemas cannot be
+    /// compiled to a finite automaton and are refused.
+    private mutating func compile(reference: JSONValue, path: String, strict: Bool) throws(GrammarError) -> Int {
+        guard let target = reference.stringValue,
+            let name = ["#/$defs/", "#/definitions/"].lazy.compactMap({ prefix -> Substring? in
+                target.hasPrefix(prefix) ? target.dropFirst(prefix.count) : nil
+            }).first,
+            let schema = definitions?[String(name)]
+        else {
+            throw .unsupported(
+                keyword: "$ref", path: path, reason: "only references to #/$defs/NAME of the root schema are supported")
+        }
+        guard !resolving.contains(target) else {
+            throw .unsupported(keyword: "$ref", path: path, reason: "\(target) refers to itself (recursive schema)")
+        }
+        resolving.append(target)
+        defer { resolving.removeLast() }
+        return try compile(schema, path: path, strict: strict)
+    }
+
     private mutating func compile(
         type: String, _ members: JSONValue, path: String, strict: Bool
     ) throws(GrammarError) -> Int {
@@ -167,15 +198,26 @@ public struct JSONGrammar: Sendable {
                 } ?? anyValue(depth: Self.freeDepth - 1)
             return add(.array(item: item, minItems: minItems, maxItems: maxItems))
         case "object":
-            guard let declared = members["properties"] else {
-                return add(.object(properties: [], free: anyValue(depth: Self.freeDepth - 1)))
-            }
-            guard let properties = declared.objectValue else {
+            let required = Set((members["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let properties = members["properties"]?.objectValue
+            if members["properties"] != nil, properties == nil {
                 throw .invalid(path: path + ".properties", reason: "properties must be an object of schemas")
             }
-            let required = Set((members["required"]?.arrayValue ?? []).compactMap(\.stringValue))
-            for name in required where properties[name] == nil {
-                throw .unsatisfiable(path: path + ".required", reason: "\"\(name)\" is required but not a property")
+            for name in required where properties?[name] == nil {
+                throw .unsupported(
+                    keyword: "required", path: path,
+                    reason: "\"\(name)\" is required but not declared in properties; declare it there")
+            }
+            guard let properties, !properties.isEmpty else {
+                // Members with any key: their values follow `additionalProperties` when it is a schema.
+                let free: Int?
+                switch members["additionalProperties"] {
+                case .bool(false)?: free = nil
+                case let schema? where schema.objectValue != nil:
+                    free = try compile(schema, path: path + ".additionalProperties", strict: strict)
+                default: free = anyValue(depth: Self.freeDepth - 1)
+                }
+                return add(.object(properties: [], free: free))
             }
             var compiled: [Property] = []
             for (name, schema) in properties {
@@ -206,8 +248,8 @@ public struct JSONGrammar: Sendable {
 
 /// Why a schema cannot be enforced.
 public enum GrammarError: Error, Equatable, CustomStringConvertible {
-    /// The schema uses `keyword`, which generation cannot enforce.
-    case unsupported(keyword: String, path: String)
+    /// The schema uses `keyword`, or uses it in a way (`reason`, when not empty), that generation cannot enforce.
+    case unsupported(keyword: String, path: String, reason: String)
     /// The schema is malformed at `path`.
     case invalid(path: String, reason: String)
     /// No value satisfies the schema at `path`.
@@ -216,10 +258,12 @@ public enum GrammarError: Error, Equatable, CustomStringConvertible {
     /// A message that names the problem and the fix.
     public var description: String {
         switch self {
-        case .unsupported(let keyword, let path):
+        case .unsupported(let keyword, let path, let reason) where !reason.isEmpty:
+            "\(path) uses \"\(keyword)\" in a way constrained decoding cannot enforce: \(reason)"
+        case .unsupported(let keyword, let path, _):
             "\(path) uses \"\(keyword)\", which constrained decoding cannot enforce; supported keywords: type, "
                 + "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
-                + "enum, const, anyOf (remove \"\(keyword)\" or check the output yourself)"
+                + "enum, const, anyOf, $ref to $defs (remove \"\(keyword)\" or check the output yourself)"
         case .invalid(let path, let reason): "\(path) is not a valid schema: \(reason)"
         case .unsatisfiable(let path, let reason): "\(path) can never be satisfied: \(reason)"
         }

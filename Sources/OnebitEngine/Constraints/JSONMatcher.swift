@@ -25,6 +25,9 @@ struct JSONMatcher: Hashable {
         case escape
         /// `count` hex digits of a `\u` escape to go.
         case hex(count: Int)
+        /// After `\uD`: the next digit must be 0 to 7, as a surrogate escape would count as two characters here
+        /// and one in a validator's decoded string (and a lone one is not text).
+        case hexAfterD
         /// `count` continuation bytes of a UTF-8 character to go, the next one in `low...high`.
         case utf8(count: Int, low: UInt8, high: UInt8)
     }
@@ -253,6 +256,10 @@ struct JSONMatcher: Hashable {
                 return next(.plain)
             default: return nil
             }
+        case .hex(count: 4) where byte == UInt8(ascii: "d") || byte == UInt8(ascii: "D"):
+            return next(.hexAfterD)
+        case .hexAfterD:
+            return byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "7") ? next(.hex(count: 2)) : nil
         case .hex(let count):
             guard isHexDigit(byte) else { return nil }
             return next(count == 1 ? .plain : .hex(count: count - 1))
