@@ -98,6 +98,12 @@ struct CompletionService: Sendable {
                     + "start the server with a larger --ctx",
                 code: "context_length_exceeded")
         }
+        if options.grammar != nil, model.vocabulary.longestToken == 0 {
+            throw .invalid(
+                "response_format",
+                "this model's tokenizer has no decoder (tokenizer.json \"decoder\": null), so its tokens have no "
+                    + "fixed bytes and response_format cannot be enforced; leave response_format out")
+        }
         let request = GenerationRequest(
             prompt: prompt, maxTokens: options.maxTokens ?? (context - prompt.count), sampling: options.sampling,
             presencePenalty: options.presencePenalty, frequencyPenalty: options.frequencyPenalty,

@@ -5,8 +5,9 @@ import OnebitModel
 public final class TokenVocabulary: Sendable {
     /// One more than the highest token id.
     public let size: Int
-    /// The most bytes any token has.
-    let longestToken: Int
+    /// The most bytes any token has; 0 when no token has fixed bytes (a tokenizer without decoder), and then no
+    /// grammar can be enforced.
+    public let longestToken: Int
     /// Per trie node, its edges `edges[edgeStart[n]..<edgeStart[n + 1]]` and the tokens spelled exactly by its
     /// path, `tokens[tokenStart[n]..<tokenStart[n + 1]]`. Node 0 is the root.
     private let edgeStart: [Int32]
