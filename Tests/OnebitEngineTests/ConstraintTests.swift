@@ -137,12 +137,15 @@ import Testing
         for seed in 0..<3 {
             let request = GenerationRequest(
                 prompt: model.tokenizer.encode("The answer:"), maxTokens: 200,
-                sampling: SamplingParameters(temperature: 1, seed: UInt64(seed)), constraint: constraint)
+                sampling: SamplingParameters(temperature: 1, seed: UInt64(seed)), topLogprobs: 20,
+                constraint: constraint)
             var tokens: [Int] = []
             var reason: FinishReason?
             for await event in try scheduler.submit(request) {
                 switch event {
-                case .token(let token): tokens.append(token.id)
+                case .token(let token):
+                    tokens.append(token.id)
+                    #expect(token.topLogprobs.allSatisfy(\.logprob.isFinite) && token.logprob?.isFinite == true)
                 case .finished(let finish, _): reason = finish
                 case .failed(let message): Issue.record("\(message)")
                 }
