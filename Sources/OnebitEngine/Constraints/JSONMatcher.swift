@@ -85,29 +85,41 @@ struct JSONMatcher: Hashable {
         }
     }
 
-    /// This state with string lengths that no token of `horizon` bytes could tell apart made equal, as the key of
-    /// a memoized mask.
+    /// This state with string lengths and array item counts that no token of `horizon` bytes could tell apart
+    /// made equal, as the key of a memoized mask.
     ///
-    /// A string's length only matters within a token's reach of its `minLength` or `maxLength`; elsewhere every
-    /// length allows the same tokens, so without this the masks of a bounded string would never repeat.
+    /// A count only matters within a token's reach of its lower or upper bound; elsewhere every count allows the
+    /// same tokens, so without this the masks inside a bounded string, or in the next item of an array, would never
+    /// repeat.
     func memoKey(in grammar: JSONGrammar, horizon: Int) -> JSONMatcher {
         var key = self
         for (index, stack) in readings.enumerated() {
-            guard case .string(let node, let characters, let phase) = stack.last,
-                case .string(let minLength, let maxLength) = grammar.nodes[node]
-            else { continue }
-            let farFromMax = maxLength.map { $0 - characters > horizon } ?? true
-            let canonical: Int
-            if characters >= minLength, farFromMax {
-                canonical = minLength
-            } else if minLength - characters > horizon, farFromMax {
-                canonical = minLength - horizon - 1
-            } else {
-                continue
+            for (depth, frame) in stack.enumerated() {
+                switch frame {
+                case .string(let node, let characters, let phase):
+                    guard case .string(let minLength, let maxLength) = grammar.nodes[node],
+                        let canonical = Self.canonical(characters, minLength, maxLength, horizon)
+                    else { continue }
+                    key.readings[index][depth] = .string(node: node, characters: canonical, phase: phase)
+                case .array(let node, let items, let phase):
+                    guard case .array(_, let minItems, let maxItems) = grammar.nodes[node],
+                        let canonical = Self.canonical(items, minItems, maxItems, horizon)
+                    else { continue }
+                    key.readings[index][depth] = .array(node: node, items: canonical, phase: phase)
+                default:
+                    continue
+                }
             }
-            key.readings[index][stack.count - 1] = .string(node: node, characters: canonical, phase: phase)
         }
         return key
+    }
+
+    /// A stand-in for `count` that compares the same with `minimum` and `maximum` after adding anything up to
+    /// `horizon`, or `nil` when `count` is that close to a bound and must stay as it is.
+    private static func canonical(_ count: Int, _ minimum: Int, _ maximum: Int?, _ horizon: Int) -> Int? {
+        guard maximum.map({ $0 - count > horizon }) ?? true else { return nil }
+        if count >= minimum { return minimum }
+        return minimum - count > horizon ? minimum - horizon - 1 : nil
     }
 
     /// Reads `byte`; returns `false`, leaving no reading, when no reading accepts it.
