@@ -14,6 +14,8 @@ struct GenerationOptions {
     var stop: [String]
     var stream: Bool
     var includeUsage: Bool
+    /// The grammar `response_format` asks for; `nil` for free text.
+    var grammar: JSONGrammar?
 
     /// Reads the shared fields; `n` other than 1 and values out of range are 400s naming the field.
     init(_ fields: RequestFields, vocabularySize: Int) throws(APIError) {
@@ -48,6 +50,41 @@ struct GenerationOptions {
         stream = try fields.bool("stream") ?? false
         includeUsage = try fields.object("stream_options")?.bool("include_usage") ?? false
         _ = try fields.string("user")
+        grammar = try Self.grammar(fields)
+    }
+
+    /// The grammar of `response_format`: `text` (none), `json_object`, or `json_schema` with
+    /// `{"name", "schema", "strict"}`; a schema the engine cannot enforce is a 400 naming the keyword.
+    private static func grammar(_ fields: RequestFields) throws(APIError) -> JSONGrammar? {
+        guard let format = try fields.object("response_format") else { return nil }
+        switch try format.string("type") {
+        case nil:
+            throw .invalid("response_format.type", "response_format.type is required: text, json_object or json_schema")
+        case "text":
+            return nil
+        case "json_object":
+            return .anyObject
+        case "json_schema":
+            guard let described = try format.object("json_schema") else {
+                throw .invalid(
+                    "response_format.json_schema",
+                    "response_format.json_schema is required: {\"name\", \"schema\", \"strict\"}")
+            }
+            _ = try described.string("name")
+            let strict = try described.bool("strict") ?? false
+            guard let schema = described.value("schema") else {
+                throw .invalid("response_format.json_schema.schema", "response_format.json_schema.schema is required")
+            }
+            do {
+                return try JSONGrammar(schema: schema, strict: strict)
+            } catch {
+                throw .invalid("response_format.json_schema.schema", error.description)
+            }
+        case let other?:
+            throw .invalid(
+                "response_format.type",
+                "response_format.type \"\(other)\" is not supported; use text, json_object or json_schema")
+        }
     }
 
     private static func logitBias(_ fields: RequestFields, vocabularySize: Int) throws(APIError) -> [Int: Float] {

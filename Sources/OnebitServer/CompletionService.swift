@@ -20,6 +20,8 @@ public struct ServedModel: Sendable {
     public var chatTemplate: ChatTemplate
     /// What is loaded, for people: file format, where it runs, context (shown by the web page).
     public var summary: String
+    /// The tokenizer's tokens as a byte trie, for `response_format` (built once here, shared by every request).
+    public let vocabulary: TokenVocabulary
 
     /// Describes the served model; `created` defaults to now.
     public init(
@@ -31,6 +33,7 @@ public struct ServedModel: Sendable {
         self.created = created
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
+        vocabulary = TokenVocabulary(tokenizer: tokenizer)
     }
 }
 
@@ -95,10 +98,17 @@ struct CompletionService: Sendable {
                     + "start the server with a larger --ctx",
                 code: "context_length_exceeded")
         }
+        if options.grammar != nil, model.vocabulary.longestToken == 0 {
+            throw .invalid(
+                "response_format",
+                "this model's tokenizer has no decoder (tokenizer.json \"decoder\": null), so its tokens have no "
+                    + "fixed bytes and response_format cannot be enforced; leave response_format out")
+        }
         let request = GenerationRequest(
             prompt: prompt, maxTokens: options.maxTokens ?? (context - prompt.count), sampling: options.sampling,
             presencePenalty: options.presencePenalty, frequencyPenalty: options.frequencyPenalty,
-            logitBias: options.logitBias, topLogprobs: topLogprobs)
+            logitBias: options.logitBias, topLogprobs: topLogprobs,
+            constraint: options.grammar.map { TokenConstraint(grammar: $0, vocabulary: model.vocabulary) })
         let stream: GenerationStream
         do {
             stream = try scheduler.submit(request)

@@ -62,7 +62,7 @@ final class EngineLoop {
         while running.count < configuration.maxConcurrency, !waiting.isEmpty {
             let job = waiting.removeFirst()
             let (slot, reused) = runner.acquireSlot(for: job.request.prompt)
-            let sequence = SequenceState(job: job, slot: slot)
+            let sequence = SequenceState(job: job, slot: slot, endOfSequence: endOfSequence)
             sequence.cached = reused
             totals.reusedPromptTokens += reused
             running.append(sequence)
@@ -109,12 +109,21 @@ final class EngineLoop {
     /// Samples the next token of `sequence`, reports it, and ends the sequence when it is done.
     private func advance(_ sequence: SequenceState, logits: [Float]) {
         let request = sequence.job.request
-        let processed = sequence.process(logits)
+        var processed = sequence.process(logits)
+        if let constraint = sequence.constraint {
+            let mask = constraint.allowedTokens()
+            guard mask.contains(where: { $0 != 0 }) else {
+                fail(sequence, "the output constraint allows no token here; this is a bug in the grammar engine")
+                return
+            }
+            ConstraintState.apply(mask, to: &processed)
+        }
         let token = sequence.sampler.sample(processed, history: sequence.history)
         if endOfSequence.contains(token) {
             finish(sequence, .stop)
             return
         }
+        sequence.constraint?.accept(token)
         sequence.record(token)
         totals.generatedTokens += 1
         var event = GeneratedToken(id: token)
@@ -124,7 +133,9 @@ final class EngineLoop {
             event.topLogprobs = alternatives
         }
         sequence.job.continuation.yield(.token(event))
-        if sequence.generated.count >= request.maxTokens || sequence.cached + 1 > configuration.contextLength {
+        if sequence.constraint?.isComplete == true {
+            finish(sequence, .stop)
+        } else if sequence.generated.count >= request.maxTokens || sequence.cached + 1 > configuration.contextLength {
             finish(sequence, .length)
         } else {
             sequence.pendingToken = token
@@ -137,6 +148,15 @@ final class EngineLoop {
         let usage = GenerationUsage(
             promptTokens: sequence.job.request.prompt.count, completionTokens: sequence.generated.count)
         sequence.job.continuation.yield(.finished(reason, usage))
+        sequence.job.continuation.finish()
+        runner.releaseSlot(sequence.slot)
+    }
+
+    /// Ends `sequence` with a `failed` event.
+    private func fail(_ sequence: SequenceState, _ message: String) {
+        guard !sequence.isFinished else { return }
+        sequence.isFinished = true
+        sequence.job.continuation.yield(.failed(message))
         sequence.job.continuation.finish()
         runner.releaseSlot(sequence.slot)
     }
@@ -164,10 +184,13 @@ final class SequenceState {
     /// The last generated token, fed in the next step.
     var pendingToken: Int?
     var isFinished = false
+    /// Where the output stands in the request's grammar, if it has one.
+    let constraint: ConstraintState?
 
-    init(job: Job, slot: Int) {
+    init(job: Job, slot: Int, endOfSequence: Set<Int>) {
         self.job = job
         self.slot = slot
+        constraint = job.request.constraint.map { ConstraintState($0, endOfSequence: endOfSequence) }
         sampler = Sampler(job.request.sampling)
         history = job.request.prompt
     }

@@ -14,11 +14,14 @@ public struct GenerationRequest: Sendable {
     public var logitBias: [Int: Float]
     /// `nil`: no log-probabilities; otherwise each token carries its own and this many most likely alternatives.
     public var topLogprobs: Int?
+    /// A grammar the output must follow (structured output); `nil` leaves it free.
+    public var constraint: TokenConstraint?
 
-    /// Describes a request; the defaults add no penalty, bias or log-probabilities.
+    /// Describes a request; the defaults add no penalty, bias, log-probabilities or constraint.
     public init(
         prompt: [Int], maxTokens: Int, sampling: SamplingParameters, presencePenalty: Float = 0,
-        frequencyPenalty: Float = 0, logitBias: [Int: Float] = [:], topLogprobs: Int? = nil
+        frequencyPenalty: Float = 0, logitBias: [Int: Float] = [:], topLogprobs: Int? = nil,
+        constraint: TokenConstraint? = nil
     ) {
         self.prompt = prompt
         self.maxTokens = maxTokens
@@ -27,6 +30,7 @@ public struct GenerationRequest: Sendable {
         self.frequencyPenalty = frequencyPenalty
         self.logitBias = logitBias
         self.topLogprobs = topLogprobs
+        self.constraint = constraint
     }
 }
 
@@ -73,7 +77,7 @@ public struct TokenLogprob: Sendable, Equatable {
 
 /// Why a generation ended.
 public enum FinishReason: String, Sendable, Equatable {
-    /// The model produced an end-of-sequence token.
+    /// The model produced an end-of-sequence token, or the constrained value is complete.
     case stop
     /// `maxTokens` were generated, or the context window is full.
     case length

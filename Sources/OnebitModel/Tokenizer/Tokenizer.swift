@@ -141,6 +141,15 @@ public final class Tokenizer: Sendable {
         return model.tokens.indices.contains(id) ? model.tokens[id] : nil
     }
 
+    /// The bytes token `id` contributes to decoded text; `nil` for an id outside the vocabulary, and for every id
+    /// of a tokenizer without decoder, which joins tokens with spaces so that a token's bytes depend on its place.
+    ///
+    /// Constrained decoding matches these against a grammar.
+    public func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard let text = tokenText(id), case .byteLevel = decoder else { return nil }
+        return ByteLevelAlphabet.decode(text)
+    }
+
     /// The id of a vocabulary entry or added token written exactly as `text`, or `nil`.
     public func tokenID(_ text: String) -> Int? {
         let bytes = Array(text.utf8)
