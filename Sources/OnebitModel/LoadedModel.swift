@@ -48,6 +48,16 @@ public struct LoadedModel: Sendable {
     }
 }
 
+extension LoadedModel {
+    /// The same model with ``ModelWeights/released`` weights: for holders that keep the configuration, tokenizer
+    /// and template after a backend has prepared the tensors.
+    public func releasingWeights() -> LoadedModel {
+        var copy = self
+        copy.weights = .released
+        return copy
+    }
+}
+
 /// Opens a model from a path, whatever its format.
 public enum ModelLoader {
     /// Loads a Hugging Face directory or a `.gguf` file.

@@ -72,6 +72,12 @@ public struct ModelWeights: Sendable {
     /// The matrix that produces logits: the untied head, or the embeddings.
     public var head: DenseMatrix { outputHead ?? embeddings }
 
+    /// No tensors: what a model keeps once a backend holds its weights in a layout of its own, so that the
+    /// canonical copies (gigabytes for a 2B model) are freed.
+    public static let released = ModelWeights(
+        embeddings: DenseMatrix(rows: 0, columns: 0, storage: .float32([])), layers: [], finalNorm: [],
+        outputHead: nil)
+
     /// Checks every tensor against the configuration, so a lying file fails at load with the tensor's name
     /// instead of reading out of bounds later.
     public func validate(against config: ModelConfig) throws(ModelLoadError) {

@@ -10,7 +10,8 @@ import OnebitModel
 
 /// A loaded model bound to a backend: text generation, teacher-forced scoring and perplexity.
 public final class LanguageModel {
-    /// The model's files, tokenizer and template.
+    /// The model's configuration, tokenizer and template. Its `weights` are released: the backend holds them in
+    /// its own layout, and the canonical copies would double the memory of a large model.
     public let model: LoadedModel
     /// Where the model runs, in words (`CPU`, or the GPU's name).
     public let deviceDescription: String
@@ -58,7 +59,7 @@ public final class LanguageModel {
     }
 
     private init(_ model: LoadedModel, running: (Forward, String)) {
-        self.model = model
+        self.model = model.releasingWeights()
         (forward, deviceDescription) = running
     }
 

@@ -26,8 +26,8 @@ struct Chat: ParsableCommand {
     }
 
     func run() throws {
-        let model = try options.load()
-        let language = try options.prepare(model)
+        let language = try options.prepare(options.load())
+        let model = language.model
         let prompts = PromptBuilder(model: model)
         let opening: [JSONValue] = system.map { [.object(["role": .string("system"), "content": .string($0)])] } ?? []
         var messages = opening

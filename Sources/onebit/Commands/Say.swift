@@ -41,9 +41,10 @@ struct Say: ParsableCommand {
     }
 
     func run() throws {
-        let model = try options.load()
+        // The loaded tensors go straight to the backend; only its prepared copy stays in memory.
+        let language = try options.prepare(options.load(), int8Head: int8Head)
+        let model = language.model
         let tokens = try PromptBuilder(model: model).tokens(for: prompt, raw: raw)
-        let language = try options.prepare(model, int8Head: int8Head)
         var decoder = model.tokenizer.makeStreamingDecoder()
         let clock = ContinuousClock()
         let start = clock.now

@@ -26,9 +26,10 @@ struct Score: ParsableCommand {
     }
 
     func run() throws {
-        let model = try options.load()
+        let language = try options.prepare(options.load())
+        let model = language.model
         let tokens = try text.map { model.tokenizer.encode($0, addSpecialTokens: true) } ?? TokenIDList.parse(tokenIDs!)
-        let logprobs = try options.prepare(model).score(tokens)
+        let logprobs = try language.score(tokens)
         if json {
             let object: JSONValue = .object([
                 "token_ids": .array(tokens.map { .integer($0) }),

@@ -42,7 +42,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try options.load()
+        let language = try options.prepare(options.load())
+        let model = language.model
         let context = ctx ?? min(model.config.contextLength, 4096)
         let id = options.model.map(Self.modelID) ?? EmbeddedModel.id
         let configuration = ServerConfiguration(
@@ -50,7 +51,7 @@ struct Serve: AsyncParsableCommand {
             scheduler: SchedulerConfiguration(
                 maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue))
         let host = host
-        try await OnebitServer.run(model: options.prepare(model), id: id, configuration: configuration) { port in
+        try await OnebitServer.run(model: language, id: id, configuration: configuration) { port in
             writeError(
                 "onebit: serving \(id) on http://\(host):\(port) (context \(context), \(maxConcurrency) at once)\n")
         }
