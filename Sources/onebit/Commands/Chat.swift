@@ -26,7 +26,7 @@ struct Chat: ParsableCommand {
     }
 
     func run() throws {
-        let language = try options.prepare(options.load())
+        let language = try options.loadPrepared()
         let model = language.model
         let prompts = PromptBuilder(model: model)
         let opening: [JSONValue] = system.map { [.object(["role": .string("system"), "content": .string($0)])] } ?? []

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import ArgumentParser
 import OnebitEngine
 import OnebitModel
@@ -33,9 +36,27 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// Prepares `model` for the device the options name; a fallback to the CPU is reported on standard error.
+    /// Loads the model and hands its tensors to the backend; only the backend's prepared copy stays in memory.
+    func loadPrepared(int8Head: Bool = false) throws -> LanguageModel {
+        let language = try prepare(load(), int8Head: int8Head)
+        returnFreedMemory()
+        return language
+    }
+
     func prepare(_ model: LoadedModel, int8Head: Bool = false) throws -> LanguageModel {
         try LanguageModel(model, device: device, threads: threads, int8Head: int8Head) { writeError("onebit: \($0)\n") }
     }
 }
 
 extension ComputeDevice: ExpressibleByArgument {}
+
+/// Gives freed heap pages back to the system. The canonical tensors (gigabytes for a 2B model) are freed once a
+/// backend has prepared them, but glibc keeps freed pages for reuse unless asked; `malloc_trim` is a glibc extension
+/// the Swift C module does not import, so it is looked up at run time.
+private func returnFreedMemory() {
+    #if canImport(Glibc)
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+    #endif
+}

@@ -42,7 +42,7 @@ struct Say: ParsableCommand {
 
     func run() throws {
         // The loaded tensors go straight to the backend; only its prepared copy stays in memory.
-        let language = try options.prepare(options.load(), int8Head: int8Head)
+        let language = try options.loadPrepared(int8Head: int8Head)
         let model = language.model
         let tokens = try PromptBuilder(model: model).tokens(for: prompt, raw: raw)
         var decoder = model.tokenizer.makeStreamingDecoder()

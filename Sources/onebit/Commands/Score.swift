@@ -26,7 +26,7 @@ struct Score: ParsableCommand {
     }
 
     func run() throws {
-        let language = try options.prepare(options.load())
+        let language = try options.loadPrepared()
         let model = language.model
         let tokens = try text.map { model.tokenizer.encode($0, addSpecialTokens: true) } ?? TokenIDList.parse(tokenIDs!)
         let logprobs = try language.score(tokens)

@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let language = try options.prepare(options.load())
+        let language = try options.loadPrepared()
         let model = language.model
         let context = ctx ?? min(model.config.contextLength, 4096)
         let id = options.model.map(Self.modelID) ?? EmbeddedModel.id
