@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import OnebitEngine
 import OnebitModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Options every command that opens a model shares.
 struct ModelOptions: ParsableArguments {
