@@ -66,18 +66,23 @@ static void finish(const float *m, const float *l, float **o, size_t heads, size
     }
 }
 
+// Starts a pass over heads j0 .. j0 + hs: empty running maxima and sums, zeroed outputs.
+static inline void start_pass(size_t j0, size_t hs, size_t head_dim, destination dst, float *m, float *l, float **o) {
+    for (size_t j = 0; j < hs; j++) {
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+        o[j] = dst.o + (j0 + j) * dst.stride;
+        for (size_t d = 0; d < head_dim; d++) o[j][d] = 0.0f;
+    }
+}
+
 static void unit_scalar(const float *qg, const float *k, const float *v, size_t row_stride, size_t head_dim,
                         size_t group, size_t p0, size_t p1, float scale, destination dst) {
     for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
         size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
         float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
         float *o[HEADS_PER_PASS];
-        for (size_t j = 0; j < hs; j++) {
-            m[j] = -INFINITY;
-            l[j] = 0.0f;
-            o[j] = dst.o + (j0 + j) * dst.stride;
-            for (size_t d = 0; d < head_dim; d++) o[j][d] = 0.0f;
-        }
+        start_pass(j0, hs, head_dim, dst, m, l, o);
         for (size_t p = p0; p < p1; p += BLOCK) {
             size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
             for (size_t i = 0; i < n; i++)
@@ -184,12 +189,7 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
     const size_t vec = head_dim / 8 * 8;
     float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
     float *o[HEADS_PER_PASS];
-    for (size_t j = 0; j < hs; j++) {
-        m[j] = -INFINITY;
-        l[j] = 0.0f;
-        o[j] = dst.o + (j0 + j) * dst.stride;
-        for (size_t d = 0; d < head_dim; d++) o[j][d] = 0.0f;
-    }
+    start_pass(j0, hs, head_dim, dst, m, l, o);
     for (size_t p = p0; p < p1; p += BLOCK) {
         size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
         if (p == p0)
