@@ -44,6 +44,10 @@ public final class CUDABackend {
     /// one launch per product and the single-pass attention.
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
+    /// `ONEBIT_CUDA_NORM_FOLD=1` folds each single-token RMSNorm + quantize into the kernel before it. Off by
+    /// default: on an H200 the one block that then normalises the row after the others finish took longer than
+    /// the launch it saves (400 against 603 tokens/s on the 2B-4T shape).
+    private let foldNorms = getenv("ONEBIT_CUDA_NORM_FOLD").map { String(cString: $0) == "1" } ?? false
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
@@ -198,7 +202,7 @@ public final class CUDABackend {
     public func rmsNormQuantize(
         _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
     ) {
-        if tokens == 1 && useFusion {
+        if tokens == 1 && useFusion && foldNorms {
             flushRotations()
             flushProducts()
             if let h = held, h.source == x.buffer.address, h.width == x.width {
