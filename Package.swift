@@ -44,6 +44,7 @@ let package = Package(
             name: "onebit",
             dependencies: [
                 "OnebitEngine",
+                "OnebitCUDA",
                 "OnebitServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -22,6 +22,12 @@ public final class CUDABackend {
     private var argmaxBuffer: DeviceBuffer?
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
+    /// Zeroed counters of finished blocks, which single-token kernels use to find their last block: word 0 for the
+    /// products, words 1 ... heads + 1 for attention. Each kernel leaves them at zero.
+    private var blockCounters: DeviceBuffer?
+    /// The last single-token kernel, not launched yet because it can normalise and quantize the row it writes
+    /// when it ends: a following ``rmsNormQuantize(_:weight:epsilon:tokens:into:)`` of that row rides on it.
+    private var held: HeldLaunch?
 
     /// Single-token products queued by ``multiply(_:_:tokens:into:)`` and not launched yet: consecutive products
     /// of the same activations go out as one launch, with a following residual add or gated activation folded in.
@@ -38,6 +44,10 @@ public final class CUDABackend {
     /// one launch per product and the single-pass attention.
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
+    /// `ONEBIT_CUDA_NORM_FOLD=1` folds each single-token RMSNorm + quantize into the kernel before it. Off by
+    /// default: on an H200 the one block that then normalises the row after the others finish took longer than
+    /// the launch it saves (400 against 603 tokens/s on the 2B-4T shape).
+    private let foldNorms = getenv("ONEBIT_CUDA_NORM_FOLD").map { String(cString: $0) == "1" } ?? false
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
@@ -57,6 +67,30 @@ public final class CUDABackend {
         let headDim: Int
         let positions: UInt64
         let theta: Float
+    }
+
+    private struct HeldLaunch {
+        let kernel: Kernel
+        let grid: (Int, Int)
+        let block: Int
+        let arguments: [Argument]
+        /// The row the kernel writes last, which it can normalise, and its width.
+        let source: UInt64
+        let width: Int
+        /// Whether the kernel takes the counter and the row among its norm arguments (the products) or knows them
+        /// (attention).
+        let namesRow: Bool
+
+        /// The arguments that end the launch: a norm into `q` (its values and scale addresses) with `weight`, or
+        /// none where `q` is 0.
+        func normArguments(counter: UInt64, weight: UInt64, epsilon: Float, q: UInt64, scale: UInt64) -> [Argument] {
+            namesRow
+                ? [
+                    .address(counter), .address(source), .address(weight), .float(epsilon), .int(width), .address(q),
+                    .address(scale),
+                ]
+                : [.address(weight), .float(epsilon), .address(q), .address(scale)]
+        }
     }
 
     private struct PendingProduct {
@@ -163,10 +197,26 @@ public final class CUDABackend {
             .float(epsilon), .int(x.width), .address(y.buffer.address))
     }
 
-    /// RMSNorm fused with per-token int8 quantization.
+    /// RMSNorm fused with per-token int8 quantization. For a single token whose row the last kernel wrote, that
+    /// kernel's last block does it instead of a launch of its own.
     public func rmsNormQuantize(
         _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
     ) {
+        if tokens == 1 && useFusion && foldNorms {
+            flushRotations()
+            flushProducts()
+            if let h = held, h.source == x.buffer.address, h.width == x.width {
+                held = nil
+                let counter = counters(heads: 0)
+                emit(
+                    h.kernel, grid: h.grid, block: h.block,
+                    h.arguments
+                        + h.normArguments(
+                            counter: counter, weight: weight.buffer.address, epsilon: epsilon,
+                            q: q.values.address, scale: q.scales.address))
+                return
+            }
+        }
         if x.width <= 8 * 1024 {
             launch(
                 .rmsNormQuantizeWide, grid: (tokens, 1), block: 1024, .address(x.buffer.address),
@@ -253,13 +303,18 @@ public final class CUDABackend {
         if tokens == 1 && useFusion {
             let splits = Self.attentionSplits
             let partials = scratch(&attentionPartials, bytes: heads * splits * (headDim + 2) * 4)
-            launch(
-                .attentionSplit, grid: (heads, splits), block: 256, .address(queries.buffer.address),
-                .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
-                .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(partials.address))
-            launch(
-                .attentionCombine, grid: (heads, 1), block: 128, .address(partials.address), .int(splits),
-                .int(headDim), .address(out.buffer.address))
+            let counter = counters(heads: heads)
+            flush()
+            hold(
+                HeldLaunch(
+                    kernel: .attentionSplit, grid: (heads, splits), block: 256,
+                    arguments: [
+                        .address(queries.buffer.address), .address(cache.layer(layer, values: false)),
+                        .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
+                        .address(positions), .float(scale), .address(partials.address), .address(out.buffer.address),
+                        .address(counter + 4),
+                    ],
+                    source: out.buffer.address, width: heads * headDim, namesRow: false))
             return
         }
         launch(
@@ -296,7 +351,7 @@ public final class CUDABackend {
             !pending.contains(where: { $0.output === x })
         {
             pending[pending.count - 1].residual = x
-            flush()
+            flushProducts()
             return
         }
         let count = tokens * x.width
@@ -382,6 +437,35 @@ public final class CUDABackend {
         return Int(result)
     }
 
+    /// The device memory bandwidth, in bytes read and written per second: the best of three rounds of `copies`
+    /// device-to-device copies of `bytes` bytes, each round timed on the host from the first launch to the end of
+    /// a synchronised stream.
+    public func copyBandwidth(bytes: Int = 1 << 30, copies: Int = 10) -> Double {
+        context.makeCurrent()
+        flush()
+        let words = bytes / 16
+        let source = DeviceBuffer(context, byteCount: words * 16)
+        let destination = DeviceBuffer(context, byteCount: words * 16)
+        func copy() {
+            enqueue(
+                .copyWords, grid: (4096, 1), block: 256,
+                [.address(source.address), .address(destination.address), .int(words)])
+        }
+        copy()
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        let clock = ContinuousClock()
+        var best = 0.0
+        for _ in 0..<3 {
+            let elapsed = clock.measure {
+                for _ in 0..<copies { copy() }
+                context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+            }
+            let (seconds, attoseconds) = elapsed.components
+            best = max(best, Double(2 * words * 16 * copies) / (Double(seconds) + Double(attoseconds) * 1e-18))
+        }
+        return best
+    }
+
     /// Runs `body`, the operations of one step of `tokens` at `positions` over `cache`. A single-token step is
     /// replayed from a CUDA graph: the token and position go up first into the buffers the kernels read them from
     /// (attention reads the length from there too, so one graph serves every position), and the graph recorded
@@ -439,6 +523,28 @@ public final class CUDABackend {
     private func flush() {
         flushRotations()
         flushProducts()
+        releaseHeld()
+    }
+
+    /// Holds `launch` back until the next operation shows whether it can take a norm, launching the one held
+    /// before.
+    private func hold(_ launch: HeldLaunch) {
+        releaseHeld()
+        held = launch
+    }
+
+    /// Launches the held kernel without a norm.
+    private func releaseHeld() {
+        guard let h = held else { return }
+        held = nil
+        emit(
+            h.kernel, grid: h.grid, block: h.block,
+            h.arguments + h.normArguments(counter: counters(heads: 0), weight: 0, epsilon: 0, q: 0, scale: 0))
+    }
+
+    /// The address of the zeroed block counters, enough for attention over `heads` heads.
+    private func counters(heads: Int) -> UInt64 {
+        scratch(&blockCounters, bytes: (heads + 2) * 4).address
     }
 
     /// Launches the queued single-token rotations one by one.
@@ -453,7 +559,8 @@ public final class CUDABackend {
     }
 
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
-    /// with the activation applied.
+    /// with the activation applied. Held back instead where the launch ends in a row a norm may read: the gated
+    /// row, or the residual row the products were added to.
     private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
@@ -475,7 +582,12 @@ public final class CUDABackend {
                 arguments += [.address(0), .address(0), .int(0), .int(0), .address(0), .address(0)]
             }
         }
-        enqueue(.ternaryFusedSingle, grid: ((warps + 7) / 8, 1), block: 256, arguments)
+        let source = activation != 0 ? products[0].output : products.last?.residual
+        let launch = HeldLaunch(
+            kernel: .ternaryFusedSingle, grid: ((warps + 7) / 8, 1), block: 256, arguments: arguments,
+            source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true)
+        hold(launch)
+        if source == nil { releaseHeld() }
     }
 
     // MARK: Plumbing
@@ -493,8 +605,14 @@ public final class CUDABackend {
         enqueue(kernel, grid: grid, block: block, arguments)
     }
 
-    /// Queues `kernel` on the stream now.
+    /// Queues `kernel` on the stream now, after the held kernel.
     private func enqueue(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
+        releaseHeld()
+        emit(kernel, grid: grid, block: block, arguments)
+    }
+
+    /// Queues `kernel` on the stream.
+    private func emit(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
                 for (index, argument) in arguments.enumerated() {
@@ -518,6 +636,8 @@ public final class CUDABackend {
     /// The device copy of `positions`, uploaded only when they changed since the last call.
     private func devicePositions(_ positions: [Int32]) -> UInt64 {
         let grows = (positionBuffer?.byteCount ?? 0) < positions.count * 4
+        // The held kernel may read the positions this upload replaces.
+        if grows || positions != uploadedPositions { releaseHeld() }
         let buffer = scratch(&positionBuffer, bytes: positions.count * 4)
         if grows || positions != uploadedPositions {
             buffer.upload(positions)

@@ -12,8 +12,8 @@ enum Kernel: Int, CaseIterable {
     case denseGemvF32, denseGemvF16, denseGemvBF16
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
-    case ternaryFusedSingle, attentionSplit, attentionCombine, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
-        ropeStoreSingle
+    case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
+        ropeStoreSingle, copyWords
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -36,11 +36,11 @@ enum Kernel: Int, CaseIterable {
         case .add: "add_rows"
         case .ternaryFusedSingle: "ternary_fused_1"
         case .attentionSplit: "attention_split"
-        case .attentionCombine: "attention_combine"
         case .argmaxPartial: "argmax_partial"
         case .argmaxFinal: "argmax_final"
         case .rmsNormQuantizeWide: "rms_norm_quantize_wide"
         case .ropeStoreSingle: "rope_store_1"
+        case .copyWords: "copy_words"
         }
     }
 }

@@ -112,22 +112,55 @@ enum KernelSource {
                 y[(size_t)blockIdx.x * width + i] = weight[i] * (row[i] * inv);
         }
 
-        // RMSNorm then per-token int8: s = 127 / max(max|y|, 1e-5), q = clamp(rint(y * s)). One block per token;
-        // rows of q are `stride` bytes apart and the bytes past `width` stay zero.
-        extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
-                                                     int stride, i8 *q, float *scales) {
-            const float *row = x + (size_t)blockIdx.x * width;
-            const float inv = rms_inverse(row, width, eps);
+        // RMSNorm then per-token int8 of one row by the whole block: s = 127 / max(max|y|, 1e-5),
+        // q = clamp(rint(y * s)); the bytes of q past `width` stay zero. The row is read through L2 (`__ldcg`):
+        // when the last block of a grid normalises what the other blocks wrote, its L1 may not have seen it.
+        __device__ void norm_quantize_row(const float *row, const float *weight, float eps, int width, i8 *q,
+                                          float *scale) {
+            double sum = 0.0;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                const float v = __ldcg(row + i);
+                sum += (double)v * (double)v;
+            }
+            sum = block_sum(sum);
+            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
             float largest = 0.0f;
             for (int i = threadIdx.x; i < width; i += blockDim.x)
-                largest = fmaxf(largest, fabsf(weight[i] * (row[i] * inv)));
+                largest = fmaxf(largest, fabsf(weight[i] * (__ldcg(row + i) * inv)));
             largest = block_max(largest);
             const float s = 127.0f / fmaxf(largest, 1e-5f);
             for (int i = threadIdx.x; i < width; i += blockDim.x) {
-                const float v = rintf(weight[i] * (row[i] * inv) * s);
-                q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, v));
+                const float v = rintf(weight[i] * (__ldcg(row + i) * inv) * s);
+                q[i] = (i8)fminf(127.0f, fmaxf(-128.0f, v));
             }
-            if (threadIdx.x == 0) scales[blockIdx.x] = s;
+            if (threadIdx.x == 0) *scale = s;
+        }
+
+        // One block per token; rows of q are `stride` bytes apart.
+        extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
+                                                     int stride, i8 *q, float *scales) {
+            norm_quantize_row(x + (size_t)blockIdx.x * width, weight, eps, width, q + (size_t)blockIdx.x * stride,
+                              scales + blockIdx.x);
+        }
+
+        // Called by every thread of every block of a grid once the block's outputs are written: the block that
+        // arrives last (counted in *counter, which it resets for the next launch) normalises and quantizes the
+        // row x of `width` elements into q and *scale, so the RMSNorm + quantize that follows a single-token
+        // kernel needs no launch of its own. Does nothing when q is null.
+        __device__ void last_block_norm_quantize(unsigned *counter, const float *x, const float *weight, float eps,
+                                                 int width, i8 *q, float *scale) {
+            __shared__ bool last;
+            if (q == nullptr) return;
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                __threadfence();
+                last = atomicAdd(counter, 1u) == gridDim.x * gridDim.y - 1;
+            }
+            __syncthreads();
+            if (!last) return;
+            __threadfence();
+            norm_quantize_row(x, weight, eps, width, q, scale);
+            if (threadIdx.x == 0) *counter = 0;
         }
 
         // y[t][r] = (sum_c w[r][c] q[t][c]) / q_scales[t] * w_scale, the dot product exact in integers.
@@ -425,11 +458,10 @@ enum KernelSource {
         // and residual[row] += product where residual is not null (the residual add folded into the projection).
         // activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the same rows; warp g computes row g
         // of both and writes y0[g] = act(gate) * up, y1[g] = up, as gated activation after the two products would.
-        extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
-                                                   const uint4 *w0, const float *s0, int b0, int rows0, float *y0,
-                                                   float *r0, const uint4 *w1, const float *s1, int b1, int rows1,
-                                                   float *y1, float *r1, const uint4 *w2, const float *s2, int b2,
-                                                   int rows2, float *y2, float *r2) {
+        __device__ void fused_products(const i8 *q, const float *q_scales, int chunks, int activation,
+                                       const uint4 *w0, const float *s0, int b0, int rows0, float *y0, float *r0,
+                                       const uint4 *w1, const float *s1, int b1, int rows1, float *y1, float *r1,
+                                       const uint4 *w2, const float *s2, int b2, int rows2, float *y2, float *r2) {
             const int lane = threadIdx.x & 31;
             int g = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
             const float qs = q_scales[0];
@@ -470,12 +502,56 @@ enum KernelSource {
             }
         }
 
+        // The products of fused_products, then (norm_q not null) the RMSNorm + int8 quantization of the row
+        // norm_x as last_block_norm_quantize does it: the residual or gated row the products just wrote.
+        extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
+                                                   const uint4 *w0, const float *s0, int b0, int rows0, float *y0,
+                                                   float *r0, const uint4 *w1, const float *s1, int b1, int rows1,
+                                                   float *y1, float *r1, const uint4 *w2, const float *s2, int b2,
+                                                   int rows2, float *y2, float *r2, unsigned *counter,
+                                                   const float *norm_x, const float *norm_w, float eps,
+                                                   int norm_width, i8 *norm_q, float *norm_scale) {
+            fused_products(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2,
+                           s2, b2, rows2, y2, r2);
+            last_block_norm_quantize(counter, norm_x, norm_w, eps, norm_width, norm_q, norm_scale);
+        }
+
+        // Merges the `splits` (at most 32) partial results of one head at `base` into out[0 ..< head_dim]: the
+        // first warp finds the maximum and each split's weight, lane s for split s. Reads through L2: other
+        // blocks wrote the partials.
+        __device__ void combine_head(const float *base, int splits, int head_dim, float *out) {
+            __shared__ float weights[32];
+            __shared__ float total;
+            const int lane = threadIdx.x & 31;
+            if (threadIdx.x < 32) {
+                const float *tail = base + (size_t)lane * (head_dim + 2) + head_dim;
+                const float m = lane < splits ? __ldcg(tail) : NEGATIVE_INFINITY;
+                const float l = lane < splits ? __ldcg(tail + 1) : 0.0f;
+                const float top = warp_max(m);
+                const float w = m != NEGATIVE_INFINITY ? expf(m - top) : 0.0f;
+                weights[lane] = w;
+                const float sum = warp_sum(l * w);
+                if (lane == 0) total = sum;
+            }
+            __syncthreads();
+            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+                float o = 0.0f;
+                for (int s = 0; s < splits; s++) o += __ldcg(base + (size_t)s * (head_dim + 2) + d) * weights[s];
+                out[d] = o / total;
+            }
+        }
+
         // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
         // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
-        // position) and writes its unnormalised output, running maximum and sum to partial[head][split].
+        // position) and writes its unnormalised output, running maximum and sum to partial[head][split]. The last
+        // split of a head to finish (counted in counters[head]) merges the head's splits into out; the last head
+        // to finish (counters[heads]) then normalises and quantizes out as last_block_norm_quantize does, where
+        // norm_q is not null. The counters are left at zero for the next launch.
         extern "C" __global__ void attention_split(const float *q, const float *k_cache, const float *v_cache,
                                                    int heads, int kv_heads, int head_dim, const int *positions,
-                                                   float scale, float *partial) {
+                                                   float scale, float *partial, float *out, unsigned *counters,
+                                                   const float *norm_w, float eps, i8 *norm_q, float *norm_scale) {
+            __shared__ bool last;
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
@@ -526,7 +602,7 @@ enum KernelSource {
             __syncthreads();
             float top = NEGATIVE_INFINITY;
             for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
-            float *out = partial + ((size_t)h * splits + split) * (head_dim + 2);
+            float *out_split = partial + ((size_t)h * splits + split) * (head_dim + 2);
             const bool empty = top == NEGATIVE_INFINITY;
             float total = 0.0f;
             if (!empty)
@@ -537,36 +613,33 @@ enum KernelSource {
                 if (!empty)
                     for (int w = 0; w < ATTENTION_WARPS; w++)
                         if (maxima[w] != NEGATIVE_INFINITY) o += part[w][d] * expf(maxima[w] - top);
-                out[d] = o;
+                out_split[d] = o;
             }
             if (threadIdx.x == 0) {
-                out[head_dim] = top;
-                out[head_dim + 1] = total;
-            }
-        }
-
-        // Merges the splits of attention_split (at most 32): one block per head; the first warp finds the maximum and
-        // each split's weight, lane s for split s.
-        extern "C" __global__ void attention_combine(const float *partial, int splits, int head_dim, float *out) {
-            __shared__ float weights[32];
-            __shared__ float total;
-            const int h = blockIdx.x, lane = threadIdx.x & 31;
-            const float *base = partial + (size_t)h * splits * (head_dim + 2);
-            if (threadIdx.x < 32) {
-                const float m = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim] : NEGATIVE_INFINITY;
-                const float l = lane < splits ? base[(size_t)lane * (head_dim + 2) + head_dim + 1] : 0.0f;
-                const float top = warp_max(m);
-                const float w = m != NEGATIVE_INFINITY ? expf(m - top) : 0.0f;
-                weights[lane] = w;
-                const float sum = warp_sum(l * w);
-                if (lane == 0) total = sum;
+                out_split[head_dim] = top;
+                out_split[head_dim + 1] = total;
             }
             __syncthreads();
-            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-                float o = 0.0f;
-                for (int s = 0; s < splits; s++) o += base[(size_t)s * (head_dim + 2) + d] * weights[s];
-                out[(size_t)h * head_dim + d] = o / total;
+            if (threadIdx.x == 0) {
+                __threadfence();
+                last = atomicAdd(counters + h, 1u) == (unsigned)splits - 1;
             }
+            __syncthreads();
+            if (!last) return;
+            __threadfence();
+            combine_head(partial + (size_t)h * splits * (head_dim + 2), splits, head_dim, out + (size_t)h * head_dim);
+            if (threadIdx.x == 0) counters[h] = 0;
+            if (norm_q == nullptr) return;
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                __threadfence();
+                last = atomicAdd(counters + heads, 1u) == (unsigned)heads - 1;
+            }
+            __syncthreads();
+            if (!last) return;
+            __threadfence();
+            norm_quantize_row(out, norm_w, eps, heads * head_dim, norm_q, norm_scale);
+            if (threadIdx.x == 0) counters[heads] = 0;
         }
 
         // Argmax in two launches: block b of argmax_partial reduces its stretch of x[0 ..< n] to (value, index) in
@@ -678,6 +751,12 @@ enum KernelSource {
                 k_cache[base + i] = k[i];
                 v_cache[base + i] = v[i];
             }
+        }
+
+        // dst[i] = src[i] for `count` 16-byte words, grid-stride: the device-to-device copy the bench times to
+        // find the memory bandwidth.
+        extern "C" __global__ void copy_words(const uint4 *src, uint4 *dst, int count) {
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) dst[i] = src[i];
         }
         """#
 }

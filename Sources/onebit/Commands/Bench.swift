@@ -1,5 +1,6 @@
 import ArgumentParser
 import OnebitCPU
+import OnebitCUDA
 import OnebitEngine
 import OnebitModel
 
@@ -50,6 +51,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Compute logits with an int8 copy of the output head.")
     var int8Head = false
 
+    @Option(help: "Where the model runs: cpu or cuda (the first GPU; --threads and --kernels do not apply).")
+    var device = "cpu"
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -65,12 +69,18 @@ struct Bench: ParsableCommand {
             }
             guard set.isSupported else { throw ValidationError("this CPU cannot run \(kernels)") }
         }
+        guard device == "cpu" || device == "cuda" else { throw ValidationError("--device must be cpu or cuda") }
+        if device == "cuda", int8Head { throw ValidationError("the int8 output head runs on the CPU only") }
         if model == nil, SyntheticShape(name: synthetic) == nil {
             throw ValidationError("unknown shape \(synthetic); known: \(SyntheticShape.names.joined(separator: ", "))")
         }
     }
 
     func run() throws {
+        if device == "cuda" {
+            try runCUDA()
+            return
+        }
         let status = StatusLine()
         let clock = ContinuousClock()
         var source = ""
@@ -81,15 +91,7 @@ struct Bench: ParsableCommand {
         let loadStart = clock.now
         do {
             let weights: ModelWeights
-            if let model {
-                status.show("loading \(model)")
-                let loaded = try ModelLoader.load(path: model)
-                (config, weights, source) = (loaded.config, loaded.weights, model)
-            } else {
-                status.show("building a synthetic \(synthetic)")
-                let shape = SyntheticShape(name: synthetic)!
-                (config, weights, source) = (shape.config, shape.makeWeights(), "synthetic \(synthetic)")
-            }
+            (config, weights, source) = try loadWeights(status: status)
             status.show("repacking for \(backend.instructionSet)")
             transformer = Transformer(backend: backend, config: config, weights: weights)
         }
@@ -101,6 +103,60 @@ struct Bench: ParsableCommand {
         let firstBandwidth = MemoryBandwidth.measure(pool: backend.pool)
         Self.resetPeakMemory()  // the probe's buffer is not the model's memory
 
+        let (prefillRates, decodeRates) = try measure(transformer, config: config, status: status)
+        let peak = max(peakBeforeProbe, Self.memoryStatus("VmHWM"))
+        // The roofline is the best bandwidth seen: probe again, in case other work slowed the first probe.
+        status.show("measuring memory bandwidth again")
+        let bandwidth = max(firstBandwidth, MemoryBandwidth.measure(pool: backend.pool))
+        status.clear()
+        report(
+            source: source, kernels: backend.instructionSet.description, threads: backend.pool.threadCount,
+            int8Head: backend.usesInt8Head, config: config, prefill: prefillRates, decode: decodeRates,
+            loadSeconds: loadSeconds, peak: peak, resident: residentAfterLoad, bandwidth: bandwidth)
+    }
+
+    /// The bench on the first GPU: the roofline's bandwidth is what a device-to-device copy reaches (bytes read
+    /// and written), measured before and after the runs.
+    private func runCUDA() throws {
+        let status = StatusLine()
+        let clock = ContinuousClock()
+        let loadStart = clock.now
+        let backend = try CUDABackend()
+        let (config, weights, source) = try loadWeights(status: status)
+        try backend.validate(config, weights: weights)
+        status.show("uploading to \(backend.deviceDescription)")
+        let transformer = Transformer(backend: backend, config: config, weights: weights)
+        let loadSeconds = (clock.now - loadStart).seconds
+        let residentAfterLoad = Self.memoryStatus("VmRSS")
+        status.show("measuring device memory bandwidth")
+        let firstBandwidth = backend.copyBandwidth()
+        let (prefillRates, decodeRates) = try measure(transformer, config: config, status: status)
+        status.show("measuring device memory bandwidth again")
+        let bandwidth = max(firstBandwidth, backend.copyBandwidth())
+        status.clear()
+        report(
+            source: source, kernels: "cuda: \(backend.deviceDescription)", threads: 0, int8Head: false,
+            config: config, prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
+            peak: Self.memoryStatus("VmHWM"), resident: residentAfterLoad, bandwidth: bandwidth)
+    }
+
+    /// The model file's weights, or the synthetic shape's, with a description of where they came from.
+    private func loadWeights(status: StatusLine) throws -> (ModelConfig, ModelWeights, String) {
+        if let model {
+            status.show("loading \(model)")
+            let loaded = try ModelLoader.load(path: model)
+            return (loaded.config, loaded.weights, model)
+        }
+        status.show("building a synthetic \(synthetic)")
+        let shape = SyntheticShape(name: synthetic)!
+        return (shape.config, shape.makeWeights(), "synthetic \(synthetic)")
+    }
+
+    /// The prompt and generation rates of every run.
+    private func measure<B: Backend>(
+        _ transformer: Transformer<B>, config: ModelConfig, status: StatusLine
+    ) throws -> (prefill: [Double], decode: [Double]) {
+        let clock = ContinuousClock()
         var rng = SystemRandomNumberGenerator()
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<config.vocabSize, using: &rng) }
         // One untimed token first: first-use work (the int8 head's quantization, page faults) is not speed.
@@ -125,30 +181,31 @@ struct Bench: ParsableCommand {
             var token = prompt.last!
             let decode = try clock.measure {
                 for i in 0..<generatedTokens {
-                    let logits = try session.append([token]) { _ in true }[0]!
-                    token = Sampler.argmax(logits)
+                    // The argmax of the token's logits, found where the backend runs.
+                    token = try session.appendGreedy(token)
                     status.progress("generating\(label)", fraction: Double(i + 1) / Double(generatedTokens))
                 }
             }
             decodeRates.append(Double(generatedTokens) / decode.seconds)
         }
-        let peak = max(peakBeforeProbe, Self.memoryStatus("VmHWM"))
-        // The roofline is the best bandwidth seen: probe again, in case other work slowed the first probe.
-        status.show("measuring memory bandwidth again")
-        let bandwidth = max(firstBandwidth, MemoryBandwidth.measure(pool: backend.pool))
-        status.clear()
+        return (prefillRates, decodeRates)
+    }
 
+    /// Prints the report of the rates against the roofline of `bandwidth`.
+    private func report(
+        source: String, kernels: String, threads: Int, int8Head: Bool, config: ModelConfig, prefill: [Double],
+        decode decodeRates: [Double], loadSeconds: Double, peak: Int, resident: Int, bandwidth: Double
+    ) {
         let bytes = Self.bytesPerDecodeStep(
-            transformer: transformer, config: config, int8Head: backend.usesInt8Head,
-            averageContext: promptTokens + generatedTokens / 2, sequences: batch)
+            config: config, int8Head: int8Head, averageContext: promptTokens + generatedTokens / 2, sequences: batch)
         // A step yields one token per sequence.
         let roofline = Double(batch) * bandwidth / Double(bytes)
         let decode = decodeRates.max()!
         let report = Report(
-            source: source, instructionSet: backend.instructionSet.description, threads: backend.pool.threadCount,
-            int8Head: backend.usesInt8Head, batch: batch, promptTokens: promptTokens, generatedTokens: generatedTokens,
-            prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
-            peakBytes: peak, residentBytes: residentAfterLoad,
+            source: source, instructionSet: kernels, threads: threads,
+            int8Head: int8Head, batch: batch, promptTokens: promptTokens, generatedTokens: generatedTokens,
+            prefill: prefill, decode: decodeRates, loadSeconds: loadSeconds,
+            peakBytes: peak, residentBytes: resident,
             bytesPerStep: bytes,
             bandwidth: bandwidth, roofline: roofline, rooflineShare: decode / roofline)
         print(json ? report.json.jsonText : report.text)
@@ -157,8 +214,8 @@ struct Bench: ParsableCommand {
     /// `batch` sequences decoding together: each prompt runs through its own cache (prompt rate: all their tokens
     /// over the time), then every step runs one token of each sequence through one batched forward pass
     /// (generation rate: tokens of all sequences per second). Returns both rates.
-    private func runBatch(
-        _ transformer: Transformer<CPUBackend>, prompt: [Int], status: StatusLine, label: String
+    private func runBatch<B: Backend>(
+        _ transformer: Transformer<B>, prompt: [Int], status: StatusLine, label: String
     ) -> (prefill: Double, decode: Double) {
         let clock = ContinuousClock()
         let caches = (0..<batch).map { _ in transformer.makeCache(capacity: promptTokens + generatedTokens) }
@@ -172,7 +229,7 @@ struct Bench: ParsableCommand {
         let decode = clock.measure {
             for step in 0..<generatedTokens {
                 let slices = zip(tokens, caches).map { token, cache in
-                    Transformer<CPUBackend>.Slice(
+                    Transformer<B>.Slice(
                         tokens: [token], start: promptTokens + step, cache: cache, wantsLogits: true)
                 }
                 tokens = transformer.forward(batch: slices).map { Sampler.argmax($0!) }
@@ -188,8 +245,7 @@ struct Bench: ParsableCommand {
     /// the KV caches of `sequences` sequences at `averageContext` positions (the embedding rows and activations
     /// are negligible).
     static func bytesPerDecodeStep(
-        transformer: Transformer<CPUBackend>, config: ModelConfig, int8Head: Bool, averageContext: Int,
-        sequences: Int = 1
+        config: ModelConfig, int8Head: Bool, averageContext: Int, sequences: Int = 1
     ) -> Int {
         let c = config
         let attention = c.headCount * c.headDim
@@ -257,7 +313,7 @@ private struct Report {
         let perSequence = batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : ""
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
-            kernels      \(instructionSet), \(threads) threads
+            kernels      \(instructionSet)\(threads > 0 ? ", \(threads) threads" : "")
             prompt       \(batchLabel)\(promptTokens) tokens: \(rate(prefill))
             generation   \(batchLabel)\(generatedTokens) tokens: \(rate(decode))\(perSequence)
             roofline     \(format(bandwidth / 1e9, 1)) GB/s read / \(format(Double(bytesPerStep) / 1e9, 3)) GB per \
