@@ -335,19 +335,15 @@ enum KernelSource {
             v_cache[p * width + i] = v[(size_t)blockIdx.y * width + i];
         }
 
-        // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
-        // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
-        // at the end. Lane l holds dimensions l, l + 32, ... of the head.
-        extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
-                                             int kv_heads, int head_dim, const int *positions, float scale,
-                                             float *out) {
-            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
-            __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
-            const int h = blockIdx.x, t = blockIdx.y;
-            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-            const int kvh = h / (heads / kv_heads);
-            const size_t kv_width = (size_t)kv_heads * head_dim;
-            const float *qh = q + ((size_t)t * heads + h) * head_dim;
+        // One warp's share of a head's attention: positions begin + warp, begin + warp + ATTENTION_WARPS, ... below
+        // end, with an online softmax. Lane l holds dimensions l, l + 32, ... of the head; the warp leaves its
+        // running maximum and sum in maxima[warp] and sums[warp] and its unnormalised output in part[warp], for the
+        // block to merge after a barrier.
+        __device__ __forceinline__ void warp_attend(const float *qh, const float *k_cache, const float *v_cache,
+                                                    size_t kv_width, int kvh, int head_dim, int warp, int begin,
+                                                    int end, float scale, float *maxima, float *sums,
+                                                    float (*part)[MAX_HEAD_DIM]) {
+            const int lane = threadIdx.x & 31;
             float qr[MAX_HEAD_DIM / 32], acc[MAX_HEAD_DIM / 32];
         #pragma unroll
             for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
@@ -356,8 +352,7 @@ enum KernelSource {
                 acc[i] = 0.0f;
             }
             float m = NEGATIVE_INFINITY, l = 0.0f;
-            const int length = positions[t] + 1;
-            for (int p = warp; p < length; p += ATTENTION_WARPS) {
+            for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
                 const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
                 const float *vp = v_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
                 float dot = 0.0f;
@@ -384,8 +379,25 @@ enum KernelSource {
         #pragma unroll
             for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
                 const int d = lane + 32 * i;
-                if (d < head_dim) partial[warp][d] = acc[i];
+                if (d < head_dim) part[warp][d] = acc[i];
             }
+        }
+
+        // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
+        // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
+        // at the end. Lane l holds dimensions l, l + 32, ... of the head.
+        extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
+                                             int kv_heads, int head_dim, const int *positions, float scale,
+                                             float *out) {
+            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
+            __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
+            const int h = blockIdx.x, t = blockIdx.y;
+            const int warp = threadIdx.x >> 5;
+            const int kvh = h / (heads / kv_heads);
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            const float *qh = q + ((size_t)t * heads + h) * head_dim;
+            warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, 0, positions[t] + 1, scale, maxima, sums,
+                        partial);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
             for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
@@ -555,50 +567,14 @@ enum KernelSource {
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
-            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int warp = threadIdx.x >> 5;
             const int kvh = h / (heads / kv_heads);
             const size_t kv_width = (size_t)kv_heads * head_dim;
             const float *qh = q + (size_t)h * head_dim;
-            float qr[MAX_HEAD_DIM / 32], acc[MAX_HEAD_DIM / 32];
-        #pragma unroll
-            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
-                const int d = lane + 32 * i;
-                qr[i] = d < head_dim ? qh[d] : 0.0f;
-                acc[i] = 0.0f;
-            }
-            float m = NEGATIVE_INFINITY, l = 0.0f;
             const int length = positions[0] + 1;
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
-            for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
-                const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
-                const float *vp = v_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
-                float dot = 0.0f;
-        #pragma unroll
-                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
-                    const int d = lane + 32 * i;
-                    if (d < head_dim) dot += qr[i] * kp[d];
-                }
-                const float score = warp_sum(dot) * scale;
-                const float next = fmaxf(m, score);
-                const float correction = expf(m - next), e = expf(score - next);
-                l = l * correction + e;
-        #pragma unroll
-                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
-                    const int d = lane + 32 * i;
-                    if (d < head_dim) acc[i] = acc[i] * correction + e * vp[d];
-                }
-                m = next;
-            }
-            if (lane == 0) {
-                maxima[warp] = m;
-                sums[warp] = l;
-            }
-        #pragma unroll
-            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
-                const int d = lane + 32 * i;
-                if (d < head_dim) part[warp][d] = acc[i];
-            }
+            warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
             for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
