@@ -21,6 +21,25 @@ enum KernelSource {
         #define KIND_F16 1
         #define KIND_BF16 2
 
+        // Programmatic dependent launch (sm_90+): a kernel launched to overlap the one before it waits for that
+        // kernel's completion and memory before touching any buffer, and only then lets the next kernel start,
+        // so at most one kernel runs ahead, doing only work that reads nothing a predecessor writes (prefetching
+        // its weights). Without the launch attribute, and before sm_90, both are no-ops.
+        #if __CUDA_ARCH__ >= 900
+        #define AWAIT_PREVIOUS() asm volatile("griddepcontrol.wait;" ::: "memory")
+        #define RELEASE_NEXT() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
+        #else
+        #define AWAIT_PREVIOUS()
+        #define RELEASE_NEXT()
+        #endif
+
+        // Starts pulling `bytes` (a multiple of 16) at the 16-byte aligned `p` into L2, without waiting.
+        __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
+        #if __CUDA_ARCH__ >= 900
+            if (bytes) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(p), "r"(bytes) : "memory");
+        #endif
+        }
+
         // dot += sum over 4 bytes of unsigned codes[i] * signed a[i].
         __device__ __forceinline__ int dot_codes(u32 codes, int a, int dot) {
             int r;
@@ -106,6 +125,8 @@ enum KernelSource {
 
         // One block per token.
         extern "C" __global__ void rms_norm(const float *x, const float *weight, float eps, int width, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const float *row = x + (size_t)blockIdx.x * width;
             const float inv = rms_inverse(row, width, eps);
             for (int i = threadIdx.x; i < width; i += blockDim.x)
@@ -139,6 +160,8 @@ enum KernelSource {
         // One block per token; rows of q are `stride` bytes apart.
         extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
                                                      int stride, i8 *q, float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             norm_quantize_row(x + (size_t)blockIdx.x * width, weight, eps, width, q + (size_t)blockIdx.x * stride,
                               scales + blockIdx.x);
         }
@@ -234,12 +257,16 @@ enum KernelSource {
         extern "C" __global__ void ternary_matmul_1(const uint4 *w, int rows, int chunks, const i8 *q,
                                                     const float *q_scales, int tokens, const float *w_scales,
                                                     int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             ternary_rows<1>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
         }
 
         extern "C" __global__ void ternary_matmul_8(const uint4 *w, int rows, int chunks, const i8 *q,
                                                     const float *q_scales, int tokens, const float *w_scales,
                                                     int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
         }
 
@@ -282,12 +309,18 @@ enum KernelSource {
         }
 
         extern "C" __global__ void dense_gemv_f32(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_F32>(w, rows, cols, x, y);
         }
         extern "C" __global__ void dense_gemv_f16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_F16>(w, rows, cols, x, y);
         }
         extern "C" __global__ void dense_gemv_bf16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_BF16>(w, rows, cols, x, y);
         }
 
@@ -299,18 +332,26 @@ enum KernelSource {
         }
 
         extern "C" __global__ void embed_f32(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_F32>(tokens, table, cols, x);
         }
         extern "C" __global__ void embed_f16(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_F16>(tokens, table, cols, x);
         }
         extern "C" __global__ void embed_bf16(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_BF16>(tokens, table, cols, x);
         }
 
         // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. The
         // angle is computed with the same float operations as the CPU reference.
         extern "C" __global__ void rope_neox(float *x, int heads, int head_dim, const int *positions, float theta) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int half = head_dim / 2;
             const float pos = (float)positions[blockIdx.x];
             for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
@@ -328,6 +369,8 @@ enum KernelSource {
         // Copies the keys and values of token blockIdx.y to its position in one layer of the cache.
         extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
                                             float *k_cache, float *v_cache) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= width) return;
             const size_t p = (size_t)positions[blockIdx.y];
@@ -389,6 +432,8 @@ enum KernelSource {
         extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
                                              int kv_heads, int head_dim, const int *positions, float scale,
                                              float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, t = blockIdx.y;
@@ -411,6 +456,8 @@ enum KernelSource {
         }
 
         extern "C" __global__ void relu2_mul(float *gate, const float *up, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
             const float r = fmaxf(gate[i], 0.0f);
@@ -418,12 +465,16 @@ enum KernelSource {
         }
 
         extern "C" __global__ void silu_mul(float *gate, const float *up, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
             gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
         }
 
         extern "C" __global__ void add_rows(float *x, const float *delta, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i < n) x[i] += delta[i];
         }
@@ -514,6 +565,34 @@ enum KernelSource {
             }
         }
 
+        // Asks L2 for the weight rows this block of fused_products will read: rows first ..< first + count of the
+        // matrices laid end to end (activation 0), or of both gate and up. Issued before waiting for the kernel
+        // before, so the weights stream in while that kernel still runs.
+        __device__ void prefetch_products(int chunks, int activation, const uint4 *w0, int rows0, const uint4 *w1,
+                                          int rows1, const uint4 *w2, int rows2) {
+            if (threadIdx.x != 0) return;
+            const int first = blockIdx.x * (blockDim.x >> 5), count = blockDim.x >> 5;
+            const unsigned row_bytes = (unsigned)chunks * 16u;
+            if (activation) {
+                const int n = max(0, min(count, rows0 - first));
+                prefetch_l2(w0 + (size_t)first * chunks, n * row_bytes);
+                prefetch_l2(w1 + (size_t)first * chunks, n * row_bytes);
+                return;
+            }
+            const uint4 *ws[3] = {w0, w1, w2};
+            const int rows[3] = {rows0, rows1, rows2};
+            int begin = first, end = first + count;
+            for (int m = 0; m < 3 && begin < end; m++) {
+                if (begin < rows[m]) {
+                    const int n = min(end, rows[m]) - begin;
+                    prefetch_l2(ws[m] + (size_t)begin * chunks, n * row_bytes);
+                    begin += n;
+                }
+                begin -= rows[m];
+                end -= rows[m];
+            }
+        }
+
         // The products of fused_products, then (norm_q not null) the RMSNorm + int8 quantization of the row
         // norm_x as last_block_norm_quantize does it: the residual or gated row the products just wrote.
         extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
@@ -523,6 +602,9 @@ enum KernelSource {
                                                    int rows2, float *y2, float *r2, unsigned *counter,
                                                    const float *norm_x, const float *norm_w, float eps,
                                                    int norm_width, i8 *norm_q, float *norm_scale) {
+            prefetch_products(chunks, activation, w0, rows0, w1, rows1, w2, rows2);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             fused_products(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2,
                            s2, b2, rows2, y2, r2);
             last_block_norm_quantize(counter, norm_x, norm_w, eps, norm_width, norm_q, norm_scale);
@@ -553,19 +635,40 @@ enum KernelSource {
             }
         }
 
+        // out = the NeoX rotary embedding of one head `x` at `position`, computed as rope_neox does (out may be in
+        // shared or global memory, but not x).
+        __device__ void rotate_head(const float *x, int head_dim, int position, float theta, float *out) {
+            const int half = head_dim / 2;
+            const float pos = (float)position;
+            for (int i = threadIdx.x; i < half; i += blockDim.x) {
+                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+                const float angle = pos * inv_freq;
+                const float c = cosf(angle), s = sinf(angle);
+                const float a = x[i], b = x[i + half];
+                out[i] = a * c - b * s;
+                out[i + half] = b * c + a * s;
+            }
+        }
+
         // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
         // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
         // position) and writes its unnormalised output, running maximum and sum to partial[head][split]. The last
         // split of a head to finish (counted in counters[head]) merges the head's splits into out; the last head
         // to finish (counters[heads]) then normalises and quantizes out as last_block_norm_quantize does, where
-        // norm_q is not null. The counters are left at zero for the next launch.
-        extern "C" __global__ void attention_split(const float *q, const float *k_cache, const float *v_cache,
-                                                   int heads, int kv_heads, int head_dim, const int *positions,
-                                                   float scale, float *partial, float *out, unsigned *counters,
+        // norm_q is not null. The counters are left at zero for the next launch. Where k_new is not null, q and
+        // k_new are the new token's query and key before the rotary embedding, and k_new and v_new go into the
+        // cache here (theta: the rotary base), so no launch of rope_store_1 precedes this one.
+        extern "C" __global__ void attention_split(const float *q, float *k_cache, float *v_cache, int heads,
+                                                   int kv_heads, int head_dim, const int *positions, float scale,
+                                                   float *partial, float *out, unsigned *counters,
+                                                   const float *k_new, const float *v_new, float theta,
                                                    const float *norm_w, float eps, i8 *norm_q, float *norm_scale) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ bool last;
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
+            __shared__ float rotated[MAX_HEAD_DIM];
             const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
             const int warp = threadIdx.x >> 5;
             const int kvh = h / (heads / kv_heads);
@@ -574,6 +677,23 @@ enum KernelSource {
             const int length = positions[0] + 1;
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
+            if (k_new) {
+                // The rotary embedding and the cache store of rope_store_1, done here: every block rotates its
+                // query head into shared memory, and the blocks whose share holds the new position rotate and
+                // store that position's key and value (the heads of one group store the same values), which
+                // only they read.
+                const int position = positions[0];
+                rotate_head(qh, head_dim, position, theta, rotated);
+                if (begin <= position && position < end) {
+                    float *k_row = k_cache + (size_t)position * kv_width + (size_t)kvh * head_dim;
+                    rotate_head(k_new + (size_t)kvh * head_dim, head_dim, position, theta, k_row);
+                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+                        v_cache[(size_t)position * kv_width + (size_t)kvh * head_dim + d] =
+                            v_new[(size_t)kvh * head_dim + d];
+                }
+                __syncthreads();
+                qh = rotated;
+            }
             warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
@@ -647,6 +767,8 @@ enum KernelSource {
         }
 
         extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             float best = NEGATIVE_INFINITY;
             int index = 0x7fffffff;
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -660,6 +782,8 @@ enum KernelSource {
         }
 
         extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ float value;
             __shared__ int index;
             float best = NEGATIVE_INFINITY;
@@ -674,6 +798,8 @@ enum KernelSource {
         #define WIDE_VALUES 8
         extern "C" __global__ void rms_norm_quantize_wide(const float *x, const float *weight, float eps, int width,
                                                           int stride, i8 *q, float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const float *row = x + (size_t)blockIdx.x * width;
             float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
@@ -708,6 +834,8 @@ enum KernelSource {
         extern "C" __global__ void rope_store_1(float *q, int heads, float *k, const float *v, int kv_heads,
                                                 int head_dim, const int *positions, float theta, float *k_cache,
                                                 float *v_cache) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int half = head_dim / 2;
             const float pos = (float)positions[0];
             for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
@@ -732,6 +860,8 @@ enum KernelSource {
         // dst[i] = src[i] for `count` 16-byte words, grid-stride: the device-to-device copy the bench times to
         // find the memory bandwidth.
         extern "C" __global__ void copy_words(const uint4 *src, uint4 *dst, int count) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) dst[i] = src[i];
         }
         """#

@@ -416,7 +416,7 @@ struct SyntheticShape {
 }
 
 /// SplitMix64: fast enough to fill gigabytes of synthetic weights in seconds.
-private struct FastRandom {
+struct FastRandom {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }
