@@ -52,6 +52,9 @@ public final class CUDABackend {
     /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile.
     /// `ONEBIT_CUDA_OVERLAP=0` turns it off.
     private let overlapLaunches: Bool
+    /// Whether products of more than 8 tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
+    /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
+    private let useTensorCores: Bool
 
     /// The single-token rotary embedding and cache store of the current layer, not launched yet: the single-token
     /// attention that follows does it (``Kernel/attentionSplit``); anything else launches it first.
@@ -69,6 +72,15 @@ public final class CUDABackend {
         let keyCache: UInt64
         let valueCache: UInt64
     }
+
+    /// Tokens per forward pass the kernels are sized for: a prompt chunk this long fills the GPU (the tensor-core
+    /// products run one block per 128 rows and 64 tokens). `ONEBIT_CUDA_CHUNK` overrides it.
+    public static let chunkSize: Int = {
+        guard let text = getenv("ONEBIT_CUDA_CHUNK"), let value = Int(String(cString: text)), value > 0 else {
+            return 512
+        }
+        return value
+    }()
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
@@ -126,6 +138,7 @@ public final class CUDABackend {
         context = try CUDAContext()
         kernels = try KernelModule(context)
         overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
+        useTensorCores = context.major >= 8 && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
     }
 
     deinit {
@@ -252,7 +265,7 @@ public final class CUDABackend {
             .address(q.values.address), .address(q.scales.address))
     }
 
-    /// `y = W q`: a warp per output row, up to 8 tokens per pass over the weights.
+    /// `y = W q`: a warp per output row, up to 8 tokens per pass over the weights, or the tensor cores for more.
     public func multiply(
         _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
     ) {
@@ -261,6 +274,13 @@ public final class CUDABackend {
             flushRotations()
             if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
             pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
+            return
+        }
+        if tokens > 8 && w.blockChunks == 0 && useTensorCores {
+            launch(
+                .ternaryMatmulTensorCores, grid: ((w.rows + 127) / 128, (tokens + 63) / 64), block: 128,
+                .address(w.codes.address), .int(w.rows), .int(w.chunks), .address(q.values.address),
+                .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address))
             return
         }
         launch(

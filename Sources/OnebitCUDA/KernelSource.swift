@@ -270,6 +270,98 @@ enum KernelSource {
             ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
         }
 
+        // The products of ternary_rows for many tokens on the tensor cores (sm_80 and later), per-tensor scale only:
+        // mma.sync m16n8k32 with int8 operands and exact int32 sums, so every y is bit for bit what ternary_rows
+        // gives. A block of MMA_WARPS warps computes 32 rows per warp for MMA_TOKENS tokens. Each warp decodes its
+        // rows' codes of one 64-column chunk straight from memory into A fragments (byte i of
+        // (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so code - 1 per byte gives four columns in
+        // order); the block stages the chunk's activations in shared memory, rows padded to 20 words so the B
+        // fragments' reads hit 32 different banks. Rows past `rows` read as code 1 (weight 0), tokens past
+        // `tokens` as zeros.
+        #define MMA_WARPS 4
+        #define MMA_TOKENS 64
+        #define MMA_STAGE_WORDS 20
+        __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
+            return __vsub4((word >> (2 * j)) & 0x03030303u, 0x01010101u);
+        }
+
+        extern "C" __global__ void ternary_matmul_mma(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                      const float *q_scales, int tokens, const float *w_scales,
+                                                      float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            __shared__ u32 stage[MMA_TOKENS][MMA_STAGE_WORDS];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int row0 = (blockIdx.x * MMA_WARPS + warp) * 32;
+            const int t0 = blockIdx.y * MMA_TOKENS;
+            const size_t stride = (size_t)chunks * 64;
+            int acc[2][8][4];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 8; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
+            for (int c = 0; c < chunks; c++) {
+                uint4 packed[2][2];
+        #pragma unroll
+                for (int m = 0; m < 2; m++)
+        #pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int r = row0 + 16 * m + 8 * h + group;
+                        packed[m][h] = r < rows ? w[(size_t)r * chunks + c]
+                                                : make_uint4(0x55555555u, 0x55555555u, 0x55555555u, 0x55555555u);
+                    }
+                __syncthreads();
+                for (int i = threadIdx.x; i < MMA_TOKENS * 16; i += blockDim.x) {
+                    const int t = i >> 4, word = i & 15;
+                    stage[t][word] =
+                        t0 + t < tokens ? ((const u32 *)(q + (size_t)(t0 + t) * stride + (size_t)c * 64))[word] : 0u;
+                }
+                __syncthreads();
+        #pragma unroll
+                for (int half = 0; half < 2; half++) {
+                    u32 a[2][4];
+        #pragma unroll
+                    for (int m = 0; m < 2; m++) {
+                        const u32 lo0 = half ? packed[m][0].z : packed[m][0].x;
+                        const u32 hi0 = half ? packed[m][0].w : packed[m][0].y;
+                        const u32 lo1 = half ? packed[m][1].z : packed[m][1].x;
+                        const u32 hi1 = half ? packed[m][1].w : packed[m][1].y;
+                        a[m][0] = ternary_bytes(lo0, tig);
+                        a[m][1] = ternary_bytes(lo1, tig);
+                        a[m][2] = ternary_bytes(hi0, tig);
+                        a[m][3] = ternary_bytes(hi1, tig);
+                    }
+        #pragma unroll
+                    for (int n = 0; n < 8; n++) {
+                        const u32 b0 = stage[n * 8 + group][8 * half + tig];
+                        const u32 b1 = stage[n * 8 + group][8 * half + 4 + tig];
+        #pragma unroll
+                        for (int m = 0; m < 2; m++)
+                            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                                : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b0), "r"(b1));
+                    }
+                }
+            }
+            const float w_scale = w_scales[0];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 8; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        const int r = row0 + 16 * m + group + 8 * (k >> 1);
+                        const int t = t0 + n * 8 + tig * 2 + (k & 1);
+                        if (r < rows && t < tokens)
+                            y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                    }
+        #endif
+        }
+
         // y[r] = dot(row r of w, x), one warp per row, 16-byte loads when rows allow them.
         template <int KIND> __device__ void dense_rows(const void *w, int rows, int cols, const float *x, float *y) {
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

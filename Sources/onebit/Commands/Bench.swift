@@ -125,7 +125,8 @@ struct Bench: ParsableCommand {
         let (config, weights, source) = try loadWeights(status: status)
         try backend.validate(config, weights: weights)
         status.show("uploading to \(backend.deviceDescription)")
-        let transformer = Transformer(backend: backend, config: config, weights: weights)
+        let transformer = Transformer(
+            backend: backend, config: config, weights: weights, chunkSize: CUDABackend.chunkSize)
         let loadSeconds = (clock.now - loadStart).seconds
         let residentAfterLoad = Self.memoryStatus("VmRSS")
         status.show("measuring device memory bandwidth")

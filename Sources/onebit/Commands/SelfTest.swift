@@ -59,7 +59,7 @@ enum KernelCheck {
     /// batches that leave partial tiles; one with per-block scales.
     static let cases: [(rows: Int, columns: Int, tokens: Int, block: Int?)] = [
         (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
-        (64, 2560, 17, nil), (96, 3200, 1, nil), (40, 512, 2, 128),
+        (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
     ]
 
     /// Prints one line per case; returns the number that failed.
