@@ -74,7 +74,7 @@ public final class CUDABackend {
     }
 
     /// Tokens per forward pass the kernels are sized for: a prompt chunk this long fills the GPU (the tensor-core
-    /// products run one block per 128 rows and 64 tokens). `ONEBIT_CUDA_CHUNK` overrides it.
+    /// products run one block per 64 rows and 64 tokens). `ONEBIT_CUDA_CHUNK` overrides it.
     public static let chunkSize: Int = {
         guard let text = getenv("ONEBIT_CUDA_CHUNK"), let value = Int(String(cString: text)), value > 0 else {
             return 512
@@ -278,7 +278,7 @@ public final class CUDABackend {
         }
         if tokens > 8 && w.blockChunks == 0 && useTensorCores {
             launch(
-                .ternaryMatmulTensorCores, grid: ((w.rows + 127) / 128, (tokens + 63) / 64), block: 128,
+                .ternaryMatmulTensorCores, grid: ((w.rows + 63) / 64, (tokens + 63) / 64), block: 128,
                 .address(w.codes.address), .int(w.rows), .int(w.chunks), .address(q.values.address),
                 .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address))
             return

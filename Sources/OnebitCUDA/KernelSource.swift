@@ -272,17 +272,26 @@ enum KernelSource {
 
         // The products of ternary_rows for many tokens on the tensor cores (sm_80 and later), per-tensor scale only:
         // mma.sync m16n8k32 with int8 operands and exact int32 sums, so every y is bit for bit what ternary_rows
-        // gives. A block of MMA_WARPS warps computes 32 rows per warp for MMA_TOKENS tokens. Each warp decodes its
-        // rows' codes of one 64-column chunk straight from memory into A fragments (byte i of
-        // (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so code - 1 per byte gives four columns in
-        // order); the block stages the chunk's activations in shared memory, rows padded to 20 words so the B
-        // fragments' reads hit 32 different banks. Rows past `rows` read as code 1 (weight 0), tokens past
-        // `tokens` as zeros.
-        #define MMA_WARPS 4
+        // gives. A block of 4 warps computes MMA_ROWS rows for MMA_TOKENS tokens, each warp a 32 x 32 quarter.
+        // Weights and activations go through shared memory MMA_CHUNKS 64-column chunks at a time with cp.async,
+        // two stages deep, so the next chunks load while the tensor cores work on these. A warp decodes its rows'
+        // codes into A fragments (byte i of (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so
+        // code - 1 per byte gives four columns in order); activation rows are padded to MMA_STAGE_WORDS words so the
+        // B fragments' reads hit 32 different banks. Rows and tokens past the ends load the last real one (and are
+        // not stored), chunks past the end are loaded but not used.
+        #define MMA_ROWS 64
         #define MMA_TOKENS 64
-        #define MMA_STAGE_WORDS 20
+        #define MMA_CHUNKS 2
+        #define MMA_STAGE_WORDS (MMA_CHUNKS * 16 + 4)
         __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
             return __vsub4((word >> (2 * j)) & 0x03030303u, 0x01010101u);
+        }
+
+        __device__ __forceinline__ void copy_async_16(void *shared, const void *global) {
+        #if __CUDA_ARCH__ >= 800
+            const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(address), "l"(global) : "memory");
+        #endif
         }
 
         extern "C" __global__ void ternary_matmul_mma(const uint4 *w, int rows, int chunks, const i8 *q,
@@ -291,71 +300,84 @@ enum KernelSource {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
-            __shared__ u32 stage[MMA_TOKENS][MMA_STAGE_WORDS];
+            __shared__ uint4 a_stage[2][MMA_ROWS][MMA_CHUNKS];
+            __shared__ __align__(16) u32 b_stage[2][MMA_TOKENS][MMA_STAGE_WORDS];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
-            const int row0 = (blockIdx.x * MMA_WARPS + warp) * 32;
-            const int t0 = blockIdx.y * MMA_TOKENS;
+            const int warp_row = (warp & 1) * 32, warp_token = (warp >> 1) * 32;
+            const int row0 = blockIdx.x * MMA_ROWS, t0 = blockIdx.y * MMA_TOKENS;
             const size_t stride = (size_t)chunks * 64;
-            int acc[2][8][4];
+            auto load = [&](int buffer, int c) {
+                for (int i = threadIdx.x; i < MMA_ROWS * MMA_CHUNKS; i += blockDim.x) {
+                    const int r = i / MMA_CHUNKS, k = i % MMA_CHUNKS;
+                    const size_t row = (size_t)min(row0 + r, rows - 1), chunk = (size_t)min(c + k, chunks - 1);
+                    copy_async_16(&a_stage[buffer][r][k], w + row * chunks + chunk);
+                }
+                for (int i = threadIdx.x; i < MMA_TOKENS * MMA_CHUNKS * 4; i += blockDim.x) {
+                    const int t = i / (MMA_CHUNKS * 4), piece = i % (MMA_CHUNKS * 4);
+                    const size_t token = (size_t)min(t0 + t, tokens - 1);
+                    const size_t chunk = (size_t)min(c + piece / 4, chunks - 1);
+                    copy_async_16(&b_stage[buffer][t][piece * 4], q + token * stride + chunk * 64 + (piece % 4) * 16);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            int acc[2][4][4];
         #pragma unroll
             for (int m = 0; m < 2; m++)
         #pragma unroll
-                for (int n = 0; n < 8; n++)
+                for (int n = 0; n < 4; n++)
         #pragma unroll
                     for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
-            for (int c = 0; c < chunks; c++) {
-                uint4 packed[2][2];
-        #pragma unroll
-                for (int m = 0; m < 2; m++)
-        #pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const int r = row0 + 16 * m + 8 * h + group;
-                        packed[m][h] = r < rows ? w[(size_t)r * chunks + c]
-                                                : make_uint4(0x55555555u, 0x55555555u, 0x55555555u, 0x55555555u);
-                    }
-                __syncthreads();
-                for (int i = threadIdx.x; i < MMA_TOKENS * 16; i += blockDim.x) {
-                    const int t = i >> 4, word = i & 15;
-                    stage[t][word] =
-                        t0 + t < tokens ? ((const u32 *)(q + (size_t)(t0 + t) * stride + (size_t)c * 64))[word] : 0u;
+            load(0, 0);
+            for (int c = 0, buffer = 0; c < chunks; c += MMA_CHUNKS, buffer ^= 1) {
+                if (c + MMA_CHUNKS < chunks) {
+                    load(buffer ^ 1, c + MMA_CHUNKS);
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                } else {
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
                 }
                 __syncthreads();
         #pragma unroll
-                for (int half = 0; half < 2; half++) {
-                    u32 a[2][4];
+                for (int k = 0; k < MMA_CHUNKS; k++) {
+                    if (c + k >= chunks) break;
+                    uint4 packed[2][2];
         #pragma unroll
-                    for (int m = 0; m < 2; m++) {
-                        const u32 lo0 = half ? packed[m][0].z : packed[m][0].x;
-                        const u32 hi0 = half ? packed[m][0].w : packed[m][0].y;
-                        const u32 lo1 = half ? packed[m][1].z : packed[m][1].x;
-                        const u32 hi1 = half ? packed[m][1].w : packed[m][1].y;
-                        a[m][0] = ternary_bytes(lo0, tig);
-                        a[m][1] = ternary_bytes(lo1, tig);
-                        a[m][2] = ternary_bytes(hi0, tig);
-                        a[m][3] = ternary_bytes(hi1, tig);
-                    }
+                    for (int m = 0; m < 2; m++)
         #pragma unroll
-                    for (int n = 0; n < 8; n++) {
-                        const u32 b0 = stage[n * 8 + group][8 * half + tig];
-                        const u32 b1 = stage[n * 8 + group][8 * half + 4 + tig];
+                        for (int h = 0; h < 2; h++) packed[m][h] = a_stage[buffer][warp_row + 16 * m + 8 * h + group][k];
         #pragma unroll
-                        for (int m = 0; m < 2; m++)
-                            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
-                                "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-                                : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
-                                : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b0), "r"(b1));
+                    for (int half = 0; half < 2; half++) {
+                        u32 a[2][4];
+        #pragma unroll
+                        for (int m = 0; m < 2; m++) {
+                            a[m][0] = ternary_bytes(half ? packed[m][0].z : packed[m][0].x, tig);
+                            a[m][1] = ternary_bytes(half ? packed[m][1].z : packed[m][1].x, tig);
+                            a[m][2] = ternary_bytes(half ? packed[m][0].w : packed[m][0].y, tig);
+                            a[m][3] = ternary_bytes(half ? packed[m][1].w : packed[m][1].y, tig);
+                        }
+        #pragma unroll
+                        for (int n = 0; n < 4; n++) {
+                            const u32 *b = b_stage[buffer][warp_token + n * 8 + group] + k * 16 + 8 * half + tig;
+                            const u32 b0 = b[0], b1 = b[4];
+        #pragma unroll
+                            for (int m = 0; m < 2; m++)
+                                asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                    "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                                    : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                    : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b0), "r"(b1));
+                        }
                     }
                 }
+                __syncthreads();
             }
             const float w_scale = w_scales[0];
         #pragma unroll
             for (int m = 0; m < 2; m++)
         #pragma unroll
-                for (int n = 0; n < 8; n++)
+                for (int n = 0; n < 4; n++)
         #pragma unroll
                     for (int k = 0; k < 4; k++) {
-                        const int r = row0 + 16 * m + group + 8 * (k >> 1);
-                        const int t = t0 + n * 8 + tig * 2 + (k & 1);
+                        const int r = row0 + warp_row + 16 * m + group + 8 * (k >> 1);
+                        const int t = t0 + warp_token + n * 8 + tig * 2 + (k & 1);
                         if (r < rows && t < tokens)
                             y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
                     }
