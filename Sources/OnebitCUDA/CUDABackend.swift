@@ -364,6 +364,16 @@ public final class CUDABackend {
                     source: out.buffer.address, width: heads * headDim, namesRow: false))
             return
         }
+        let group = heads / kvHeads
+        if tokens >= 16 && headDim <= 128 && group <= 16 {
+            let tile = 16 / group
+            launch(
+                .attentionPrefill, grid: (kvHeads, (tokens + tile - 1) / tile), block: 256,
+                .address(queries.buffer.address), .address(cache.layer(layer, values: false)),
+                .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
+                .address(positions), .int(tokens), .int(tile), .float(scale), .address(out.buffer.address))
+            return
+        }
         launch(
             .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address),
             .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),

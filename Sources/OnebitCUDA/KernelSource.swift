@@ -343,7 +343,8 @@ enum KernelSource {
         #pragma unroll
                     for (int m = 0; m < 2; m++)
         #pragma unroll
-                        for (int h = 0; h < 2; h++) packed[m][h] = a_stage[buffer][warp_row + 16 * m + 8 * h + group][k];
+                        for (int h = 0; h < 2; h++)
+                            packed[m][h] = a_stage[buffer][warp_row + 16 * m + 8 * h + group][k];
         #pragma unroll
                     for (int half = 0; half < 2; half++) {
                         u32 a[2][4];
@@ -566,6 +567,92 @@ enum KernelSource {
                 float o = 0.0f;
                 for (int w = 0; w < ATTENTION_WARPS; w++) o += partial[w][d] * expf(maxima[w] - top);
                 out[((size_t)t * heads + h) * head_dim + d] = o / total;
+            }
+        }
+
+        // Causal attention of a prompt chunk, for head_dim up to PREFILL_HEAD_DIM: block (kv head, tile of
+        // `tile_tokens` tokens) serves every query head of the group for those tokens (at most PREFILL_PAIRS
+        // token-head pairs, PREFILL_PAIRS / 8 per warp), so each key and value is read once per tile, staged in
+        // shared memory PREFILL_KEYS positions at a time (key rows padded by one word against bank conflicts).
+        // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
+        // the sum and the output (dimensions l, l + 32, ...) across stages.
+        #define PREFILL_KEYS 32
+        #define PREFILL_PAIRS 16
+        #define PREFILL_HEAD_DIM 128
+        extern "C" __global__ void attention_prefill(const float *q, const float *k_cache, const float *v_cache,
+                                                     int heads, int kv_heads, int head_dim, const int *positions,
+                                                     int tokens, int tile_tokens, float scale, float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
+            __shared__ float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 1];
+            __shared__ float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+            const int kvh = blockIdx.x, group = heads / kv_heads;
+            const int t0 = blockIdx.y * tile_tokens, count = min(tile_tokens, tokens - t0);
+            const int pairs = count * group;
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            int last = 0;
+            for (int i = 0; i < count; i++) last = max(last, positions[t0 + i]);
+            for (int i = threadIdx.x; i < pairs * head_dim; i += blockDim.x) {
+                const int pair = i / head_dim, d = i % head_dim;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+                queries[pair][d] = q[((size_t)t * heads + h) * head_dim + d];
+            }
+            float m[PREFILL_PAIRS / 8], l[PREFILL_PAIRS / 8], acc[PREFILL_PAIRS / 8][PREFILL_HEAD_DIM / 32];
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                m[p] = NEGATIVE_INFINITY;
+                l[p] = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] = 0.0f;
+            }
+            for (int k0 = 0; k0 <= last; k0 += PREFILL_KEYS) {
+                __syncthreads();
+                for (int i = threadIdx.x; i < PREFILL_KEYS * head_dim; i += blockDim.x) {
+                    const int j = i / head_dim, d = i % head_dim;
+                    const bool real = k0 + j <= last;
+                    const size_t at = (size_t)(k0 + j) * kv_width + (size_t)kvh * head_dim + d;
+                    keys[j][d] = real ? k_cache[at] : 0.0f;
+                    values[j][d] = real ? v_cache[at] : 0.0f;
+                }
+                __syncthreads();
+        #pragma unroll
+                for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                    const int pair = warp + p * warps;
+                    if (pair >= pairs) continue;
+                    const int position = positions[t0 + pair / group];
+                    if (k0 > position) continue;
+                    float score = NEGATIVE_INFINITY;
+                    if (k0 + lane <= position) {
+                        float dot = 0.0f;
+                        for (int d = 0; d < head_dim; d++) dot += queries[pair][d] * keys[lane][d];
+                        score = dot * scale;
+                    }
+                    const float next = fmaxf(m[p], warp_max(score));
+                    const float correction = expf(m[p] - next);
+                    const float e = score == NEGATIVE_INFINITY ? 0.0f : expf(score - next);
+                    l[p] = l[p] * correction + warp_sum(e);
+        #pragma unroll
+                    for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] *= correction;
+                    for (int j = 0; j < PREFILL_KEYS; j++) {
+                        const float weight = __shfl_sync(FULL_MASK, e, j);
+        #pragma unroll
+                        for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                            if (lane + 32 * i < head_dim) acc[p][i] += weight * values[j][lane + 32 * i];
+                    }
+                    m[p] = next;
+                }
+            }
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                const int pair = warp + p * warps;
+                if (pair >= pairs) continue;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                    if (lane + 32 * i < head_dim)
+                        out[((size_t)t * heads + h) * head_dim + lane + 32 * i] = acc[p][i] / l[p];
             }
         }
 
