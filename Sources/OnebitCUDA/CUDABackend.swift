@@ -365,7 +365,7 @@ public final class CUDABackend {
             return
         }
         let group = heads / kvHeads
-        if tokens >= 16 && headDim <= 128 && group <= 16 {
+        if tokens >= 16 && headDim <= 128 && headDim % 4 == 0 && group <= 16 {
             let tile = 16 / group
             launch(
                 .attentionPrefill, grid: (kvHeads, (tokens + tile - 1) / tile), block: 256,

@@ -573,7 +573,8 @@ enum KernelSource {
         // Causal attention of a prompt chunk, for head_dim up to PREFILL_HEAD_DIM: block (kv head, tile of
         // `tile_tokens` tokens) serves every query head of the group for those tokens (at most PREFILL_PAIRS
         // token-head pairs, PREFILL_PAIRS / 8 per warp), so each key and value is read once per tile, staged in
-        // shared memory PREFILL_KEYS positions at a time (key rows padded by one word against bank conflicts).
+        // shared memory PREFILL_KEYS positions at a time (key rows padded by four words, so the lanes' 16-byte reads of
+        // different keys hit different banks).
         // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
         // the sum and the output (dimensions l, l + 32, ...) across stages.
         #define PREFILL_KEYS 32
@@ -584,8 +585,8 @@ enum KernelSource {
                                                      int tokens, int tile_tokens, float scale, float *out) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            __shared__ float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
-            __shared__ float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 1];
+            __shared__ __align__(16) float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
+            __shared__ __align__(16) float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 4];
             __shared__ float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
             const int kvh = blockIdx.x, group = heads / kv_heads;
@@ -625,9 +626,17 @@ enum KernelSource {
                     if (k0 > position) continue;
                     float score = NEGATIVE_INFINITY;
                     if (k0 + lane <= position) {
-                        float dot = 0.0f;
-                        for (int d = 0; d < head_dim; d++) dot += queries[pair][d] * keys[lane][d];
-                        score = dot * scale;
+                        // Four running sums, so the products do not wait on one another.
+                        float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                        for (int d = 0; d < head_dim; d += 4) {
+                            const float4 a = *(const float4 *)&queries[pair][d];
+                            const float4 b = *(const float4 *)&keys[lane][d];
+                            sum.x += a.x * b.x;
+                            sum.y += a.y * b.y;
+                            sum.z += a.z * b.z;
+                            sum.w += a.w * b.w;
+                        }
+                        score = ((sum.x + sum.y) + (sum.z + sum.w)) * scale;
                     }
                     const float next = fmaxf(m[p], warp_max(score));
                     const float correction = expf(m[p] - next);
