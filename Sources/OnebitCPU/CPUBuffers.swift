@@ -18,6 +18,15 @@ final class AlignedBuffer<Element>: @unchecked Sendable {
         pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
     }
 
+    /// Memory that is never read before it is written. Not touching it here leaves a large allocation's pages
+    /// uncommitted until first use, so a pool sized for the worst case costs only what is written.
+    init(uninitialized count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count, 1) * MemoryLayout<Element>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+    }
+
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
 
@@ -57,21 +66,49 @@ public final class CPUQuantizedActivations {
     }
 }
 
-/// Keys and values of every layer, `[capacity][width]` per layer, positions in order.
-public final class CPUKeyValueCache {
-    let keys: [AlignedBuffer<Float>]
-    let values: [AlignedBuffer<Float>]
-    /// Positions each layer holds.
-    public let capacity: Int
+/// Keys and values of every layer for many sequences, in blocks of `blockPositions` positions.
+///
+/// Block `b` holds, for each layer, `blockPositions` rows of keys then as many rows of values, `width` floats each:
+/// one block is all a sequence needs for `blockPositions` more positions, and it lies in one run of memory, so the
+/// pages the operating system commits follow the blocks in use (the pool is allocated untouched).
+public final class CPUKeyValuePool {
+    let storage: AlignedBuffer<Float>
+    /// Layers each block holds.
+    public let layers: Int
+    /// Positions per block.
+    public let blockPositions: Int
+    /// Blocks in the pool.
+    public let blocks: Int
     /// `kv_heads * head_dim`.
     public let width: Int
 
-    init(layers: Int, capacity: Int, width: Int) {
-        self.capacity = capacity
+    init(layers: Int, width: Int, blockPositions: Int, blocks: Int) {
+        self.layers = layers
         self.width = width
-        keys = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
-        values = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
+        self.blockPositions = blockPositions
+        self.blocks = blocks
+        storage = AlignedBuffer(uninitialized: blocks * layers * 2 * blockPositions * width)
     }
+
+    /// Floats from one block to the next.
+    var blockStride: Int { layers * 2 * blockPositions * width }
+
+    /// Layer `layer`'s keys in block 0; block `b` is `b * blockStride` further.
+    func keys(_ layer: Int) -> UnsafeMutablePointer<Float> { storage.pointer + layer * 2 * blockPositions * width }
+
+    /// Layer `layer`'s values in block 0.
+    func values(_ layer: Int) -> UnsafeMutablePointer<Float> { keys(layer) + blockPositions * width }
+}
+
+/// One sequence's keys and values: the blocks of a pool that hold its positions, in order.
+public struct CPUKeyValueCache {
+    /// The pool the blocks belong to.
+    public let pool: CPUKeyValuePool
+    /// Block ids; position `p` lives in `table[p / pool.blockPositions]`.
+    public let table: [Int32]
+
+    /// Positions the blocks hold.
+    public var capacity: Int { table.count * pool.blockPositions }
 }
 
 /// A ternary matrix as the CPU kernels read it: the packed layout of `ternary.c` (four 64-column runs per 64-byte

@@ -34,11 +34,20 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Context window per request in tokens (default: the model's, at most 4096).")
     var ctx: Int?
 
+    @Option(
+        help: """
+            KV cache blocks all requests share (default: enough for every request to fill its context). Fewer bound \
+            the cache memory; requests then wait for blocks, and one that finds none while generating ends with \
+            finish_reason "length".
+            """)
+    var kvBlocks: Int?
+
     func validate() throws {
         guard (1...64).contains(maxConcurrency) else { throw ValidationError("--max-concurrency must be 1 to 64") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be at least 0") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
+        if let kvBlocks, kvBlocks < 1 { throw ValidationError("--kv-blocks must be at least 1") }
     }
 
     func run() async throws {
@@ -49,7 +58,7 @@ struct Serve: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port, apiKey: apiKey,
             scheduler: SchedulerConfiguration(
-                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue))
+                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks))
         let host = host
         try await OnebitServer.run(model: language, id: id, configuration: configuration) { port in
             writeError(
