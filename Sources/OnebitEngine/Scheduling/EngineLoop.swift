@@ -17,6 +17,8 @@ final class EngineLoop {
         self.endOfSequence = endOfSequence
         self.configuration = configuration
         self.shared = shared
+        // The pool's size is known before the first request arrives.
+        publish()
     }
 
     func run() {
