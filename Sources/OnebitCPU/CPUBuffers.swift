@@ -2,6 +2,12 @@ import CKernels
 import OnebitModel
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// 64-byte-aligned memory the kernels read and write through raw pointers, owned by the object that holds it.
 ///
 /// Kernels running on several threads write disjoint parts of one buffer at once; Swift arrays would need an
@@ -18,16 +24,26 @@ final class AlignedBuffer<Element>: @unchecked Sendable {
         pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
     }
 
-    /// Memory that is never read before it is written. Not touching it here leaves a large allocation's pages
-    /// uncommitted until first use, so a pool sized for the worst case costs only what is written.
-    init(uninitialized count: Int) {
-        self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<Element>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// Zeroed floats the operating system commits page by page as they are first written: a pool sized for the worst
+/// case costs only what is used. The address range is reserved without counting against the commit limit
+/// (`MAP_NORESERVE`), so a large bound does not fail at start on a machine with less memory than the bound.
+final class ReservedFloats: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    private let byteCount: Int
+
+    init(count: Int) {
+        byteCount = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
+            preconditionFailure("could not reserve \(byteCount) bytes of address space for the KV cache")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { munmap(pointer, byteCount) }
 }
 
 /// Float activations `[tokens][width]` in host memory.
@@ -70,9 +86,9 @@ public final class CPUQuantizedActivations {
 ///
 /// Block `b` holds, for each layer, `blockPositions` rows of keys then as many rows of values, `width` floats each:
 /// one block is all a sequence needs for `blockPositions` more positions, and it lies in one run of memory, so the
-/// pages the operating system commits follow the blocks in use (the pool is allocated untouched).
+/// pages the operating system commits follow the blocks in use (``ReservedFloats``).
 public final class CPUKeyValuePool {
-    let storage: AlignedBuffer<Float>
+    let storage: ReservedFloats
     /// Layers each block holds.
     public let layers: Int
     /// Positions per block.
@@ -87,7 +103,7 @@ public final class CPUKeyValuePool {
         self.width = width
         self.blockPositions = blockPositions
         self.blocks = blocks
-        storage = AlignedBuffer(uninitialized: blocks * layers * 2 * blockPositions * width)
+        storage = ReservedFloats(count: blocks * layers * 2 * blockPositions * width)
     }
 
     /// Floats from one block to the next.
