@@ -116,6 +116,25 @@ import Testing
         #expect(byOne == byOneContiguous)
     }
 
+    @Test func aDecodeStepOfLongSequencesGivesTheLogitsOfEachAlone() {
+        // Four threads split a lone sequence's positions; a batch step splits each sequence as it would alone.
+        let transformer = Transformer(
+            backend: CPUBackend(threadCount: 4), config: Self.model.config, weights: Self.model.weights)
+        let prompts = [70, 130, 5, 200].map { length in (0..<length).map { ($0 * 13 + length) % 250 } }
+        func prefilled(_ prompt: [Int]) -> CPUKeyValueCache {
+            let cache = transformer.makeCache(capacity: 256)
+            _ = transformer.forward(prompt, startingAt: 0, cache: cache) { _ in false }
+            return cache
+        }
+        let alone = prompts.map { prompt in
+            transformer.forward([7], startingAt: prompt.count, cache: prefilled(prompt)) { _ in true }[0]!
+        }
+        let caches = prompts.map(prefilled)
+        let batched = transformer.forward(
+            batch: zip(prompts, caches).map { .init(tokens: [7], start: $0.count, cache: $1, wantsLogits: true) })
+        #expect(batched.map { $0! } == alone)
+    }
+
     @Test func twoRunningSequencesShareTheBlocksOfTheirCommonPrefix() throws {
         let language = LanguageModel(Self.model)
         let runner = language.makeBatchRunner(contextLength: 128) { _ in 32 }
@@ -123,11 +142,11 @@ import Testing
         let prefix = (1...(3 * size)).map { $0 }
         let first = prefix + [200, 201, 202]
         let second = prefix + [300, 301]
-        let a = try #require(runner.admit(first, headroom: 0))
+        let a = try #require(runner.admit(first))
         #expect(a.reused == 0)
         _ = runner.run([SliceRequest(sequence: a.sequence, tokens: first, start: 0, wantsLogits: true)])
         let used = runner.blockUsage.used
-        let b = try #require(runner.admit(second, headroom: 0))
+        let b = try #require(runner.admit(second))
         // The three full blocks of the prefix are shared; the second prompt takes one block of its own.
         #expect(b.reused == 3 * size)
         #expect(runner.blockUsage.used == used + 1)
@@ -145,17 +164,26 @@ import Testing
         #expect(runner.blockUsage.cached + runner.blockUsage.free == runner.blockUsage.total)
     }
 
+    @Test func sequencesWhoseBlocksCoverTheContextNeedNoHeadroom() throws {
+        // One block of the whole context per sequence, as a backend with contiguous caches has.
+        let runner = LanguageModel(Self.model).makeBatchRunner(contextLength: 16) { _ in 3 }
+        #expect(runner.blockUsage.blockPositions == 16)
+        let admitted = (0..<4).compactMap { runner.admit([1, 2, 3, $0 + 10]) }
+        #expect(admitted.count == 3)
+        #expect(runner.blockUsage.used == 3)
+    }
+
     @Test func aPromptWaitsWhileThePoolHasNoRoomForIt() throws {
         let runner = LanguageModel(Self.model).makeBatchRunner(contextLength: 64) { _ in 4 }
         let size = runner.blockUsage.blockPositions
-        let held = try #require(runner.admit(Array(1...(3 * size)), headroom: 0))
+        let held = try #require(runner.admit(Array(1...(3 * size))))
         // Two blocks are needed, one is left.
-        #expect(runner.admit(Array(500..<(500 + 2 * size)), headroom: 0) == nil)
+        #expect(runner.admit(Array(500..<(500 + 2 * size))) == nil)
         #expect(runner.blockUsage.used == 3)
         // Growing takes the last block; then there is none.
         #expect(runner.reserve(held.sequence, positions: 3 * size + 1))
         #expect(!runner.reserve(held.sequence, positions: 4 * size + 1))
         runner.release(held.sequence)
-        #expect(runner.admit(Array(500..<(500 + 2 * size)), headroom: 0) != nil)
+        #expect(runner.admit(Array(500..<(500 + 2 * size))) != nil)
     }
 }

@@ -8,10 +8,10 @@ protocol BatchRunner: AnyObject {
     /// The pool's block counts.
     var blockUsage: KeyValueBlockUsage { get }
     /// Starts a sequence for `prompt`: maps its leading blocks to cached ones where they hold the same tokens and
-    /// takes blocks for the rest of the prompt, leaving `headroom` blocks for running sequences to grow into.
-    /// Returns the sequence and how many leading prompt tokens it already holds, or `nil` when the pool cannot
-    /// take the prompt now.
-    func admit(_ prompt: [Int], headroom: Int) -> (sequence: Int, reused: Int)?
+    /// takes blocks for the rest of the prompt, leaving one block for every running sequence that may still grow
+    /// past its blocks. Returns the sequence and how many leading prompt tokens it already holds, or `nil` when the
+    /// pool cannot take the prompt now.
+    func admit(_ prompt: [Int]) -> (sequence: Int, reused: Int)?
     /// Takes blocks so that `sequence` holds positions `0..<positions`; `false` when the pool has none left.
     func reserve(_ sequence: Int, positions: Int) -> Bool
     /// Ends `sequence`, releasing its blocks (their contents stay for a later prompt that starts the same way).
@@ -53,6 +53,8 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     }
 
     private let transformer: Transformer<B>
+    /// Most positions of a sequence.
+    private let contextLength: Int
     private let pool: B.KeyValuePool
     private let blocks: KeyValueBlocks
     private var sequences: [Int: Sequence] = [:]
@@ -61,6 +63,7 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`.
     init(transformer: Transformer<B>, contextLength: Int, blockCount: (_ blockPositions: Int) -> Int) {
         self.transformer = transformer
+        self.contextLength = contextLength
         let blockPositions = transformer.backend.keyValueBlockPositions(contextLength: contextLength)
         let count = blockCount(blockPositions)
         blocks = KeyValueBlocks(count: count, blockPositions: blockPositions)
@@ -75,8 +78,10 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             free: blocks.free)
     }
 
-    func admit(_ prompt: [Int], headroom: Int) -> (sequence: Int, reused: Int)? {
+    func admit(_ prompt: [Int]) -> (sequence: Int, reused: Int)? {
         let size = blocks.blockPositions
+        // A sequence whose blocks already cover the context (a whole-context block) never needs another.
+        let headroom = sequences.values.count { $0.table.count * size < contextLength }
         var sequence = Sequence()
         // Full blocks that end before the last prompt token, which always runs: its logits pick the first token.
         let shareable = (prompt.count - 1) / size

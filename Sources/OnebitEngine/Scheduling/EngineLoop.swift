@@ -58,12 +58,12 @@ final class EngineLoop {
         running.removeAll(where: \.isFinished)
     }
 
-    /// Starts waiting requests in arrival order while sequences and KV blocks last. Each running sequence keeps a
-    /// block of headroom to grow into, so a new prompt does not take the blocks the running ones need next.
+    /// Starts waiting requests in arrival order while sequences and KV blocks last. Each running sequence that may
+    /// still grow keeps a block of headroom, so a new prompt does not take the blocks the running ones need next.
     private func admit() {
         var admitted = 0
         while running.count < configuration.maxConcurrency, let job = waiting.first {
-            guard let (id, reused) = runner.admit(job.request.prompt, headroom: running.count) else { break }
+            guard let (id, reused) = runner.admit(job.request.prompt) else { break }
             waiting.removeFirst()
             let sequence = SequenceState(job: job, sequence: id, endOfSequence: endOfSequence)
             sequence.cached = reused
