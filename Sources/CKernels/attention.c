@@ -31,15 +31,22 @@ typedef struct {
     size_t block_positions, block_stride, row_stride;
 } kv_rows;
 
-// The offset of position p's row from kv->k (and kv->v).
-static inline size_t row_offset(const kv_rows *kv, size_t p) {
-    if (!kv->table) return p * kv->row_stride;
-    return (size_t)kv->table[p / kv->block_positions] * kv->block_stride + p % kv->block_positions * kv->row_stride;
-}
-
-// The row offsets of positions p ..< p + n.
+// The row offsets (from kv->k, and kv->v) of positions p ..< p + n: one table lookup per block, not a division per
+// row.
 static inline void row_offsets(const kv_rows *kv, size_t p, size_t n, size_t *off) {
-    for (size_t i = 0; i < n; i++) off[i] = row_offset(kv, p + i);
+    if (!kv->table) {
+        for (size_t i = 0; i < n; i++) off[i] = (p + i) * kv->row_stride;
+        return;
+    }
+    size_t block = p / kv->block_positions, row = p % kv->block_positions;
+    size_t base = (size_t)kv->table[block] * kv->block_stride;
+    for (size_t i = 0; i < n; i++) {
+        off[i] = base + row * kv->row_stride;
+        if (++row == kv->block_positions && i + 1 < n) {
+            row = 0;
+            base = (size_t)kv->table[++block] * kv->block_stride;
+        }
+    }
 }
 
 // expf, with inputs below its underflow threshold answered directly: a peaked softmax sends most scores there,
@@ -210,13 +217,17 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
                                                                  size_t p1, float scale, destination dst) {
     const size_t vec = head_dim / 8 * 8;
     const float *k = kv->k, *v = kv->v;
-    size_t off[BLOCK];
+    // Row offsets of this block and of the next one, whose key rows are fetched while this one's values are summed.
+    size_t offsets[2][BLOCK];
+    size_t *off = offsets[0], *next = offsets[1];
+    row_offsets(kv, p0, p1 - p0 < BLOCK ? p1 - p0 : BLOCK, off);
     float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
     float *o[HEADS_PER_PASS];
     start_pass(j0, hs, head_dim, dst, m, l, o);
     for (size_t p = p0; p < p1; p += BLOCK) {
         size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
-        row_offsets(kv, p, n, off);
+        size_t next_n = p1 - p > BLOCK ? (p1 - p - BLOCK < BLOCK ? p1 - p - BLOCK : BLOCK) : 0;
+        row_offsets(kv, p + BLOCK, next_n, next);
         if (p == p0)
             for (size_t i = 0; i < n; i++) prefetch_row(k + off[i], head_dim);
         // This block's value rows load while its scores are computed, the next block's key rows while its values
@@ -257,7 +268,7 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
                 for (size_t c = 0; c < 2; c++) acc[j][c] = _mm256_loadu_ps(o[j] + d0 + 8 * c);
             for (size_t i = 0; i < n; i++) {
                 const float *vrow = v + off[i] + d0;
-                if (d0 == 0 && p + BLOCK + i < p1) prefetch_row(k + row_offset(kv, p + BLOCK + i), head_dim);
+                if (d0 == 0 && i < next_n) prefetch_row(k + next[i], head_dim);
                 __m256 x0 = _mm256_loadu_ps(vrow), x1 = _mm256_loadu_ps(vrow + 8);
                 for (size_t j = 0; j < hs; j++) {
                     __m256 w = _mm256_set1_ps(sc[j][i]);
@@ -280,6 +291,9 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < hs; j++)
                 for (size_t d = vec; d < head_dim; d++) o[j][d] += sc[j][i] * v[off[i] + d];
+        size_t *done = off;
+        off = next;
+        next = done;
     }
     finish(m, l, o, hs, head_dim, dst, j0);
 }
