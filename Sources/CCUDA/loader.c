@@ -34,6 +34,7 @@ static const symbol driver_symbols[] = {
     DRIVER(cuModuleUnload, "cuModuleUnload"),
     DRIVER(cuModuleGetFunction, "cuModuleGetFunction"),
     DRIVER(cuLaunchKernel, "cuLaunchKernel"),
+    DRIVER(cuLaunchKernelEx, "cuLaunchKernelEx"),
     DRIVER(cuStreamCreate, "cuStreamCreate"),
     DRIVER(cuStreamDestroy, "cuStreamDestroy_v2"),
     DRIVER(cuStreamSynchronize, "cuStreamSynchronize"),
@@ -86,6 +87,18 @@ static int open_library(const char *library, const symbol *symbols, size_t count
 int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error, size_t error_size) {
     return open_library(library, driver_symbols, sizeof driver_symbols / sizeof driver_symbols[0], table, error,
                         error_size);
+}
+
+CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
+                        unsigned int block_x, CUstream stream, void **parameters, int overlap_previous) {
+    if (!overlap_previous)
+        return driver->cuLaunchKernel(function, grid_x, grid_y, 1, block_x, 1, 1, 0, stream, parameters, NULL);
+    ob_cu_launch_attribute attribute;
+    memset(&attribute, 0, sizeof attribute);
+    attribute.id = OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.flag = 1;
+    const ob_cu_launch_config config = {grid_x, grid_y, 1, block_x, 1, 1, 0, stream, &attribute, 1};
+    return driver->cuLaunchKernelEx(&config, function, parameters, NULL);
 }
 
 int ob_cuda_open_nvrtc(const char *const *libraries, size_t count, ob_nvrtc *table, char *error,

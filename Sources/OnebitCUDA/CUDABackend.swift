@@ -48,6 +48,39 @@ public final class CUDABackend {
     /// default: on an H200 the one block that then normalises the row after the others finish took longer than
     /// the launch it saves (400 against 603 tokens/s on the 2B-4T shape).
     private let foldNorms = getenv("ONEBIT_CUDA_NORM_FOLD").map { String(cString: $0) == "1" } ?? false
+    /// Whether kernels may start before the kernel before them ends (programmatic dependent launch, sm_90 and
+    /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile.
+    /// `ONEBIT_CUDA_OVERLAP=0` turns it off.
+    private let overlapLaunches: Bool
+    /// Whether products of more than 8 tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
+    /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
+    private let useTensorCores: Bool
+
+    /// The single-token rotary embedding and cache store of the current layer, not launched yet: the single-token
+    /// attention that follows does it (``Kernel/attentionSplit``); anything else launches it first.
+    private var pendingRopeStore: PendingRopeStore?
+
+    private struct PendingRopeStore {
+        let query: CUDAActivations
+        let keys: CUDAActivations
+        let values: CUDAActivations
+        let heads: Int
+        let kvHeads: Int
+        let headDim: Int
+        let positions: UInt64
+        let theta: Float
+        let keyCache: UInt64
+        let valueCache: UInt64
+    }
+
+    /// Tokens per forward pass the kernels are sized for: a prompt chunk this long fills the GPU (the tensor-core
+    /// products run one block per 64 rows and 64 tokens). `ONEBIT_CUDA_CHUNK` overrides it.
+    public static let chunkSize: Int = {
+        guard let text = getenv("ONEBIT_CUDA_CHUNK"), let value = Int(String(cString: text)), value > 0 else {
+            return 512
+        }
+        return value
+    }()
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
@@ -104,6 +137,8 @@ public final class CUDABackend {
     public init() throws(CUDAError) {
         context = try CUDAContext()
         kernels = try KernelModule(context)
+        overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
+        useTensorCores = context.major >= 8 && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
     }
 
     deinit {
@@ -230,7 +265,7 @@ public final class CUDABackend {
             .address(q.values.address), .address(q.scales.address))
     }
 
-    /// `y = W q`: a warp per output row, up to 8 tokens per pass over the weights.
+    /// `y = W q`: a warp per output row, up to 8 tokens per pass over the weights, or the tensor cores for more.
     public func multiply(
         _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
     ) {
@@ -239,6 +274,13 @@ public final class CUDABackend {
             flushRotations()
             if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
             pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
+            return
+        }
+        if tokens > 8 && w.blockChunks == 0 && useTensorCores {
+            launch(
+                .ternaryMatmulTensorCores, grid: ((w.rows + 63) / 64, (tokens + 63) / 64), block: 128,
+                .address(w.codes.address), .int(w.rows), .int(w.chunks), .address(q.values.address),
+                .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address))
             return
         }
         launch(
@@ -277,14 +319,11 @@ public final class CUDABackend {
             let (query, key) = (rotations[0], rotations[1])
             rotations = []
             flushProducts()
-            enqueue(
-                .ropeStoreSingle, grid: (1, 1), block: 1024,
-                [
-                    .address(query.x.buffer.address), .int(query.heads), .address(keys.buffer.address),
-                    .address(values.buffer.address), .int(key.heads), .int(key.headDim), .address(positions),
-                    .float(key.theta), .address(cache.layer(layer, values: false)),
-                    .address(cache.layer(layer, values: true)),
-                ])
+            releaseRopeStore()
+            pendingRopeStore = PendingRopeStore(
+                query: query.x, keys: keys, values: values, heads: query.heads, kvHeads: key.heads,
+                headDim: key.headDim, positions: positions, theta: key.theta,
+                keyCache: cache.layer(layer, values: false), valueCache: cache.layer(layer, values: true))
             return
         }
         launch(
@@ -301,6 +340,14 @@ public final class CUDABackend {
         let positions = devicePositions(positions)
         let scale = 1 / Float(headDim).squareRoot()
         if tokens == 1 && useFusion {
+            let keyCache = cache.layer(layer, values: false)
+            var rope: [Argument] = [.address(0), .address(0), .float(0)]
+            if let r = pendingRopeStore, r.query === queries, r.keyCache == keyCache, r.positions == positions,
+                r.heads == heads, r.kvHeads == kvHeads, r.headDim == headDim
+            {
+                pendingRopeStore = nil
+                rope = [.address(r.keys.buffer.address), .address(r.values.buffer.address), .float(r.theta)]
+            }
             let splits = Self.attentionSplits
             let partials = scratch(&attentionPartials, bytes: heads * splits * (headDim + 2) * 4)
             let counter = counters(heads: heads)
@@ -313,8 +360,18 @@ public final class CUDABackend {
                         .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
                         .address(positions), .float(scale), .address(partials.address), .address(out.buffer.address),
                         .address(counter + 4),
-                    ],
+                    ] + rope,
                     source: out.buffer.address, width: heads * headDim, namesRow: false))
+            return
+        }
+        let group = heads / kvHeads
+        if tokens >= 16 && headDim <= 128 && group <= 16 {
+            let tile = 16 / group
+            launch(
+                .attentionPrefill, grid: (kvHeads, (tokens + tile - 1) / tile), block: 256,
+                .address(queries.buffer.address), .address(cache.layer(layer, values: false)),
+                .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
+                .address(positions), .int(tokens), .int(tile), .float(scale), .address(out.buffer.address))
             return
         }
         launch(
@@ -524,6 +581,20 @@ public final class CUDABackend {
         flushRotations()
         flushProducts()
         releaseHeld()
+        releaseRopeStore()
+    }
+
+    /// Launches the pending rotary embedding and cache store as a kernel of its own.
+    private func releaseRopeStore() {
+        guard let r = pendingRopeStore else { return }
+        pendingRopeStore = nil
+        emit(
+            .ropeStoreSingle, grid: (1, 1), block: 1024,
+            [
+                .address(r.query.buffer.address), .int(r.heads), .address(r.keys.buffer.address),
+                .address(r.values.buffer.address), .int(r.kvHeads), .int(r.headDim), .address(r.positions),
+                .float(r.theta), .address(r.keyCache), .address(r.valueCache),
+            ])
     }
 
     /// Holds `launch` back until the next operation shows whether it can take a norm, launching the one held
@@ -611,8 +682,9 @@ public final class CUDABackend {
         emit(kernel, grid: grid, block: block, arguments)
     }
 
-    /// Queues `kernel` on the stream.
+    /// Queues `kernel` on the stream, after the pending rotary embedding and cache store.
     private func emit(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
+        releaseRopeStore()
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
                 for (index, argument) in arguments.enumerated() {
@@ -624,11 +696,13 @@ public final class CUDABackend {
                     }
                     pointers[index] = slot
                 }
-                context.must(
-                    context.driver.cuLaunchKernel!(
-                        kernels[kernel], UInt32(grid.0), UInt32(grid.1), 1, UInt32(block), 1, 1, 0, context.stream,
-                        pointers.baseAddress, nil),
-                    "cuLaunchKernel(\(kernel.name))")
+                withUnsafePointer(to: context.driver) { driver in
+                    context.must(
+                        ob_cuda_launch(
+                            driver, kernels[kernel], UInt32(grid.0), UInt32(grid.1), UInt32(block), context.stream,
+                            pointers.baseAddress, overlapLaunches ? 1 : 0),
+                        "cuLaunchKernel(\(kernel.name))")
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ enum Kernel: Int, CaseIterable {
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
-        ropeStoreSingle, copyWords
+        ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -41,6 +41,8 @@ enum Kernel: Int, CaseIterable {
         case .rmsNormQuantizeWide: "rms_norm_quantize_wide"
         case .ropeStoreSingle: "rope_store_1"
         case .copyWords: "copy_words"
+        case .ternaryMatmulTensorCores: "ternary_matmul_mma"
+        case .attentionPrefill: "attention_prefill"
         }
     }
 }

@@ -21,6 +21,25 @@ enum KernelSource {
         #define KIND_F16 1
         #define KIND_BF16 2
 
+        // Programmatic dependent launch (sm_90+): a kernel launched to overlap the one before it waits for that
+        // kernel's completion and memory before touching any buffer, and only then lets the next kernel start,
+        // so at most one kernel runs ahead, doing only work that reads nothing a predecessor writes (prefetching
+        // its weights). Without the launch attribute, and before sm_90, both are no-ops.
+        #if __CUDA_ARCH__ >= 900
+        #define AWAIT_PREVIOUS() asm volatile("griddepcontrol.wait;" ::: "memory")
+        #define RELEASE_NEXT() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
+        #else
+        #define AWAIT_PREVIOUS()
+        #define RELEASE_NEXT()
+        #endif
+
+        // Starts pulling `bytes` (a multiple of 16) at the 16-byte aligned `p` into L2, without waiting.
+        __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
+        #if __CUDA_ARCH__ >= 900
+            if (bytes) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(p), "r"(bytes) : "memory");
+        #endif
+        }
+
         // dot += sum over 4 bytes of unsigned codes[i] * signed a[i].
         __device__ __forceinline__ int dot_codes(u32 codes, int a, int dot) {
             int r;
@@ -106,6 +125,8 @@ enum KernelSource {
 
         // One block per token.
         extern "C" __global__ void rms_norm(const float *x, const float *weight, float eps, int width, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const float *row = x + (size_t)blockIdx.x * width;
             const float inv = rms_inverse(row, width, eps);
             for (int i = threadIdx.x; i < width; i += blockDim.x)
@@ -139,6 +160,8 @@ enum KernelSource {
         // One block per token; rows of q are `stride` bytes apart.
         extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
                                                      int stride, i8 *q, float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             norm_quantize_row(x + (size_t)blockIdx.x * width, weight, eps, width, q + (size_t)blockIdx.x * stride,
                               scales + blockIdx.x);
         }
@@ -234,13 +257,132 @@ enum KernelSource {
         extern "C" __global__ void ternary_matmul_1(const uint4 *w, int rows, int chunks, const i8 *q,
                                                     const float *q_scales, int tokens, const float *w_scales,
                                                     int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             ternary_rows<1>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
         }
 
         extern "C" __global__ void ternary_matmul_8(const uint4 *w, int rows, int chunks, const i8 *q,
                                                     const float *q_scales, int tokens, const float *w_scales,
                                                     int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        // The products of ternary_rows for many tokens on the tensor cores (sm_80 and later), per-tensor scale only:
+        // mma.sync m16n8k32 with int8 operands and exact int32 sums, so every y is bit for bit what ternary_rows
+        // gives. A block of 4 warps computes MMA_ROWS rows for MMA_TOKENS tokens, each warp a 32 x 32 quarter.
+        // Weights and activations go through shared memory MMA_CHUNKS 64-column chunks at a time with cp.async,
+        // two stages deep, so the next chunks load while the tensor cores work on these. A warp decodes its rows'
+        // codes into A fragments (byte i of (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so
+        // code - 1 per byte gives four columns in order); activation rows are padded to MMA_STAGE_WORDS words so the
+        // B fragments' reads hit 32 different banks. Rows and tokens past the ends load the last real one (and are
+        // not stored), chunks past the end are loaded but not used.
+        #define MMA_ROWS 64
+        #define MMA_TOKENS 64
+        #define MMA_CHUNKS 2
+        #define MMA_STAGE_WORDS (MMA_CHUNKS * 16 + 4)
+        __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
+            return __vsub4((word >> (2 * j)) & 0x03030303u, 0x01010101u);
+        }
+
+        __device__ __forceinline__ void copy_async_16(void *shared, const void *global) {
+        #if __CUDA_ARCH__ >= 800
+            const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(address), "l"(global) : "memory");
+        #endif
+        }
+
+        extern "C" __global__ void ternary_matmul_mma(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                      const float *q_scales, int tokens, const float *w_scales,
+                                                      float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            __shared__ uint4 a_stage[2][MMA_ROWS][MMA_CHUNKS];
+            __shared__ __align__(16) u32 b_stage[2][MMA_TOKENS][MMA_STAGE_WORDS];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int warp_row = (warp & 1) * 32, warp_token = (warp >> 1) * 32;
+            const int row0 = blockIdx.x * MMA_ROWS, t0 = blockIdx.y * MMA_TOKENS;
+            const size_t stride = (size_t)chunks * 64;
+            auto load = [&](int buffer, int c) {
+                for (int i = threadIdx.x; i < MMA_ROWS * MMA_CHUNKS; i += blockDim.x) {
+                    const int r = i / MMA_CHUNKS, k = i % MMA_CHUNKS;
+                    const size_t row = (size_t)min(row0 + r, rows - 1), chunk = (size_t)min(c + k, chunks - 1);
+                    copy_async_16(&a_stage[buffer][r][k], w + row * chunks + chunk);
+                }
+                for (int i = threadIdx.x; i < MMA_TOKENS * MMA_CHUNKS * 4; i += blockDim.x) {
+                    const int t = i / (MMA_CHUNKS * 4), piece = i % (MMA_CHUNKS * 4);
+                    const size_t token = (size_t)min(t0 + t, tokens - 1);
+                    const size_t chunk = (size_t)min(c + piece / 4, chunks - 1);
+                    copy_async_16(&b_stage[buffer][t][piece * 4], q + token * stride + chunk * 64 + (piece % 4) * 16);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            int acc[2][4][4];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
+            load(0, 0);
+            for (int c = 0, buffer = 0; c < chunks; c += MMA_CHUNKS, buffer ^= 1) {
+                if (c + MMA_CHUNKS < chunks) {
+                    load(buffer ^ 1, c + MMA_CHUNKS);
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                } else {
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                }
+                __syncthreads();
+        #pragma unroll
+                for (int k = 0; k < MMA_CHUNKS; k++) {
+                    if (c + k >= chunks) break;
+                    uint4 packed[2][2];
+        #pragma unroll
+                    for (int m = 0; m < 2; m++)
+        #pragma unroll
+                        for (int h = 0; h < 2; h++)
+                            packed[m][h] = a_stage[buffer][warp_row + 16 * m + 8 * h + group][k];
+        #pragma unroll
+                    for (int half = 0; half < 2; half++) {
+                        u32 a[2][4];
+        #pragma unroll
+                        for (int m = 0; m < 2; m++) {
+                            a[m][0] = ternary_bytes(half ? packed[m][0].z : packed[m][0].x, tig);
+                            a[m][1] = ternary_bytes(half ? packed[m][1].z : packed[m][1].x, tig);
+                            a[m][2] = ternary_bytes(half ? packed[m][0].w : packed[m][0].y, tig);
+                            a[m][3] = ternary_bytes(half ? packed[m][1].w : packed[m][1].y, tig);
+                        }
+        #pragma unroll
+                        for (int n = 0; n < 4; n++) {
+                            const u32 *b = b_stage[buffer][warp_token + n * 8 + group] + k * 16 + 8 * half + tig;
+                            const u32 b0 = b[0], b1 = b[4];
+        #pragma unroll
+                            for (int m = 0; m < 2; m++)
+                                asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                    "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                                    : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                    : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b0), "r"(b1));
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+            const float w_scale = w_scales[0];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        const int r = row0 + warp_row + 16 * m + group + 8 * (k >> 1);
+                        const int t = t0 + warp_token + n * 8 + tig * 2 + (k & 1);
+                        if (r < rows && t < tokens)
+                            y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                    }
+        #endif
         }
 
         // y[r] = dot(row r of w, x), one warp per row, 16-byte loads when rows allow them.
@@ -282,12 +424,18 @@ enum KernelSource {
         }
 
         extern "C" __global__ void dense_gemv_f32(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_F32>(w, rows, cols, x, y);
         }
         extern "C" __global__ void dense_gemv_f16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_F16>(w, rows, cols, x, y);
         }
         extern "C" __global__ void dense_gemv_bf16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             dense_rows<KIND_BF16>(w, rows, cols, x, y);
         }
 
@@ -299,18 +447,26 @@ enum KernelSource {
         }
 
         extern "C" __global__ void embed_f32(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_F32>(tokens, table, cols, x);
         }
         extern "C" __global__ void embed_f16(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_F16>(tokens, table, cols, x);
         }
         extern "C" __global__ void embed_bf16(const int *tokens, const void *table, int cols, float *x) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             embed_rows<KIND_BF16>(tokens, table, cols, x);
         }
 
         // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. The
         // angle is computed with the same float operations as the CPU reference.
         extern "C" __global__ void rope_neox(float *x, int heads, int head_dim, const int *positions, float theta) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int half = head_dim / 2;
             const float pos = (float)positions[blockIdx.x];
             for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
@@ -328,6 +484,8 @@ enum KernelSource {
         // Copies the keys and values of token blockIdx.y to its position in one layer of the cache.
         extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
                                             float *k_cache, float *v_cache) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= width) return;
             const size_t p = (size_t)positions[blockIdx.y];
@@ -389,6 +547,8 @@ enum KernelSource {
         extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
                                              int kv_heads, int head_dim, const int *positions, float scale,
                                              float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, t = blockIdx.y;
@@ -410,7 +570,95 @@ enum KernelSource {
             }
         }
 
+        // Causal attention of a prompt chunk, for head_dim up to PREFILL_HEAD_DIM: block (kv head, tile of
+        // `tile_tokens` tokens) serves every query head of the group for those tokens (at most PREFILL_PAIRS
+        // token-head pairs, PREFILL_PAIRS / 8 per warp), so each key and value is read once per tile, staged in
+        // shared memory PREFILL_KEYS positions at a time (key rows padded by one word against bank conflicts).
+        // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
+        // the sum and the output (dimensions l, l + 32, ...) across stages.
+        #define PREFILL_KEYS 32
+        #define PREFILL_PAIRS 16
+        #define PREFILL_HEAD_DIM 128
+        extern "C" __global__ void attention_prefill(const float *q, const float *k_cache, const float *v_cache,
+                                                     int heads, int kv_heads, int head_dim, const int *positions,
+                                                     int tokens, int tile_tokens, float scale, float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
+            __shared__ float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 1];
+            __shared__ float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+            const int kvh = blockIdx.x, group = heads / kv_heads;
+            const int t0 = blockIdx.y * tile_tokens, count = min(tile_tokens, tokens - t0);
+            const int pairs = count * group;
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            int last = 0;
+            for (int i = 0; i < count; i++) last = max(last, positions[t0 + i]);
+            for (int i = threadIdx.x; i < pairs * head_dim; i += blockDim.x) {
+                const int pair = i / head_dim, d = i % head_dim;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+                queries[pair][d] = q[((size_t)t * heads + h) * head_dim + d];
+            }
+            float m[PREFILL_PAIRS / 8], l[PREFILL_PAIRS / 8], acc[PREFILL_PAIRS / 8][PREFILL_HEAD_DIM / 32];
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                m[p] = NEGATIVE_INFINITY;
+                l[p] = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] = 0.0f;
+            }
+            for (int k0 = 0; k0 <= last; k0 += PREFILL_KEYS) {
+                __syncthreads();
+                for (int i = threadIdx.x; i < PREFILL_KEYS * head_dim; i += blockDim.x) {
+                    const int j = i / head_dim, d = i % head_dim;
+                    const bool real = k0 + j <= last;
+                    const size_t at = (size_t)(k0 + j) * kv_width + (size_t)kvh * head_dim + d;
+                    keys[j][d] = real ? k_cache[at] : 0.0f;
+                    values[j][d] = real ? v_cache[at] : 0.0f;
+                }
+                __syncthreads();
+        #pragma unroll
+                for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                    const int pair = warp + p * warps;
+                    if (pair >= pairs) continue;
+                    const int position = positions[t0 + pair / group];
+                    if (k0 > position) continue;
+                    float score = NEGATIVE_INFINITY;
+                    if (k0 + lane <= position) {
+                        float dot = 0.0f;
+                        for (int d = 0; d < head_dim; d++) dot += queries[pair][d] * keys[lane][d];
+                        score = dot * scale;
+                    }
+                    const float next = fmaxf(m[p], warp_max(score));
+                    const float correction = expf(m[p] - next);
+                    const float e = score == NEGATIVE_INFINITY ? 0.0f : expf(score - next);
+                    l[p] = l[p] * correction + warp_sum(e);
+        #pragma unroll
+                    for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] *= correction;
+                    for (int j = 0; j < PREFILL_KEYS; j++) {
+                        const float weight = __shfl_sync(FULL_MASK, e, j);
+        #pragma unroll
+                        for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                            if (lane + 32 * i < head_dim) acc[p][i] += weight * values[j][lane + 32 * i];
+                    }
+                    m[p] = next;
+                }
+            }
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                const int pair = warp + p * warps;
+                if (pair >= pairs) continue;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                    if (lane + 32 * i < head_dim)
+                        out[((size_t)t * heads + h) * head_dim + lane + 32 * i] = acc[p][i] / l[p];
+            }
+        }
+
         extern "C" __global__ void relu2_mul(float *gate, const float *up, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
             const float r = fmaxf(gate[i], 0.0f);
@@ -418,12 +666,16 @@ enum KernelSource {
         }
 
         extern "C" __global__ void silu_mul(float *gate, const float *up, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
             gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
         }
 
         extern "C" __global__ void add_rows(float *x, const float *delta, int n) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i < n) x[i] += delta[i];
         }
@@ -514,6 +766,34 @@ enum KernelSource {
             }
         }
 
+        // Asks L2 for the weight rows this block of fused_products will read: rows first ..< first + count of the
+        // matrices laid end to end (activation 0), or of both gate and up. Issued before waiting for the kernel
+        // before, so the weights stream in while that kernel still runs.
+        __device__ void prefetch_products(int chunks, int activation, const uint4 *w0, int rows0, const uint4 *w1,
+                                          int rows1, const uint4 *w2, int rows2) {
+            if (threadIdx.x != 0) return;
+            const int first = blockIdx.x * (blockDim.x >> 5), count = blockDim.x >> 5;
+            const unsigned row_bytes = (unsigned)chunks * 16u;
+            if (activation) {
+                const int n = max(0, min(count, rows0 - first));
+                prefetch_l2(w0 + (size_t)first * chunks, n * row_bytes);
+                prefetch_l2(w1 + (size_t)first * chunks, n * row_bytes);
+                return;
+            }
+            const uint4 *ws[3] = {w0, w1, w2};
+            const int rows[3] = {rows0, rows1, rows2};
+            int begin = first, end = first + count;
+            for (int m = 0; m < 3 && begin < end; m++) {
+                if (begin < rows[m]) {
+                    const int n = min(end, rows[m]) - begin;
+                    prefetch_l2(ws[m] + (size_t)begin * chunks, n * row_bytes);
+                    begin += n;
+                }
+                begin -= rows[m];
+                end -= rows[m];
+            }
+        }
+
         // The products of fused_products, then (norm_q not null) the RMSNorm + int8 quantization of the row
         // norm_x as last_block_norm_quantize does it: the residual or gated row the products just wrote.
         extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
@@ -523,6 +803,9 @@ enum KernelSource {
                                                    int rows2, float *y2, float *r2, unsigned *counter,
                                                    const float *norm_x, const float *norm_w, float eps,
                                                    int norm_width, i8 *norm_q, float *norm_scale) {
+            prefetch_products(chunks, activation, w0, rows0, w1, rows1, w2, rows2);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             fused_products(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2,
                            s2, b2, rows2, y2, r2);
             last_block_norm_quantize(counter, norm_x, norm_w, eps, norm_width, norm_q, norm_scale);
@@ -553,19 +836,40 @@ enum KernelSource {
             }
         }
 
+        // out = the NeoX rotary embedding of one head `x` at `position`, computed as rope_neox does (out may be in
+        // shared or global memory, but not x).
+        __device__ void rotate_head(const float *x, int head_dim, int position, float theta, float *out) {
+            const int half = head_dim / 2;
+            const float pos = (float)position;
+            for (int i = threadIdx.x; i < half; i += blockDim.x) {
+                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+                const float angle = pos * inv_freq;
+                const float c = cosf(angle), s = sinf(angle);
+                const float a = x[i], b = x[i + half];
+                out[i] = a * c - b * s;
+                out[i + half] = b * c + a * s;
+            }
+        }
+
         // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
         // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
         // position) and writes its unnormalised output, running maximum and sum to partial[head][split]. The last
         // split of a head to finish (counted in counters[head]) merges the head's splits into out; the last head
         // to finish (counters[heads]) then normalises and quantizes out as last_block_norm_quantize does, where
-        // norm_q is not null. The counters are left at zero for the next launch.
-        extern "C" __global__ void attention_split(const float *q, const float *k_cache, const float *v_cache,
-                                                   int heads, int kv_heads, int head_dim, const int *positions,
-                                                   float scale, float *partial, float *out, unsigned *counters,
+        // norm_q is not null. The counters are left at zero for the next launch. Where k_new is not null, q and
+        // k_new are the new token's query and key before the rotary embedding, and k_new and v_new go into the
+        // cache here (theta: the rotary base), so no launch of rope_store_1 precedes this one.
+        extern "C" __global__ void attention_split(const float *q, float *k_cache, float *v_cache, int heads,
+                                                   int kv_heads, int head_dim, const int *positions, float scale,
+                                                   float *partial, float *out, unsigned *counters,
+                                                   const float *k_new, const float *v_new, float theta,
                                                    const float *norm_w, float eps, i8 *norm_q, float *norm_scale) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ bool last;
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
+            __shared__ float rotated[MAX_HEAD_DIM];
             const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
             const int warp = threadIdx.x >> 5;
             const int kvh = h / (heads / kv_heads);
@@ -574,6 +878,23 @@ enum KernelSource {
             const int length = positions[0] + 1;
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
+            if (k_new) {
+                // The rotary embedding and the cache store of rope_store_1, done here: every block rotates its
+                // query head into shared memory, and the blocks whose share holds the new position rotate and
+                // store that position's key and value (the heads of one group store the same values), which
+                // only they read.
+                const int position = positions[0];
+                rotate_head(qh, head_dim, position, theta, rotated);
+                if (begin <= position && position < end) {
+                    float *k_row = k_cache + (size_t)position * kv_width + (size_t)kvh * head_dim;
+                    rotate_head(k_new + (size_t)kvh * head_dim, head_dim, position, theta, k_row);
+                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+                        v_cache[(size_t)position * kv_width + (size_t)kvh * head_dim + d] =
+                            v_new[(size_t)kvh * head_dim + d];
+                }
+                __syncthreads();
+                qh = rotated;
+            }
             warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
@@ -647,6 +968,8 @@ enum KernelSource {
         }
 
         extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             float best = NEGATIVE_INFINITY;
             int index = 0x7fffffff;
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -660,6 +983,8 @@ enum KernelSource {
         }
 
         extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             __shared__ float value;
             __shared__ int index;
             float best = NEGATIVE_INFINITY;
@@ -674,6 +999,8 @@ enum KernelSource {
         #define WIDE_VALUES 8
         extern "C" __global__ void rms_norm_quantize_wide(const float *x, const float *weight, float eps, int width,
                                                           int stride, i8 *q, float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const float *row = x + (size_t)blockIdx.x * width;
             float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
@@ -708,6 +1035,8 @@ enum KernelSource {
         extern "C" __global__ void rope_store_1(float *q, int heads, float *k, const float *v, int kv_heads,
                                                 int head_dim, const int *positions, float theta, float *k_cache,
                                                 float *v_cache) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             const int half = head_dim / 2;
             const float pos = (float)positions[0];
             for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
@@ -732,6 +1061,8 @@ enum KernelSource {
         // dst[i] = src[i] for `count` 16-byte words, grid-stride: the device-to-device copy the bench times to
         // find the memory bandwidth.
         extern "C" __global__ void copy_words(const uint4 *src, uint4 *dst, int count) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) dst[i] = src[i];
         }
         """#

@@ -7,7 +7,7 @@ struct Onebit: AsyncParsableCommand {
         abstract: "Run ternary (1.58-bit) BitNet language models.",
         subcommands: [
             Say.self, Score.self, Perplexity.self, Tokenize.self, Detokenize.self, RenderTemplate.self, Info.self,
-            Bench.self, Chat.self, Doctor.self,
+            Bench.self, SelfTest.self, Chat.self, Doctor.self,
             Serve.self,
         ]
     )

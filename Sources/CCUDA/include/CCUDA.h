@@ -24,6 +24,27 @@ typedef struct CUstream_st *CUstream;
 typedef struct CUgraph_st *CUgraph;
 typedef struct CUgraphExec_st *CUgraphExec;
 
+/// A launch attribute as cuda.h lays it out: the id, padding to 8 bytes, then a 64-byte value union of which we
+/// only ever set the first int.
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int flag;
+    } value;
+} ob_cu_launch_attribute;
+
+/// cuLaunchKernelEx's configuration, laid out as cuda.h's CUlaunchConfig.
+typedef struct {
+    unsigned int gridDimX, gridDimY, gridDimZ;
+    unsigned int blockDimX, blockDimY, blockDimZ;
+    unsigned int sharedMemBytes;
+    CUstream hStream;
+    ob_cu_launch_attribute *attrs;
+    unsigned int numAttrs;
+} ob_cu_launch_config;
+
 typedef int nvrtcResult;
 typedef struct _nvrtcProgram *nvrtcProgram;
 
@@ -34,6 +55,7 @@ enum {
     OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
     OB_CU_STREAM_NON_BLOCKING = 1,
     OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+    OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
 };
 
 /// The driver functions onebit calls, resolved from libcuda.so.1.
@@ -59,6 +81,8 @@ typedef struct {
     CUresult (*cuLaunchKernel)(CUfunction function, unsigned int gridX, unsigned int gridY, unsigned int gridZ,
                                unsigned int blockX, unsigned int blockY, unsigned int blockZ,
                                unsigned int sharedBytes, CUstream stream, void **parameters, void **extra);
+    CUresult (*cuLaunchKernelEx)(const ob_cu_launch_config *config, CUfunction function, void **parameters,
+                                 void **extra);
     CUresult (*cuStreamCreate)(CUstream *stream, unsigned int flags);
     CUresult (*cuStreamDestroy)(CUstream stream);
     CUresult (*cuStreamSynchronize)(CUstream stream);
@@ -87,6 +111,12 @@ typedef struct {
 /// Opens the CUDA driver (`library`, e.g. "libcuda.so.1") and resolves every function of `table`. Returns 0, or
 /// -1 with a message in `error` (the dlopen or dlsym error); on failure `table` is left unusable.
 int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error, size_t error_size);
+
+/// Launches `function` on `stream` with `parameters`. With `overlap_previous`, the launch may begin before the
+/// kernel before it on the stream has finished (Hopper's programmatic dependent launch): the kernel itself must
+/// wait for its predecessor (`griddepcontrol.wait`) before it reads or writes anything that kernel touches.
+CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
+                        unsigned int block_x, CUstream stream, void **parameters, int overlap_previous);
 
 /// Opens NVRTC from the first of `libraries` (`count` names or paths) that loads and resolves every function of
 /// `table`. Returns 0, or -1 with the last failure in `error`.

@@ -49,7 +49,8 @@ public final class LanguageModel {
             if int8Head { throw CUDAError.unsupportedShape("the int8 output head runs on the CPU only") }
             let backend = try CUDABackend()
             try backend.validate(model.config, weights: model.weights)
-            let transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
+            let transformer = Transformer(
+                backend: backend, config: model.config, weights: model.weights, chunkSize: CUDABackend.chunkSize)
             self.init(model, running: (.cuda(transformer), backend.deviceDescription))
         } catch {
             guard device == .auto else { throw DeviceError(message: error.description) }

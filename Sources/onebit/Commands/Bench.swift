@@ -125,7 +125,8 @@ struct Bench: ParsableCommand {
         let (config, weights, source) = try loadWeights(status: status)
         try backend.validate(config, weights: weights)
         status.show("uploading to \(backend.deviceDescription)")
-        let transformer = Transformer(backend: backend, config: config, weights: weights)
+        let transformer = Transformer(
+            backend: backend, config: config, weights: weights, chunkSize: CUDABackend.chunkSize)
         let loadSeconds = (clock.now - loadStart).seconds
         let residentAfterLoad = Self.memoryStatus("VmRSS")
         status.show("measuring device memory bandwidth")
@@ -416,7 +417,7 @@ struct SyntheticShape {
 }
 
 /// SplitMix64: fast enough to fill gigabytes of synthetic weights in seconds.
-private struct FastRandom {
+struct FastRandom {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }

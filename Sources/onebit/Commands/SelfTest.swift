@@ -1,0 +1,227 @@
+import ArgumentParser
+import OnebitCPU
+import OnebitCUDA
+import OnebitEngine
+import OnebitModel
+
+/// `onebit selftest`: the checks `swift test` makes of a device, from the shipped binary, for machines with a GPU
+/// and no Swift toolchain.
+struct SelfTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Check a device's kernels and forward pass against the CPU, then measure it.",
+        discussion: """
+            Four checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
+            the CPU's scalar reference on random odd sizes; every fixture model of --fixtures (teacher-forced \
+            log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
+            the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
+            batch); and `onebit bench` on the 2B-4T shape. Exits with status 1 when a check fails.
+            """)
+
+    @Option(help: "The device to check: cuda, or cpu (its SIMD kernels against the scalar ones).")
+    var device: ComputeDevice = .cuda
+
+    @Option(
+        help: ArgumentHelp(
+            "The fixture models and their recorded reference outputs (reference.json).", valueName: "path"))
+    var fixtures = "Tests/Fixtures/models"
+
+    @Flag(help: "Skip the benchmark.")
+    var skipBench = false
+
+    func validate() throws {
+        if device == .auto { throw ValidationError("--device must be cuda or cpu: the check needs to know which") }
+    }
+
+    func run() async throws {
+        var failures = 0
+        let reference = CPUBackend(instructionSet: .scalar)
+        switch device {
+        case .cuda:
+            failures += try KernelCheck.run(on: CUDABackend(), against: reference)
+        case .cpu, .auto:
+            failures += try KernelCheck.run(on: CPUBackend(), against: reference)
+        }
+        failures += try FixtureCheck(root: fixtures, device: device).run()
+        failures += try await BatchInvarianceCheck(device: device).run()
+        if !skipBench {
+            let bench = try Bench.parse(["--device", device.rawValue, "-p", "512", "-n", "128"])
+            try bench.run()
+        }
+        print(failures == 0 ? "selftest: PASS" : "selftest: FAIL (\(failures) failed)")
+        if failures > 0 { throw ExitCode.failure }
+    }
+}
+
+/// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
+enum KernelCheck {
+    /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
+    /// batches that leave partial tiles; one with per-block scales.
+    static let cases: [(rows: Int, columns: Int, tokens: Int, block: Int?)] = [
+        (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
+        (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
+    ]
+
+    /// Prints one line per case; returns the number that failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) throws -> Int
+    {
+        var rng = FastRandom(seed: 0x5E1F_7E57)
+        var failures = 0
+        for shape in cases {
+            let values = (0..<shape.rows * shape.columns).map { _ in Int8(Int(rng.next() % 3) - 1) }
+            var scale = TernaryScale.perTensor(0.02)
+            if let block = shape.block {
+                scale = .perBlock(blockSize: block, [Float](repeating: 0.01, count: shape.rows * shape.columns / block))
+            }
+            let matrix = TernaryMatrix(rows: shape.rows, columns: shape.columns, values: values, scale: scale)
+            let input = (0..<shape.tokens * shape.columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let got = product(device, matrix, input, tokens: shape.tokens)
+            let expected = product(reference, matrix, input, tokens: shape.tokens)
+            var worst: Float = 0
+            for (a, b) in zip(got, expected) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
+            let ok = got.count == expected.count && worst <= 1e-5
+            if !ok { failures += 1 }
+            print(
+                "kernels  \(ok ? "PASS" : "FAIL")  \(shape.rows)x\(shape.columns), \(shape.tokens) token(s)"
+                    + "\(shape.block.map { ", blocks of \($0)" } ?? ""): largest relative difference \(worst)")
+        }
+        return failures
+    }
+
+    private static func product<B: Backend>(_ backend: B, _ matrix: TernaryMatrix, _ input: [Float], tokens: Int)
+        -> [Float]
+    {
+        let weights = backend.prepare(matrix)
+        let ones = backend.prepare([Float](repeating: 1, count: matrix.columns))
+        let x = backend.makeActivations(tokens: tokens, width: matrix.columns)
+        backend.writeRows(input, count: tokens, into: x)
+        let q = backend.makeQuantizedActivations(tokens: tokens, width: matrix.columns)
+        backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
+        let y = backend.makeActivations(tokens: tokens, width: matrix.rows)
+        backend.multiply(weights, q, tokens: tokens, into: y)
+        return backend.readRows(y, 0..<tokens)
+    }
+}
+
+/// Every fixture model against its recorded transformers outputs and against the CPU backend.
+struct FixtureCheck {
+    /// The folder holding `reference.json` and the models it names.
+    var root: String
+    /// The device under test.
+    var device: ComputeDevice
+
+    /// Prints one line per model; returns the number that failed.
+    func run() throws -> Int {
+        guard let text = try? TextFile.read(root + "/reference.json") else {
+            print("fixtures SKIP  no \(root)/reference.json (run from the repository, or pass --fixtures)")
+            return 0
+        }
+        var failures = 0
+        for entry in try JSONValue(parsing: text)["models"]?.arrayValue ?? [] {
+            let name = entry["name"]?.stringValue ?? "?"
+            let model = try ModelLoader.load(path: root + "/" + (entry["path"]?.stringValue ?? ""))
+            let tested = try LanguageModel(model, device: device) { _ in }
+            let cpu = LanguageModel(model)
+            var deltaReference = 0.0
+            var deltaCPU = 0.0
+            var count = 0
+            var greedyMatches = 0
+            var greedyRuns = 0
+            for prompt in entry["prompts"]?.arrayValue ?? [] {
+                let ids = prompt["token_ids"]?.arrayValue?.compactMap(\.intValue) ?? []
+                let recorded = prompt["token_logprobs"]?.arrayValue?.map(\.doubleValue) ?? []
+                let ours = try tested.score(ids)
+                let theirs = try cpu.score(ids)
+                for i in 1..<ids.count {
+                    guard let a = ours[i], let b = theirs[i], i < recorded.count, let r = recorded[i] else { continue }
+                    deltaReference += abs(a - r)
+                    deltaCPU += abs(a - b)
+                    count += 1
+                }
+                guard prompt["text"]?.stringValue != nil else { continue }
+                let greedy = try tested.generate(prompt: ids, maxTokens: 8, sampling: .greedy).tokens
+                let expected = ["greedy_token_ids", "greedy_token_ids_fp64"].map {
+                    Array((prompt[$0]?.arrayValue?.compactMap(\.intValue) ?? []).prefix(greedy.count))
+                }
+                greedyRuns += 1
+                if expected.contains(greedy) { greedyMatches += 1 }
+            }
+            let meanReference = deltaReference / Double(max(count, 1))
+            let meanCPU = deltaCPU / Double(max(count, 1))
+            // transformers parity is the contract for Hugging Face checkpoints; every format must agree with the
+            // CPU backend.
+            let huggingFace = entry["format"]?.stringValue == "huggingface"
+            let ok = meanCPU < 0.05 && (!huggingFace || (meanReference < 0.05 && greedyMatches == greedyRuns))
+            if !ok { failures += 1 }
+            print(
+                "fixtures \(ok ? "PASS" : "FAIL")  \(name): mean |Δ logprob| \(format(meanReference)) against "
+                    + "transformers, \(format(meanCPU)) against the CPU over \(count) tokens; greedy "
+                    + "\(greedyMatches)/\(greedyRuns)")
+        }
+        return failures
+    }
+
+    private func format(_ value: Double) -> String {
+        let scaled = (value * 1_000_000).rounded() / 1_000_000
+        return "\(scaled)"
+    }
+}
+
+/// Seeded greedy requests through the scheduler: each alone, then all in one batch; the tokens must not change.
+struct BatchInvarianceCheck {
+    /// The device under test.
+    var device: ComputeDevice
+
+    static let prompts = [
+        "To be, or not to be", "Now is the winter of our discontent", "Friends, Romans, countrymen",
+        "O Romeo, Romeo", "All the world's a stage", "Once more unto the breach", "The quality of mercy",
+        "If music be the food of love",
+    ]
+
+    /// Prints one line; returns 1 when it failed.
+    func run() async throws -> Int {
+        let model = try EmbeddedModel.load()
+        let requests = Self.prompts.map {
+            GenerationRequest(
+                prompt: model.tokenizer.encode($0, addSpecialTokens: true), maxTokens: 24, sampling: .greedy)
+        }
+        let alone = try await generate(requests, model: model, concurrency: 1)
+        let together = try await generate(requests, model: model, concurrency: requests.count)
+        let same = zip(alone, together).filter { $0 == $1 }.count
+        let ok = same == requests.count
+        print("batch    \(ok ? "PASS" : "FAIL")  \(same)/\(requests.count) sequences identical alone and in a batch")
+        return ok ? 0 : 1
+    }
+
+    private func generate(_ requests: [GenerationRequest], model: LoadedModel, concurrency: Int) async throws
+        -> [[Int]]
+    {
+        let language = try LanguageModel(model, device: device) { _ in }
+        let scheduler = Scheduler(
+            model: language, configuration: SchedulerConfiguration(maxConcurrency: concurrency, contextLength: 128))
+        defer { scheduler.shutdown() }
+        let streams = try requests.map { try scheduler.submit($0) }
+        var results: [[Int]] = []
+        for stream in streams {
+            var tokens: [Int] = []
+            for await event in stream {
+                if case .token(let token) = event { tokens.append(token.id) }
+                if case .failed(let message) = event { throw SelfTestError.engineFailed(message) }
+            }
+            results.append(tokens)
+        }
+        return results
+    }
+}
+
+/// Why a self-test could not run to the end.
+enum SelfTestError: Error, CustomStringConvertible {
+    /// The engine gave up on a request.
+    case engineFailed(String)
+
+    var description: String {
+        switch self {
+        case .engineFailed(let message): "the engine failed during the batch check: \(message)"
+        }
+    }
+}
