@@ -168,6 +168,10 @@ def test_disconnect_mid_stream_frees_the_sequence(server, client):
     while server.get("/stats")["running"] != 0:
         assert time.time() < deadline, "the disconnected request kept running"
         time.sleep(0.05)
+    # Its KV blocks were released with it (kept as cached blocks for a later prompt, not held).
+    assert server.get("/stats")["kv_blocks_used"] == 0
+    metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+    assert 'onebit_kv_blocks{state="used"} 0' in metrics
     # The server still answers.
     reply = client.chat.completions.create(
         model="hf-256", messages=[{"role": "user", "content": "Hi"}], max_tokens=2

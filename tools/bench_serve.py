@@ -4,8 +4,9 @@
 
 Every stream asks for exactly --max-tokens tokens (end-of-sequence tokens are forbidden through logit_bias, their
 ids read from /tokenize), so runs with different stream counts do the same work per stream. Prints, per stream
-count: requests/s, generated tokens/s summed over streams, and the 50th/99th percentiles of the time to first
-token (request sent to first streamed text) and of the inter-token latency (gap between streamed chunks).
+count: requests/s, generated tokens/s summed over streams, the 50th/99th percentiles of the time to first
+token (request sent to first streamed text) and of the inter-token latency (gap between streamed chunks), and how
+many requests failed (an exception, or fewer tokens than asked for).
 """
 
 import argparse
@@ -41,9 +42,17 @@ def run(url: str, streams: int, max_tokens: int, bias: dict) -> dict:
     counts = [0] * streams
     first_token = []
     gaps = []
+    failures = []
     lock = threading.Lock()
 
     def one(index: int):
+        try:
+            stream_one(index)
+        except Exception as error:  # a failed request is counted and reported, not fatal to the run
+            with lock:
+                failures.append(f"{type(error).__name__}: {error}")
+
+    def stream_one(index: int):
         sent = time.perf_counter()
         stream = client.completions.create(
             model=model,
@@ -65,6 +74,8 @@ def run(url: str, streams: int, max_tokens: int, bias: dict) -> dict:
             if arrivals:
                 first_token.append(arrivals[0] - sent)
             gaps.extend(b - a for a, b in zip(arrivals, arrivals[1:]))
+            if counts[index] != max_tokens:
+                failures.append(f"stream {index}: {counts[index]} of {max_tokens} tokens")
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
     start = time.perf_counter()
@@ -78,6 +89,7 @@ def run(url: str, streams: int, max_tokens: int, bias: dict) -> dict:
         "tokens_per_s": sum(counts) / seconds,
         "ttft_p50_ms": 1000 * percentile(first_token, 0.5), "ttft_p99_ms": 1000 * percentile(first_token, 0.99),
         "itl_p50_ms": 1000 * percentile(gaps, 0.5), "itl_p99_ms": 1000 * percentile(gaps, 0.99),
+        "failures": failures,
     }
 
 
@@ -94,9 +106,11 @@ def main():
         print(
             f"streams={streams} tokens={r['tokens']} seconds={r['seconds']:.2f} requests/s={r['requests_per_s']:.2f}"
             f" tokens/s={r['tokens_per_s']:.1f} ttft p50/p99={r['ttft_p50_ms']:.0f}/{r['ttft_p99_ms']:.0f} ms"
-            f" itl p50/p99={r['itl_p50_ms']:.1f}/{r['itl_p99_ms']:.1f} ms",
+            f" itl p50/p99={r['itl_p50_ms']:.1f}/{r['itl_p99_ms']:.1f} ms failures={len(r['failures'])}",
             flush=True,
         )
+        for failure in r["failures"][:5]:
+            print(f"  {failure}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@
 // kv_heads * head_dim, head stride head_dim; the CPU backend's head-major cache [kv_heads][capacity][head_dim], whose
 // units each stream one contiguous run, is row stride head_dim, head stride capacity * head_dim);
 // partial [tokens][heads][splits][head_dim + 2] (unnormalised output, then running max and sum).
+//
+// Paged caches: position p lives in block table[p / block_positions], at offset p % block_positions inside it, and
+// block b starts b * block_stride floats after the cache pointer. Every softmax block first turns its positions into
+// row offsets, so the arithmetic (and its order) is the same whether rows are contiguous or scattered over blocks.
 
 #include "CKernels.h"
 
@@ -19,6 +23,31 @@
 #define BLOCK 32
 // Query heads one pass over a block handles (their accumulators fill the vector registers).
 #define HEADS_PER_PASS 4
+
+// Where a unit finds its rows: KV head g's keys and values in block 0, and how positions map to rows.
+typedef struct {
+    const float *k, *v;
+    const int32_t *table;  // block ids, or NULL: position p is row p of one contiguous run
+    size_t block_positions, block_stride, row_stride;
+} kv_rows;
+
+// The row offsets (from kv->k, and kv->v) of positions p ..< p + n: one table lookup per block, not a division per
+// row.
+static inline void row_offsets(const kv_rows *kv, size_t p, size_t n, size_t *off) {
+    if (!kv->table) {
+        for (size_t i = 0; i < n; i++) off[i] = (p + i) * kv->row_stride;
+        return;
+    }
+    size_t block = p / kv->block_positions, row = p % kv->block_positions;
+    size_t base = (size_t)kv->table[block] * kv->block_stride;
+    for (size_t i = 0; i < n; i++) {
+        off[i] = base + row * kv->row_stride;
+        if (++row == kv->block_positions && i + 1 < n) {
+            row = 0;
+            base = (size_t)kv->table[++block] * kv->block_stride;
+        }
+    }
+}
 
 // expf, with inputs below its underflow threshold answered directly: a peaked softmax sends most scores there,
 // and libm's slow path for them costs more than the rest of the loop. The result is the same 0.
@@ -76,8 +105,9 @@ static inline void start_pass(size_t j0, size_t hs, size_t head_dim, destination
     }
 }
 
-static void unit_scalar(const float *qg, const float *k, const float *v, size_t row_stride, size_t head_dim,
-                        size_t group, size_t p0, size_t p1, float scale, destination dst) {
+static void unit_scalar(const float *qg, const kv_rows *kv, size_t head_dim, size_t group, size_t p0, size_t p1,
+                        float scale, destination dst) {
+    size_t off[BLOCK];
     for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
         size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
         float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
@@ -85,17 +115,17 @@ static void unit_scalar(const float *qg, const float *k, const float *v, size_t 
         start_pass(j0, hs, head_dim, dst, m, l, o);
         for (size_t p = p0; p < p1; p += BLOCK) {
             size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+            row_offsets(kv, p, n, off);
             for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < hs; j++) {
                     float dot = 0.0f;
-                    for (size_t d = 0; d < head_dim; d++)
-                        dot += qg[(j0 + j) * head_dim + d] * k[(p + i) * row_stride + d];
+                    for (size_t d = 0; d < head_dim; d++) dot += qg[(j0 + j) * head_dim + d] * kv->k[off[i] + d];
                     sc[j][i] = dot * scale;
                 }
             online_softmax(sc, hs, n, m, l, o, head_dim);
             for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < hs; j++)
-                    for (size_t d = 0; d < head_dim; d++) o[j][d] += sc[j][i] * v[(p + i) * row_stride + d];
+                    for (size_t d = 0; d < head_dim; d++) o[j][d] += sc[j][i] * kv->v[off[i] + d];
         }
         finish(m, l, o, hs, head_dim, dst, j0);
     }
@@ -182,39 +212,44 @@ AVX2 static inline void online_softmax_avx2(float *sc, size_t n, float *m, float
 // One pass: heads j0 ..< j0 + hs of a group. Each key row loaded once serves every head of the pass, each value
 // row likewise, its columns 32 at a time so the heads' accumulators stay in registers. Always inlined, so the call
 // with hs fixed at four (the usual group) gets its head loops unrolled and its accumulators kept out of memory.
-AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg, const float *k, const float *v,
-                                                                 size_t row_stride, size_t head_dim, size_t j0,
-                                                                 size_t hs, size_t p0, size_t p1, float scale,
-                                                                 destination dst) {
+AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg, const kv_rows *kv,
+                                                                 size_t head_dim, size_t j0, size_t hs, size_t p0,
+                                                                 size_t p1, float scale, destination dst) {
     const size_t vec = head_dim / 8 * 8;
+    const float *k = kv->k, *v = kv->v;
+    // Row offsets of this block and of the next one, whose key rows are fetched while this one's values are summed.
+    size_t offsets[2][BLOCK];
+    size_t *off = offsets[0], *next = offsets[1];
+    row_offsets(kv, p0, p1 - p0 < BLOCK ? p1 - p0 : BLOCK, off);
     float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
     float *o[HEADS_PER_PASS];
     start_pass(j0, hs, head_dim, dst, m, l, o);
     for (size_t p = p0; p < p1; p += BLOCK) {
         size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+        size_t next_n = p1 - p > BLOCK ? (p1 - p - BLOCK < BLOCK ? p1 - p - BLOCK : BLOCK) : 0;
+        row_offsets(kv, p + BLOCK, next_n, next);
         if (p == p0)
-            for (size_t i = 0; i < n; i++) prefetch_row(k + (p + i) * row_stride, head_dim);
+            for (size_t i = 0; i < n; i++) prefetch_row(k + off[i], head_dim);
         // This block's value rows load while its scores are computed, the next block's key rows while its values
         // are summed: a block of lookahead keeps both streams at memory speed, which a few rows ahead did not.
-        for (size_t i = 0; i < n; i++) prefetch_row(v + (p + i) * row_stride, head_dim);
+        for (size_t i = 0; i < n; i++) prefetch_row(v + off[i], head_dim);
         // Scores eight positions at a time per head: one query load serves eight key rows (the block's rows stay
         // in cache for the other heads), and one reduction turns eight accumulators into eight scores.
         size_t n8 = vec == head_dim ? n / 8 * 8 : 0;
         for (size_t j = 0; j < hs; j++) {
             const float *qh = qg + (j0 + j) * head_dim;
             for (size_t i = 0; i < n8; i += 8) {
-                const float *krow = k + (p + i) * row_stride;
                 __m256 acc[8];
                 for (size_t r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
                 for (size_t d = 0; d < vec; d += 8) {
                     __m256 qv = _mm256_loadu_ps(qh + d);
                     for (size_t r = 0; r < 8; r++)
-                        acc[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(krow + r * row_stride + d), acc[r]);
+                        acc[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + off[i + r] + d), acc[r]);
                 }
                 _mm256_storeu_ps(sc[j] + i, _mm256_mul_ps(reduce8_avx2(acc), _mm256_set1_ps(scale)));
             }
             for (size_t i = n8; i < n; i++) {
-                const float *krow = k + (p + i) * row_stride;
+                const float *krow = k + off[i];
                 __m256 acc = _mm256_setzero_ps();
                 for (size_t d = 0; d < vec; d += 8)
                     acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
@@ -232,8 +267,8 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
             for (size_t j = 0; j < hs; j++)
                 for (size_t c = 0; c < 2; c++) acc[j][c] = _mm256_loadu_ps(o[j] + d0 + 8 * c);
             for (size_t i = 0; i < n; i++) {
-                const float *vrow = v + (p + i) * row_stride + d0;
-                if (d0 == 0 && p + BLOCK + i < p1) prefetch_row(k + (p + BLOCK + i) * row_stride, head_dim);
+                const float *vrow = v + off[i] + d0;
+                if (d0 == 0 && i < next_n) prefetch_row(k + next[i], head_dim);
                 __m256 x0 = _mm256_loadu_ps(vrow), x1 = _mm256_loadu_ps(vrow + 8);
                 for (size_t j = 0; j < hs; j++) {
                     __m256 w = _mm256_set1_ps(sc[j][i]);
@@ -248,34 +283,38 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
             __m256 acc[HEADS_PER_PASS];
             for (size_t j = 0; j < hs; j++) acc[j] = _mm256_loadu_ps(o[j] + d0);
             for (size_t i = 0; i < n; i++) {
-                __m256 x = _mm256_loadu_ps(v + (p + i) * row_stride + d0);
+                __m256 x = _mm256_loadu_ps(v + off[i] + d0);
                 for (size_t j = 0; j < hs; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(sc[j][i]), x, acc[j]);
             }
             for (size_t j = 0; j < hs; j++) _mm256_storeu_ps(o[j] + d0, acc[j]);
         }
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < hs; j++)
-                for (size_t d = vec; d < head_dim; d++) o[j][d] += sc[j][i] * v[(p + i) * row_stride + d];
+                for (size_t d = vec; d < head_dim; d++) o[j][d] += sc[j][i] * v[off[i] + d];
+        size_t *done = off;
+        off = next;
+        next = done;
     }
     finish(m, l, o, hs, head_dim, dst, j0);
 }
 
-AVX2 static void unit_avx2(const float *qg, const float *k, const float *v, size_t row_stride, size_t head_dim,
-                           size_t group, size_t p0, size_t p1, float scale, destination dst) {
+AVX2 static void unit_avx2(const float *qg, const kv_rows *kv, size_t head_dim, size_t group, size_t p0, size_t p1,
+                           float scale, destination dst) {
     for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
         size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
         if (hs == HEADS_PER_PASS)
-            pass_avx2(qg, k, v, row_stride, head_dim, j0, HEADS_PER_PASS, p0, p1, scale, dst);
+            pass_avx2(qg, kv, head_dim, j0, HEADS_PER_PASS, p0, p1, scale, dst);
         else
-            pass_avx2(qg, k, v, row_stride, head_dim, j0, hs, p0, p1, scale, dst);
+            pass_avx2(qg, kv, head_dim, j0, hs, p0, p1, scale, dst);
     }
 }
 #endif
 
-void ob_attention_units(int isa, const float *q, const float *k_cache, const float *v_cache, size_t kv_row_stride,
-                        size_t kv_head_stride, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim,
-                        const int32_t *positions, float scale, size_t splits, size_t unit_begin, size_t unit_end,
-                        float *partial, float *out) {
+void ob_attention_paged_units(int isa, const float *q, const float *k_cache, const float *v_cache,
+                              const int32_t *block_table, size_t block_positions, size_t block_stride,
+                              size_t kv_row_stride, size_t kv_head_stride, size_t tokens, size_t heads,
+                              size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, size_t splits,
+                              size_t unit_begin, size_t unit_end, float *partial, float *out) {
     (void)tokens;
     size_t group = heads / kv_heads;
     size_t q_width = heads * head_dim;
@@ -293,16 +332,38 @@ void ob_attention_units(int isa, const float *q, const float *k_cache, const flo
             float *base = partial + (t * heads + first) * stride + s * (head_dim + 2);
             dst = (destination){base, stride, base + head_dim};
         }
-        const float *k = k_cache + g * kv_head_stride, *v = v_cache + g * kv_head_stride;
+        kv_rows kv = {k_cache + g * kv_head_stride, v_cache + g * kv_head_stride, block_table, block_positions,
+                      block_stride, kv_row_stride};
 #if defined(__x86_64__)
         if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
             // Head vectors are short (64 to 256 floats): 256-bit vectors keep up with memory here.
-            unit_avx2(qg, k, v, kv_row_stride, head_dim, group, p0, p1, scale, dst);
+            unit_avx2(qg, &kv, head_dim, group, p0, p1, scale, dst);
             continue;
         }
 #endif
         (void)isa;
-        unit_scalar(qg, k, v, kv_row_stride, head_dim, group, p0, p1, scale, dst);
+        unit_scalar(qg, &kv, head_dim, group, p0, p1, scale, dst);
+    }
+}
+
+void ob_attention_units(int isa, const float *q, const float *k_cache, const float *v_cache, size_t kv_row_stride,
+                        size_t kv_head_stride, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim,
+                        const int32_t *positions, float scale, size_t splits, size_t unit_begin, size_t unit_end,
+                        float *partial, float *out) {
+    ob_attention_paged_units(isa, q, k_cache, v_cache, NULL, 1, 0, kv_row_stride, kv_head_stride, tokens, heads,
+                             kv_heads, head_dim, positions, scale, splits, unit_begin, unit_end, partial, out);
+}
+
+void ob_kv_store_paged(const float *keys, const float *values, size_t tokens, size_t width, const int32_t *positions,
+                       const int32_t *block_table, size_t block_positions, size_t block_stride, float *k_cache,
+                       float *v_cache) {
+    for (size_t t = 0; t < tokens; t++) {
+        size_t p = (size_t)positions[t];
+        size_t at = (size_t)block_table[p / block_positions] * block_stride + p % block_positions * width;
+        for (size_t i = 0; i < width; i++) {
+            k_cache[at + i] = keys[t * width + i];
+            v_cache[at + i] = values[t * width + i];
+        }
     }
 }
 

@@ -140,6 +140,42 @@ void ob_attention(const float *q, const float *k_cache, const float *v_cache, si
     }
 }
 
+void ob_attention_paged(const float *q, const float *k_cache, const float *v_cache, const int32_t *block_table,
+                        size_t block_positions, size_t block_stride, size_t tokens, size_t heads, size_t kv_heads,
+                        size_t head_dim, const int32_t *positions, float scale, float *scores, float *out) {
+    size_t group = heads / kv_heads;
+    size_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
+    for (size_t t = 0; t < tokens; t++) {
+        size_t length = (size_t)positions[t] + 1;
+        for (size_t h = 0; h < heads; h++) {
+            const float *qh = q + t * q_width + h * head_dim;
+            size_t kvh = h / group;
+            float max = -INFINITY;
+            for (size_t p = 0; p < length; p++) {
+                size_t row = (size_t)block_table[p / block_positions] * block_stride + p % block_positions * kv_width;
+                const float *k = k_cache + row + kvh * head_dim;
+                float dot = 0.0f;
+                for (size_t i = 0; i < head_dim; i++) dot += qh[i] * k[i];
+                scores[p] = dot * scale;
+                max = fmaxf(max, scores[p]);
+            }
+            float sum = 0.0f;
+            for (size_t p = 0; p < length; p++) {
+                scores[p] = expf(scores[p] - max);
+                sum += scores[p];
+            }
+            float *o = out + t * q_width + h * head_dim;
+            for (size_t i = 0; i < head_dim; i++) o[i] = 0.0f;
+            for (size_t p = 0; p < length; p++) {
+                size_t row = (size_t)block_table[p / block_positions] * block_stride + p % block_positions * kv_width;
+                const float *v = v_cache + row + kvh * head_dim;
+                float w = scores[p] / sum;
+                for (size_t i = 0; i < head_dim; i++) o[i] += w * v[i];
+            }
+        }
+    }
+}
+
 void ob_relu2_mul(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float r = fmaxf(gate[i], 0.0f);

@@ -76,9 +76,18 @@ public final class CPUBackend {
         CPUQuantizedActivations(tokens: tokens, width: width)
     }
 
-    /// A cache for `capacity` positions of every layer.
-    public func makeKeyValueCache(layers: Int, capacity: Int, width: Int) -> CPUKeyValueCache {
-        CPUKeyValueCache(layers: layers, capacity: capacity, width: width)
+    /// Positions per KV block: small enough that a sequence wastes little of its last block and a shared prefix
+    /// is found at a fine grain, large enough that the per-block bookkeeping stays negligible.
+    public func keyValueBlockPositions(contextLength: Int) -> Int { min(16, max(1, contextLength)) }
+
+    /// A pool of `blocks` KV blocks; its memory is committed as blocks are first written.
+    public func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CPUKeyValuePool {
+        CPUKeyValuePool(layers: layers, width: width, blockPositions: blockPositions, blocks: blocks)
+    }
+
+    /// The sequence whose positions lie in `blocks` of `pool`.
+    public func keyValueCache(in pool: CPUKeyValuePool, blocks: [Int32]) -> CPUKeyValueCache {
+        CPUKeyValueCache(pool: pool, table: blocks)
     }
 
     /// Copies the embedding rows of `tokens` into `x`.
@@ -177,42 +186,110 @@ public final class CPUBackend {
         keys: CPUActivations, values: CPUActivations, tokens: Int, positions: [Int32], layer: Int,
         in cache: CPUKeyValueCache
     ) {
-        let width = cache.width
-        for t in 0..<tokens {
-            let p = Int(positions[t])
-            (cache.keys[layer].pointer + p * width).update(from: keys.pointer + t * width, count: width)
-            (cache.values[layer].pointer + p * width).update(from: values.pointer + t * width, count: width)
-        }
+        store(keys: keys, values: values, rows: 0..<tokens, positions: positions, layer: layer, in: cache)
     }
 
-    /// Causal attention of the first `tokens` query rows over the cached positions `0 ... positions[t]`. Work is
-    /// cut in (token, KV head, position range) units: a unit reads its KV head's rows once for all the query heads
-    /// that share them, and a decode step, with fewer KV heads than threads need to balance, splits its positions
-    /// so every thread streams an equal share of the cache.
+    /// Writes rows `rows` of `keys` and `values` (`positions` holds one position per row) into `cache`.
+    private func store(
+        keys: CPUActivations, values: CPUActivations, rows: Range<Int>, positions: [Int32], layer: Int,
+        in cache: CPUKeyValueCache
+    ) {
+        let pool = cache.pool
+        precondition(keys.width == pool.width && values.width == pool.width, "cache and buffers disagree")
+        ob_kv_store_paged(
+            keys.pointer + rows.lowerBound * pool.width, values.pointer + rows.lowerBound * pool.width, rows.count,
+            pool.width, positions, cache.table, pool.blockPositions, pool.blockStride, pool.keys(layer),
+            pool.values(layer))
+    }
+
+    /// Causal attention of the first `tokens` query rows over the cached positions `0 ... positions[t]`.
     public func attention(
         queries: CPUActivations, tokens: Int, positions: [Int32], layer: Int, cache: CPUKeyValueCache,
         heads: Int, kvHeads: Int, headDim: Int, into out: CPUActivations
     ) {
+        attendStored(
+            queries: queries, positions: positions, segments: [(0..<tokens, cache)], layer: layer, heads: heads,
+            kvHeads: kvHeads, headDim: headDim, into: out)
+    }
+
+    /// Stores the keys and values of every segment's rows in its sequence's cache, then attends every row against
+    /// its own sequence, all sequences in one parallel loop: a decode step of many sequences hands work to the
+    /// threads once per layer, and no row is copied.
+    public func attend(
+        keys: CPUActivations, values: CPUActivations, queries: CPUActivations, positions: [Int32],
+        segments: [(rows: Range<Int>, cache: CPUKeyValueCache)], layer: Int, heads: Int, kvHeads: Int, headDim: Int,
+        into out: CPUActivations
+    ) {
+        for (rows, cache) in segments where !rows.isEmpty {
+            store(
+                keys: keys, values: values, rows: rows, positions: Array(positions[rows]), layer: layer, in: cache)
+        }
+        attendStored(
+            queries: queries, positions: positions, segments: segments, layer: layer, heads: heads, kvHeads: kvHeads,
+            headDim: headDim, into: out)
+    }
+
+    /// The work of one sequence's rows in one attention call.
+    private struct AttentionSegment {
+        var rows: Range<Int>
+        var cache: CPUKeyValueCache
+        var positions: [Int32]
+        var splits: Int
+        /// Where the segment's units start in the step's unit numbering, and its partial results in the scratch.
+        var firstUnit: Int
+        var firstPartial: Int
+    }
+
+    /// Attention of every segment's rows against its cache. Work is cut in (token, KV head, position range) units:
+    /// a unit reads its KV head's rows once for all the query heads that share them, and a sequence with few
+    /// tokens, whose KV heads are fewer than threads need to balance, splits its positions so every thread streams
+    /// an equal share of the cache. How a sequence is cut depends on its own rows alone, so its result is the same
+    /// whatever else runs in the step.
+    private func attendStored(
+        queries: CPUActivations, positions: [Int32], segments: [(rows: Range<Int>, cache: CPUKeyValueCache)],
+        layer: Int, heads: Int, kvHeads: Int, headDim: Int, into out: CPUActivations
+    ) {
         let scale = 1 / Float(headDim).squareRoot()
-        let shortest = Int(positions[0..<tokens].min() ?? 0) + 1
-        let base = tokens * kvHeads
         let wanted = pool.threadCount * ThreadPool.chunksPerThread
-        // Ranges of at least 32 positions: shorter ones would cost more in merging than they balance.
-        let splits = base >= wanted || pool.threadCount == 1 ? 1 : max(1, min(wanted, shortest / 32))
-        let partialCount = splits > 1 ? tokens * heads * splits * (headDim + 2) : 0
-        if partial.count < partialCount { partial = AlignedBuffer(zeroed: partialCount) }
-        let (q, k, v, o, scratch, isa) = (
-            queries.pointer, cache.keys[layer].pointer, cache.values[layer].pointer, out.pointer, partial.pointer, isa
-        )
-        positions.withUnsafeBufferPointer { positions in
-            pool.parallelFor(base * splits) { range in
-                ob_attention_units(
-                    isa, q, k, v, kvHeads * headDim, headDim, tokens, heads, kvHeads, headDim, positions.baseAddress,
-                    scale, splits, range.lowerBound, range.upperBound, scratch, o)
+        var work: [AttentionSegment] = []
+        var units = 0
+        var partials = 0
+        for (rows, cache) in segments where !rows.isEmpty {
+            let segmentPositions = Array(positions[rows])
+            let shortest = Int(segmentPositions.min() ?? 0) + 1
+            let base = rows.count * kvHeads
+            // Ranges of at least 32 positions: shorter ones would cost more in merging than they balance.
+            let splits = base >= wanted || pool.threadCount == 1 ? 1 : max(1, min(wanted, shortest / 32))
+            work.append(
+                AttentionSegment(
+                    rows: rows, cache: cache, positions: segmentPositions, splits: splits, firstUnit: units,
+                    firstPartial: partials))
+            units += base * splits
+            partials += splits > 1 ? rows.count * heads * splits * (headDim + 2) : 0
+        }
+        if partial.count < partials { partial = AlignedBuffer(zeroed: partials) }
+        let (q, o, scratch, isa, qWidth) = (queries.pointer, out.pointer, partial.pointer, isa, heads * headDim)
+        pool.parallelFor(units) { range in
+            for segment in work {
+                let count = segment.rows.count * kvHeads * segment.splits
+                let begin = max(range.lowerBound, segment.firstUnit) - segment.firstUnit
+                let end = min(range.upperBound, segment.firstUnit + count) - segment.firstUnit
+                guard begin < end else { continue }
+                let cache = segment.cache
+                let row = segment.rows.lowerBound
+                ob_attention_paged_units(
+                    isa, q + row * qWidth, cache.pool.keys(layer), cache.pool.values(layer), cache.table,
+                    cache.pool.blockPositions, cache.pool.blockStride, kvHeads * headDim, headDim, segment.rows.count,
+                    heads, kvHeads, headDim, segment.positions, scale, segment.splits, begin, end,
+                    scratch + segment.firstPartial, o + row * qWidth)
             }
         }
         // Splits happen only for a few tokens: merging their heads is a few microseconds on one thread.
-        if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, scratch, o) }
+        for segment in work where segment.splits > 1 {
+            ob_attention_merge(
+                segment.rows.count, heads, headDim, segment.splits, scratch + segment.firstPartial,
+                o + segment.rows.lowerBound * qWidth)
+        }
     }
 
     /// `gate = act(gate) * up` for the first `tokens` rows.

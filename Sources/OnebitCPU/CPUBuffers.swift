@@ -2,6 +2,12 @@ import CKernels
 import OnebitModel
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// 64-byte-aligned memory the kernels read and write through raw pointers, owned by the object that holds it.
 ///
 /// Kernels running on several threads write disjoint parts of one buffer at once; Swift arrays would need an
@@ -19,6 +25,25 @@ final class AlignedBuffer<Element>: @unchecked Sendable {
     }
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// Zeroed floats the operating system commits page by page as they are first written: a pool sized for the worst
+/// case costs only what is used. The address range is reserved without counting against the commit limit
+/// (`MAP_NORESERVE`), so a large bound does not fail at start on a machine with less memory than the bound.
+final class ReservedFloats: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    private let byteCount: Int
+
+    init(count: Int) {
+        byteCount = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
+            preconditionFailure("could not reserve \(byteCount) bytes of address space for the KV cache")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { munmap(pointer, byteCount) }
 }
 
 /// Float activations `[tokens][width]` in host memory.
@@ -57,21 +82,49 @@ public final class CPUQuantizedActivations {
     }
 }
 
-/// Keys and values of every layer, `[capacity][width]` per layer, positions in order.
-public final class CPUKeyValueCache {
-    let keys: [AlignedBuffer<Float>]
-    let values: [AlignedBuffer<Float>]
-    /// Positions each layer holds.
-    public let capacity: Int
+/// Keys and values of every layer for many sequences, in blocks of `blockPositions` positions.
+///
+/// Block `b` holds, for each layer, `blockPositions` rows of keys then as many rows of values, `width` floats each:
+/// one block is all a sequence needs for `blockPositions` more positions, and it lies in one run of memory, so the
+/// pages the operating system commits follow the blocks in use (``ReservedFloats``).
+public final class CPUKeyValuePool {
+    let storage: ReservedFloats
+    /// Layers each block holds.
+    public let layers: Int
+    /// Positions per block.
+    public let blockPositions: Int
+    /// Blocks in the pool.
+    public let blocks: Int
     /// `kv_heads * head_dim`.
     public let width: Int
 
-    init(layers: Int, capacity: Int, width: Int) {
-        self.capacity = capacity
+    init(layers: Int, width: Int, blockPositions: Int, blocks: Int) {
+        self.layers = layers
         self.width = width
-        keys = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
-        values = (0..<layers).map { _ in AlignedBuffer(zeroed: capacity * width) }
+        self.blockPositions = blockPositions
+        self.blocks = blocks
+        storage = ReservedFloats(count: blocks * layers * 2 * blockPositions * width)
     }
+
+    /// Floats from one block to the next.
+    var blockStride: Int { layers * 2 * blockPositions * width }
+
+    /// Layer `layer`'s keys in block 0; block `b` is `b * blockStride` further.
+    func keys(_ layer: Int) -> UnsafeMutablePointer<Float> { storage.pointer + layer * 2 * blockPositions * width }
+
+    /// Layer `layer`'s values in block 0.
+    func values(_ layer: Int) -> UnsafeMutablePointer<Float> { keys(layer) + blockPositions * width }
+}
+
+/// One sequence's keys and values: the blocks of a pool that hold its positions, in order.
+public struct CPUKeyValueCache {
+    /// The pool the blocks belong to.
+    public let pool: CPUKeyValuePool
+    /// Block ids; position `p` lives in `table[p / pool.blockPositions]`.
+    public let table: [Int32]
+
+    /// Positions the blocks hold.
+    public var capacity: Int { table.count * pool.blockPositions }
 }
 
 /// A ternary matrix as the CPU kernels read it: the packed layout of `ternary.c` (four 64-column runs per 64-byte

@@ -38,6 +38,10 @@ public enum Routes {
                     "reused_prompt_tokens": .integer(stats.reusedPromptTokens),
                     "kv_cache_tokens": .integer(stats.cachedTokens),
                     "kv_cache_capacity": .integer(stats.cacheCapacity),
+                    "kv_blocks": .integer(stats.keyValueBlocks), "kv_blocks_used": .integer(stats.keyValueBlocksUsed),
+                    "kv_blocks_cached": .integer(stats.keyValueBlocksCached),
+                    "kv_blocks_free": .integer(stats.keyValueBlocksFree),
+                    "kv_block_positions": .integer(stats.keyValueBlockPositions),
                 ]))
         }
 

@@ -66,14 +66,23 @@ public final class ServerMetrics: Sendable {
             "onebit_batch_size_sequences", "gauge", "Sequences in the last engine step.", stats.lastStepSequences)
         out += Self.single("onebit_kv_cache_tokens", "gauge", "Cache positions in use.", stats.cachedTokens)
         out += Self.single(
-            "onebit_kv_cache_capacity_tokens", "gauge", "Cache positions of all sequences.", stats.cacheCapacity)
+            "onebit_kv_cache_capacity_tokens", "gauge", "Cache positions the KV pool holds.", stats.cacheCapacity)
         out += "# HELP onebit_kv_cache_usage_ratio Fraction of the cache positions in use.\n"
         out += "# TYPE onebit_kv_cache_usage_ratio gauge\n"
         let ratio = stats.cacheCapacity > 0 ? Double(stats.cachedTokens) / Double(stats.cacheCapacity) : 0
         out += "onebit_kv_cache_usage_ratio \(ratio)\n"
+        out += "# HELP onebit_kv_blocks KV cache blocks of the pool, by state: held by running sequences, cached for "
+        out += "reuse by a later prompt, or free.\n# TYPE onebit_kv_blocks gauge\n"
+        out += "onebit_kv_blocks{state=\"used\"} \(stats.keyValueBlocksUsed)\n"
+        out += "onebit_kv_blocks{state=\"cached\"} \(stats.keyValueBlocksCached)\n"
+        out += "onebit_kv_blocks{state=\"free\"} \(stats.keyValueBlocksFree)\n"
+        out += Self.single("onebit_kv_blocks_total", "gauge", "KV cache blocks in the pool.", stats.keyValueBlocks)
+        out += Self.single(
+            "onebit_kv_block_positions", "gauge", "Token positions per KV cache block.", stats.keyValueBlockPositions)
         out += Self.single(
             "onebit_prefix_cache_hit_tokens_total", "counter",
-            "Prompt tokens found in a cache left by an earlier request and not run again.", stats.reusedPromptTokens)
+            "Prompt tokens found in KV blocks of an earlier or running request and not run again.",
+            stats.reusedPromptTokens)
         out += Self.single("onebit_engine_steps_total", "counter", "Engine steps run.", stats.steps)
         return out
     }

@@ -206,6 +206,104 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
     }
 }
 
+@Suite struct PagedAttentionKernelTests {
+    /// A paged copy of position-major rows: position p's row goes to block `table[p / blockPositions]`, whose
+    /// blocks lie `blockStride` floats apart; unused blocks and the gaps between them hold garbage.
+    static func paged(
+        _ rows: [Float], width: Int, table: [Int32], blockPositions: Int, blockStride: Int, using rng: inout SplitMix
+    ) -> [Float] {
+        var out = (0..<(Int(table.max()!) + 1) * blockStride).map { _ in Float.random(in: 50...60, using: &rng) }
+        for p in 0..<rows.count / width {
+            let at = Int(table[p / blockPositions]) * blockStride + p % blockPositions * width
+            for i in 0..<width { out[at + i] = rows[p * width + i] }
+        }
+        return out
+    }
+
+    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12), (6, 1, 40), (9, 3, 20)])
+    func pagedUnitsMatchTheReferenceAndTheContiguousUnits(
+        _ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)
+    ) {
+        var rng = SplitMix(state: 29)
+        let (heads, kvHeads, headDim) = shape
+        let width = kvHeads * headDim
+        let tokens = 6
+        // One position, a partial first block, exact block ends, and many blocks with a partial last one.
+        let positions: [Int32] = [0, 4, 15, 130, 199, 63]
+        let capacity = 200
+        let q = (0..<tokens * heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let k = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let scale = 1 / Float(headDim).squareRoot()
+        for blockPositions in [1, 5, 16, 33] {
+            let blocks = (capacity + blockPositions - 1) / blockPositions
+            // Blocks scattered over a larger pool, in no order, with a gap after each block's rows.
+            let table = (0..<blocks).map { Int32($0 * 7 % (blocks * 2 + 1)) }
+            let blockStride = blockPositions * width + 3
+            let pagedK = Self.paged(
+                k, width: width, table: table, blockPositions: blockPositions, blockStride: blockStride, using: &rng)
+            let pagedV = Self.paged(
+                v, width: width, table: table, blockPositions: blockPositions, blockStride: blockStride, using: &rng)
+            var scores = [Float](repeating: 0, count: capacity)
+            var expected = [Float](repeating: 0, count: tokens * heads * headDim)
+            ob_attention_paged(
+                q, pagedK, pagedV, table, blockPositions, blockStride, tokens, heads, kvHeads, headDim, positions,
+                scale, &scores, &expected)
+            var contiguousReference = [Float](repeating: 0, count: tokens * heads * headDim)
+            ob_attention(q, k, v, tokens, heads, kvHeads, headDim, positions, scale, &scores, &contiguousReference)
+            #expect(expected == contiguousReference, "the paged reference reads the same rows")
+            for splits in [1, 2, 3, 7] {
+                var contiguous = [Float](repeating: 0, count: tokens * heads * headDim)
+                var actual = [Float](repeating: 0, count: tokens * heads * headDim)
+                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
+                let units = tokens * kvHeads * splits
+                for range in [0..<units / 3, units / 3..<units] {
+                    ob_attention_units(
+                        isa.rawValue, q, k, v, width, headDim, tokens, heads, kvHeads, headDim, positions, scale,
+                        splits, range.lowerBound, range.upperBound, &partial, &contiguous)
+                }
+                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &contiguous) }
+                for range in [0..<units / 2, units / 2..<units] {
+                    ob_attention_paged_units(
+                        isa.rawValue, q, pagedK, pagedV, table, blockPositions, blockStride, width, headDim, tokens,
+                        heads, kvHeads, headDim, positions, scale, splits, range.lowerBound, range.upperBound,
+                        &partial, &actual)
+                }
+                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &actual) }
+                let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst < 1e-5, "block \(blockPositions), splits \(splits): largest difference \(worst)")
+                #expect(
+                    actual.map(\.bitPattern) == contiguous.map(\.bitPattern),
+                    "block \(blockPositions), splits \(splits): paged and contiguous sum in the same order")
+            }
+        }
+    }
+
+    @Test func storeWritesEachRowToItsBlock() {
+        var rng = SplitMix(state: 31)
+        let (width, blockPositions, blockStride) = (7, 3, 25)
+        let table: [Int32] = [4, 0, 2, 1]
+        let positions: [Int32] = [2, 3, 4, 5, 6, 10, 11]
+        let keys = (0..<positions.count * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let values = (0..<positions.count * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        var k = [Float](repeating: -9, count: 5 * blockStride)
+        var v = [Float](repeating: -9, count: 5 * blockStride)
+        ob_kv_store_paged(
+            keys, values, positions.count, width, positions, table, blockPositions, blockStride, &k, &v)
+        var expectedK = [Float](repeating: -9, count: 5 * blockStride)
+        var expectedV = expectedK
+        for (t, p) in positions.enumerated() {
+            let at = Int(table[Int(p) / blockPositions]) * blockStride + Int(p) % blockPositions * width
+            for i in 0..<width {
+                expectedK[at + i] = keys[t * width + i]
+                expectedV[at + i] = values[t * width + i]
+            }
+        }
+        #expect(k == expectedK)
+        #expect(v == expectedV)
+    }
+}
+
 @Suite struct ThreadPoolTests {
     @Test(arguments: [1, 2, 3, 8])
     func everyIndexRunsOnce(_ threads: Int) {

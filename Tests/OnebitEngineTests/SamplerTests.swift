@@ -43,6 +43,15 @@ import Testing
         #expect(!seen.contains(3) && !seen.contains(4) && !seen.contains(0))
     }
 
+    @Test func rankingOrdersLogitsLikeAComparisonSort() {
+        var random = SplitMix64(seed: 11)
+        var logits = (0..<3000).map { _ in Float(Int(random.next() % 200)) / 8 - 12 }
+        logits += [0, -0, .infinity * -1, 3, -0, .nan, 0]
+        let finite = logits.indices.filter { logits[$0].isFinite }
+        let expected = finite.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        #expect(Sampler.ranked(logits) == expected)
+    }
+
     @Test func repetitionPenaltyDemotesSeenTokens() {
         var sampler = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
         #expect(sampler.sample(logits, history: [1]) == 5)

@@ -91,6 +91,40 @@ import Testing
         #expect(end == .finished(.length, GenerationUsage(promptTokens: 2, completionTokens: 3)))
         while scheduler.statistics.running > 0 { try await Task.sleep(for: .milliseconds(1)) }
         #expect(scheduler.statistics.cachedTokens == 0)
+        #expect(scheduler.statistics.keyValueBlocksUsed == 0)
+        #expect(scheduler.statistics.keyValueBlocksCached > 0)
+    }
+
+    @Test func aShortPoolQueuesRequestsAndEndsSequencesThatCannotGrow() async throws {
+        // Three blocks of 16 positions for four sequences that each want 5 + 60.
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model),
+            configuration: SchedulerConfiguration(maxConcurrency: 4, contextLength: 128, keyValueBlocks: 3))
+        #expect(scheduler.statistics.keyValueBlocks == 3)
+        #expect(throws: SchedulerError.promptTooLong(promptTokens: 48, contextLength: 48)) {
+            try scheduler.submit(request(Array(1...48), seed: 0))
+        }
+        var streams: [GenerationStream] = []
+        for index in 0..<4 {
+            let prompt: [Int] = (1...5).map { index * 10 + $0 }
+            streams.append(try scheduler.submit(request(prompt, seed: UInt64(index), maxTokens: 60)))
+        }
+        var ends: [GenerationEvent?] = []
+        for stream in streams {
+            let (tokens, end) = await drain(stream)
+            ends.append(end)
+            guard case .finished(let reason, let usage) = end else {
+                Issue.record("expected a finish, got \(String(describing: end))")
+                continue
+            }
+            #expect(usage.completionTokens == tokens.count)
+            #expect(reason == .length)
+            #expect(tokens.count <= 60 && usage.promptTokens + tokens.count <= 3 * 16 + 1)
+        }
+        #expect(ends.count == 4)
+        while scheduler.statistics.running > 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(scheduler.statistics.keyValueBlocksUsed == 0)
+        #expect(scheduler.statistics.queued == 0)
     }
 
     @Test func requestsAreCheckedAndTheQueueIsBounded() throws {

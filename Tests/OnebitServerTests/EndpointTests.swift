@@ -127,11 +127,17 @@ import Testing
             "onebit_requests_total{", "onebit_prompt_tokens_total", "onebit_generated_tokens_total",
             "onebit_time_to_first_token_seconds_bucket", "onebit_inter_token_latency_seconds_bucket",
             "onebit_queue_depth", "onebit_kv_cache_usage_ratio", "onebit_batch_size_sequences",
+            "onebit_kv_blocks{state=\"used\"}", "onebit_kv_blocks{state=\"cached\"}",
+            "onebit_kv_blocks{state=\"free\"}", "onebit_kv_blocks_total", "onebit_kv_block_positions",
         ] {
             #expect(metrics.body.contains(name), "missing \(name)")
         }
         let stats = try await TestServer.json(.get, "/stats")
         #expect(stats.json["generated_tokens"]?.intValue ?? 0 > 0)
+        // Every block is used, cached or free.
+        let blocks = ["kv_blocks_used", "kv_blocks_cached", "kv_blocks_free"].map { stats.json[$0]?.intValue ?? -1 }
+        #expect(blocks.allSatisfy { $0 >= 0 })
+        #expect(blocks.reduce(0, +) == stats.json["kv_blocks"]?.intValue)
         let page = try await TestServer.send(.get, "/")
         #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
         #expect(page.body.contains("/v1/chat/completions") && page.body.contains("/stats"))

@@ -52,6 +52,12 @@ void ob_attention(const float *q, const float *k_cache, const float *v_cache, si
                   size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, float *scores,
                   float *out);
 
+/// ob_attention over a paged cache: position p's row of kv_heads * head_dim floats starts at
+/// block_table[p / block_positions] * block_stride + (p % block_positions) * kv_heads * head_dim.
+void ob_attention_paged(const float *q, const float *k_cache, const float *v_cache, const int32_t *block_table,
+                        size_t block_positions, size_t block_stride, size_t tokens, size_t heads, size_t kv_heads,
+                        size_t head_dim, const int32_t *positions, float scale, float *scores, float *out);
+
 /// gate <- relu(gate)^2 * up (BitNet b1.58) over n elements.
 void ob_relu2_mul(float *gate, const float *up, size_t n);
 
@@ -142,6 +148,19 @@ void ob_attention_units(int isa, const float *q, const float *k_cache, const flo
                         size_t kv_head_stride, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim,
                         const int32_t *positions, float scale, size_t splits, size_t unit_begin, size_t unit_end,
                         float *partial, float *out);
+/// ob_attention_units over a paged cache: position p of KV head g is at
+/// block_table[p / block_positions] * block_stride + p % block_positions * kv_row_stride + g * kv_head_stride.
+/// Bit-identical to ob_attention_units over the same rows stored contiguously (same variant, same splits).
+void ob_attention_paged_units(int isa, const float *q, const float *k_cache, const float *v_cache,
+                              const int32_t *block_table, size_t block_positions, size_t block_stride,
+                              size_t kv_row_stride, size_t kv_head_stride, size_t tokens, size_t heads,
+                              size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, size_t splits,
+                              size_t unit_begin, size_t unit_end, float *partial, float *out);
+/// Writes `tokens` rows of `width` keys and values to their positions of a paged cache whose rows are `width`
+/// floats apart (ob_attention_paged_units' layout with kv_row_stride = width).
+void ob_kv_store_paged(const float *keys, const float *values, size_t tokens, size_t width, const int32_t *positions,
+                       const int32_t *block_table, size_t block_positions, size_t block_stride, float *k_cache,
+                       float *v_cache);
 /// Combines the `splits` partial results of every head of ob_attention_units into out [tokens][heads * head_dim].
 void ob_attention_merge(size_t tokens, size_t heads, size_t head_dim, size_t splits, const float *partial,
                         float *out);

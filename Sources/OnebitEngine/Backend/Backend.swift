@@ -16,7 +16,9 @@ public protocol Backend: AnyObject {
     associatedtype VectorWeights
     /// An embedding table or output head.
     associatedtype DenseWeights
-    /// Keys and values of every layer of one sequence.
+    /// Keys and values of every layer for many sequences, in blocks of a fixed number of positions.
+    associatedtype KeyValuePool
+    /// One sequence's keys and values: a view of the pool blocks that hold its positions, in order.
     associatedtype KeyValueCache
 
     /// Repacks a canonical ternary matrix into the backend's layout.
@@ -30,8 +32,15 @@ public protocol Backend: AnyObject {
     func makeActivations(tokens: Int, width: Int) -> Activations
     /// A buffer for `tokens` rows of `width` int8 values.
     func makeQuantizedActivations(tokens: Int, width: Int) -> QuantizedActivations
-    /// A cache of `capacity` positions for `layers` layers of `width` (`kv_heads * head_dim`) elements.
-    func makeKeyValueCache(layers: Int, capacity: Int, width: Int) -> KeyValueCache
+    /// Positions per block of the pools of a model whose sequences hold up to `contextLength` positions. A backend
+    /// whose attention reads one contiguous cache per sequence answers `contextLength`: every sequence then holds
+    /// one block, and the block bookkeeping above it is the same.
+    func keyValueBlockPositions(contextLength: Int) -> Int
+    /// A pool of `blocks` blocks of `blockPositions` positions for `layers` layers of `width` (`kv_heads *
+    /// head_dim`) elements.
+    func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> KeyValuePool
+    /// The sequence whose positions `p` lie in block `blocks[p / blockPositions]` of `pool`.
+    func keyValueCache(in pool: KeyValuePool, blocks: [Int32]) -> KeyValueCache
 
     /// Copies the embeddings of `tokens` into `x`.
     func embed(_ tokens: [Int], from table: DenseWeights, into x: Activations)
@@ -54,6 +63,14 @@ public protocol Backend: AnyObject {
     func attention(
         queries: Activations, tokens: Int, positions: [Int32], layer: Int, cache: KeyValueCache, heads: Int,
         kvHeads: Int, headDim: Int, into out: Activations)
+    /// ``store(keys:values:tokens:positions:layer:in:)`` then ``attention(queries:tokens:positions:layer:cache:heads:kvHeads:headDim:into:)``
+    /// for a step of several sequences: `segments` say which rows (`positions` has one entry per row) belong to
+    /// which sequence's cache. The default runs the sequences one after another, moving each one's rows to the
+    /// front of the buffers.
+    func attend(
+        keys: Activations, values: Activations, queries: Activations, positions: [Int32],
+        segments: [(rows: Range<Int>, cache: KeyValueCache)], layer: Int, heads: Int, kvHeads: Int, headDim: Int,
+        into out: Activations)
     /// `gate = act(gate) * up`.
     func gatedActivation(_ activation: ModelConfig.Activation, gate: Activations, up: Activations, tokens: Int)
     /// `x += delta`.
@@ -90,6 +107,48 @@ extension Backend {
 }
 
 extension Backend {
+    /// One sequence in place; several through copies of their rows to the front of the buffers (the operations
+    /// work on leading rows). The copies are a few rows of activations, small next to the weights every projection
+    /// streams.
+    public func attend(
+        keys: Activations, values: Activations, queries: Activations, positions: [Int32],
+        segments: [(rows: Range<Int>, cache: KeyValueCache)], layer: Int, heads: Int, kvHeads: Int, headDim: Int,
+        into out: Activations
+    ) {
+        if segments.count == 1, segments[0].rows.lowerBound == 0 {
+            let (rows, cache) = segments[0]
+            store(keys: keys, values: values, tokens: rows.count, positions: positions, layer: layer, in: cache)
+            attention(
+                queries: queries, tokens: rows.count, positions: positions, layer: layer, cache: cache, heads: heads,
+                kvHeads: kvHeads, headDim: headDim, into: out)
+            return
+        }
+        let allQueries = readRows(queries, 0..<positions.count)
+        let allKeys = readRows(keys, 0..<positions.count)
+        let allValues = readRows(values, 0..<positions.count)
+        let qWidth = heads * headDim
+        let kvWidth = kvHeads * headDim
+        var outputs: [Float] = []
+        outputs.reserveCapacity(positions.count * qWidth)
+        for (rows, cache) in segments where !rows.isEmpty {
+            writeRows(
+                Array(allQueries[rows.lowerBound * qWidth..<rows.upperBound * qWidth]), count: rows.count,
+                into: queries)
+            writeRows(
+                Array(allKeys[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: keys)
+            writeRows(
+                Array(allValues[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: values
+            )
+            let segmentPositions = Array(positions[rows])
+            store(keys: keys, values: values, tokens: rows.count, positions: segmentPositions, layer: layer, in: cache)
+            attention(
+                queries: queries, tokens: rows.count, positions: segmentPositions, layer: layer, cache: cache,
+                heads: heads, kvHeads: kvHeads, headDim: headDim, into: out)
+            outputs += readRows(out, 0..<rows.count)
+        }
+        writeRows(outputs, count: positions.count, into: out)
+    }
+
     /// Runs the products one after another.
     public func multiply(_ ws: [TernaryWeights], _ q: QuantizedActivations, tokens: Int, into ys: [Activations]) {
         for (w, y) in zip(ws, ys) { multiply(w, q, tokens: tokens, into: y) }

@@ -1,3 +1,45 @@
 import OnebitCUDA
 
-extension CUDABackend: Backend {}
+/// The CUDA backend keeps one contiguous cache per sequence (its attention kernels read one run of positions): a
+/// pool's block is a whole sequence's cache of `contextLength` positions, made on first use, so the block
+/// bookkeeping of the engine is the same for every backend.
+extension CUDABackend: Backend {
+    /// A whole context: every sequence holds one block.
+    public func keyValueBlockPositions(contextLength: Int) -> Int { contextLength }
+
+    /// A pool whose blocks are allocated in device memory when first used.
+    public func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CUDAKeyValuePool {
+        CUDAKeyValuePool(backend: self, layers: layers, width: width, blockPositions: blockPositions, blocks: blocks)
+    }
+
+    /// The cache of the sequence's one block.
+    public func keyValueCache(in pool: CUDAKeyValuePool, blocks: [Int32]) -> CUDAKeyValueCache {
+        precondition(blocks.count == 1, "a CUDA sequence holds one block of a whole context")
+        return pool.block(Int(blocks[0]))
+    }
+}
+
+/// Whole-sequence caches of the CUDA backend, made when a block is first used and kept for reuse.
+public final class CUDAKeyValuePool {
+    private let backend: CUDABackend
+    private let layers: Int
+    private let width: Int
+    private let blockPositions: Int
+    private var blocks: [CUDAKeyValueCache?]
+
+    init(backend: CUDABackend, layers: Int, width: Int, blockPositions: Int, blocks: Int) {
+        self.backend = backend
+        self.layers = layers
+        self.width = width
+        self.blockPositions = blockPositions
+        self.blocks = Array(repeating: nil, count: blocks)
+    }
+
+    /// Block `index`, allocated on first use.
+    func block(_ index: Int) -> CUDAKeyValueCache {
+        if let cache = blocks[index] { return cache }
+        let cache = backend.makeKeyValueCache(layers: layers, capacity: blockPositions, width: width)
+        blocks[index] = cache
+        return cache
+    }
+}

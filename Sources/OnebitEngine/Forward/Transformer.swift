@@ -62,10 +62,20 @@ public final class Transformer<B: Backend> {
         quantizedFeedForward = backend.makeQuantizedActivations(tokens: chunkSize, width: ffn)
     }
 
-    /// A key/value cache for one sequence of up to `capacity` tokens.
+    /// A key/value cache for one sequence of up to `capacity` tokens: a pool of its own, all of whose blocks the
+    /// sequence holds.
     public func makeCache(capacity: Int) -> B.KeyValueCache {
-        backend.makeKeyValueCache(
-            layers: config.layerCount, capacity: capacity, width: config.kvHeadCount * config.headDim)
+        let blockPositions = backend.keyValueBlockPositions(contextLength: capacity)
+        let blocks = (capacity + blockPositions - 1) / blockPositions
+        let pool = makeKeyValuePool(blockPositions: blockPositions, blocks: blocks)
+        return backend.keyValueCache(in: pool, blocks: (0..<blocks).map { Int32($0) })
+    }
+
+    /// A pool of `blocks` KV blocks of `blockPositions` positions, shared by the sequences of a scheduler.
+    public func makeKeyValuePool(blockPositions: Int, blocks: Int) -> B.KeyValuePool {
+        backend.makeKeyValuePool(
+            layers: config.layerCount, width: config.kvHeadCount * config.headDim, blockPositions: blockPositions,
+            blocks: blocks)
     }
 
     /// Consecutive tokens of one sequence within a batched step.
@@ -132,7 +142,7 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the slices of several sequences as one step: every projection reads the weights once for all their
-    /// tokens, attention runs per sequence against its own cache. Returns, per slice, the logits of its last token
+    /// tokens, attention runs per sequence against its own cache (one backend call for all of them). Returns, per slice, the logits of its last token
     /// when wanted. The slices hold at most ``chunkSize`` tokens together.
     public func forward(batch: [Slice]) -> [[Float]?] {
         let tokens = batch.flatMap(\.tokens)
@@ -143,7 +153,7 @@ public final class Transformer<B: Backend> {
             return [backend.logits(normed, row: 0, head: head)]
         }
         var positions: [Int32] = []
-        var segments: [(Range<Int>, B.KeyValueCache)] = []
+        var segments: [(rows: Range<Int>, cache: B.KeyValueCache)] = []
         for slice in batch {
             segments.append((positions.count..<positions.count + slice.tokens.count, slice.cache))
             positions += (0..<slice.tokens.count).map { Int32(slice.start + $0) }
@@ -159,7 +169,8 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the layer stack over `tokens`; `segments` say which rows belong to which sequence's cache.
-    private func runLayers(_ tokens: [Int], positions: [Int32], segments: [(Range<Int>, B.KeyValueCache)]) {
+    private func runLayers(_ tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: B.KeyValueCache)])
+    {
         let n = tokens.count
         let eps = config.rmsNormEpsilon
         let c = config
@@ -172,11 +183,9 @@ public final class Transformer<B: Backend> {
                 q, tokens: n, heads: c.headCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
             backend.applyRoPE(
                 k, tokens: n, heads: c.kvHeadCount, headDim: c.headDim, positions: positions, theta: c.ropeTheta)
-            if segments.count == 1 {
-                attend(layer: index, tokens: n, positions: positions, cache: segments[0].1)
-            } else {
-                attendPerSequence(layer: index, positions: positions, segments: segments)
-            }
+            backend.attend(
+                keys: k, values: v, queries: q, positions: positions, segments: segments, layer: index,
+                heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, into: attention)
             backend.rmsNormQuantize(
                 attention, weight: layer.attentionSubNorm, epsilon: eps, tokens: n, into: quantizedAttention)
             backend.multiply(layer.output, quantizedAttention, tokens: n, into: projected)
@@ -190,39 +199,5 @@ public final class Transformer<B: Backend> {
             backend.multiply(layer.down, quantizedFeedForward, tokens: n, into: projected)
             backend.add(projected, to: x, tokens: n)
         }
-    }
-
-    /// Stores the first `tokens` rows of `k`, `v` in `cache` and attends the rows of `q` into `attention`.
-    private func attend(layer: Int, tokens: Int, positions: [Int32], cache: B.KeyValueCache) {
-        let c = config
-        backend.store(keys: k, values: v, tokens: tokens, positions: positions, layer: layer, in: cache)
-        backend.attention(
-            queries: q, tokens: tokens, positions: positions, layer: layer, cache: cache, heads: c.headCount,
-            kvHeads: c.kvHeadCount, headDim: c.headDim, into: attention)
-    }
-
-    /// Attention of a step holding several sequences: each sequence's rows move to the front of the scratch
-    /// buffers (the backend operations work on leading rows), attend against that sequence's cache, and the
-    /// outputs of all sequences are written back in step order. The copies are a few rows of activations, small
-    /// next to the weights every projection streams.
-    private func attendPerSequence(layer: Int, positions: [Int32], segments: [(Range<Int>, B.KeyValueCache)]) {
-        let queries = backend.readRows(q, 0..<positions.count)
-        let keys = backend.readRows(k, 0..<positions.count)
-        let values = backend.readRows(v, 0..<positions.count)
-        let qWidth = config.headCount * config.headDim
-        let kvWidth = config.kvHeadCount * config.headDim
-        var outputs: [Float] = []
-        outputs.reserveCapacity(positions.count * qWidth)
-        for (rows, cache) in segments where !rows.isEmpty {
-            backend.writeRows(
-                Array(queries[rows.lowerBound * qWidth..<rows.upperBound * qWidth]), count: rows.count, into: q)
-            backend.writeRows(
-                Array(keys[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: k)
-            backend.writeRows(
-                Array(values[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]), count: rows.count, into: v)
-            attend(layer: layer, tokens: rows.count, positions: Array(positions[rows]), cache: cache)
-            outputs += backend.readRows(attention, 0..<rows.count)
-        }
-        backend.writeRows(outputs, count: positions.count, into: attention)
     }
 }

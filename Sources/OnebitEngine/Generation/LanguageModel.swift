@@ -72,11 +72,14 @@ public final class LanguageModel {
         }
     }
 
-    /// The batched stepping the scheduler drives, over caches of `capacity` tokens.
-    func makeBatchRunner(capacity: Int) -> any BatchRunner {
+    /// The batched stepping the scheduler drives, over one pool of KV blocks for sequences of up to
+    /// `contextLength` positions; `blockCount` sizes the pool for the backend's positions per block.
+    func makeBatchRunner(contextLength: Int, blockCount: (_ blockPositions: Int) -> Int) -> any BatchRunner {
         switch forward {
-        case .cpu(let transformer): TransformerRunner(transformer: transformer, capacity: capacity)
-        case .cuda(let transformer): TransformerRunner(transformer: transformer, capacity: capacity)
+        case .cpu(let transformer):
+            TransformerRunner(transformer: transformer, contextLength: contextLength, blockCount: blockCount)
+        case .cuda(let transformer):
+            TransformerRunner(transformer: transformer, contextLength: contextLength, blockCount: blockCount)
         }
     }
 

@@ -26,48 +26,79 @@ public struct Sampler {
             }
         }
         if parameters.temperature == 0 { return Self.argmax(logits) }
+        var top = -Float.infinity
+        var finite = 0
+        for l in logits where l.isFinite {
+            top = max(top, l)
+            finite += 1
+        }
+        if finite == 0 { return Self.argmax(logits) }
 
-        // Candidates sorted by logit, highest first; ties keep the lower id first so results are reproducible.
-        var candidates = logits.indices.filter { logits[$0].isFinite }
-        candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-        if candidates.isEmpty { return Self.argmax(logits) }
-        if parameters.topK > 0, candidates.count > parameters.topK { candidates.removeSubrange(parameters.topK...) }
-
-        let top = logits[candidates[0]]
-        var probabilities = candidates.map { exp(Double((logits[$0] - top) / parameters.temperature)) }
-        let total = probabilities.reduce(0, +)
-        probabilities = probabilities.map { $0 / total }
-
+        // Weights exp((l - top) / T) by token id; 0 marks a token that is out. The whole vocabulary is sorted only
+        // when top-k or top-p need the most likely tokens in order: a sort per token per step cost more than the
+        // forward pass of a batch of small-model sequences.
+        var weights = [Double](repeating: 0, count: logits.count)
+        let ranked = parameters.topK > 0 && parameters.topK < finite || parameters.topP < 1 ? Self.ranked(logits) : []
+        if parameters.topK > 0, parameters.topK < finite {
+            for token in ranked.prefix(parameters.topK) { weights[token] = weight(logits[token], top: top) }
+        } else {
+            for token in logits.indices where logits[token].isFinite {
+                weights[token] = weight(logits[token], top: top)
+            }
+        }
+        let total = weights.reduce(0, +)
         if parameters.minP > 0 {
-            let floor = probabilities[0] * Double(parameters.minP)
-            let keep = max(1, probabilities.firstIndex { $0 < floor } ?? probabilities.count)
-            candidates.removeSubrange(keep...)
-            probabilities.removeSubrange(keep...)
+            // The most likely token has weight 1: probability 1 / total.
+            let floor = 1 / total * Double(parameters.minP)
+            for token in weights.indices where weights[token] / total < floor { weights[token] = 0 }
         }
         if parameters.topP < 1 {
             var cumulative = 0.0
-            var keep = probabilities.count
-            for (i, p) in probabilities.enumerated() {
-                cumulative += p
-                if cumulative >= Double(parameters.topP) {
-                    keep = i + 1
-                    break
+            var reached = false
+            for token in ranked where weights[token] > 0 {
+                if reached {
+                    weights[token] = 0
+                    continue
                 }
+                cumulative += weights[token] / total
+                reached = cumulative >= Double(parameters.topP)
             }
-            candidates.removeSubrange(keep...)
-            probabilities.removeSubrange(keep...)
         }
+        let mass = weights.reduce(0) { $0 + $1 / total }
         // The draw walks the kept tokens in id order, not probability order: two nearly equal logits that swap
         // places under rounding noise (another kernel, another thread count) then cannot change which token a
         // seed picks.
-        let kept = zip(candidates, probabilities).sorted { $0.0 < $1.0 }
-        let mass = probabilities.reduce(0, +)
         var threshold = random.nextUnitInterval() * mass
-        for (token, p) in kept {
-            threshold -= p
+        var last = 0
+        for token in weights.indices where weights[token] > 0 {
+            threshold -= weights[token] / total
             if threshold < 0 { return token }
+            last = token
         }
-        return kept[kept.count - 1].0
+        return last
+    }
+
+    /// `exp((logit - top) / T)`, the unnormalised probability of a token.
+    private func weight(_ logit: Float, top: Float) -> Double {
+        exp(Double((logit - top) / parameters.temperature))
+    }
+
+    /// The finite logits' token ids, most likely first, the lower id first on ties. Sorts one integer key per
+    /// token (the logit's order-preserving bits, then the id), not a comparison closure.
+    static func ranked(_ logits: [Float]) -> [Int] {
+        var keys: [UInt64] = []
+        keys.reserveCapacity(logits.count)
+        for (token, logit) in logits.enumerated() where logit.isFinite {
+            // -0 and 0 are equal logits: one bit pattern for both keeps the lower id first.
+            let logit = logit == 0 ? 0 : logit
+            // Flipping the sign bit of a positive float, or every bit of a negative one, orders the bits like the
+            // values; inverting that puts the largest first.
+            let bits = logit.bitPattern
+            let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+            keys.append(UInt64(~ordered) << 32 | UInt64(token))
+        }
+        keys.sort()
+        return keys.map { Int($0 & 0xFFFF_FFFF) }
     }
 
     /// The index of the largest logit (the lowest such index on ties).

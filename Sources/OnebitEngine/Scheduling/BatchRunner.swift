@@ -1,81 +1,160 @@
-/// The part of a model the scheduler drives: a pool of per-sequence caches and one batched forward step.
+/// The part of a model the scheduler drives: sequences whose keys and values live in a pool of KV blocks, and one
+/// batched forward step.
 ///
 /// Hides the backend type so the scheduler is written once.
 protocol BatchRunner: AnyObject {
     /// Most tokens one step holds.
     var stepTokens: Int { get }
-    /// Takes a cache for `prompt` and returns its slot and how many leading prompt tokens it already holds.
-    func acquireSlot(for prompt: [Int]) -> (slot: Int, reused: Int)
-    /// Returns a slot's cache to the pool, keeping its contents for a later prompt that starts the same way.
-    func releaseSlot(_ slot: Int)
+    /// The pool's block counts.
+    var blockUsage: KeyValueBlockUsage { get }
+    /// Starts a sequence for `prompt`: maps its leading blocks to cached ones where they hold the same tokens and
+    /// takes blocks for the rest of the prompt, leaving one block for every running sequence that may still grow
+    /// past its blocks. Returns the sequence and how many leading prompt tokens it already holds, or `nil` when the
+    /// pool cannot take the prompt now.
+    func admit(_ prompt: [Int]) -> (sequence: Int, reused: Int)?
+    /// Takes blocks so that `sequence` holds positions `0..<positions`; `false` when the pool has none left.
+    func reserve(_ sequence: Int, positions: Int) -> Bool
+    /// Ends `sequence`, releasing its blocks (their contents stay for a later prompt that starts the same way).
+    func release(_ sequence: Int)
     /// Runs one step; returns per slice the logits of its last token when wanted.
     func run(_ slices: [SliceRequest]) -> [[Float]?]
 }
 
-/// One sequence's part of a step, by cache slot.
+/// How the blocks of a pool are used.
+struct KeyValueBlockUsage {
+    /// Positions per block.
+    var blockPositions: Int
+    /// Blocks in the pool.
+    var total: Int
+    /// Blocks running sequences hold.
+    var used: Int
+    /// Blocks nobody holds that keep keys and values a later prompt may reuse (evicted when needed).
+    var cached: Int
+    /// Blocks holding nothing.
+    var free: Int
+}
+
+/// One sequence's part of a step.
 struct SliceRequest {
-    var slot: Int
+    var sequence: Int
     var tokens: [Int]
     var start: Int
     var wantsLogits: Bool
 }
 
-/// A ``BatchRunner`` over the transformer of one backend.
-///
-/// Caches are kept after use, with the tokens whose keys and values they hold: a new request takes the free cache
-/// that shares the longest prefix with its prompt and skips recomputing that prefix (a chat client resends the
-/// whole conversation every turn), and otherwise reuses the memory of a finished request instead of allocating
-/// and zeroing a whole context again. At most one cache per concurrent sequence ever exists.
+/// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
 final class TransformerRunner<B: Backend>: BatchRunner {
-    private let transformer: Transformer<B>
-    private let capacity: Int
-    private var caches: [B.KeyValueCache] = []
-    /// Per slot, the tokens at positions `0..<count` of its cache.
-    private var contents: [[Int]] = []
-    private var free: [Int] = []
+    /// A running sequence's blocks.
+    private struct Sequence {
+        /// Pool blocks, in position order.
+        var table: [Int32] = []
+        /// Chain hashes of the full blocks at the front of `table`.
+        var chain: [Int] = []
+    }
 
-    init(transformer: Transformer<B>, capacity: Int) {
+    private let transformer: Transformer<B>
+    /// Most positions of a sequence.
+    private let contextLength: Int
+    private let pool: B.KeyValuePool
+    private let blocks: KeyValueBlocks
+    private var sequences: [Int: Sequence] = [:]
+    private var nextSequence = 0
+
+    /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`.
+    init(transformer: Transformer<B>, contextLength: Int, blockCount: (_ blockPositions: Int) -> Int) {
         self.transformer = transformer
-        self.capacity = capacity
+        self.contextLength = contextLength
+        let blockPositions = transformer.backend.keyValueBlockPositions(contextLength: contextLength)
+        let count = blockCount(blockPositions)
+        blocks = KeyValueBlocks(count: count, blockPositions: blockPositions)
+        pool = transformer.makeKeyValuePool(blockPositions: blockPositions, blocks: count)
     }
 
     var stepTokens: Int { transformer.chunkSize }
 
-    func acquireSlot(for prompt: [Int]) -> (slot: Int, reused: Int) {
-        var best: (index: Int, length: Int)?
-        for (index, slot) in free.enumerated() {
-            let length = Self.commonPrefix(contents[slot], prompt)
-            if length > best?.length ?? -1 { best = (index, length) }
-        }
-        guard let best else {
-            caches.append(transformer.makeCache(capacity: capacity))
-            contents.append([])
-            return (caches.count - 1, 0)
-        }
-        let slot = free.remove(at: best.index)
-        // The last prompt token is always run again: its logits pick the first generated token.
-        let reused = min(best.length, prompt.count - 1)
-        contents[slot].removeSubrange(reused...)
-        return (slot, reused)
+    var blockUsage: KeyValueBlockUsage {
+        KeyValueBlockUsage(
+            blockPositions: blocks.blockPositions, total: blocks.count, used: blocks.held, cached: blocks.cached,
+            free: blocks.free)
     }
 
-    private static func commonPrefix(_ a: [Int], _ b: [Int]) -> Int {
-        var length = 0
-        while length < a.count, length < b.count, a[length] == b[length] { length += 1 }
-        return length
+    func admit(_ prompt: [Int]) -> (sequence: Int, reused: Int)? {
+        let size = blocks.blockPositions
+        // A sequence whose blocks already cover the context (a whole-context block) never needs another.
+        let headroom = sequences.values.count { $0.table.count * size < contextLength }
+        var sequence = Sequence()
+        // Full blocks that end before the last prompt token, which always runs: its logits pick the first token.
+        let shareable = (prompt.count - 1) / size
+        while sequence.table.count < shareable {
+            let start = sequence.table.count * size
+            let parent = sequence.chain.last ?? KeyValueBlocks.root
+            guard let block = blocks.cached(after: parent, prompt[start..<start + size]) else { break }
+            sequence.table.append(Int32(block))
+            sequence.chain.append(KeyValueBlocks.chain(parent, prompt[start..<start + size]))
+        }
+        var reused = sequence.table.count * size
+        let needed = (prompt.count + size - 1) / size - sequence.table.count
+        guard needed + headroom <= blocks.available else {
+            sequence.table.forEach { blocks.release(Int($0)) }
+            return nil
+        }
+        // The next block may continue a cached block that holds the start of this prompt's next tokens.
+        let parent = sequence.chain.last ?? KeyValueBlocks.root
+        if let (block, length) = blocks.longestPrefix(
+            after: parent, prompt[reused..<min(reused + size, prompt.count - 1)])
+        {
+            sequence.table.append(Int32(block))
+            reused += length
+        }
+        while sequence.table.count * size < prompt.count {
+            // Checked above: enough blocks are available.
+            sequence.table.append(Int32(blocks.allocate()!))
+        }
+        let id = nextSequence
+        nextSequence += 1
+        sequences[id] = sequence
+        return (id, reused)
     }
 
-    func releaseSlot(_ slot: Int) { free.append(slot) }
+    func reserve(_ id: Int, positions: Int) -> Bool {
+        guard var sequence = sequences[id] else { return false }
+        defer { sequences[id] = sequence }
+        while sequence.table.count * blocks.blockPositions < positions {
+            guard let block = blocks.allocate() else { return false }
+            sequence.table.append(Int32(block))
+        }
+        return true
+    }
+
+    func release(_ id: Int) {
+        guard let sequence = sequences.removeValue(forKey: id) else { return }
+        for block in sequence.table { blocks.release(Int(block)) }
+    }
 
     func run(_ slices: [SliceRequest]) -> [[Float]?] {
+        let size = blocks.blockPositions
+        var views: [B.KeyValueCache] = []
         for slice in slices {
-            contents[slice.slot].removeSubrange(min(slice.start, contents[slice.slot].count)...)
-            contents[slice.slot] += slice.tokens
+            var sequence = sequences[slice.sequence]!
+            var position = slice.start
+            while position < slice.start + slice.tokens.count {
+                let index = position / size
+                let end = min((index + 1) * size, slice.start + slice.tokens.count)
+                let tokens = slice.tokens[(position - slice.start)..<(end - slice.start)]
+                // Positions are written in order, so every block before this one is full and in the chain.
+                let parent = index == 0 ? KeyValueBlocks.root : sequence.chain[index - 1]
+                if let hash = blocks.write(tokens, at: position % size, in: Int(sequence.table[index]), after: parent) {
+                    sequence.chain.append(hash)
+                }
+                position = end
+            }
+            sequences[slice.sequence] = sequence
+            views.append(transformer.backend.keyValueCache(in: pool, blocks: sequence.table))
         }
         return transformer.forward(
-            batch: slices.map {
+            batch: zip(slices, views).map { slice, view in
                 Transformer<B>.Slice(
-                    tokens: $0.tokens, start: $0.start, cache: caches[$0.slot], wantsLogits: $0.wantsLogits)
+                    tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits)
             })
     }
 }

@@ -17,7 +17,8 @@ final class EngineLoop {
         self.endOfSequence = endOfSequence
         self.configuration = configuration
         self.shared = shared
-        totals.cacheCapacity = configuration.maxConcurrency * configuration.contextLength
+        // The pool's size is known before the first request arrives.
+        publish()
     }
 
     func run() {
@@ -57,12 +58,14 @@ final class EngineLoop {
         running.removeAll(where: \.isFinished)
     }
 
+    /// Starts waiting requests in arrival order while sequences and KV blocks last. Each running sequence that may
+    /// still grow keeps a block of headroom, so a new prompt does not take the blocks the running ones need next.
     private func admit() {
         var admitted = 0
-        while running.count < configuration.maxConcurrency, !waiting.isEmpty {
-            let job = waiting.removeFirst()
-            let (slot, reused) = runner.acquireSlot(for: job.request.prompt)
-            let sequence = SequenceState(job: job, slot: slot, endOfSequence: endOfSequence)
+        while running.count < configuration.maxConcurrency, let job = waiting.first {
+            guard let (id, reused) = runner.admit(job.request.prompt) else { break }
+            waiting.removeFirst()
+            let sequence = SequenceState(job: job, sequence: id, endOfSequence: endOfSequence)
             sequence.cached = reused
             totals.reusedPromptTokens += reused
             running.append(sequence)
@@ -79,7 +82,13 @@ final class EngineLoop {
         var owners: [SequenceState] = []
         for sequence in running {
             guard let token = sequence.pendingToken else { continue }
-            slices.append(SliceRequest(slot: sequence.slot, tokens: [token], start: sequence.cached, wantsLogits: true))
+            // A sequence the pool has no block left for ends as if its context were full.
+            guard runner.reserve(sequence.sequence, positions: sequence.cached + 1) else {
+                finish(sequence, .length)
+                continue
+            }
+            slices.append(
+                SliceRequest(sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true))
             owners.append(sequence)
             budget -= 1
         }
@@ -88,11 +97,15 @@ final class EngineLoop {
             let end = min(prompt.count, sequence.cached + budget)
             slices.append(
                 SliceRequest(
-                    slot: sequence.slot, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
+                    sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
                     wantsLogits: end == prompt.count))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
+        }
+        guard !slices.isEmpty else {
+            running.removeAll(where: \.isFinished)
+            return
         }
         let results = runner.run(slices)
         totals.steps += 1
@@ -149,7 +162,7 @@ final class EngineLoop {
             promptTokens: sequence.job.request.prompt.count, completionTokens: sequence.generated.count)
         sequence.job.continuation.yield(.finished(reason, usage))
         sequence.job.continuation.finish()
-        runner.releaseSlot(sequence.slot)
+        runner.release(sequence.sequence)
     }
 
     /// Ends `sequence` with a `failed` event.
@@ -158,12 +171,19 @@ final class EngineLoop {
         sequence.isFinished = true
         sequence.job.continuation.yield(.failed(message))
         sequence.job.continuation.finish()
-        runner.releaseSlot(sequence.slot)
+        runner.release(sequence.sequence)
     }
 
     private func publish() {
         totals.running = running.count
         totals.cachedTokens = running.reduce(0) { $0 + $1.cached }
+        let blocks = runner.blockUsage
+        totals.cacheCapacity = blocks.total * blocks.blockPositions
+        totals.keyValueBlockPositions = blocks.blockPositions
+        totals.keyValueBlocks = blocks.total
+        totals.keyValueBlocksUsed = blocks.used
+        totals.keyValueBlocksCached = blocks.cached
+        totals.keyValueBlocksFree = blocks.free
         let snapshot = totals
         shared.statistics.withLock { $0 = snapshot }
     }
@@ -172,7 +192,8 @@ final class EngineLoop {
 /// One running sequence on the engine thread.
 final class SequenceState {
     let job: Job
-    let slot: Int
+    /// The runner's id of the sequence's KV blocks.
+    let sequence: Int
     var sampler: Sampler
     /// Prompt and generated tokens, for the repetition penalty.
     var history: [Int]
@@ -187,9 +208,9 @@ final class SequenceState {
     /// Where the output stands in the request's grammar, if it has one.
     let constraint: ConstraintState?
 
-    init(job: Job, slot: Int, endOfSequence: Set<Int>) {
+    init(job: Job, sequence: Int, endOfSequence: Set<Int>) {
         self.job = job
-        self.slot = slot
+        self.sequence = sequence
         constraint = job.request.constraint.map { ConstraintState($0, endOfSequence: endOfSequence) }
         sampler = Sampler(job.request.sampling)
         history = job.request.prompt

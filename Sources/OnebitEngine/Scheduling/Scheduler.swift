@@ -9,18 +9,22 @@ import Synchronization
 
 /// Limits of a ``Scheduler``.
 public struct SchedulerConfiguration: Sendable, Equatable {
-    /// Most sequences generating at once; each holds one cache of `contextLength` positions.
+    /// Most sequences generating at once.
     public var maxConcurrency: Int
-    /// Positions of each sequence's cache: prompt plus generated tokens.
+    /// Most positions of one sequence: prompt plus generated tokens.
     public var contextLength: Int
     /// Most requests waiting for a free sequence; more are refused with ``SchedulerError/overloaded(queued:)``.
     public var maxQueued: Int
+    /// Blocks of the KV pool all sequences share; `nil` sizes it so every sequence can fill its context
+    /// (`maxConcurrency` times the blocks of `contextLength` positions). Memory is committed as blocks are used.
+    public var keyValueBlocks: Int?
 
     /// Describes the limits.
-    public init(maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64) {
+    public init(maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64, keyValueBlocks: Int? = nil) {
         self.maxConcurrency = maxConcurrency
         self.contextLength = contextLength
         self.maxQueued = maxQueued
+        self.keyValueBlocks = keyValueBlocks
     }
 }
 
@@ -32,15 +36,27 @@ public struct SchedulerStatistics: Sendable, Equatable {
     public var running = 0
     /// Cache positions the running sequences hold.
     public var cachedTokens = 0
-    /// Cache positions all sequences could hold (`maxConcurrency * contextLength`).
+    /// Cache positions the KV pool holds (its blocks times the positions per block).
     public var cacheCapacity = 0
+    /// Positions per KV block.
+    public var keyValueBlockPositions = 0
+    /// Blocks in the KV pool.
+    public var keyValueBlocks = 0
+    /// KV blocks running sequences hold (a block shared by several counts once).
+    public var keyValueBlocksUsed = 0
+    /// KV blocks nobody holds that keep a finished sequence's keys and values for a later prompt (evicted, least
+    /// recently used first, when the pool needs them).
+    public var keyValueBlocksCached = 0
+    /// KV blocks holding nothing.
+    public var keyValueBlocksFree = 0
     /// Tokens of the last step (prompt chunks plus one per generating sequence).
     public var lastStepTokens = 0
     /// Sequences of the last step.
     public var lastStepSequences = 0
     /// Prompt tokens run since start.
     public var promptTokens = 0
-    /// Prompt tokens whose keys and values were found in a cache left by an earlier request, and not run again.
+    /// Prompt tokens whose keys and values were found in KV blocks of an earlier or running request, and not run
+    /// again.
     public var reusedPromptTokens = 0
     /// Tokens generated since start.
     public var generatedTokens = 0
@@ -56,13 +72,18 @@ public struct SchedulerStatistics: Sendable, Equatable {
 /// Every step mixes chunks of prompts that are still being read with one token for every generating sequence, up
 /// to the transformer's chunk size, so several sequences share each pass over the weights. Requests come in
 /// through ``submit(_:)`` from any thread; events go out through `AsyncStream`s whose `yield` never blocks the
-/// engine. A sequence that ends, or whose stream is dropped, gives its cache back before the next step; a later
-/// prompt that starts with the same tokens continues from what that cache holds.
+/// engine. Keys and values live in one pool of fixed-size blocks: a sequence takes blocks for its prompt when it
+/// starts and one more whenever it grows past its last; a prompt whose leading blocks hold the same tokens as
+/// blocks of a running or earlier sequence shares them. A sequence that ends, or whose stream is dropped, releases
+/// its blocks before the next step. When the pool is short, requests wait in the queue, and a generating sequence
+/// that finds no block ends with ``FinishReason/length``.
 public final class Scheduler: Sendable {
     /// The limits it was started with.
     public let configuration: SchedulerConfiguration
     /// Tokens the model knows; prompt ids must be below this.
     public let vocabularySize: Int
+    /// Positions the KV pool holds; a longer prompt could never start.
+    private let poolPositions: Int
     private let shared: SharedState
 
     /// Starts the engine thread over `model`, which the scheduler owns from now on.
@@ -72,7 +93,14 @@ public final class Scheduler: Sendable {
         self.configuration = configuration
         vocabularySize = model.model.config.vocabSize
         shared = SharedState()
-        let runner = model.makeBatchRunner(capacity: configuration.contextLength)
+        let concurrency = configuration.maxConcurrency
+        let context = configuration.contextLength
+        let blocks = configuration.keyValueBlocks
+        let runner = model.makeBatchRunner(contextLength: context) { blockPositions in
+            max(1, blocks ?? concurrency * ((context + blockPositions - 1) / blockPositions))
+        }
+        let usage = runner.blockUsage
+        poolPositions = usage.total * usage.blockPositions
         let loop = EngineLoop(
             runner: runner, endOfSequence: model.model.endOfSequenceTokenIDs, configuration: configuration,
             shared: shared)
@@ -91,11 +119,12 @@ public final class Scheduler: Sendable {
     deinit { shutdown() }
 
     /// Queues `request`; its events arrive on the returned stream. Cancelling the consuming task or calling
-    /// ``GenerationStream/cancel()`` ends the generation and frees its cache before the next step.
+    /// ``GenerationStream/cancel()`` ends the generation and releases its KV blocks before the next step.
     public func submit(_ request: GenerationRequest) throws(SchedulerError) -> GenerationStream {
         guard !request.prompt.isEmpty else { throw .emptyPrompt }
-        guard request.prompt.count < configuration.contextLength else {
-            throw .promptTooLong(promptTokens: request.prompt.count, contextLength: configuration.contextLength)
+        guard request.prompt.count < min(configuration.contextLength, poolPositions) else {
+            throw .promptTooLong(
+                promptTokens: request.prompt.count, contextLength: min(configuration.contextLength, poolPositions))
         }
         if let bad = request.prompt.first(where: { $0 < 0 || $0 >= vocabularySize }) {
             throw .invalidToken(id: bad, vocabularySize: vocabularySize)

@@ -356,7 +356,7 @@ private struct Report {
 /// The published shapes `onebit bench --synthetic` can build.
 struct SyntheticShape {
     /// The shape's configuration.
-    let config: ModelConfig
+    var config: ModelConfig
 
     /// Names accepted by ``init(name:)``.
     static let names = ["bitnet-2b4t", "bitnet-large", "bitnet-3b", "falcon3-10b-1.58"]

@@ -1,0 +1,104 @@
+import OnebitCPU
+import OnebitModel
+import Testing
+
+@testable import OnebitEngine
+
+/// The CPU backend as a backend that keeps one contiguous cache per sequence, the way the CUDA backend does: its
+/// blocks hold a whole context, and steps of several sequences go through the protocol's default attention, which
+/// moves each sequence's rows to the front of the buffers. Lets the engine's side of that split run without a GPU.
+final class WholeContextCPU: Backend {
+    let cpu = CPUBackend()
+
+    func prepare(_ matrix: TernaryMatrix) -> CPUTernaryWeights { cpu.prepare(matrix) }
+    func prepare(_ vector: [Float]) -> [Float] { cpu.prepare(vector) }
+    func prepare(_ matrix: DenseMatrix) -> CPUDenseWeights { cpu.prepare(matrix) }
+    func makeActivations(tokens: Int, width: Int) -> CPUActivations {
+        cpu.makeActivations(tokens: tokens, width: width)
+    }
+    func makeQuantizedActivations(tokens: Int, width: Int) -> CPUQuantizedActivations {
+        cpu.makeQuantizedActivations(tokens: tokens, width: width)
+    }
+    func keyValueBlockPositions(contextLength: Int) -> Int { contextLength }
+    func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CPUKeyValuePool {
+        cpu.makeKeyValuePool(layers: layers, width: width, blockPositions: blockPositions, blocks: blocks)
+    }
+    func keyValueCache(in pool: CPUKeyValuePool, blocks: [Int32]) -> CPUKeyValueCache {
+        precondition(blocks.count == 1, "a sequence holds one whole-context block")
+        return cpu.keyValueCache(in: pool, blocks: blocks)
+    }
+    func embed(_ tokens: [Int], from table: CPUDenseWeights, into x: CPUActivations) {
+        cpu.embed(tokens, from: table, into: x)
+    }
+    func rmsNorm(_ x: CPUActivations, weight: [Float], epsilon: Float, tokens: Int, into y: CPUActivations) {
+        cpu.rmsNorm(x, weight: weight, epsilon: epsilon, tokens: tokens, into: y)
+    }
+    func rmsNormQuantize(
+        _ x: CPUActivations, weight: [Float], epsilon: Float, tokens: Int, into q: CPUQuantizedActivations
+    ) {
+        cpu.rmsNormQuantize(x, weight: weight, epsilon: epsilon, tokens: tokens, into: q)
+    }
+    func multiply(_ w: CPUTernaryWeights, _ q: CPUQuantizedActivations, tokens: Int, into y: CPUActivations) {
+        cpu.multiply(w, q, tokens: tokens, into: y)
+    }
+    func applyRoPE(_ x: CPUActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float) {
+        cpu.applyRoPE(x, tokens: tokens, heads: heads, headDim: headDim, positions: positions, theta: theta)
+    }
+    func store(
+        keys: CPUActivations, values: CPUActivations, tokens: Int, positions: [Int32], layer: Int,
+        in cache: CPUKeyValueCache
+    ) {
+        cpu.store(keys: keys, values: values, tokens: tokens, positions: positions, layer: layer, in: cache)
+    }
+    func attention(
+        queries: CPUActivations, tokens: Int, positions: [Int32], layer: Int, cache: CPUKeyValueCache, heads: Int,
+        kvHeads: Int, headDim: Int, into out: CPUActivations
+    ) {
+        cpu.attention(
+            queries: queries, tokens: tokens, positions: positions, layer: layer, cache: cache, heads: heads,
+            kvHeads: kvHeads, headDim: headDim, into: out)
+    }
+    func gatedActivation(_ activation: ModelConfig.Activation, gate: CPUActivations, up: CPUActivations, tokens: Int) {
+        cpu.gatedActivation(activation, gate: gate, up: up, tokens: tokens)
+    }
+    func add(_ delta: CPUActivations, to x: CPUActivations, tokens: Int) { cpu.add(delta, to: x, tokens: tokens) }
+    func logits(_ x: CPUActivations, row: Int, head: CPUDenseWeights) -> [Float] { cpu.logits(x, row: row, head: head) }
+    func readRows(_ x: CPUActivations, _ rows: Range<Int>) -> [Float] { cpu.readRows(x, rows) }
+    func writeRows(_ rows: [Float], count: Int, into x: CPUActivations) { cpu.writeRows(rows, count: count, into: x) }
+}
+
+@Suite struct WholeContextBackendTests {
+    static let model = SchedulerTests.model
+
+    @Test func wholeContextBlocksRunBatchesAndContinueACachedPrefix() throws {
+        let transformer = Transformer(
+            backend: WholeContextCPU(), config: Self.model.config, weights: Self.model.weights)
+        let runner = TransformerRunner(transformer: transformer, contextLength: 64) { _ in 2 }
+        let session = LanguageModel(Self.model)
+        let first = Array(1...20)
+        let second = [40, 41, 42]
+        let a = try #require(runner.admit(first))
+        let b = try #require(runner.admit(second))
+        // Both prompts in one step: the default attention runs them one after another.
+        let logits = runner.run([
+            SliceRequest(sequence: a.sequence, tokens: first, start: 0, wantsLogits: true),
+            SliceRequest(sequence: b.sequence, tokens: second, start: 0, wantsLogits: true),
+        ])
+        for (prompt, result) in zip([first, second], logits) {
+            let alone = try session.makeSession(capacity: 64).append(prompt) { $0 == prompt.count - 1 }
+            #expect(result == alone[prompt.count - 1])
+        }
+        #expect(runner.admit([9]) == nil)
+        // A released block keeps its tokens; a prompt that starts the same way continues it.
+        runner.release(a.sequence)
+        let resent = first + [21, 22]
+        let c = try #require(runner.admit(resent))
+        #expect(c.reused == first.count)
+        let continued = runner.run([
+            SliceRequest(
+                sequence: c.sequence, tokens: Array(resent[c.reused...]), start: c.reused, wantsLogits: true)
+        ])
+        let alone = try session.makeSession(capacity: 64).append(resent) { $0 == resent.count - 1 }
+        #expect(continued[0] == alone[resent.count - 1])
+    }
+}
