@@ -18,7 +18,13 @@ public final class CUDABackend {
     private var positionBuffer: DeviceBuffer?
     /// The positions `positionBuffer` holds: every layer passes the same array several times per forward.
     private var uploadedPositions: [Int32] = []
+    /// Per-row cache addresses of a step of several sequences (``attend(keys:values:queries:positions:segments:layer:heads:kvHeads:headDim:into:)``),
+    /// and what the buffer holds.
+    private var cacheTableBuffer: DeviceBuffer?
+    private var uploadedCacheTable: [UInt64] = []
     private var logitBuffer: DeviceBuffer?
+    /// Row indices of ``logits(_:rows:head:)``.
+    private var logitRowBuffer: DeviceBuffer?
     private var argmaxBuffer: DeviceBuffer?
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
@@ -329,7 +335,8 @@ public final class CUDABackend {
         launch(
             .storeKeyValue, grid: ((cache.width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
             .address(values.buffer.address), .int(cache.width), .address(positions),
-            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)))
+            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .address(0),
+            .int(0))
     }
 
     /// Causal attention, one block per head and token.
@@ -377,7 +384,57 @@ public final class CUDABackend {
         launch(
             .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address),
             .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
-            .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address))
+            .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address),
+            .address(0), .int(0))
+    }
+
+    /// Stores and attends the rows of a step of several sequences, each against its own cache: two launches that
+    /// take per row the address of its sequence's cache, so no row leaves the GPU.
+    public func attend(
+        keys: CUDAActivations, values: CUDAActivations, queries: CUDAActivations, positions: [Int32],
+        segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], layer: Int, heads: Int, kvHeads: Int,
+        headDim: Int, into out: CUDAActivations
+    ) {
+        if segments.count == 1, segments[0].rows.lowerBound == 0 {
+            let (rows, cache) = segments[0]
+            store(keys: keys, values: values, tokens: rows.count, positions: positions, layer: layer, in: cache)
+            attention(
+                queries: queries, tokens: rows.count, positions: positions, layer: layer, cache: cache, heads: heads,
+                kvHeads: kvHeads, headDim: headDim, into: out)
+            return
+        }
+        let tokens = positions.count
+        let positionAddress = devicePositions(positions)
+        let table = deviceCacheTable(segments, rows: tokens)
+        let width = kvHeads * headDim
+        launch(
+            .storeKeyValue, grid: ((width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
+            .address(values.buffer.address), .int(width), .address(positionAddress), .address(0), .address(0),
+            .address(table), .int(layer))
+        launch(
+            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .address(0),
+            .address(0), .int(heads), .int(kvHeads), .int(headDim), .address(positionAddress),
+            .float(1 / Float(headDim).squareRoot()), .address(out.buffer.address), .address(table), .int(layer))
+    }
+
+    /// Per row, the first layer's key and value addresses of its sequence's cache and the bytes between layers,
+    /// uploaded when they differ from the last table (every layer of a step passes the same one).
+    private func deviceCacheTable(_ segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], rows: Int) -> UInt64 {
+        var table = [UInt64](repeating: 0, count: rows * 3)
+        for (range, cache) in segments {
+            for row in range {
+                table[3 * row] = cache.layer(0, values: false)
+                table[3 * row + 1] = cache.layer(0, values: true)
+                table[3 * row + 2] = UInt64(cache.capacity * cache.width * 4)
+            }
+        }
+        if table == uploadedCacheTable, let buffer = cacheTableBuffer { return buffer.address }
+        // A queued kernel may still read the table this upload replaces.
+        flush()
+        let buffer = scratch(&cacheTableBuffer, bytes: table.count * 8)
+        buffer.upload(table)
+        uploadedCacheTable = table
+        return buffer.address
     }
 
     /// `gate = act(gate) * up`.
@@ -439,6 +496,37 @@ public final class CUDABackend {
         }
         context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
         return logits
+    }
+
+    /// The logits of each of `rows` of `x`: the head is read once for every 8 of them, and each row's logits are
+    /// summed in the same order as ``logits(_:row:head:)`` sums them.
+    public func logits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [[Float]] {
+        guard rows.count > 1 else { return rows.map { logits(x, row: $0, head: head) } }
+        context.makeCurrent()
+        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
+        // The last forward's kernels may still read the indices this upload replaces.
+        flush()
+        indices.upload(rows.map { Int32($0) })
+        let kernel: Kernel =
+            switch head.storage {
+            case .float32: .denseGemmF32
+            case .float16: .denseGemmF16
+            case .bfloat16: .denseGemmBF16
+            }
+        launch(
+            kernel, grid: ((head.rows + 7) / 8, (rows.count + 7) / 8), block: 256, .address(head.buffer.address),
+            .int(head.rows), .int(head.columns), .address(x.buffer.address), .int(x.width), .address(indices.address),
+            .int(rows.count), .address(output.address))
+        var all = [Float](repeating: 0, count: rows.count * head.rows)
+        all.withUnsafeMutableBytes { destination in
+            context.must(
+                context.driver.cuMemcpyDtoHAsync!(
+                    destination.baseAddress, output.address, destination.count, context.stream),
+                "cuMemcpyDtoHAsync")
+        }
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
     }
 
     /// Rows `rows` of `x`, row-major, copied to the host (the scheduler moves one sequence's rows this way).

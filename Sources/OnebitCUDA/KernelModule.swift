@@ -13,7 +13,8 @@ enum Kernel: Int, CaseIterable {
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
-        ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill
+        ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
+        denseGemmBF16
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -43,6 +44,9 @@ enum Kernel: Int, CaseIterable {
         case .copyWords: "copy_words"
         case .ternaryMatmulTensorCores: "ternary_matmul_mma"
         case .attentionPrefill: "attention_prefill"
+        case .denseGemmF32: "dense_gemm_f32"
+        case .denseGemmF16: "dense_gemm_f16"
+        case .denseGemmBF16: "dense_gemm_bf16"
         }
     }
 }

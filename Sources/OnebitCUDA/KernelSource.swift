@@ -385,58 +385,103 @@ enum KernelSource {
         #endif
         }
 
-        // y[r] = dot(row r of w, x), one warp per row, 16-byte loads when rows allow them.
-        template <int KIND> __device__ void dense_rows(const void *w, int rows, int cols, const float *x, float *y) {
+        // y[t][r] = dot(row r of w, token t's row of x), one warp per row, 16-byte loads when rows allow them, for
+        // up to TILE tokens per pass over the weights: tokens t0 ..< t0 + TILE of `count` (t0 = blockIdx.y * TILE),
+        // token t's row being x_rows[t] of x (rows x_width floats apart), or row t where x_rows is null. Every token
+        // is summed in the same order whatever TILE is, so a row's logits do not depend on the batch.
+        template <int KIND, int TILE>
+        __device__ void dense_rows(const void *w, int rows, int cols, const float *x, int x_width, const int *x_rows,
+                                   int count, float *y) {
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             const int row = blockIdx.x * (blockDim.x >> 5) + warp;
             if (row >= rows) return;
+            const int t0 = blockIdx.y * TILE, n = min(TILE, count - t0);
+            const float *xs[TILE];
+        #pragma unroll
+            for (int t = 0; t < TILE; t++)
+                xs[t] = x + (size_t)(t < n ? (x_rows ? x_rows[t0 + t] : t0 + t) : 0) * x_width;
             const int per = KIND == KIND_F32 ? 4 : 8;
-            float sum = 0.0f;
+            float sum[TILE];
+        #pragma unroll
+            for (int t = 0; t < TILE; t++) sum[t] = 0.0f;
             if (cols % per == 0) {
                 const uint4 *r = (const uint4 *)((const char *)w + (size_t)row * cols * (KIND == KIND_F32 ? 4 : 2));
                 for (int g = lane; g < cols / per; g += 32) {
                     const uint4 v = load_once(r + g);
-                    const float4 *xv = (const float4 *)(x + (size_t)g * per);
-                    if (KIND == KIND_F32) {
-                        const float4 a = xv[0];
-                        sum += __uint_as_float(v.x) * a.x + __uint_as_float(v.y) * a.y + __uint_as_float(v.z) * a.z +
-                               __uint_as_float(v.w) * a.w;
-                    } else {
-                        const u32 words[4] = {v.x, v.y, v.z, v.w};
+                    const u32 words[4] = {v.x, v.y, v.z, v.w};
         #pragma unroll
-                        for (int k = 0; k < 2; k++) {
-                            const float4 a = xv[k];
-                            const u32 lo = words[2 * k], hi = words[2 * k + 1];
-                            if (KIND == KIND_BF16)
-                                sum += bf16_value(lo & 0xffffu) * a.x + bf16_value(lo >> 16) * a.y +
-                                       bf16_value(hi & 0xffffu) * a.z + bf16_value(hi >> 16) * a.w;
-                            else
-                                sum += f16_value(lo & 0xffffu) * a.x + f16_value(lo >> 16) * a.y +
-                                       f16_value(hi & 0xffffu) * a.z + f16_value(hi >> 16) * a.w;
+                    for (int t = 0; t < TILE; t++) {
+                        if (t >= n) break;
+                        const float4 *xv = (const float4 *)(xs[t] + (size_t)g * per);
+                        if (KIND == KIND_F32) {
+                            const float4 a = xv[0];
+                            sum[t] += __uint_as_float(v.x) * a.x + __uint_as_float(v.y) * a.y +
+                                      __uint_as_float(v.z) * a.z + __uint_as_float(v.w) * a.w;
+                        } else {
+        #pragma unroll
+                            for (int k = 0; k < 2; k++) {
+                                const float4 a = xv[k];
+                                const u32 lo = words[2 * k], hi = words[2 * k + 1];
+                                if (KIND == KIND_BF16)
+                                    sum[t] += bf16_value(lo & 0xffffu) * a.x + bf16_value(lo >> 16) * a.y +
+                                              bf16_value(hi & 0xffffu) * a.z + bf16_value(hi >> 16) * a.w;
+                                else
+                                    sum[t] += f16_value(lo & 0xffffu) * a.x + f16_value(lo >> 16) * a.y +
+                                              f16_value(hi & 0xffffu) * a.z + f16_value(hi >> 16) * a.w;
+                            }
                         }
                     }
                 }
             } else {
-                for (int c = lane; c < cols; c += 32) sum += element<KIND>(w, (size_t)row * cols + c) * x[c];
+                for (int c = lane; c < cols; c += 32) {
+                    const float e = element<KIND>(w, (size_t)row * cols + c);
+        #pragma unroll
+                    for (int t = 0; t < TILE; t++)
+                        if (t < n) sum[t] += e * xs[t][c];
+                }
             }
-            sum = warp_sum(sum);
-            if (lane == 0) y[row] = sum;
+        #pragma unroll
+            for (int t = 0; t < TILE; t++) {
+                if (t >= n) break;
+                const float total = warp_sum(sum[t]);
+                if (lane == 0) y[(size_t)(t0 + t) * rows + row] = total;
+            }
         }
 
         extern "C" __global__ void dense_gemv_f32(const void *w, int rows, int cols, const float *x, float *y) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            dense_rows<KIND_F32>(w, rows, cols, x, y);
+            dense_rows<KIND_F32, 1>(w, rows, cols, x, 0, nullptr, 1, y);
         }
         extern "C" __global__ void dense_gemv_f16(const void *w, int rows, int cols, const float *x, float *y) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            dense_rows<KIND_F16>(w, rows, cols, x, y);
+            dense_rows<KIND_F16, 1>(w, rows, cols, x, 0, nullptr, 1, y);
         }
         extern "C" __global__ void dense_gemv_bf16(const void *w, int rows, int cols, const float *x, float *y) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            dense_rows<KIND_BF16>(w, rows, cols, x, y);
+            dense_rows<KIND_BF16, 1>(w, rows, cols, x, 0, nullptr, 1, y);
+        }
+
+        // The head of several tokens (rows x_rows of x), 8 per pass over the weights: y is [count][rows].
+        extern "C" __global__ void dense_gemm_f32(const void *w, int rows, int cols, const float *x, int x_width,
+                                                  const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F32, 8>(w, rows, cols, x, x_width, x_rows, count, y);
+        }
+        extern "C" __global__ void dense_gemm_f16(const void *w, int rows, int cols, const float *x, int x_width,
+                                                  const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
+        }
+        extern "C" __global__ void dense_gemm_bf16(const void *w, int rows, int cols, const float *x, int x_width,
+                                                   const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_BF16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
         }
 
         // x[t] = table[tokens[t]] in float; blockIdx.y is the token.
@@ -481,13 +526,27 @@ enum KernelSource {
             }
         }
 
-        // Copies the keys and values of token blockIdx.y to its position in one layer of the cache.
+        // The key and value layer `layer` of the cache of row t of a step of several sequences: `caches` holds per row
+        // the first layer's key and value addresses and the bytes between layers. Where caches is null, every row
+        // uses k_cache and v_cache.
+        __device__ __forceinline__ void row_cache(const unsigned long long *caches, int layer, int t, float *&k_cache,
+                                                  float *&v_cache) {
+            if (!caches) return;
+            const unsigned long long offset = (unsigned long long)layer * caches[3 * t + 2];
+            k_cache = (float *)(caches[3 * t] + offset);
+            v_cache = (float *)(caches[3 * t + 1] + offset);
+        }
+
+        // Copies the keys and values of token blockIdx.y to its position in one layer of the cache (of its own
+        // sequence's cache, with `caches`: see row_cache).
         extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
-                                            float *k_cache, float *v_cache) {
+                                            float *k_cache, float *v_cache, const unsigned long long *caches,
+                                            int layer) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= width) return;
+            row_cache(caches, layer, blockIdx.y, k_cache, v_cache);
             const size_t p = (size_t)positions[blockIdx.y];
             k_cache[p * width + i] = k[(size_t)blockIdx.y * width + i];
             v_cache[p * width + i] = v[(size_t)blockIdx.y * width + i];
@@ -543,15 +602,17 @@ enum KernelSource {
 
         // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
         // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
-        // at the end. Lane l holds dimensions l, l + 32, ... of the head.
-        extern "C" __global__ void attention(const float *q, const float *k_cache, const float *v_cache, int heads,
-                                             int kv_heads, int head_dim, const int *positions, float scale,
-                                             float *out) {
+        // at the end. Lane l holds dimensions l, l + 32, ... of the head. With `caches`, each token reads its own
+        // sequence's cache (row_cache), so one launch serves a step of several sequences.
+        extern "C" __global__ void attention(const float *q, float *k_cache, float *v_cache, int heads, int kv_heads,
+                                             int head_dim, const int *positions, float scale, float *out,
+                                             const unsigned long long *caches, int layer) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, t = blockIdx.y;
+            row_cache(caches, layer, t, k_cache, v_cache);
             const int warp = threadIdx.x >> 5;
             const int kvh = h / (heads / kv_heads);
             const size_t kv_width = (size_t)kv_heads * head_dim;
