@@ -1,0 +1,170 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MCP
+import OnebitMCP
+import OnebitModel
+
+/// The MCP server over streamable HTTP at `/mcp`: POST carries JSON-RPC (answered as an SSE stream), GET opens the
+/// stream for server-initiated messages, DELETE ends a session (`Mcp-Session-Id`).
+///
+/// The SDK's `StatefulHTTPServerTransport` speaks the protocol but serves one session and knows no HTTP framework;
+/// this actor keeps one SDK server and transport per session, bridges Hummingbird requests to them, and drops
+/// sessions idle for longer than ``idleTimeout`` (the SDK keeps every event of a session for replay, so a session
+/// must not live forever).
+public actor MCPSessions {
+    /// A session's SDK objects and when it was last used.
+    private struct Session {
+        let server: Server
+        let transport: StatefulHTTPServerTransport
+        var lastUsed: ContinuousClock.Instant
+    }
+
+    /// Sessions unused for this long are closed.
+    public static let idleTimeout = Duration.seconds(3600)
+    /// Most open sessions; a new one beyond this closes the least recently used.
+    public static let maxSessions = 256
+
+    private let registry: ToolRegistry
+    private let validation: StandardValidationPipeline
+    private var sessions: [String: Session] = [:]
+
+    /// Serves the tools of `registry`. With `loopback` (the server is bound to 127.0.0.1, ::1 or localhost) the
+    /// `Host` and `Origin` headers must name a loopback address, which stops DNS-rebinding pages; otherwise a
+    /// browser's `Origin` must match the `Host` it sent the request to.
+    public init(registry: ToolRegistry, loopback: Bool) {
+        self.registry = registry
+        let origin: any HTTPRequestValidator = loopback ? OriginValidator.localhost() : SameOriginValidator()
+        validation = StandardValidationPipeline(validators: [
+            origin, AcceptHeaderValidator(mode: .sseRequired), ContentTypeValidator(), ProtocolVersionValidator(),
+            SessionValidator(),
+        ])
+    }
+
+    /// Answers one HTTP request to `/mcp`.
+    public func handle(_ request: MCP.HTTPRequest) async -> MCP.HTTPResponse {
+        let now = ContinuousClock.now
+        let sessionID = request.header(HTTPHeaderName.sessionID)
+        if let sessionID, var session = sessions[sessionID] {
+            session.lastUsed = now
+            sessions[sessionID] = session
+            let response = await session.transport.handleRequest(request)
+            if request.method.uppercased() == "DELETE", response.statusCode == 200 {
+                await close(sessionID)
+            }
+            return response
+        }
+        if sessionID != nil {
+            return .error(
+                statusCode: 404, .invalidRequest("Not Found: the session has ended or expired; initialize again"))
+        }
+        guard request.method.uppercased() == "POST", let body = request.body, Self.isInitialize(body) else {
+            return .error(
+                statusCode: 400,
+                .invalidRequest("Bad Request: send initialize first, then the \(HTTPHeaderName.sessionID) it returns"))
+        }
+        await closeIdle(now: now)
+        let id = UUID().uuidString
+        let transport = StatefulHTTPServerTransport(
+            sessionIDGenerator: FixedSessionID(id: id), validationPipeline: validation)
+        let server = await registry.makeServer()
+        do {
+            try await server.start(transport: transport)
+        } catch {
+            return .error(statusCode: 500, .internalError("could not start an MCP session: \(error)"))
+        }
+        sessions[id] = Session(server: server, transport: transport, lastUsed: now)
+        let response = await transport.handleRequest(request)
+        if case .error = response { await close(id) }
+        return response
+    }
+
+    /// Ends every session (their open streams finish), for shutdown.
+    public func closeAll() async {
+        for id in Array(sessions.keys) { await close(id) }
+    }
+
+    private func close(_ id: String) async {
+        guard let session = sessions.removeValue(forKey: id) else { return }
+        await session.server.stop()
+    }
+
+    /// Closes sessions idle past ``idleTimeout``, then the least recently used while the table is full.
+    private func closeIdle(now: ContinuousClock.Instant) async {
+        for (id, session) in sessions where now - session.lastUsed > Self.idleTimeout { await close(id) }
+        while sessions.count >= Self.maxSessions,
+            let oldest = sessions.min(by: { $0.value.lastUsed < $1.value.lastUsed })
+        {
+            await close(oldest.key)
+        }
+    }
+
+    private static func isInitialize(_ body: Data) -> Bool {
+        guard let value = try? JSONValue(parsing: body), case .object(let members) = value else { return false }
+        return members["method"]?.stringValue == "initialize" && members["id"] != nil
+    }
+}
+
+/// Gives a new transport the session id the session table already filed it under.
+private struct FixedSessionID: SessionIDGenerator {
+    let id: String
+    func generateSessionID() -> String { id }
+}
+
+/// When the server is reachable from other machines any `Host` is legitimate, but a browser page may only call
+/// `/mcp` from the server's own origin: a present `Origin` must name the host and port of `Host`.
+struct SameOriginValidator: HTTPRequestValidator {
+    func validate(_ request: MCP.HTTPRequest, context: HTTPValidationContext) -> MCP.HTTPResponse? {
+        guard let origin = request.header(HTTPHeaderName.origin) else { return nil }
+        let host = request.header(HTTPHeaderName.host) ?? ""
+        let authority = origin.split(separator: "://", maxSplits: 1).last.map(String.init) ?? origin
+        guard !host.isEmpty, authority.lowercased() == host.lowercased() else {
+            return .error(
+                statusCode: 403, .invalidRequest("Forbidden: Origin not allowed"), sessionID: context.sessionID)
+        }
+        return nil
+    }
+}
+
+extension MCPSessions {
+    /// Adds `GET`, `POST` and `DELETE /mcp` to `router`.
+    nonisolated func addRoutes(to router: some RouterMethods<ServerContext>) {
+        for method in [HTTPTypes.HTTPRequest.Method.get, .post, .delete] {
+            router.on("mcp", method: method) { request, context in
+                var request = request
+                let body = try await request.collectBody(upTo: context.maxUploadSize)
+                // HTTP/1 `Host` arrives as the request's authority, not as a header field.
+                var headers: [String: String] = [:]
+                if let authority = request.head.authority { headers[HTTPHeaderName.host] = authority }
+                for field in request.headers {
+                    let name = field.name.canonicalName
+                    headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+                }
+                let answer = await self.handle(
+                    MCP.HTTPRequest(
+                        method: request.method.rawValue, headers: headers,
+                        body: body.readableBytes > 0 ? Data(body.readableBytesView) : nil, path: request.uri.path))
+                return Self.response(answer)
+            }
+        }
+    }
+
+    /// The Hummingbird response for an SDK response; a stream is relayed chunk by chunk as it is produced.
+    private static func response(_ answer: MCP.HTTPResponse) -> Response {
+        var headers = HTTPFields()
+        for (name, value) in answer.headers {
+            if let name = HTTPField.Name(name) { headers[name] = value }
+        }
+        let status = HTTPTypes.HTTPResponse.Status(code: answer.statusCode)
+        guard case .stream(let stream, _) = answer else {
+            let body = answer.bodyData.map { ResponseBody(byteBuffer: ByteBuffer(bytes: $0)) } ?? ResponseBody()
+            return Response(status: status, headers: headers, body: body)
+        }
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody { writer in
+                for try await chunk in stream { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try await writer.finish(nil)
+            })
+    }
+}
