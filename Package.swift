@@ -71,7 +71,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OnebitServerTests",
-            dependencies: ["OnebitServer", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "OnebitServer", "OnebitMCP", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -34,7 +34,7 @@ public actor MCPSessions {
     /// browser's `Origin` must match the `Host` it sent the request to.
     public init(registry: ToolRegistry, loopback: Bool) {
         self.registry = registry
-        let origin: any HTTPRequestValidator = loopback ? OriginValidator.localhost() : SameOriginValidator()
+        let origin: any HTTPRequestValidator = loopback ? LoopbackOriginValidator() : SameOriginValidator()
         validation = StandardValidationPipeline(validators: [
             origin, AcceptHeaderValidator(mode: .sseRequired), ContentTypeValidator(), ProtocolVersionValidator(),
             SessionValidator(),
@@ -109,6 +109,43 @@ public actor MCPSessions {
 private struct FixedSessionID: SessionIDGenerator {
     let id: String
     func generateSessionID() -> String { id }
+}
+
+/// Bound to loopback: `Host` must name a loopback address (a DNS-rebinding page reaches us under its own name) and a
+/// browser's `Origin` must be a loopback origin. The SDK's `OriginValidator.localhost()` does the same but requires
+/// a port in both, which a request to port 80 leaves out.
+struct LoopbackOriginValidator: HTTPRequestValidator {
+    static let names: Set<String> = ["localhost", "127.0.0.1", "[::1]"]
+
+    func validate(_ request: MCP.HTTPRequest, context: HTTPValidationContext) -> MCP.HTTPResponse? {
+        if let host = request.header(HTTPHeaderName.host), !Self.isLoopback(authority: host) {
+            return .error(
+                statusCode: 421, .invalidRequest("Misdirected Request: Host header not allowed"),
+                sessionID: context.sessionID)
+        }
+        if let origin = request.header(HTTPHeaderName.origin), !Self.isLoopback(origin: origin) {
+            return .error(
+                statusCode: 403, .invalidRequest("Forbidden: Origin not allowed"), sessionID: context.sessionID)
+        }
+        return nil
+    }
+
+    /// Whether `origin` is `http(s)://` followed by a loopback authority.
+    static func isLoopback(origin: String) -> Bool {
+        let parts = origin.lowercased().split(separator: "://", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "http" || parts[0] == "https" else { return false }
+        return isLoopback(authority: String(parts[1]))
+    }
+
+    /// Whether `authority` is a loopback name with an optional numeric port.
+    static func isLoopback(authority: String) -> Bool {
+        let authority = authority.lowercased()
+        return names.contains { name in
+            guard authority.hasPrefix(name) else { return false }
+            let rest = authority.dropFirst(name.count)
+            return rest.isEmpty || (rest.first == ":" && rest.count > 1 && rest.dropFirst().allSatisfy(\.isNumber))
+        }
+    }
 }
 
 /// When the server is reachable from other machines any `Host` is legitimate, but a browser page may only call
