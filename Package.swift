@@ -20,6 +20,8 @@ let package = Package(
         // No traits: the default ones pull full Foundation and ICU into the binary.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        // Named only because the MCP SDK's Transport protocol requires a swift-log Logger.
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -38,7 +40,10 @@ let package = Package(
             name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU", "OnebitCUDA"], swiftSettings: strict),
         .target(
             name: "OnebitMCP",
-            dependencies: ["OnebitEngine", "OnebitModel", .product(name: "MCP", package: "swift-sdk")],
+            dependencies: [
+                "OnebitEngine", "OnebitModel", .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(

@@ -104,23 +104,36 @@ def test_stdio():
     asyncio.run(run())
 
 
-def test_stdio_exits_when_stdin_closes():
+def test_stdio_answers_what_it_read_then_exits_when_stdin_closes():
     process = subprocess.Popen(
         [BINARY, "mcp", *MODEL_ARGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
-    process.stdin.write((json.dumps(request) + "\n").encode())
-    process.stdin.flush()
-    answer = json.loads(process.stdout.readline())
-    assert answer["result"]["protocolVersion"] == "2025-06-18"
-    process.stdin.close()
-    assert process.wait(timeout=30) == 0
-    assert process.stdout.read() == b""
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "complete", "arguments": {"prompt": "To be", "max_tokens": 64, "temperature": 0}},
+        },
+    ]
+    # Everything at once, then end of input: the generation still running must be answered before the exit.
+    stdout, _ = process.communicate("".join(json.dumps(m) + "\n" for m in messages).encode(), timeout=60)
+    assert process.returncode == 0
+    answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines())}
+    assert answers[1]["result"]["protocolVersion"] == "2025-06-18"
+    assert answers[2]["result"]["isError"] is False, answers[2]
+    assert answers[2]["result"]["structuredContent"]["usage"]["completion_tokens"] > 0
 
 
 class Server:

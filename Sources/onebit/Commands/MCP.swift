@@ -12,7 +12,8 @@ struct MCPCommand: AsyncParsableCommand {
         discussion: """
             Tools: chat, complete, tokenize, score, perplexity, model_info, health. Standard output carries the \
             protocol (newline-delimited JSON-RPC); messages go to standard error. The command ends when standard \
-            input closes. Register it with a client, e.g. `claude mcp add onebit -- onebit mcp`.
+            input closes and every request read has been answered. Register it with a client, e.g. \
+            `claude mcp add onebit -- onebit mcp`.
             """
     )
 
@@ -42,7 +43,7 @@ struct MCPCommand: AsyncParsableCommand {
         let tools = ToolRegistry()
         ModelTools(model: served, scheduler: scheduler, info: info).register(in: tools)
         let server = await tools.makeServer()
-        try await server.start(transport: StdioTransport())
+        try await server.start(transport: DrainingTransport(StdioTransport()))
         writeError("onebit: MCP server for \(id) on standard input and output (context \(context))\n")
         await server.waitUntilCompleted()
         scheduler.shutdown()
