@@ -2,7 +2,7 @@ import Hummingbird
 import OnebitEngine
 import OnebitModel
 
-/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, health, metrics, statistics and the web page.
+/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, MCP, health, metrics, statistics and the web page.
 public enum Routes {
     /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, tokenizer and `/mcp` routes require
     /// it. `/mcp` is served when `mcp` is given.

@@ -58,6 +58,7 @@ public enum OnebitServer {
                 address: .hostname(configuration.host, port: configuration.port), serverName: "onebit"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) })
         try await app.runService()
+        await mcp.closeAll()
         scheduler.shutdown()
     }
 }
