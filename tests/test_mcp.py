@@ -3,6 +3,8 @@ streamable HTTP, with and without an API key.
 
 Every tool is listed with input and output schemas and called; its structuredContent must validate against its
 outputSchema and match the JSON of its text content. An unknown tool and bad arguments must come back as errors.
+Over HTTP also: protocol versions, session end, Origin and Host checks, SSE heartbeats on a long call, and a
+client that disconnects mid-call stopping its generation.
 """
 
 import asyncio
@@ -139,9 +141,9 @@ def test_stdio_answers_what_it_read_then_exits_when_stdin_closes():
 class Server:
     """A running `onebit serve`; stopped with SIGTERM."""
 
-    def __init__(self, *extra: str):
+    def __init__(self, *extra: str, model_args: list[str] = MODEL_ARGS):
         self.process = subprocess.Popen(
-            [BINARY, "serve", *MODEL_ARGS, "--port", "0", *extra],
+            [BINARY, "serve", *model_args, "--port", "0", *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -166,6 +168,14 @@ class Server:
 @pytest.fixture(scope="module")
 def server():
     s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_server():
+    """The built-in model, slow enough in a debug build that a long generation spans several SSE heartbeats."""
+    s = Server(model_args=["--ctx", "512", "--device", "cpu"])
     yield s
     s.stop()
 
@@ -248,3 +258,51 @@ def test_a_foreign_origin_or_host_is_refused_on_loopback(server):
         server.url + "/mcp", headers=JSON_HEADERS | {"Origin": f"http://localhost:{port}"}, json=initialize("2025-06-18")
     )
     assert local.status_code == 200
+
+
+def stats(server) -> dict:
+    return httpx2.get(server.url + "/stats").json()
+
+
+LONG_CALL = {"name": "complete", "arguments": {"prompt": "Once", "max_tokens": 500, "seed": 3}}
+
+
+def test_a_long_call_carries_heartbeats_the_sdk_client_skips(demo_server):
+    reply = httpx2.post(demo_server.url + "/mcp", headers=JSON_HEADERS, json=initialize("2025-06-18"))
+    headers = JSON_HEADERS | {"Mcp-Session-Id": reply.headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-06-18"}
+    started = time.monotonic()
+    raw = httpx2.post(
+        demo_server.url + "/mcp",
+        headers=headers,
+        json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": LONG_CALL},
+        timeout=120,
+    )
+    if time.monotonic() - started < 1.5:
+        pytest.skip("the generation ended before the first heartbeat was due (a fast build)")
+    assert ": keep-alive\n\n" in raw.text
+    assert sse_message(raw.text)["result"]["isError"] is False
+
+    async def run():
+        async with streamable_http_client(demo_server.url + "/mcp") as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool(LONG_CALL["name"], LONG_CALL["arguments"])
+
+    result = asyncio.run(run())
+    assert not result.is_error
+    assert result.structured_content["usage"]["completion_tokens"] == 500
+
+
+def test_a_client_that_disconnects_stops_its_generation(demo_server):
+    reply = httpx2.post(demo_server.url + "/mcp", headers=JSON_HEADERS, json=initialize("2025-06-18"))
+    headers = JSON_HEADERS | {"Mcp-Session-Id": reply.headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-06-18"}
+    before = stats(demo_server)["generated_tokens"]
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": LONG_CALL}
+    with pytest.raises(httpx2.TimeoutException):
+        httpx2.post(demo_server.url + "/mcp", headers=headers, json=call, timeout=0.5)
+    deadline = time.monotonic() + 30
+    while stats(demo_server)["running"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stats(demo_server)["running"] == 0
+    # Left alone, this prompt and seed generate all 500 tokens.
+    assert stats(demo_server)["generated_tokens"] - before < 500

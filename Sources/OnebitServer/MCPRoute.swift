@@ -164,6 +164,10 @@ struct SameOriginValidator: HTTPRequestValidator {
 }
 
 extension MCPSessions {
+    /// How often an open SSE stream carries a comment line while it waits: a write to a client that has gone fails,
+    /// which is how a disconnect is noticed while a tool is still generating.
+    static let heartbeat = Duration.seconds(1)
+
     /// Adds `GET`, `POST` and `DELETE /mcp` to `router`.
     nonisolated func addRoutes(to router: some RouterMethods<ServerContext>) {
         for method in [HTTPTypes.HTTPRequest.Method.get, .post, .delete] {
@@ -177,17 +181,39 @@ extension MCPSessions {
                     let name = field.name.canonicalName
                     headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
                 }
-                let answer = await self.handle(
-                    MCP.HTTPRequest(
-                        method: request.method.rawValue, headers: headers,
-                        body: body.readableBytes > 0 ? Data(body.readableBytesView) : nil, path: request.uri.path))
-                return Self.response(answer)
+                let sdkRequest = MCP.HTTPRequest(
+                    method: request.method.rawValue, headers: headers,
+                    body: body.readableBytes > 0 ? Data(body.readableBytesView) : nil, path: request.uri.path)
+                let answer = await self.handle(sdkRequest)
+                return Self.response(answer) { await self.abandon(sdkRequest, answeredWith: answer) }
             }
         }
     }
 
-    /// The Hummingbird response for an SDK response; a stream is relayed chunk by chunk as it is produced.
-    private static func response(_ answer: MCP.HTTPResponse) -> Response {
+    /// Tells a session's server that the client of `request` has gone, so the tool call it carried is cancelled
+    /// (and its generation stopped) as if the client had sent `notifications/cancelled`.
+    private func abandon(_ request: MCP.HTTPRequest, answeredWith answer: MCP.HTTPResponse) async {
+        guard let sessionID = answer.headers[HTTPHeaderName.sessionID], let session = sessions[sessionID],
+            let body = request.body, let message = try? JSONValue(parsing: body),
+            message["method"] != nil, let id = message["id"], id != .null
+        else { return }
+        let cancel: JSONValue = .object([
+            "jsonrpc": .string("2.0"), "method": .string("notifications/cancelled"),
+            "params": .object(["requestId": id, "reason": .string("the client disconnected")]),
+        ])
+        _ = await session.transport.handleRequest(
+            MCP.HTTPRequest(
+                method: "POST",
+                headers: [
+                    HTTPHeaderName.sessionID: sessionID, HTTPHeaderName.contentType: "application/json",
+                    HTTPHeaderName.accept: "application/json, text/event-stream",
+                ],
+                body: Data(cancel.jsonText.utf8)))
+    }
+
+    /// The Hummingbird response for an SDK response. A stream is relayed chunk by chunk as it is produced, with a
+    /// comment line every ``heartbeat`` in between; when the client has gone, `onGone` runs.
+    private static func response(_ answer: MCP.HTTPResponse, onGone: @escaping @Sendable () async -> Void) -> Response {
         var headers = HTTPFields()
         for (name, value) in answer.headers {
             if let name = HTTPField.Name(name) { headers[name] = value }
@@ -200,8 +226,30 @@ extension MCPSessions {
         return Response(
             status: status, headers: headers,
             body: ResponseBody { writer in
-                for try await chunk in stream { try await writer.write(ByteBuffer(bytes: chunk)) }
-                try await writer.finish(nil)
+                let (chunks, sink) = AsyncStream<ByteBuffer>.makeStream()
+                let relay = Task {
+                    do {
+                        for try await chunk in stream { sink.yield(ByteBuffer(bytes: chunk)) }
+                    } catch {}
+                    sink.finish()
+                }
+                let beat = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: heartbeat)
+                        sink.yield(ByteBuffer(string: ": keep-alive\n\n"))
+                    }
+                }
+                defer {
+                    relay.cancel()
+                    beat.cancel()
+                }
+                do {
+                    for await chunk in chunks { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                } catch {
+                    await onGone()
+                    throw error
+                }
             })
     }
 }
