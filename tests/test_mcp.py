@@ -254,9 +254,8 @@ def test_a_foreign_origin_or_host_is_refused_on_loopback(server):
         server.url + "/mcp", headers=JSON_HEADERS | {"Host": f"evil.example:{port}"}, json=initialize("2025-06-18")
     )
     assert reply.status_code == 421
-    local = httpx2.post(
-        server.url + "/mcp", headers=JSON_HEADERS | {"Origin": f"http://localhost:{port}"}, json=initialize("2025-06-18")
-    )
+    local_origin = JSON_HEADERS | {"Origin": f"http://localhost:{port}"}
+    local = httpx2.post(server.url + "/mcp", headers=local_origin, json=initialize("2025-06-18"))
     assert local.status_code == 200
 
 
