@@ -12,8 +12,8 @@ public struct ToolDefinition: Sendable {
     public var inputSchema: JSONValue
     /// JSON Schema of the structured result every successful call returns.
     public var outputSchema: JSONValue
-    /// Answers a call: receives the arguments object, returns the structured result. Throw ``ToolError`` for bad
-    /// arguments or a failure the caller should read.
+    /// Answers a call: receives the arguments object, returns the structured result (a JSON object). Throw
+    /// ``ToolError`` for bad arguments or a failure the caller should read.
     public var handler: @Sendable (JSONValue) async throws -> JSONValue
 
     /// Describes a tool.
@@ -87,6 +87,10 @@ public final class ToolRegistry: Sendable {
         do {
             try Self.check(input, against: tool.inputSchema)
             let output = try await tool.handler(input)
+            // The protocol's structuredContent is an object; anything else is a bug in the tool, told to the caller.
+            guard output.objectValue != nil else {
+                throw ToolError.failed("the tool '\(name)' produced \(output.jsonText), not a JSON object")
+            }
             return CallTool.Result(
                 content: [.text(text: output.jsonText, annotations: nil, _meta: nil)],
                 structuredContent: Value(output) as Value?, isError: false)

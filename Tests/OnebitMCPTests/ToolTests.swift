@@ -131,6 +131,17 @@ import Testing
         #expect(message.contains("'\(argument)'"), "\(name): \(message)")
     }
 
+    @Test func aToolThatAnswersWithAnythingButAnObjectIsAToolError() async throws {
+        let registry = ToolRegistry()
+        registry.add(
+            name: "broken", description: "Answers with a number.", inputSchema: Schema.object([:]),
+            outputSchema: Schema.object([:])
+        ) { _ in .integer(3) }
+        let result = try await TestTools.call(try await TestTools.connect(registry), "broken")
+        #expect(result.isError == true)
+        #expect(TestTools.text(result)?.contains("not a JSON object") == true)
+    }
+
     @Test func anotherModuleAddsAToolWithOneCall() async throws {
         let registry = ToolRegistry()
         registry.add(
