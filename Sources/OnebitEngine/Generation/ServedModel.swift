@@ -6,7 +6,7 @@ import OnebitModel
     import Darwin
 #endif
 
-/// The model as the API presents it.
+/// The model as the HTTP API and the MCP tools present it.
 public struct ServedModel: Sendable {
     /// The id clients name in `model` (and `/v1/models` lists).
     public var id: String
