@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         // Named only because the MCP SDK's Transport protocol requires a swift-log Logger.
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // Already under Hummingbird; named for its graceful-shutdown handler, which ends open MCP streams.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -51,6 +53,7 @@ let package = Package(
             dependencies: [
                 "OnebitEngine", "OnebitMCP", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -305,3 +305,12 @@ def test_a_client_that_disconnects_stops_its_generation(demo_server):
     assert stats(demo_server)["running"] == 0
     # Left alone, this prompt and seed generate all 500 tokens.
     assert stats(demo_server)["generated_tokens"] - before < 500
+
+
+def test_an_open_sse_stream_does_not_hold_up_shutdown():
+    s = Server()
+    reply = httpx2.post(s.url + "/mcp", headers=JSON_HEADERS, json=initialize("2025-06-18"))
+    headers = {"Accept": "text/event-stream", "Mcp-Session-Id": reply.headers["Mcp-Session-Id"]}
+    with httpx2.stream("GET", s.url + "/mcp", headers=headers, timeout=30) as stream:
+        assert stream.status_code == 200
+        s.stop()

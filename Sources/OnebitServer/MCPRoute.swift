@@ -4,6 +4,7 @@ import Hummingbird
 import MCP
 import OnebitMCP
 import OnebitModel
+import ServiceLifecycle
 
 /// The MCP server over streamable HTTP at `/mcp`: POST carries JSON-RPC (answered as an SSE stream), GET opens the
 /// stream for server-initiated messages, DELETE ends a session (`Mcp-Session-Id`).
@@ -185,7 +186,11 @@ extension MCPSessions {
                     method: request.method.rawValue, headers: headers,
                     body: body.readableBytes > 0 ? Data(body.readableBytesView) : nil, path: request.uri.path)
                 let answer = await self.handle(sdkRequest)
-                return Self.response(answer) { await self.abandon(sdkRequest, answeredWith: answer) }
+                // The GET stream never ends by itself; it must not hold up a graceful shutdown. A POST stream ends
+                // with its answer, which a graceful shutdown waits for.
+                return Self.response(answer, endsAtShutdown: request.method == .get) {
+                    await self.abandon(sdkRequest, answeredWith: answer)
+                }
             }
         }
     }
@@ -212,8 +217,11 @@ extension MCPSessions {
     }
 
     /// The Hummingbird response for an SDK response. A stream is relayed chunk by chunk as it is produced, with a
-    /// comment line every ``heartbeat`` in between; when the client has gone, `onGone` runs.
-    private static func response(_ answer: MCP.HTTPResponse, onGone: @escaping @Sendable () async -> Void) -> Response {
+    /// comment line every ``heartbeat`` in between, and with `endsAtShutdown` ends when the server shuts down; when
+    /// the client has gone, `onGone` runs.
+    private static func response(
+        _ answer: MCP.HTTPResponse, endsAtShutdown: Bool, onGone: @escaping @Sendable () async -> Void
+    ) -> Response {
         var headers = HTTPFields()
         for (name, value) in answer.headers {
             if let name = HTTPField.Name(name) { headers[name] = value }
@@ -244,8 +252,12 @@ extension MCPSessions {
                     beat.cancel()
                 }
                 do {
-                    for await chunk in chunks { try await writer.write(chunk) }
-                    try await writer.finish(nil)
+                    try await withGracefulShutdownHandler {
+                        for await chunk in chunks { try await writer.write(chunk) }
+                        try await writer.finish(nil)
+                    } onGracefulShutdown: {
+                        if endsAtShutdown { sink.finish() }
+                    }
                 } catch {
                     await onGone()
                     throw error
