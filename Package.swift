@@ -19,6 +19,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         // No traits: the default ones pull full Foundation and ICU into the binary.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        // Named only because the MCP SDK's Transport protocol requires a swift-log Logger.
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // Already under Hummingbird; named for its graceful-shutdown handler, which ends open MCP streams.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -36,8 +41,20 @@ let package = Package(
         .target(
             name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU", "OnebitCUDA"], swiftSettings: strict),
         .target(
+            name: "OnebitMCP",
+            dependencies: [
+                "OnebitEngine", "OnebitModel", .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OnebitServer",
-            dependencies: ["OnebitEngine", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "OnebitEngine", "OnebitMCP", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -46,6 +63,8 @@ let package = Package(
                 "OnebitEngine",
                 "OnebitCUDA",
                 "OnebitServer",
+                "OnebitMCP",
+                .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -55,8 +74,14 @@ let package = Package(
         .testTarget(name: "OnebitCUDATests", dependencies: ["OnebitCUDA", "CCUDA"], swiftSettings: strict),
         .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
         .testTarget(
+            name: "OnebitMCPTests",
+            dependencies: ["OnebitMCP", "OnebitEngine", "OnebitModel", .product(name: "MCP", package: "swift-sdk")],
+            swiftSettings: strict),
+        .testTarget(
             name: "OnebitServerTests",
-            dependencies: ["OnebitServer", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "OnebitServer", "OnebitMCP", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
     ]

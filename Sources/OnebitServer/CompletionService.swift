@@ -8,35 +8,6 @@ import OnebitModel
     import Darwin
 #endif
 
-/// The model as the API presents it.
-public struct ServedModel: Sendable {
-    /// The id clients name in `model` (and `/v1/models` lists).
-    public var id: String
-    /// Unix seconds when the server loaded it.
-    public var created: Int
-    /// Text to token ids and back.
-    public var tokenizer: Tokenizer
-    /// How chat messages become a prompt.
-    public var chatTemplate: ChatTemplate
-    /// What is loaded, for people: file format, where it runs, context (shown by the web page).
-    public var summary: String
-    /// The tokenizer's tokens as a byte trie, for `response_format` (built once here, shared by every request).
-    public let vocabulary: TokenVocabulary
-
-    /// Describes the served model; `created` defaults to now.
-    public init(
-        id: String, tokenizer: Tokenizer, chatTemplate: ChatTemplate, summary: String = "",
-        created: Int = Int(time(nil))
-    ) {
-        self.id = id
-        self.summary = summary
-        self.created = created
-        self.tokenizer = tokenizer
-        self.chatTemplate = chatTemplate
-        vocabulary = TokenVocabulary(tokenizer: tokenizer)
-    }
-}
-
 /// Runs completions: validates a request, turns it into prompt tokens, submits it to the scheduler, and answers
 /// with one JSON object or a stream of server-sent events.
 struct CompletionService: Sendable {
@@ -47,15 +18,12 @@ struct CompletionService: Sendable {
     func chat(_ fields: RequestFields) async throws(APIError) -> Response {
         let request = try ChatCompletionRequest(fields, vocabularySize: scheduler.vocabularySize)
         try checkModel(request.options.model)
-        let rendered: String
+        let prompt: [Int]
         do {
-            rendered = try model.chatTemplate.render(
-                messages: request.messages, addGenerationPrompt: true, bosToken: model.tokenizer.bosToken ?? "",
-                eosToken: model.tokenizer.eosToken ?? "")
+            prompt = try model.chatPrompt(request.messages)
         } catch {
             throw .invalid("messages", "the chat template could not render the messages: \(error.description)")
         }
-        let prompt = model.tokenizer.encode(rendered, addSpecialTokens: false)
         return try await run(
             .chat, request.options, prompt: prompt, topLogprobs: request.topLogprobs, param: "messages")
     }

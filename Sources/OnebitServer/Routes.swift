@@ -2,11 +2,12 @@ import Hummingbird
 import OnebitEngine
 import OnebitModel
 
-/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, health, metrics, statistics and the web page.
+/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, MCP, health, metrics, statistics and the web page.
 public enum Routes {
-    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1` and tokenizer routes require it.
+    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, tokenizer and `/mcp` routes require
+    /// it. `/mcp` is served when `mcp` is given.
     public static func makeRouter(
-        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?
+        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?, mcp: MCPSessions? = nil
     ) -> Router<ServerContext> {
         let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
         let router = Router(context: ServerContext.self)
@@ -92,6 +93,7 @@ public enum Routes {
             }
             return CompletionService.json(.object(["content": .string(model.tokenizer.decode(ids))]))
         }
+        mcp?.addRoutes(to: api)
         return router
     }
 

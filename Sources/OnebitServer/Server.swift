@@ -1,5 +1,6 @@
 import Hummingbird
 import OnebitEngine
+import OnebitMCP
 import OnebitModel
 
 /// How `onebit serve` listens and what it allows.
@@ -8,7 +9,7 @@ public struct ServerConfiguration: Sendable {
     public var host: String
     /// The TCP port.
     public var port: Int
-    /// When set, `/v1` and the tokenizer routes require `Authorization: Bearer <apiKey>`.
+    /// When set, `/v1`, `/mcp` and the tokenizer routes require `Authorization: Bearer <apiKey>`.
     public var apiKey: String?
     /// Sequences generating at once, cache size per sequence, and the wait queue.
     public var scheduler: SchedulerConfiguration
@@ -21,6 +22,11 @@ public struct ServerConfiguration: Sendable {
         self.apiKey = apiKey
         self.scheduler = scheduler
     }
+}
+
+extension ServerConfiguration {
+    /// Whether ``host`` is a loopback address, reachable from this machine only.
+    var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
 }
 
 /// The OpenAI-compatible server of one model.
@@ -37,10 +43,14 @@ public enum OnebitServer {
             + "context \(configuration.scheduler.contextLength)"
         let served = ServedModel(
             id: id, tokenizer: model.model.tokenizer, chatTemplate: model.model.chatTemplate, summary: summary)
+        let info = ModelInfo(id: id, model: model, contextLength: configuration.scheduler.contextLength)
         let scheduler = Scheduler(model: model, configuration: configuration.scheduler)
         let metrics = ServerMetrics()
+        let tools = ToolRegistry()
+        ModelTools(model: served, scheduler: scheduler, info: info).register(in: tools)
+        let mcp = MCPSessions(registry: tools, loopback: configuration.isLoopback)
         let router = Routes.makeRouter(
-            model: served, scheduler: scheduler, metrics: metrics, apiKey: configuration.apiKey)
+            model: served, scheduler: scheduler, metrics: metrics, apiKey: configuration.apiKey, mcp: mcp)
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: .seconds(300))),
@@ -48,6 +58,7 @@ public enum OnebitServer {
                 address: .hostname(configuration.host, port: configuration.port), serverName: "onebit"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) })
         try await app.runService()
+        await mcp.closeAll()
         scheduler.shutdown()
     }
 }

@@ -9,10 +9,14 @@ final class EngineLoop {
     private var waiting: [Job] = []
     private var running: [SequenceState] = []
     private var totals = SchedulerStatistics()
+    /// Work that needs the model between steps (``Scheduler/withExclusiveModel(_:)``).
+    private let exclusive: ExclusiveAccess
 
     init(
-        runner: any BatchRunner, endOfSequence: Set<Int>, configuration: SchedulerConfiguration, shared: SharedState
+        runner: any BatchRunner, endOfSequence: Set<Int>, configuration: SchedulerConfiguration, shared: SharedState,
+        exclusive: ExclusiveAccess
     ) {
+        self.exclusive = exclusive
         self.runner = runner
         self.endOfSequence = endOfSequence
         self.configuration = configuration
@@ -27,6 +31,7 @@ final class EngineLoop {
                 defer { inbox.jobs.removeAll() }
                 return inbox.jobs
             }
+            exclusive.runPending()
             dropCancelled()
             admit()
             if running.isEmpty {
@@ -42,6 +47,7 @@ final class EngineLoop {
             job.continuation.yield(.failed(SchedulerError.shutDown.description))
             job.continuation.finish()
         }
+        exclusive.refusePending()
     }
 
     /// Ends cancelled sequences and forgets cancelled waiting requests, giving their caches back at once.

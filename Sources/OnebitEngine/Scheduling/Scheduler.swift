@@ -101,9 +101,10 @@ public final class Scheduler: Sendable {
         }
         let usage = runner.blockUsage
         poolPositions = usage.total * usage.blockPositions
+        let endOfSequence = model.model.endOfSequenceTokenIDs
         let loop = EngineLoop(
-            runner: runner, endOfSequence: model.model.endOfSequenceTokenIDs, configuration: configuration,
-            shared: shared)
+            runner: runner, endOfSequence: endOfSequence, configuration: configuration, shared: shared,
+            exclusive: ExclusiveAccess(model: model, shared: shared))
         var thread = pthread_t()
         let started = pthread_create(
             &thread, nil,
@@ -146,6 +147,33 @@ public final class Scheduler: Sendable {
         }
         shared.bell.signal()
         return GenerationStream(events: stream, continuation: continuation)
+    }
+
+    /// Runs `body` with the model on the engine thread, between two steps, and returns its result.
+    ///
+    /// For work that needs the model itself rather than a generation slot, such as teacher-forced scoring and
+    /// perplexity (``LanguageModel/score(_:)``, ``LanguageModel/perplexity(_:prefix:context:stride:progress:)``):
+    /// the model belongs to the engine thread, so nothing else may touch it. Generation pauses while `body` runs, so
+    /// keep it to one bounded pass (a context's worth of tokens). `body` must not keep the model beyond its return.
+    /// Throws ``SchedulerError/shutDown`` once the scheduler stops, and otherwise what `body` throws.
+    public func withExclusiveModel<T: Sendable>(
+        _ body: @escaping @Sendable (LanguageModel) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let task = ExclusiveTask(
+                run: { model in continuation.resume(with: Result { try body(model) }) },
+                refuse: { continuation.resume(throwing: $0) })
+            let accepted = shared.inbox.withLock { inbox in
+                guard !shared.stopping.load(ordering: .relaxed) else { return false }
+                inbox.exclusive.append(task)
+                return true
+            }
+            if accepted {
+                shared.bell.signal()
+            } else {
+                task.refuse(.shutDown)
+            }
+        }
     }
 
     /// A snapshot of the current load.
@@ -200,6 +228,8 @@ final class SharedState: Sendable {
         var jobs: [Job] = []
         /// Submitted and not yet running, whether still here or already in the engine's wait list.
         var queued = 0
+        /// Bodies waiting for ``Scheduler/withExclusiveModel(_:)``.
+        var exclusive: [ExclusiveTask] = []
     }
 
     let inbox = Mutex(Inbox())
@@ -207,4 +237,39 @@ final class SharedState: Sendable {
     let stopping = Atomic<Bool>(false)
     /// Signalled on every submission and on shutdown; the idle engine sleeps on it.
     let bell = DispatchSemaphore(value: 0)
+}
+
+/// A body waiting to run with the model, and how to tell its caller it never will.
+struct ExclusiveTask: Sendable {
+    let run: @Sendable (LanguageModel) -> Void
+    let refuse: @Sendable (SchedulerError) -> Void
+}
+
+/// The engine thread's side of ``Scheduler/withExclusiveModel(_:)``: it owns the model there and runs the waiting
+/// bodies when the loop asks, which is only ever between two steps.
+final class ExclusiveAccess {
+    private let model: LanguageModel
+    private let shared: SharedState
+
+    init(model: LanguageModel, shared: SharedState) {
+        self.model = model
+        self.shared = shared
+    }
+
+    /// Runs every body submitted so far, in order.
+    func runPending() {
+        for task in take() { task.run(model) }
+    }
+
+    /// Answers every body still waiting with ``SchedulerError/shutDown``.
+    func refusePending() {
+        for task in take() { task.refuse(.shutDown) }
+    }
+
+    private func take() -> [ExclusiveTask] {
+        shared.inbox.withLock { inbox in
+            defer { inbox.exclusive.removeAll() }
+            return inbox.exclusive
+        }
+    }
 }

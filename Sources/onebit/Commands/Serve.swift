@@ -8,7 +8,8 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the model over an OpenAI-compatible HTTP API, with a chat page at /.",
         discussion: """
-            Routes: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics. \
+            Routes: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics, \
+            and /mcp (the model's tools for MCP clients, over streamable HTTP). \
             Requests run in continuous batches of up to --max-concurrency sequences; more wait in a queue, and a \
             full queue is answered with 429.
             """
