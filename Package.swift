@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         // No traits: the default ones pull full Foundation and ICU into the binary.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -36,8 +37,15 @@ let package = Package(
         .target(
             name: "OnebitEngine", dependencies: ["OnebitModel", "OnebitCPU", "OnebitCUDA"], swiftSettings: strict),
         .target(
+            name: "OnebitSpecialists",
+            dependencies: ["OnebitEngine", "OnebitModel", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OnebitServer",
-            dependencies: ["OnebitEngine", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "OnebitEngine", "OnebitSpecialists", .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -46,6 +54,7 @@ let package = Package(
                 "OnebitEngine",
                 "OnebitCUDA",
                 "OnebitServer",
+                "OnebitSpecialists",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -54,6 +63,8 @@ let package = Package(
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "OnebitCPU"], swiftSettings: strict),
         .testTarget(name: "OnebitCUDATests", dependencies: ["OnebitCUDA", "CCUDA"], swiftSettings: strict),
         .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
+        .testTarget(
+            name: "OnebitSpecialistsTests", dependencies: ["OnebitSpecialists", "OnebitEngine"], swiftSettings: strict),
         .testTarget(
             name: "OnebitServerTests",
             dependencies: ["OnebitServer", .product(name: "HummingbirdTesting", package: "hummingbird")],

@@ -1,12 +1,15 @@
 import Hummingbird
 import OnebitEngine
 import OnebitModel
+import OnebitSpecialists
 
 /// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, health, metrics, statistics and the web page.
 public enum Routes {
     /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1` and tokenizer routes require it.
+    /// With `specialists`, the specialist and report routes are served too.
     public static func makeRouter(
-        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?
+        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?,
+        specialists: SpecialistRunner? = nil
     ) -> Router<ServerContext> {
         let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
         let router = Router(context: ServerContext.self)
@@ -88,6 +91,7 @@ public enum Routes {
             }
             return CompletionService.json(.object(["content": .string(model.tokenizer.decode(ids))]))
         }
+        if let specialists { SpecialistRoutes.add(to: api, runner: specialists) }
         return router
     }
 

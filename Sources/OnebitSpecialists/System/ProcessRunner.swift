@@ -1,0 +1,129 @@
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// How a child process ended.
+public struct ProcessOutcome: Sendable, Equatable {
+    /// The exit status; `128 + n` when killed by signal `n` (as shells report it).
+    public var status: Int32
+    /// The end of what it wrote to standard output and standard error, interleaved as written.
+    public var output: String
+    /// Whether it was killed for running past its deadline.
+    public var timedOut: Bool
+    /// Seconds from start to end.
+    public var seconds: Double
+}
+
+/// Runs a program with a hard deadline, capturing the tail of its output.
+///
+/// Written here rather than taken from swift-subprocess because what the specialists need is narrow and must be
+/// exact: the child gets its own process group so a timeout kills the whole build it started (compilers, test
+/// runners), standard output and error share one pipe so error lines keep their order, only a bounded tail is kept,
+/// and the blocking wait happens on a Dispatch thread so no task of the server's cooperative pool is held.
+public enum ProcessRunner {
+    /// Runs `arguments[0]` (looked up in `PATH`) with the rest as its arguments, standard input from /dev/null.
+    /// Cancelling the calling task kills the process group like a timeout does.
+    public static func run(
+        _ arguments: [String], timeout: Double? = nil, outputLimit: Int = 64 << 10
+    ) async throws(SpecialistError) -> ProcessOutcome {
+        let cancelled = CancellationFlag()
+        let result: Result<ProcessOutcome, SpecialistError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(
+                        returning: runBlocking(
+                            arguments, timeout: timeout, outputLimit: outputLimit, cancelled: cancelled))
+                }
+            }
+        } onCancel: {
+            cancelled.raised.store(true, ordering: .relaxed)
+        }
+        return try result.get()
+    }
+
+    /// Set when the task waiting for the process is cancelled; the wait loop checks it.
+    private final class CancellationFlag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    /// Single-quotes `text` for `/bin/sh`.
+    public static func shellQuoted(_ text: String) -> String {
+        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+    }
+
+    private static func runBlocking(
+        _ arguments: [String], timeout: Double?, outputLimit: Int, cancelled: CancellationFlag
+    ) -> Result<ProcessOutcome, SpecialistError> {
+        guard let program = arguments.first else {
+            return .failure(.toolFailed(tool: "process", reason: "no program to run"))
+        }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return .failure(.toolFailed(tool: program, reason: "pipe failed")) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_addclose(&actions, readEnd)
+        posix_spawn_file_actions_addclose(&actions, writeEnd)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Its own process group, so a timeout can kill everything it started.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
+        let start = ContinuousClock.now
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let spawned = posix_spawnp(&pid, program, &actions, &attributes, argv, environ)
+        close(writeEnd)
+        guard spawned == 0 else {
+            return .failure(
+                .toolFailed(tool: program, reason: "could not start it: \(String(cString: strerror(spawned)))"))
+        }
+
+        var tail: [UInt8] = []
+        var timedOut = false
+        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        let deadline = timeout.map { start + .milliseconds(Int64($0 * 1000)) }
+        while true {
+            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 100)
+            if ready > 0 {
+                let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if count == 0 { break }
+                if count > 0 {
+                    tail.append(contentsOf: buffer[0..<count])
+                    if tail.count > 2 * outputLimit { tail.removeFirst(tail.count - outputLimit) }
+                } else if errno != EINTR && errno != EAGAIN {
+                    break
+                }
+            }
+            if cancelled.raised.load(ordering: .relaxed) || deadline.map({ ContinuousClock.now >= $0 }) == true {
+                timedOut = true
+                kill(-pid, SIGKILL)
+                break
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if tail.count > outputLimit { tail.removeFirst(tail.count - outputLimit) }
+        let exit = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return .success(
+            ProcessOutcome(
+                status: exit, output: String(decoding: tail, as: UTF8.self), timedOut: timedOut, seconds: seconds))
+    }
+}
