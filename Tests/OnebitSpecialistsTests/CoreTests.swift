@@ -1,3 +1,4 @@
+import Dispatch
 import OnebitModel
 import Testing
 
@@ -180,5 +181,50 @@ import Testing
         #expect(HTTPProbe.decode(chunked)! == (503, "abcde"))
         #expect(HTTPProbe.parse("http://localhost:8080/health")! == ("localhost", 8080, "/health"))
         #expect(HTTPProbe.parse("https://example.com") == nil)
+    }
+}
+
+@Suite struct SupervisorTests {
+    /// Runs the supervisor on a Dispatch thread: it blocks, and the cooperative pool may have only two threads.
+    static func start(_ supervisor: ServerSupervisor) -> Task<Void, Never> {
+        Task {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    #expect(throws: Never.self) { try supervisor.run() }
+                    continuation.resume()
+                }
+            }
+        }
+    }
+
+    @Test func aChildThatDiesIsStartedAgainUntilStopped() async throws {
+        let supervisor = ServerSupervisor(
+            configuration: SupervisorConfiguration(
+                arguments: ["/bin/sh", "-c", "sleep 0.2; exit 3"], healthURL: "http://127.0.0.1:9/health",
+                checkInterval: 0.1, startupGrace: 0, initialBackoff: 0.05),
+            log: { _ in })
+        let running = Self.start(supervisor)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while supervisor.starts < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        supervisor.stop()
+        await running.value
+        #expect(supervisor.starts >= 3)
+    }
+
+    @Test func aChildFailingItsHealthChecksIsReplaced() async throws {
+        let supervisor = ServerSupervisor(
+            configuration: SupervisorConfiguration(
+                arguments: ["/bin/sh", "-c", "exec sleep 30"], healthURL: "http://127.0.0.1:9/health",
+                checkInterval: 0.1, startupGrace: 0, failuresBeforeRestart: 2, initialBackoff: 0.05),
+            log: { _ in })
+        let running = Self.start(supervisor)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while supervisor.starts < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let started = ContinuousClock.now
+        supervisor.stop()
+        await running.value
+        #expect(supervisor.starts >= 2)
+        // The child (which honours SIGTERM) is stopped at once, not after the ten-second SIGKILL deadline.
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 }

@@ -51,6 +51,25 @@ public enum ProcessRunner {
         let raised = Atomic<Bool>(false)
     }
 
+    /// Spawn attributes that give the child an empty signal mask and the default actions for SIGINT, SIGTERM and
+    /// SIGPIPE. Both would otherwise be inherited: Dispatch threads block most signals, and the server ignores
+    /// SIGPIPE (the supervisor also SIGINT and SIGTERM), which would leave a child deaf to a polite stop. The caller
+    /// destroys the attributes.
+    static func freshSignalAttributes(extraFlags: Int32 = 0) -> posix_spawnattr_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(
+            &attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF) | extraFlags))
+        return attributes
+    }
+
     /// Single-quotes `text` for `/bin/sh`.
     public static func shellQuoted(_ text: String) -> String {
         "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
@@ -75,11 +94,9 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
         posix_spawn_file_actions_addclose(&actions, readEnd)
         posix_spawn_file_actions_addclose(&actions, writeEnd)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // Its own process group, so a timeout can kill everything it started.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        var attributes = freshSignalAttributes(extraFlags: Int32(POSIX_SPAWN_SETPGROUP))
+        defer { posix_spawnattr_destroy(&attributes) }
         posix_spawnattr_setpgroup(&attributes, 0)
 
         let start = ContinuousClock.now

@@ -138,7 +138,9 @@ public final class ServerSupervisor: Sendable {
         var pid: pid_t = 0
         let argv = configuration.arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let result = posix_spawn(&pid, configuration.arguments[0], nil, nil, argv, environ)
+        var attributes = ProcessRunner.freshSignalAttributes()
+        defer { posix_spawnattr_destroy(&attributes) }
+        let result = posix_spawn(&pid, configuration.arguments[0], nil, &attributes, argv, environ)
         guard result == 0 else {
             throw .toolFailed(
                 tool: "supervise",
