@@ -64,7 +64,13 @@ let package = Package(
         .testTarget(name: "OnebitCUDATests", dependencies: ["OnebitCUDA", "CCUDA"], swiftSettings: strict),
         .testTarget(name: "OnebitEngineTests", dependencies: ["OnebitEngine"], swiftSettings: strict),
         .testTarget(
-            name: "OnebitSpecialistsTests", dependencies: ["OnebitSpecialists", "OnebitEngine"], swiftSettings: strict),
+            name: "OnebitSpecialistsTests",
+            dependencies: [
+                "OnebitSpecialists", "OnebitEngine", "OnebitServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "OnebitServerTests",
             dependencies: ["OnebitServer", .product(name: "HummingbirdTesting", package: "hummingbird")],

@@ -49,13 +49,13 @@ public enum OnebitServer {
             id: id, tokenizer: model.model.tokenizer, chatTemplate: model.model.chatTemplate, summary: summary)
         let scheduler = Scheduler(model: model, configuration: configuration.scheduler)
         let metrics = ServerMetrics()
-        let runner = try configuration.specialists.map { catalog in
+        let runner = configuration.specialists.map { catalog in
             SpecialistRunner(
                 catalog: catalog,
                 model: SpecialistModel(
                     scheduler: scheduler, tokenizer: served.tokenizer, chatTemplate: served.chatTemplate,
                     vocabulary: served.vocabulary),
-                reports: try ReportStore(directory: configuration.reportsDirectory))
+                reports: ReportStore(directory: configuration.reportsDirectory))
         }
         let triggers = runner.map { SpecialistTriggers(runner: $0, log: log) }
         let router = Routes.makeRouter(

@@ -8,7 +8,7 @@ import Testing
         let repository = try await TemporaryRepository()
         try await repository.commit("feat: add the first file", files: ["a.txt": "one\n"])
         try await repository.commit("fix: correct it", files: ["a.txt": "two\n"])
-        let runner = try DemoModel.runner()
+        let runner = DemoModel.runner()
         let inputs: [(String, JSONValue)] = [
             (
                 "magistrate",
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func invalidInputNamesTheFieldAndUnknownNamesAreRefused() async throws {
-        let runner = try DemoModel.runner()
+        let runner = DemoModel.runner()
         await #expect(
             throws: SpecialistError.invalidInput(path: "input.title", reason: "must be string, not an integer")
         ) {
@@ -82,7 +82,7 @@ import Testing
             """#
         var catalog = SpecialistCatalog.builtIn()
         catalog.add(try DefinitionParser.parse(text, file: "herald.toml"))
-        let runner = try DemoModel.runner(catalog: catalog)
+        let runner = DemoModel.runner(catalog: catalog)
         let report = try await runner.run("herald", input: .object(["title": .string("The king")]))
         #expect(report.modelWritten)
         #expect(["glad", "sad"].contains(report.output["mood"]?.stringValue ?? ""))
@@ -110,7 +110,7 @@ import Testing
         watcher.trigger = .gitCommit(
             repository: repository.path, interval: 1, input: .object(["command": .string("grep -q pass flag")]))
         catalog.add(watcher)
-        let runner = try DemoModel.runner(catalog: catalog)
+        let runner = DemoModel.runner(catalog: catalog)
         let triggers = SpecialistTriggers(runner: runner) { _ in }
         #expect(triggers.triggered.map(\.name) == ["anvil-watch"])
         triggers.start()
@@ -137,7 +137,7 @@ import Testing
     @Test func aCommandPastItsTimeoutIsKilledAndReported() async throws {
         let repository = try await TemporaryRepository()
         try await repository.commit("feat: start", files: ["a": "1"])
-        let runner = try DemoModel.runner()
+        let runner = DemoModel.runner()
         let started = ContinuousClock.now
         let report = try await runner.run(
             "anvil",
@@ -174,16 +174,16 @@ import Testing
 
     @Test func itIsBoundedAndReadsItsFilesBack() throws {
         let directory = temporaryDirectory() + "/reports"
-        let store = try ReportStore(directory: directory, capacity: 3)
+        let store = ReportStore(directory: directory, capacity: 3)
         for number in 0..<5 { try store.add(Self.report(number)) }
         #expect(store.list().map(\.id) == ["scribe-1004", "scribe-1003", "scribe-1002"])
         #expect(store.list(specialist: "anvil", limit: 5).map(\.id) == ["scribe-1003"])
         #expect(store.report(id: "scribe-1000") == nil)
         #expect(store.report(id: "scribe-1002") == Self.report(2))
 
-        let reopened = try ReportStore(directory: directory, capacity: 2)
+        let reopened = ReportStore(directory: directory, capacity: 2)
         #expect(reopened.list().map(\.id) == ["scribe-1004", "scribe-1003"])
-        #expect(try ReportStore(directory: directory).list().count == 2)
+        #expect(ReportStore(directory: directory).list().count == 2)
     }
 
     @Test func idsAndTimestampsAreWellFormed() {

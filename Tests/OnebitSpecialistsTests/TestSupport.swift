@@ -24,9 +24,9 @@ enum DemoModel {
     }()
 
     /// A runner over the built-ins with an in-memory store.
-    static func runner(catalog: SpecialistCatalog = .builtIn(), serverURL: String? = nil) throws -> SpecialistRunner {
+    static func runner(catalog: SpecialistCatalog = .builtIn(), serverURL: String? = nil) -> SpecialistRunner {
         SpecialistRunner(
-            catalog: catalog, model: model, reports: try ReportStore(directory: nil), serverURL: serverURL)
+            catalog: catalog, model: model, reports: ReportStore(directory: nil), serverURL: serverURL)
     }
 }
 

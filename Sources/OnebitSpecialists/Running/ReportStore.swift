@@ -14,17 +14,12 @@ public final class ReportStore: Sendable {
     /// Oldest first.
     private let reports = Mutex<[SpecialistReport]>([])
 
-    /// A store over `directory` (created if missing), holding at most `capacity` reports.
-    public init(directory: String?, capacity: Int = 500) throws(SpecialistError) {
+    /// A store over `directory` (created with the first report), holding at most `capacity` reports.
+    public init(directory: String?, capacity: Int = 500) {
         self.directory = directory
         self.capacity = max(1, capacity)
         guard let directory else { return }
         let files = FileManager.default
-        do {
-            try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw .storage(path: directory, reason: "cannot create the reports directory: \(error)")
-        }
         var loaded: [SpecialistReport] = []
         for name in (try? files.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") {
             guard let data = try? Data(contentsOf: URL(filePath: directory + "/" + name)),
@@ -39,9 +34,10 @@ public final class ReportStore: Sendable {
 
     /// Keeps `report`, writing its file; the oldest report goes when the store is full.
     public func add(_ report: SpecialistReport) throws(SpecialistError) {
-        if directory != nil {
+        if let directory {
             let path = path(of: report.id)
             do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 try Data(report.json.jsonText.utf8).write(to: URL(filePath: path), options: .atomic)
             } catch {
                 throw .storage(path: path, reason: "cannot write the report: \(error)")

@@ -112,7 +112,7 @@ struct Specialists: AsyncParsableCommand {
             let scheduler = Scheduler(
                 model: language, configuration: SchedulerConfiguration(maxConcurrency: 1, contextLength: context))
             defer { scheduler.shutdown() }
-            let reports = try ReportStore(
+            let reports = ReportStore(
                 directory: noSave ? nil : SpecialistPaths.reportsDirectory(root: location.root))
             let runner = SpecialistRunner(
                 catalog: catalog,
