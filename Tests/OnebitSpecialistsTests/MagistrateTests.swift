@@ -54,6 +54,11 @@ import Testing
             "path = Sources/OnebitSpecialists/Cores/SecretScanner.swift",
             "let identifier = makeConstraintSpeedTestsRunner(with: configuration)",
             "uuid = 123e4567-e89b-12d3-a456-426614174000",
+            "ours == Array(prompt.greedyTokenIDsFloat64.prefix(8))",
+            "return parts.joined(separator: \"/\") + \"/Fixtures/models/hf-256\"",
+            "@Test func loadsTQ2_0AndTQ1_0FilesWithScales() {",
+            "@Test func loadsBitNetB158InI2S() throws {",
+            "state = seed &+ 0x9E37_79B9_7F4A_7C15",
         ]
         let findings = SecretScanner.scan(Self.diff(adding: lines, file: "Sources/App.swift"))
         #expect(findings.isEmpty, "\(findings)")
@@ -83,6 +88,8 @@ import Testing
         #expect(SecretScanner.entropy("aaaa") == 0)
         #expect(SecretScanner.entropy("abcd") == 2)
         #expect(abs(SecretScanner.entropy("aab") - 0.9182958340544896) < 1e-12)
+        #expect(SecretScanner.classChangeRate("aA1") == 1)
+        #expect(SecretScanner.classChangeRate("ab_cD") == 1.0 / 3)
     }
 
     @Test func conventionalCommitsPassAndBadMessagesAreFlagged() {
@@ -130,5 +137,20 @@ import Testing
                 .object(["repository": .string(repository.path)]),
                 tools: ToolBox(specialist: "magistrate", allowed: []))
         }
+    }
+
+    @Test func aLongHistoryIsScannedWhole() async throws {
+        let repository = try await TemporaryRepository()
+        try await repository.commit("feat: old key", files: ["old.env": "KEY_ID=\(Self.awsKeyID)\n"])
+        // Far more than a tool's usual output tail, so a scan that kept only the end would miss the newest commit.
+        let filler = (0..<20_000).map { "let value\($0) = \($0)" }.joined(separator: "\n")
+        try await repository.commit("feat: filler", files: ["Filler.swift": filler])
+        try await repository.commit(
+            "feat: new token", files: ["ci.env": "TOKEN=ghp_" + String(repeating: "aB3", count: 12)])
+        let result = try await MagistrateCore().run(
+            .object(["repository": .string(repository.path)]),
+            tools: ToolBox(specialist: "magistrate", allowed: ["git"]))
+        let rules = result.fields["findings"]?.arrayValue?.compactMap { $0["rule"]?.stringValue }
+        #expect(rules == ["github-token", "aws-access-key-id"])
     }
 }

@@ -34,15 +34,18 @@ public struct SecretFinding: Sendable, Equatable {
 ///
 /// Known formats are matched exactly: PEM private keys, AWS access key ids and secret keys, GitHub, Slack, Google
 /// and OpenAI-style tokens, JWTs. Other secrets are caught by their Shannon entropy: a base64-looking word of 20 or
-/// more characters with upper case, lower case and digits and at least 4.0 bits per character, or a hex word of 32
-/// or more characters on a line that talks about keys, tokens or passwords. Hex words elsewhere (git SHAs, checksums,
-/// object ids) are left alone, as are words on lines that name a hash.
+/// more characters with upper case, lower case and a digit, at least 3.5 bits per character, and a character class
+/// (lower, upper, digit) that changes at 45% or more of its steps, which random text does (about 65%) and
+/// camel-case identifiers such as `greedyTokenIDsFloat64` do not (about 35%); or a hex word of 32 or more characters
+/// on a line that talks about keys, tokens or passwords. Hex words elsewhere (git SHAs, checksums, object ids) are
+/// left alone, as are words on lines that name a hash.
 public enum SecretScanner {
     /// Finds the secrets in `text`.
     public static func scan(_ text: String) -> [SecretFinding] {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let isDiff = lines.contains { $0.hasPrefix("@@ ") || $0.hasPrefix("diff --git ") }
         var findings: [SecretFinding] = []
+        let rules = rules()
         var commit = ""
         var file = ""
         var newLine = 0
@@ -54,7 +57,7 @@ public enum SecretScanner {
                 if line.contains("-----END") { inKeyBlock = false }
                 return
             }
-            let found = scan(line: line, file: file, number: number, commit: commit)
+            let found = scan(line: line, rules: rules, file: file, number: number, commit: commit)
             if found.contains(where: { $0.rule == "private-key" }), !line.contains("-----END") { inKeyBlock = true }
             findings += found
         }
@@ -98,24 +101,34 @@ public enum SecretScanner {
         return Int(plus.dropFirst().prefix { $0 != "," })
     }
 
-    /// A rule for a known credential format.
-    private struct Rule {
+    /// A rule for a known credential format; the pattern runs only on lines holding one of the anchors (regular
+    /// expressions are slow, and almost no line holds any anchor).
+    struct Rule {
         let name: String
+        let anchors: [String]
         let pattern: Regex<Substring>
     }
 
-    private static func rules() -> [Rule] {
+    static func rules() -> [Rule] {
         [
-            Rule(name: "private-key", pattern: /-----BEGIN[A-Z ]* PRIVATE KEY(?: BLOCK)?-----/),
+            Rule(
+                name: "private-key", anchors: ["PRIVATE KEY"], pattern: /-----BEGIN[A-Z ]* PRIVATE KEY(?: BLOCK)?-----/),
             Rule(
                 name: "aws-access-key-id",
+                anchors: ["AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA"],
                 pattern: /\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b/),
-            Rule(name: "github-token", pattern: /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b/),
-            Rule(name: "github-token", pattern: /\bgithub_pat_[A-Za-z0-9_]{22,}/),
-            Rule(name: "slack-token", pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/),
-            Rule(name: "google-api-key", pattern: /\bAIza[0-9A-Za-z_\-]{35}/),
-            Rule(name: "openai-api-key", pattern: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}/),
-            Rule(name: "jwt", pattern: /\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}/),
+            Rule(
+                name: "github-token", anchors: ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+                pattern: /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b/),
+            Rule(name: "github-token", anchors: ["github_pat_"], pattern: /\bgithub_pat_[A-Za-z0-9_]{22,}/),
+            Rule(name: "slack-token", anchors: ["xox"], pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/),
+            Rule(name: "google-api-key", anchors: ["AIza"], pattern: /\bAIza[0-9A-Za-z_\-]{35}/),
+            Rule(
+                name: "openai-api-key", anchors: ["sk-"],
+                pattern: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}/),
+            Rule(
+                name: "jwt", anchors: ["eyJ"],
+                pattern: /\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}/),
         ]
     }
 
@@ -128,7 +141,9 @@ public enum SecretScanner {
         "sha1", "sha256", "sha512", "sha-", "checksum", "digest", "integrity", "commit", "hash", "revision",
     ]
 
-    private static func scan(line: Substring, file: String, number: Int, commit: String) -> [SecretFinding] {
+    private static func scan(
+        line: Substring, rules: [Rule], file: String, number: Int, commit: String
+    ) -> [SecretFinding] {
         var findings: [SecretFinding] = []
         var matched: [Range<Substring.Index>] = []
         func add(_ rule: String, _ severity: String, _ text: Substring) {
@@ -137,28 +152,31 @@ public enum SecretScanner {
                     rule: rule, severity: severity, file: file, line: number, commit: commit,
                     excerpt: rule == "private-key" ? String(text) : redacted(text)))
         }
-        for rule in rules() {
+        for rule in rules where rule.anchors.contains(where: { line.contains($0) }) {
             for match in line.matches(of: rule.pattern) where !matched.contains(where: { $0.overlaps(match.range) }) {
                 matched.append(match.range)
                 add(rule.name, "high", line[match.range])
             }
         }
+        // Every rule below needs 20 characters or more; the line's context is read only for such words.
+        let long = words(of: line).filter { line.distance(from: $0.lowerBound, to: $0.upperBound) >= 20 }
+        guard !long.isEmpty else { return findings }
         let lowered = line.lowercased()
         let hashContext = hashWords.contains { lowered.contains($0) }
         let secretContext = secretWords.contains { lowered.contains($0) }
         let awsContext = lowered.contains("aws") || lowered.contains("secret")
-        for word in words(of: line) where !matched.contains(where: { $0.overlaps(word) }) {
+        for word in long where !matched.contains(where: { $0.overlaps(word) }) {
             let text = line[word]
-            let trimmed = text.hasSuffix("=") ? text.prefix { $0 != "=" } : text
-            let bits = entropy(trimmed)
-            if awsContext, trimmed.count == 40, isBase64(trimmed), hasMixedCase(trimmed) {
+            let bits = entropy(text)
+            if awsContext, text.count == 40, isBase64(text), hasMixedCase(text) {
                 add("aws-secret-access-key", "high", text)
-            } else if trimmed.allSatisfy(\.isHexDigit) {
-                if trimmed.count >= 32, secretContext, !hashContext, bits >= 3.0 {
+            } else if text.allSatisfy(\.isHexDigit) {
+                if text.count >= 32, secretContext, !hashContext, bits >= 3.0 {
                     add("high-entropy-string", "medium", text)
                 }
-            } else if trimmed.count >= 20, !hashContext, isBase64(trimmed), hasMixedCase(trimmed),
-                trimmed.filter(\.isNumber).count >= 2, bits >= 4.0
+            } else if text.count >= 20, !hashContext, !isCode(text, before: line[word.upperBound...]), isBase64(text),
+                hasMixedCase(text),
+                text.contains(where: \.isNumber), bits >= 3.5, classChangeRate(text) >= 0.45
             {
                 add("high-entropy-string", "medium", text)
             }
@@ -190,6 +208,23 @@ public enum SecretScanner {
 
     private static func hasMixedCase(_ text: Substring) -> Bool {
         text.contains(where: \.isUppercase) && text.contains(where: \.isLowercase)
+    }
+
+    /// Whether `word` reads as code rather than data: a number literal (`0x9E37_79B9_7F4A_7C15`) or a name that is
+    /// called or declared (followed by `(`).
+    static func isCode(_ word: Substring, before rest: Substring) -> Bool {
+        word.hasPrefix("0x") || word.hasPrefix("0X") || rest.first == "("
+    }
+
+    /// The share of steps between consecutive letters and digits of `text` where the class (lower case, upper case,
+    /// digit) changes; other characters are skipped.
+    static func classChangeRate(_ text: some StringProtocol) -> Double {
+        let classes = text.compactMap { c -> Int? in
+            c.isLowercase ? 0 : c.isUppercase ? 1 : c.isNumber ? 2 : nil
+        }
+        guard classes.count > 1 else { return 0 }
+        let changes = zip(classes, classes.dropFirst()).filter { $0 != $1 }.count
+        return Double(changes) / Double(classes.count - 1)
     }
 
     /// Shannon entropy of the characters of `text`, in bits per character.

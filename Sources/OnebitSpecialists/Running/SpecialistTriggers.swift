@@ -62,7 +62,8 @@ public final class SpecialistTriggers: Sendable {
         var warned = false
         while !Task.isCancelled {
             do {
-                let outcome = try await ProcessRunner.run(["git", "-C", repository, "rev-parse", "HEAD"], timeout: 30)
+                let outcome = try await ProcessRunner.run(
+                    ["git", "-C", repository, "rev-parse", "HEAD"], timeout: 30, separateErrors: true)
                 let head = outcome.output.trimmed
                 if outcome.status == 0, !head.isEmpty {
                     warned = false
@@ -75,7 +76,9 @@ public final class SpecialistTriggers: Sendable {
                     last = head
                 } else if !warned {
                     warned = true
-                    log("specialist \(definition.name): cannot read HEAD of \(repository): \(head.prefix(200))")
+                    log(
+                        "specialist \(definition.name): cannot read HEAD of \(repository): "
+                            + outcome.errors.trimmed.prefix(200))
                 }
             } catch {
                 log("specialist \(definition.name): \(error.description)")

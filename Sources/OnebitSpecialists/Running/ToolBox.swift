@@ -21,14 +21,26 @@ public struct ToolBox: Sendable {
         guard allowed.contains(tool) else { throw .toolNotAllowed(specialist: specialist, tool: tool) }
     }
 
-    /// Runs `git -C repository arguments...` and returns its standard output; a non-zero exit is an error.
-    public func git(_ arguments: [String], in repository: String, timeout: Double = 60) async throws(SpecialistError)
+    /// Most bytes of git output read; a longer history must be asked for in smaller ranges.
+    public static let gitOutputLimit = 64 << 20
+
+    /// Runs `git -C repository arguments...` and returns its standard output; a non-zero exit is an error, and so
+    /// is output beyond ``gitOutputLimit`` (a scan of part of a history would silently miss the rest).
+    public func git(_ arguments: [String], in repository: String, timeout: Double = 120) async throws(SpecialistError)
         -> String
     {
         try require("git")
-        let outcome = try await ProcessRunner.run(["git", "-C", repository] + arguments, timeout: timeout)
+        let outcome = try await ProcessRunner.run(
+            ["git", "-C", repository] + arguments, timeout: timeout, outputLimit: Self.gitOutputLimit,
+            separateErrors: true)
+        guard !outcome.truncated else {
+            throw .toolFailed(
+                tool: "git",
+                reason: "git \(arguments.joined(separator: " ")) in \(repository) wrote more than "
+                    + "\(Self.gitOutputLimit >> 20) MiB; ask for a smaller range")
+        }
         guard outcome.status == 0, !outcome.timedOut else {
-            let detail = outcome.output.split(separator: "\n").suffix(3).joined(separator: " / ")
+            let detail = outcome.errors.split(separator: "\n").suffix(3).joined(separator: " / ")
             throw .toolFailed(
                 tool: "git",
                 reason: "git \(arguments.joined(separator: " ")) in \(repository) exited with "

@@ -11,10 +11,15 @@ import Synchronization
 public struct ProcessOutcome: Sendable, Equatable {
     /// The exit status; `128 + n` when killed by signal `n` (as shells report it).
     public var status: Int32
-    /// The end of what it wrote to standard output and standard error, interleaved as written.
+    /// The end of what it wrote to standard output, and to standard error interleaved as written unless that was
+    /// kept apart.
     public var output: String
+    /// The end of what it wrote to standard error, when kept apart from `output`.
+    public var errors: String
     /// Whether it was killed for running past its deadline.
     public var timedOut: Bool
+    /// Whether it wrote more than the output limit, so `output` holds only the end.
+    public var truncated: Bool
     /// Seconds from start to end.
     public var seconds: Double
 }
@@ -27,9 +32,10 @@ public struct ProcessOutcome: Sendable, Equatable {
 /// and the blocking wait happens on a Dispatch thread so no task of the server's cooperative pool is held.
 public enum ProcessRunner {
     /// Runs `arguments[0]` (looked up in `PATH`) with the rest as its arguments, standard input from /dev/null.
-    /// Cancelling the calling task kills the process group like a timeout does.
+    /// Cancelling the calling task kills the process group like a timeout does. `separateErrors` keeps standard
+    /// error out of `output` (for output that is parsed).
     public static func run(
-        _ arguments: [String], timeout: Double? = nil, outputLimit: Int = 64 << 10
+        _ arguments: [String], timeout: Double? = nil, outputLimit: Int = 64 << 10, separateErrors: Bool = false
     ) async throws(SpecialistError) -> ProcessOutcome {
         let cancelled = CancellationFlag()
         let result: Result<ProcessOutcome, SpecialistError> = await withTaskCancellationHandler {
@@ -37,7 +43,8 @@ public enum ProcessRunner {
                 DispatchQueue.global().async {
                     continuation.resume(
                         returning: runBlocking(
-                            arguments, timeout: timeout, outputLimit: outputLimit, cancelled: cancelled))
+                            arguments, timeout: timeout, outputLimit: outputLimit, separateErrors: separateErrors,
+                            cancelled: cancelled))
                 }
             }
         } onCancel: {
@@ -76,24 +83,28 @@ public enum ProcessRunner {
     }
 
     private static func runBlocking(
-        _ arguments: [String], timeout: Double?, outputLimit: Int, cancelled: CancellationFlag
+        _ arguments: [String], timeout: Double?, outputLimit: Int, separateErrors: Bool, cancelled: CancellationFlag
     ) -> Result<ProcessOutcome, SpecialistError> {
         guard let program = arguments.first else {
             return .failure(.toolFailed(tool: "process", reason: "no program to run"))
         }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return .failure(.toolFailed(tool: program, reason: "pipe failed")) }
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        defer { close(readEnd) }
-
+        // One pipe for standard output, and one for standard error when it is kept apart.
+        var pipes: [[Int32]] = []
+        for _ in 0..<(separateErrors ? 2 : 1) {
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else {
+                pipes.flatMap { $0 }.forEach { close($0) }
+                return .failure(.toolFailed(tool: program, reason: "pipe failed"))
+            }
+            pipes.append(fds)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-        posix_spawn_file_actions_addclose(&actions, readEnd)
-        posix_spawn_file_actions_addclose(&actions, writeEnd)
+        posix_spawn_file_actions_adddup2(&actions, pipes[0][1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipes[separateErrors ? 1 : 0][1], 2)
+        for fd in pipes.flatMap({ $0 }) { posix_spawn_file_actions_addclose(&actions, fd) }
         // Its own process group, so a timeout can kill everything it started.
         var attributes = freshSignalAttributes(extraFlags: Int32(POSIX_SPAWN_SETPGROUP))
         defer { posix_spawnattr_destroy(&attributes) }
@@ -104,27 +115,35 @@ public enum ProcessRunner {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let spawned = posix_spawnp(&pid, program, &actions, &attributes, argv, environ)
-        close(writeEnd)
+        pipes.forEach { close($0[1]) }
+        var open = pipes.map { $0[0] }
+        defer { open.forEach { close($0) } }
         guard spawned == 0 else {
             return .failure(
                 .toolFailed(tool: program, reason: "could not start it: \(String(cString: strerror(spawned)))"))
         }
 
-        var tail: [UInt8] = []
+        var captured: [[UInt8]] = pipes.map { _ in [] }
         var timedOut = false
-        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        var truncated = false
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
         let deadline = timeout.map { start + .milliseconds(Int64($0 * 1000)) }
-        while true {
-            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, 100)
-            if ready > 0 {
-                let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-                if count == 0 { break }
-                if count > 0 {
-                    tail.append(contentsOf: buffer[0..<count])
-                    if tail.count > 2 * outputLimit { tail.removeFirst(tail.count - outputLimit) }
-                } else if errno != EINTR && errno != EAGAIN {
-                    break
+        while !open.isEmpty {
+            var descriptors = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&descriptors, nfds_t(descriptors.count), 100) > 0 {
+                for descriptor in descriptors where descriptor.revents != 0 {
+                    let stream = pipes.firstIndex { $0[0] == descriptor.fd }!
+                    let count = buffer.withUnsafeMutableBytes { read(descriptor.fd, $0.baseAddress, $0.count) }
+                    if count > 0 {
+                        captured[stream].append(contentsOf: buffer[0..<count])
+                        if captured[stream].count > 2 * outputLimit {
+                            captured[stream].removeFirst(captured[stream].count - outputLimit)
+                            truncated = truncated || stream == 0
+                        }
+                    } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                        close(descriptor.fd)
+                        open.removeAll { $0 == descriptor.fd }
+                    }
                 }
             }
             if cancelled.raised.load(ordering: .relaxed) || deadline.map({ ContinuousClock.now >= $0 }) == true {
@@ -135,12 +154,17 @@ public enum ProcessRunner {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if tail.count > outputLimit { tail.removeFirst(tail.count - outputLimit) }
+        for stream in captured.indices where captured[stream].count > outputLimit {
+            captured[stream].removeFirst(captured[stream].count - outputLimit)
+            truncated = truncated || stream == 0
+        }
         let exit = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         return .success(
             ProcessOutcome(
-                status: exit, output: String(decoding: tail, as: UTF8.self), timedOut: timedOut, seconds: seconds))
+                status: exit, output: String(decoding: captured[0], as: UTF8.self),
+                errors: separateErrors ? String(decoding: captured[1], as: UTF8.self) : "", timedOut: timedOut,
+                truncated: truncated, seconds: seconds))
     }
 }
