@@ -134,6 +134,26 @@ import Testing
         #expect(fail.output["exit_status"] == .integer(1))
     }
 
+    @Test func aScheduleRunsEveryIntervalUntilStopped() async throws {
+        var catalog = SpecialistCatalog.builtIn()
+        var triage = try #require(catalog.specialist(named: "quartermaster"))
+        triage.name = "triage-every-second"
+        triage.trigger = .schedule(interval: 1, input: .object(["title": .string("Docs typo")]))
+        catalog.add(triage)
+        let runner = DemoModel.runner(catalog: catalog)
+        let triggers = SpecialistTriggers(runner: runner) { _ in }
+        triggers.start()
+        #expect(try await Self.eventually(30) { runner.reports.list().count >= 2 })
+        triggers.stop()
+        let reports = runner.reports.list()
+        #expect(reports.allSatisfy { $0.trigger == "schedule" && $0.output["type"] == .string("docs") })
+        // A run under way when stopped may still finish; none starts afterwards.
+        try await Task.sleep(for: .milliseconds(2500))
+        let settled = runner.reports.list().count
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(runner.reports.list().count == settled)
+    }
+
     @Test func aCommandPastItsTimeoutIsKilledAndReported() async throws {
         let repository = try await TemporaryRepository()
         try await repository.commit("feat: start", files: ["a": "1"])
