@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         // Already under Hummingbird; named for its graceful-shutdown handler, which ends open MCP streams.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags),
@@ -49,9 +50,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "OnebitSpecialists",
+            dependencies: ["OnebitEngine", "OnebitModel", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OnebitServer",
             dependencies: [
-                "OnebitEngine", "OnebitMCP", .product(name: "Hummingbird", package: "hummingbird"),
+                "OnebitEngine", "OnebitMCP", "OnebitSpecialists", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -65,6 +71,7 @@ let package = Package(
                 "OnebitServer",
                 "OnebitMCP",
                 .product(name: "MCP", package: "swift-sdk"),
+                "OnebitSpecialists",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -77,6 +84,14 @@ let package = Package(
             name: "OnebitMCPTests",
             dependencies: ["OnebitMCP", "OnebitEngine", "OnebitModel", .product(name: "MCP", package: "swift-sdk")],
             swiftSettings: strict),
+        .testTarget(
+            name: "OnebitSpecialistsTests",
+            dependencies: [
+                "OnebitSpecialists", "OnebitEngine", "OnebitServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "OnebitServerTests",
             dependencies: [

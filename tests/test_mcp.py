@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -26,7 +27,15 @@ MODEL = os.path.join(ROOT, "Tests", "Fixtures", "models", "hf-256")
 BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 MODEL_ARGS = ["--model", MODEL, "--ctx", "256", "--device", "cpu"]
 
-TOOLS = ["chat", "complete", "tokenize", "score", "perplexity", "model_info", "health"]
+# Reports of the specialists the tests run go to a folder of their own, not the user's configuration.
+CONFIG = tempfile.mkdtemp(prefix="onebit-mcp-test-")
+os.environ["ONEBIT_CONFIG_DIR"] = CONFIG
+
+SPECIALISTS = ["magistrate", "librarian", "quartermaster", "anvil", "sentinel", "scribe"]
+TOOLS = [
+    "chat", "complete", "tokenize", "score", "perplexity", "model_info", "health",
+    *SPECIALISTS, "list_reports", "get_report",
+]
 
 # One successful call of every tool.
 CALLS = [
@@ -51,6 +60,9 @@ CALLS = [
     ("perplexity", {"text": "To be, or not to be"}),
     ("model_info", {}),
     ("health", {}),
+    ("quartermaster", {"title": "Crash when loading a GGUF file", "body": "The server crashes with a stack trace."}),
+    ("scribe", {"text": "The model runs on the CPU. It also runs on the GPU. Both give the same tokens.", "sentences": 1}),
+    ("list_reports", {"limit": 5}),
 ]
 
 # Bad arguments, and the argument each error message must name.
@@ -60,6 +72,8 @@ BAD_CALLS = [
     ("chat", {"prompt": "a", "max_tokens": 0}, "max_tokens"),
     ("chat", {"prompt": "a", "temprature": 1}, "temprature"),
     ("score", {"text": "word " * 400}, "text"),
+    ("quartermaster", {"body": "no title"}, "title"),
+    ("get_report", {"id": "no-such-report"}, "id"),
 ]
 
 
@@ -86,6 +100,12 @@ async def exercise(session: ClientSession) -> None:
     ids = (await session.call_tool("tokenize", {"text": "To be"})).structured_content
     assert ids["count"] == len(ids["ids"]) > 0
 
+    reports = (await session.call_tool("list_reports", {"specialist": "quartermaster"})).structured_content["reports"]
+    assert reports and reports[0]["specialist"] == "quartermaster"
+    report = await session.call_tool("get_report", {"id": reports[0]["id"]})
+    assert not report.is_error and report.structured_content["id"] == reports[0]["id"]
+    jsonschema.validate(report.structured_content, tools["get_report"].output_schema)
+
     with pytest.raises(MCPError, match="no_such_tool"):
         await session.call_tool("no_such_tool", {})
     for name, arguments, argument in BAD_CALLS:
@@ -96,7 +116,9 @@ async def exercise(session: ClientSession) -> None:
 
 def test_stdio():
     async def run():
-        params = StdioServerParameters(command=BINARY, args=["mcp", *MODEL_ARGS])
+        params = StdioServerParameters(
+            command=BINARY, args=["mcp", *MODEL_ARGS], env={"ONEBIT_CONFIG_DIR": CONFIG}
+        )
         with open(os.devnull, "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (read, write):
                 async with ClientSession(read, write) as session:
@@ -175,7 +197,7 @@ def server():
 @pytest.fixture(scope="module")
 def demo_server():
     """The built-in model, slow enough in a debug build that a long generation spans several SSE heartbeats."""
-    s = Server(model_args=["--ctx", "512", "--device", "cpu"])
+    s = Server(model_args=["--ctx", "4096", "--device", "cpu"])
     yield s
     s.stop()
 
@@ -263,7 +285,7 @@ def stats(server) -> dict:
     return httpx2.get(server.url + "/stats").json()
 
 
-LONG_CALL = {"name": "complete", "arguments": {"prompt": "Once", "max_tokens": 500, "seed": 3}}
+LONG_CALL = {"name": "complete", "arguments": {"prompt": "Once", "max_tokens": 3000, "seed": 3}}
 
 
 def test_a_long_call_carries_heartbeats_the_sdk_client_skips(demo_server):
@@ -289,7 +311,7 @@ def test_a_long_call_carries_heartbeats_the_sdk_client_skips(demo_server):
 
     result = asyncio.run(run())
     assert not result.is_error
-    assert result.structured_content["usage"]["completion_tokens"] == 500
+    assert result.structured_content["usage"]["completion_tokens"] == 3000
 
 
 def test_a_client_that_disconnects_stops_its_generation(demo_server):
@@ -303,8 +325,8 @@ def test_a_client_that_disconnects_stops_its_generation(demo_server):
     while stats(demo_server)["running"] > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert stats(demo_server)["running"] == 0
-    # Left alone, this prompt and seed generate all 500 tokens.
-    assert stats(demo_server)["generated_tokens"] - before < 500
+    # Left alone, this prompt and seed generate all 3,000 tokens (about 4 s in a debug build).
+    assert stats(demo_server)["generated_tokens"] - before < 3000
 
 
 def test_an_open_sse_stream_does_not_hold_up_shutdown():

@@ -1,13 +1,15 @@
 import Hummingbird
 import OnebitEngine
 import OnebitModel
+import OnebitSpecialists
 
 /// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, MCP, health, metrics, statistics and the web page.
 public enum Routes {
     /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, tokenizer and `/mcp` routes require
-    /// it. `/mcp` is served when `mcp` is given.
+    /// it. `/mcp` is served when `mcp` is given; the specialist and report routes when `specialists` is.
     public static func makeRouter(
-        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?, mcp: MCPSessions? = nil
+        model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?, mcp: MCPSessions? = nil,
+        specialists: SpecialistRunner? = nil
     ) -> Router<ServerContext> {
         let service = CompletionService(model: model, scheduler: scheduler, metrics: metrics)
         let router = Router(context: ServerContext.self)
@@ -94,6 +96,7 @@ public enum Routes {
             return CompletionService.json(.object(["content": .string(model.tokenizer.decode(ids))]))
         }
         mcp?.addRoutes(to: api)
+        if let specialists { SpecialistRoutes.add(to: api, runner: specialists) }
         return router
     }
 

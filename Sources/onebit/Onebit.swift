@@ -8,7 +8,7 @@ struct Onebit: AsyncParsableCommand {
         subcommands: [
             Say.self, Score.self, Perplexity.self, Tokenize.self, Detokenize.self, RenderTemplate.self, Info.self,
             Bench.self, SelfTest.self, Chat.self, Doctor.self,
-            Serve.self, MCPCommand.self,
+            Serve.self, MCPCommand.self, Specialists.self,
         ]
     )
 }

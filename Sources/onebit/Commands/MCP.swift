@@ -3,6 +3,8 @@ import MCP
 import OnebitEngine
 import OnebitMCP
 import OnebitModel
+import OnebitServer
+import OnebitSpecialists
 
 /// `onebit mcp`: the model's tools for an MCP client, over standard input and output.
 struct MCPCommand: AsyncParsableCommand {
@@ -10,7 +12,8 @@ struct MCPCommand: AsyncParsableCommand {
         commandName: "mcp",
         abstract: "Serve the model's tools to an MCP client over standard input and output.",
         discussion: """
-            Tools: chat, complete, tokenize, score, perplexity, model_info, health. Standard output carries the \
+            Tools: chat, complete, tokenize, score, perplexity, model_info, health, one per specialist (see \
+            `onebit specialists list`), list_reports and get_report. Standard output carries the \
             protocol (newline-delimited JSON-RPC); messages go to standard error. The command ends when standard \
             input closes and every request read has been answered. Register it with a client, e.g. \
             `claude mcp add onebit -- onebit mcp`.
@@ -42,6 +45,15 @@ struct MCPCommand: AsyncParsableCommand {
             configuration: SchedulerConfiguration(maxConcurrency: maxConcurrency, contextLength: context))
         let tools = ToolRegistry()
         ModelTools(model: served, scheduler: scheduler, info: info).register(in: tools)
+        let root = SpecialistPaths.configRoot()
+        let catalog = try SpecialistCatalog.load(configDirectory: SpecialistPaths.specialistsDirectory(root: root))
+        let runner = SpecialistRunner(
+            catalog: catalog,
+            model: SpecialistModel(
+                scheduler: scheduler, tokenizer: served.tokenizer, chatTemplate: served.chatTemplate,
+                vocabulary: served.vocabulary),
+            reports: ReportStore(directory: SpecialistPaths.reportsDirectory(root: root)))
+        SpecialistTools.register(runner, in: tools)
         let server = await tools.makeServer()
         try await server.start(transport: DrainingTransport(StdioTransport()))
         writeError("onebit: MCP server for \(id) on standard input and output (context \(context))\n")

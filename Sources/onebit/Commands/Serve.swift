@@ -1,17 +1,24 @@
 import ArgumentParser
+import Dispatch
 import OnebitEngine
 import OnebitModel
 import OnebitServer
+import OnebitSpecialists
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `onebit serve`: the OpenAI-compatible HTTP server.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the model over an OpenAI-compatible HTTP API, with a chat page at /.",
         discussion: """
-            Routes: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics, \
-            and /mcp (the model's tools for MCP clients, over streamable HTTP). \
+            Routes: /v1/chat/completions, /v1/completions, /v1/models, /v1/specialists, /v1/reports, /tokenize, \
+            /detokenize, /health, /metrics, and /mcp (the model's tools for MCP clients, over streamable HTTP). \
             Requests run in continuous batches of up to --max-concurrency sequences; more wait in a queue, and a \
-            full queue is answered with 429.
+            full queue is answered with 429. Specialists with a schedule or git-commit trigger, and every --watch, \
+            run in the background; their reports are kept in the reports/ folder of the configuration directory.
             """
     )
 
@@ -50,6 +57,24 @@ struct Serve: AsyncParsableCommand {
             """)
     var synthetic: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "The directory of specialist definitions (*.toml) to serve beside the built-ins (default: specialists/ "
+                + "of $ONEBIT_CONFIG_DIR, $XDG_CONFIG_HOME/onebit or ~/.config/onebit).", valueName: "dir"))
+    var specialistsConfig: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Run COMMAND (default: swift build) in the git repository REPO on each of its new commits and keep an "
+                + "anvil report of it; repeatable.", valueName: "REPO[=COMMAND]"))
+    var watch: [String] = []
+
+    @Option(help: "Seconds between looks at a watched repository's HEAD.")
+    var watchInterval = 30
+
+    @Flag(help: "Run the server as a child process and restart it when it exits or fails its health checks.")
+    var supervise = false
+
     func validate() throws {
         guard (1...64).contains(maxConcurrency) else { throw ValidationError("--max-concurrency must be 1 to 64") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be at least 0") }
@@ -62,9 +87,24 @@ struct Serve: AsyncParsableCommand {
         if synthetic != nil, options.model != nil {
             throw ValidationError("--synthetic and --model exclude each other")
         }
+        guard watchInterval >= 1 else { throw ValidationError("--watch-interval must be at least 1 second") }
+        if supervise, port == 0 { throw ValidationError("--supervise needs a fixed --port to check the server") }
+        if watch.contains(where: { $0.isEmpty || $0.hasPrefix("=") }) {
+            throw ValidationError("--watch needs a repository path: --watch REPO or --watch REPO=COMMAND")
+        }
     }
 
     func run() async throws {
+        if supervise { return try runSupervisor() }
+        let root = SpecialistPaths.configRoot()
+        var catalog = try SpecialistCatalog.load(
+            configDirectory: specialistsConfig ?? SpecialistPaths.specialistsDirectory(root: root))
+        for spec in watch {
+            let parts = spec.split(separator: "=", maxSplits: 1)
+            let command = parts.count == 2 ? String(parts[1]) : "swift build"
+            let name = catalog.watch(repository: String(parts[0]), command: command, interval: watchInterval)
+            writeError("onebit: watching \(parts[0]) (\(name): \(command))\n")
+        }
         let language = try synthetic.map(loadSynthetic) ?? options.loadPrepared()
         let model = language.model
         let context = ctx ?? min(model.config.contextLength, 4096)
@@ -72,12 +112,44 @@ struct Serve: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port, apiKey: apiKey,
             scheduler: SchedulerConfiguration(
-                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks))
+                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks),
+            specialists: catalog, reportsDirectory: SpecialistPaths.reportsDirectory(root: root))
         let host = host
-        try await OnebitServer.run(model: language, id: id, configuration: configuration) { port in
-            writeError(
-                "onebit: serving \(id) on http://\(host):\(port) (context \(context), \(maxConcurrency) at once)\n")
+        try await OnebitServer.run(
+            model: language, id: id, configuration: configuration,
+            onListening: { port in
+                writeError(
+                    "onebit: serving \(id) on http://\(host):\(port) (context \(context), \(maxConcurrency) at once)\n")
+            }, log: { writeError("onebit: \($0)\n") })
+    }
+
+    /// `--supervise`: this process starts the same command without the flag as its child and keeps it alive.
+    private func runSupervisor() throws {
+        var arguments = CommandLine.arguments.filter { $0 != "--supervise" }
+        arguments[0] = Self.executablePath() ?? arguments[0]
+        let checkHost = host == "0.0.0.0" ? "127.0.0.1" : host
+        let supervisor = ServerSupervisor(
+            configuration: SupervisorConfiguration(
+                arguments: arguments, healthURL: "http://\(checkHost):\(port)/health"),
+            log: { writeError("onebit: \($0)\n") })
+        // Signals stop the child first; the sources keep the default action from killing the parent before that.
+        let sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { supervisor.stop() }
+            source.resume()
+            return source
         }
+        defer { sources.forEach { $0.cancel() } }
+        try supervisor.run()
+    }
+
+    /// This executable's path, so the child is the same binary however it was started.
+    private static func executablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The built-in model with the layers of shape `name` (random ternary weights) and its own vocabulary, so every
