@@ -164,6 +164,36 @@ import Testing
         #expect(runner.blockUsage.cached + runner.blockUsage.free == runner.blockUsage.total)
     }
 
+    @Test func aFullBlockCachedWithoutItsHashIsContinuedNotSkipped() throws {
+        let language = LanguageModel(Self.model)
+        let runner = language.makeBatchRunner(contextLength: 256) { _ in 12 }
+        let size = runner.blockUsage.blockPositions
+        let prompt = Array(1...(size + 1))
+        // Two sequences admitted together with the same prompt write twin blocks; only the first's are found by
+        // their hashes.
+        let a = try #require(runner.admit(prompt))
+        let b = try #require(runner.admit(prompt))
+        #expect(b.reused == 0)
+        _ = runner.run([
+            SliceRequest(sequence: a.sequence, tokens: prompt, start: 0, wantsLogits: true),
+            SliceRequest(sequence: b.sequence, tokens: prompt, start: 0, wantsLogits: true),
+        ])
+        runner.release(a.sequence)
+        runner.release(b.sequence)
+        // A prompt of nine blocks takes the eight empty ones and evicts the least recently released: the first
+        // sequence's full block. The second's twin stays cached, found by no hash.
+        let filler = try #require(runner.admit(Array(500..<(500 + 9 * size))))
+        runner.release(filler.sequence)
+        let next = prompt + [42]
+        let again = try #require(runner.admit(next))
+        let logits = runner.run([
+            SliceRequest(
+                sequence: again.sequence, tokens: Array(next[again.reused...]), start: again.reused, wantsLogits: true)
+        ])
+        let alone = try language.makeSession(capacity: 64).append(next) { $0 == next.count - 1 }
+        #expect(logits[0] == alone[next.count - 1])
+    }
+
     @Test func sequencesWhoseBlocksCoverTheContextNeedNoHeadroom() throws {
         // One block of the whole context per sequence, as a backend with contiguous caches has.
         let runner = LanguageModel(Self.model).makeBatchRunner(contextLength: 16) { _ in 3 }

@@ -98,10 +98,14 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             sequence.table.forEach { blocks.release(Int($0)) }
             return nil
         }
-        // The next block may continue a cached block that holds the start of this prompt's next tokens.
+        // The next block may continue a cached block that holds the start of this prompt's next tokens. At most
+        // `size - 1` of them: a block taken over this way is written to at least once more, so it is full only
+        // through a write, which puts its chain hash in the sequence's chain as every later block's parent needs.
+        // (A full block can be cached without being found by its hash: a second block with the same tokens, written
+        // while the first was held, whose twin was evicted since.)
         let parent = sequence.chain.last ?? KeyValueBlocks.root
         if let (block, length) = blocks.longestPrefix(
-            after: parent, prompt[reused..<min(reused + size, prompt.count - 1)])
+            after: parent, prompt[reused..<min(reused + size - 1, prompt.count - 1)])
         {
             sequence.table.append(Int32(block))
             reused += length
