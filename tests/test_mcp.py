@@ -10,10 +10,8 @@ client that disconnects mid-call stopping its generation.
 import asyncio
 import json
 import os
-import re
 import subprocess
 import tempfile
-import threading
 import time
 
 import httpx2
@@ -21,10 +19,9 @@ import jsonschema
 import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from running_server import BINARY, ROOT, RunningServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "Tests", "Fixtures", "models", "hf-256")
-BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 MODEL_ARGS = ["--model", MODEL, "--ctx", "256", "--device", "cpu"]
 
 # Reports of the specialists the tests run go to a folder of their own, not the user's configuration.
@@ -160,31 +157,14 @@ def test_stdio_answers_what_it_read_then_exits_when_stdin_closes():
     assert answers[2]["result"]["structuredContent"]["usage"]["completion_tokens"] > 0
 
 
-class Server:
-    """A running `onebit serve`; stopped with SIGTERM."""
+class Server(RunningServer):
+    """A running `onebit serve`; it must stop cleanly."""
 
     def __init__(self, *extra: str, model_args: list[str] = MODEL_ARGS):
-        self.process = subprocess.Popen(
-            [BINARY, "serve", *model_args, "--port", "0", *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.time() + 60
-        self.url = None
-        while time.time() < deadline and self.url is None:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            match = re.search(r"serving \S+ on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-        assert self.url, "the server did not start"
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
+        super().__init__([*model_args, *extra])
 
     def stop(self):
-        self.process.terminate()
-        assert self.process.wait(timeout=30) == 0
+        assert super().stop() == 0
 
 
 @pytest.fixture(scope="module")

@@ -6,45 +6,25 @@ several concurrent streams, a client that disconnects mid-stream, and the errors
 
 import json
 import os
-import re
-import subprocess
 import threading
 import time
 import urllib.request
 
 import openai
 import pytest
+from running_server import ROOT, RunningServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "Tests", "Fixtures", "models", "hf-256")
-BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 with open(os.path.join(MODEL, "generation_config.json"), encoding="utf-8") as f:
     # Forbidding the end-of-sequence tokens makes a generation run to max_tokens.
     NO_EOS = {str(i): -100 for i in json.load(f)["eos_token_id"]}
 
 
-class Server:
-    """A running `onebit serve`; stopped with SIGTERM."""
+class Server(RunningServer):
+    """A running `onebit serve` on the fixture model."""
 
     def __init__(self, *extra: str):
-        self.process = subprocess.Popen(
-            [BINARY, "serve", "--model", MODEL, "--port", "0", "--ctx", "512", *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.time() + 60
-        self.url = None
-        while time.time() < deadline and self.url is None:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            match = re.search(r"serving \S+ on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-        assert self.url, "the server did not start"
-        # Keep draining stderr so the server never blocks on a full pipe.
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
+        super().__init__(["--model", MODEL, "--ctx", "512", *extra])
 
     def client(self, **options) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=options.pop("api_key", "none"), **options)
@@ -53,9 +33,6 @@ class Server:
         with urllib.request.urlopen(self.url + path, timeout=10) as response:
             return json.load(response)
 
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,16 @@ bringing a killed server back.
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from running_server import BINARY, RunningServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 
 # Fake credentials in the documented formats; each is planted in its own file so a finding names where it is.
 PLANTED = {
@@ -131,32 +128,13 @@ def request(url, method="GET", body=None, timeout=60):
         return error.code, json.load(error)
 
 
-class Server:
+class Server(RunningServer):
     """`onebit serve` on the built-in model with its own configuration directory."""
 
     def __init__(self, config, *extra):
-        self.process = subprocess.Popen(
-            [BINARY, "serve", "--device", "cpu", "--port", "0", "--ctx", "512", *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "ONEBIT_CONFIG_DIR": str(config)},
+        super().__init__(
+            ["--device", "cpu", "--ctx", "512", *extra], env={**os.environ, "ONEBIT_CONFIG_DIR": str(config)}
         )
-        self.url = None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.url is None:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            match = re.search(r"serving \S+ on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-        assert self.url, "the server did not start"
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -5,46 +5,23 @@ and validates, for hand-written schemas, a pydantic model, and 50 random schemas
 """
 
 import json
-import os
 import random
-import re
-import subprocess
-import threading
-import time
 
 import jsonschema
 import openai
 import pydantic
 import pytest
+from running_server import RunningServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 
 
 @pytest.fixture(scope="module")
 def client():
     """`onebit serve` on the built-in model, stopped with SIGTERM after the module."""
-    process = subprocess.Popen(
-        [BINARY, "serve", "--port", "0", "--ctx", "1024", "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = None
-    deadline = time.time() + 60
-    while time.time() < deadline and url is None:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"serving \S+ on (http://\S+)", line)
-        if match:
-            url = match.group(1)
-    assert url, "the server did not start"
-    # Keep draining stderr so the server never blocks on a full pipe.
-    threading.Thread(target=process.stderr.read, daemon=True).start()
+    server = RunningServer(["--ctx", "1024", "--device", "cpu"])
+    url = server.url
     yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
-    process.terminate()
-    process.wait(timeout=30)
+    server.stop()
 
 
 def schema_format(schema: dict) -> dict:

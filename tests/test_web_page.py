@@ -4,17 +4,11 @@ shows the streamed reply, with an API key on.
 Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them); skipped where they are absent.
 """
 
-import os
-import re
 import shutil
-import subprocess
-import threading
-import time
 
 import pytest
+from running_server import RunningServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.environ.get("ONEBIT", os.path.join(ROOT, ".build", "debug", "onebit"))
 DRIVER = shutil.which("chromedriver")
 BROWSER = shutil.which("chromium")
 
@@ -23,22 +17,9 @@ pytestmark = pytest.mark.skipif(not (DRIVER and BROWSER), reason="chromium and c
 
 @pytest.fixture(scope="module")
 def url():
-    process = subprocess.Popen(
-        [BINARY, "serve", "--port", "0", "--device", "cpu", "--api-key", "sesame"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    address = None
-    deadline = time.time() + 60
-    while time.time() < deadline and address is None:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"serving \S+ on (http://\S+)", line)
-        address = match.group(1) if match else None
-    assert address, "the server did not start"
-    threading.Thread(target=process.stderr.read, daemon=True).start()
-    yield address
-    process.terminate()
-    process.wait(timeout=30)
+    server = RunningServer(["--device", "cpu", "--api-key", "sesame"])
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")

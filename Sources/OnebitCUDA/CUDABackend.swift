@@ -487,15 +487,7 @@ public final class CUDABackend {
         launch(
             kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
             .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
-        var logits = [Float](repeating: 0, count: head.rows)
-        logits.withUnsafeMutableBytes { destination in
-            context.must(
-                context.driver.cuMemcpyDtoHAsync!(
-                    destination.baseAddress, output.address, destination.count, context.stream),
-                "cuMemcpyDtoHAsync")
-        }
-        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
-        return logits
+        return download(from: output.address, count: head.rows)
     }
 
     /// The logits of each of `rows` of `x`: the head is read once for every 8 of them, and each row's logits are
@@ -518,31 +510,27 @@ public final class CUDABackend {
             kernel, grid: ((head.rows + 7) / 8, (rows.count + 7) / 8), block: 256, .address(head.buffer.address),
             .int(head.rows), .int(head.columns), .address(x.buffer.address), .int(x.width), .address(indices.address),
             .int(rows.count), .address(output.address))
-        var all = [Float](repeating: 0, count: rows.count * head.rows)
-        all.withUnsafeMutableBytes { destination in
+        let all = download(from: output.address, count: rows.count * head.rows)
+        return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
+    }
+
+    /// `count` floats at `address`, once everything queued before has run.
+    private func download(from address: UInt64, count: Int) -> [Float] {
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { destination in
             context.must(
-                context.driver.cuMemcpyDtoHAsync!(
-                    destination.baseAddress, output.address, destination.count, context.stream),
+                context.driver.cuMemcpyDtoHAsync!(destination.baseAddress, address, destination.count, context.stream),
                 "cuMemcpyDtoHAsync")
         }
         context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
-        return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
+        return values
     }
 
     /// Rows `rows` of `x`, row-major, copied to the host (the scheduler moves one sequence's rows this way).
     public func readRows(_ x: CUDAActivations, _ rows: Range<Int>) -> [Float] {
         context.makeCurrent()
         flush()
-        var values = [Float](repeating: 0, count: rows.count * x.width)
-        values.withUnsafeMutableBytes { destination in
-            context.must(
-                context.driver.cuMemcpyDtoHAsync!(
-                    destination.baseAddress, x.buffer.address + UInt64(rows.lowerBound * x.width * 4),
-                    destination.count, context.stream),
-                "cuMemcpyDtoHAsync")
-        }
-        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
-        return values
+        return download(from: x.buffer.address + UInt64(rows.lowerBound * x.width * 4), count: rows.count * x.width)
     }
 
     /// Writes `count` rows (row-major in `rows`) into the first rows of `x`.
