@@ -25,6 +25,21 @@ public final class CUDABackend {
     private var logitBuffer: DeviceBuffer?
     /// Row indices of ``logits(_:rows:head:)``.
     private var logitRowBuffer: DeviceBuffer?
+    /// Whether logits come from an int8 copy of a bf16 output head (half its bytes; opt-in, it moves the logits
+    /// slightly: `onebit ppl --int8-head` measures by how much).
+    public let int8Head: Bool
+    /// The int8 copy of the head, made at first use.
+    private var int8Copy: Int8Rows?
+    /// A token's row quantized for the int8 head: its scale, then from byte 16 the values.
+    private var quantizedRowBuffer: DeviceBuffer?
+
+    /// A head's rows in int8 with one scale per row; `stride` bytes per row.
+    private struct Int8Rows {
+        let source: UInt64
+        let codes: DeviceBuffer
+        let scales: DeviceBuffer
+        let stride: Int
+    }
     private var argmaxBuffer: DeviceBuffer?
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
@@ -140,7 +155,9 @@ public final class CUDABackend {
     }
 
     /// Opens the first GPU and loads (or compiles) the kernels; throws when there is no driver, GPU or compiler.
-    public init() throws(CUDAError) {
+    /// With `int8Head`, logits come from an int8 copy of a bf16 output head.
+    public init(int8Head: Bool = false) throws(CUDAError) {
+        self.int8Head = int8Head
         context = try CUDAContext()
         kernels = try KernelModule(context)
         overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
@@ -478,22 +495,14 @@ public final class CUDABackend {
     public func logits(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> [Float] {
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: head.rows * 4)
-        let kernel: Kernel =
-            switch head.storage {
-            case .float32: .denseGemvF32
-            case .float16: .denseGemvF16
-            case .bfloat16: .denseGemvBF16
-            }
-        launch(
-            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
-            .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
+        launchHead(x, row: row, head: head, into: output.address)
         return download(from: output.address, count: head.rows)
     }
 
     /// The logits of each of `rows` of `x`: the head is read once for every 8 of them, and each row's logits are
     /// summed in the same order as ``logits(_:row:head:)`` sums them.
     public func logits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [[Float]] {
-        guard rows.count > 1 else { return rows.map { logits(x, row: $0, head: head) } }
+        guard rows.count > 1, !usesInt8Head(head) else { return rows.map { logits(x, row: $0, head: head) } }
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
         let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
@@ -526,6 +535,52 @@ public final class CUDABackend {
         return values
     }
 
+    /// Queues the head's product with row `row` of `x` into `output` (`head.rows` floats): the stored precision's
+    /// GEMV, or with the int8 head the CPU's int8 arithmetic (the row quantized per token, exact integer dots).
+    private func launchHead(_ x: CUDAActivations, row: Int, head: CUDADenseWeights, into output: UInt64) {
+        let input = x.buffer.address + UInt64(row * x.width * 4)
+        if usesInt8Head(head) {
+            let rows = int8Rows(of: head)
+            let quantized = scratch(&quantizedRowBuffer, bytes: rows.stride + 16)
+            launch(
+                .quantizeRow, grid: (1, 1), block: 1024, .address(input), .int(head.columns), .int(rows.stride),
+                .address(quantized.address + 16), .address(quantized.address))
+            launch(
+                .int8Gemv, grid: ((head.rows + 7) / 8, 1), block: 256, .address(rows.codes.address),
+                .address(rows.scales.address), .int(head.rows), .int(rows.stride), .address(quantized.address + 16),
+                .address(quantized.address), .address(output))
+            return
+        }
+        let kernel: Kernel =
+            switch head.storage {
+            case .float32: .denseGemvF32
+            case .float16: .denseGemvF16
+            case .bfloat16: .denseGemvBF16
+            }
+        launch(
+            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
+            .int(head.columns), .address(input), .address(output))
+    }
+
+    /// Whether `head` is computed through its int8 copy.
+    private func usesInt8Head(_ head: CUDADenseWeights) -> Bool {
+        int8Head && head.storage == .bfloat16
+    }
+
+    /// The int8 copy of `head` (`ob_int8_rows_from_bf16`'s rule), made on the GPU at first use.
+    private func int8Rows(of head: CUDADenseWeights) -> Int8Rows {
+        if let rows = int8Copy, rows.source == head.buffer.address { return rows }
+        let stride = (head.columns + 15) / 16 * 16
+        let rows = Int8Rows(
+            source: head.buffer.address, codes: DeviceBuffer(context, byteCount: head.rows * stride),
+            scales: DeviceBuffer(context, byteCount: head.rows * 4), stride: stride)
+        launch(
+            .int8RowsFromBF16, grid: (head.rows, 1), block: 256, .address(head.buffer.address), .int(head.columns),
+            .int(stride), .address(rows.codes.address), .address(rows.scales.address))
+        int8Copy = rows
+        return rows
+    }
+
     /// Rows `rows` of `x`, row-major, copied to the host (the scheduler moves one sequence's rows this way).
     public func readRows(_ x: CUDAActivations, _ rows: Range<Int>) -> [Float] {
         context.makeCurrent()
@@ -548,15 +603,7 @@ public final class CUDABackend {
         let blocks = Self.argmaxBlocks
         let index = scratch(&argmaxBuffer, bytes: 4 + 8 * blocks)
         let values = index.address + 4, indices = index.address + 4 + UInt64(4 * blocks)
-        let kernel: Kernel =
-            switch head.storage {
-            case .float32: .denseGemvF32
-            case .float16: .denseGemvF16
-            case .bfloat16: .denseGemvBF16
-            }
-        launch(
-            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
-            .int(head.columns), .address(x.buffer.address + UInt64(row * x.width * 4)), .address(output.address))
+        launchHead(x, row: row, head: head, into: output.address)
         launch(
             .argmaxPartial, grid: (blocks, 1), block: 256, .address(output.address), .int(head.rows), .address(values),
             .address(indices))

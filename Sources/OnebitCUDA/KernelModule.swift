@@ -14,7 +14,7 @@ enum Kernel: Int, CaseIterable {
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
-        denseGemmBF16
+        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -47,6 +47,9 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"
         case .denseGemmBF16: "dense_gemm_bf16"
+        case .int8RowsFromBF16: "int8_rows_from_bf16"
+        case .quantizeRow: "quantize_row"
+        case .int8Gemv: "int8_gemv"
         }
     }
 }

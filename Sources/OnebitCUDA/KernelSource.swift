@@ -484,6 +484,63 @@ enum KernelSource {
             dense_rows<KIND_BF16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
         }
 
+        // The opt-in int8 output head, as the CPU computes it (ob_int8_rows_from_bf16, ob_quantize_rows,
+        // ob_int8_gemv). int8_rows_from_bf16: block r quantizes bf16 row r of w (`cols` wide) to int8 with one scale
+        // per row (max|w| / 127, 1 for a zero row; round-half-even, clamped to +-127) into q, whose rows are
+        // `stride` bytes (a multiple of 16, zero past `cols`).
+        extern "C" __global__ void int8_rows_from_bf16(const unsigned short *w, int cols, int stride, i8 *q,
+                                                       float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const unsigned short *row = w + (size_t)blockIdx.x * cols;
+            float largest = 0.0f;
+            for (int c = threadIdx.x; c < cols; c += blockDim.x) largest = fmaxf(largest, fabsf(bf16_value(row[c])));
+            largest = block_max(largest);
+            const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
+            for (int c = threadIdx.x; c < stride; c += blockDim.x)
+                q[(size_t)blockIdx.x * stride + c] =
+                    c < cols ? (i8)fminf(127.0f, fmaxf(-127.0f, rintf(bf16_value(row[c]) / scale))) : (i8)0;
+            if (threadIdx.x == 0) scales[blockIdx.x] = scale;
+        }
+
+        // One token's row x (`width` floats) to int8 with s = 127 / max(max|x|, 1e-5), round-half-even, clamped to
+        // [-128, 127], into q (zero up to `stride` bytes) and *scale; one block.
+        extern "C" __global__ void quantize_row(const float *x, int width, int stride, i8 *q, float *scale) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            float largest = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) largest = fmaxf(largest, fabsf(x[i]));
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+            for (int i = threadIdx.x; i < stride; i += blockDim.x)
+                q[i] = i < width ? (i8)fminf(127.0f, fmaxf(-128.0f, rintf(x[i] * s))) : (i8)0;
+            if (threadIdx.x == 0) *scale = s;
+        }
+
+        // y[r] = dot(q row r, xq) * scales[r] / x_scale: the dot exact in integers, one warp per row, 16 bytes a
+        // load; rows `stride` bytes apart.
+        extern "C" __global__ void int8_gemv(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
+                                             const float *x_scale, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int4 *r = (const int4 *)(q + (size_t)row * stride);
+            const int4 *x = (const int4 *)xq;
+            int dot = 0;
+            for (int g = lane; g < stride / 16; g += 32) {
+                const uint4 w = load_once((const uint4 *)(r + g));
+                const int4 a = x[g];
+                dot = __dp4a((int)w.x, a.x, dot);
+                dot = __dp4a((int)w.y, a.y, dot);
+                dot = __dp4a((int)w.z, a.z, dot);
+                dot = __dp4a((int)w.w, a.w, dot);
+            }
+            dot = warp_sum(dot);
+            if (lane == 0) y[row] = (float)dot * scales[row] / x_scale[0];
+        }
+
         // x[t] = table[tokens[t]] in float; blockIdx.y is the token.
         template <int KIND> __device__ void embed_rows(const int *tokens, const void *table, int cols, float *x) {
             const int c = blockIdx.x * blockDim.x + threadIdx.x;

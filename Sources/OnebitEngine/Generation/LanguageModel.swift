@@ -46,8 +46,7 @@ public final class LanguageModel {
             return
         }
         do throws(CUDAError) {
-            if int8Head { throw CUDAError.unsupportedShape("the int8 output head runs on the CPU only") }
-            let backend = try CUDABackend()
+            let backend = try CUDABackend(int8Head: int8Head)
             try backend.validate(model.config, weights: model.weights)
             let transformer = Transformer(
                 backend: backend, config: model.config, weights: model.weights, chunkSize: CUDABackend.chunkSize)

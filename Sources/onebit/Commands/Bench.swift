@@ -70,7 +70,6 @@ struct Bench: ParsableCommand {
             guard set.isSupported else { throw ValidationError("this CPU cannot run \(kernels)") }
         }
         guard device == "cpu" || device == "cuda" else { throw ValidationError("--device must be cpu or cuda") }
-        if device == "cuda", int8Head { throw ValidationError("the int8 output head runs on the CPU only") }
         if model == nil, SyntheticShape(name: synthetic) == nil {
             throw ValidationError("unknown shape \(synthetic); known: \(SyntheticShape.names.joined(separator: ", "))")
         }
@@ -121,7 +120,7 @@ struct Bench: ParsableCommand {
         let status = StatusLine()
         let clock = ContinuousClock()
         let loadStart = clock.now
-        let backend = try CUDABackend()
+        let backend = try CUDABackend(int8Head: int8Head)
         let (config, weights, source) = try loadWeights(status: status)
         try backend.validate(config, weights: weights)
         status.show("uploading to \(backend.deviceDescription)")
@@ -136,7 +135,7 @@ struct Bench: ParsableCommand {
         let bandwidth = max(firstBandwidth, backend.copyBandwidth())
         status.clear()
         report(
-            source: source, kernels: "cuda: \(backend.deviceDescription)", threads: 0, int8Head: false,
+            source: source, kernels: "cuda: \(backend.deviceDescription)", threads: 0, int8Head: int8Head,
             config: config, prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
             peak: Self.memoryStatus("VmHWM"), resident: residentAfterLoad, bandwidth: bandwidth)
     }

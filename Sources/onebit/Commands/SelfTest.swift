@@ -15,7 +15,8 @@ struct SelfTest: AsyncParsableCommand {
             the CPU's scalar reference on random odd sizes; every fixture model of --fixtures (teacher-forced \
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
-            batch); and `onebit bench` on the 2B-4T shape. Exits with status 1 when a check fails.
+            batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
+            checked against the CPU's scalar kernels too. Exits with status 1 when a check fails.
             """)
 
     @Option(help: "The device to check: cuda, or cpu (its SIMD kernels against the scalar ones).")
@@ -39,8 +40,16 @@ struct SelfTest: AsyncParsableCommand {
         switch device {
         case .cuda:
             failures += try KernelCheck.run(on: CUDABackend(), against: reference)
+            failures += try HeadCheck.run(on: CUDABackend(), against: reference, label: "bf16")
+            failures += try HeadCheck.run(
+                on: CUDABackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
+                label: "int8")
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
+            failures += HeadCheck.run(on: CPUBackend(), against: reference, label: "bf16")
+            failures += HeadCheck.run(
+                on: CPUBackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
+                label: "int8")
         }
         failures += try FixtureCheck(root: fixtures, device: device).run()
         failures += try await BatchInvarianceCheck(device: device).run()
@@ -100,6 +109,41 @@ enum KernelCheck {
         let y = backend.makeActivations(tokens: tokens, width: matrix.rows)
         backend.multiply(weights, q, tokens: tokens, into: y)
         return backend.readRows(y, 0..<tokens)
+    }
+}
+
+/// The output head (bf16, or its int8 copy) on a backend against the CPU's scalar kernels, one token and a batch.
+enum HeadCheck {
+    /// Prints one line per case; returns the number that failed.
+    static func run<Device: Backend, Reference: Backend>(
+        on device: Device, against reference: Reference, label: String
+    ) -> Int {
+        var rng = FastRandom(seed: 0x4EAD)
+        var failures = 0
+        for (rows, columns, tokens) in [(1_000, 2_560, 1), (333, 100, 5)] {
+            let head = DenseMatrix(
+                rows: rows, columns: columns, storage: .bfloat16(rng.smallBFloat16(count: rows * columns)))
+            let input = (0..<tokens * columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let got = logits(device, head, input, tokens: tokens)
+            let expected = logits(reference, head, input, tokens: tokens)
+            var worst: Float = 0
+            for (a, b) in zip(got, expected) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
+            let ok = got.count == expected.count && worst <= 1e-4
+            if !ok { failures += 1 }
+            print(
+                "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
+                    + "difference \(worst)")
+        }
+        return failures
+    }
+
+    private static func logits<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int)
+        -> [Float]
+    {
+        let weights = backend.prepare(head)
+        let x = backend.makeActivations(tokens: tokens, width: head.columns)
+        backend.writeRows(input, count: tokens, into: x)
+        return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
     }
 }
 
