@@ -25,6 +25,8 @@ public final class CUDABackend {
     private var logitBuffer: DeviceBuffer?
     /// Row indices of ``logits(_:rows:head:)``.
     private var logitRowBuffer: DeviceBuffer?
+    /// Integer sums of split tensor-core products, zero between products (``Kernel/finishProducts`` clears them).
+    private var partialSums: DeviceBuffer?
     /// Whether logits come from an int8 copy of a bf16 output head (half its bytes; opt-in, it moves the logits
     /// slightly: `onebit ppl --int8-head` measures by how much).
     public let int8Head: Bool
@@ -300,10 +302,25 @@ public final class CUDABackend {
             return
         }
         if tokens > 8 && w.blockChunks == 0 && useTensorCores {
+            // A prompt chunk of too few 64 x 64 tiles to fill the GPU: split the columns too, into shares of at least
+            // 8 chunks, and rescale the summed integers in a second launch. Not for batched decode steps (64 tokens
+            // at most): those are bound by launches, and the second launch cost more than the split gained.
+            let tiles = (w.rows + 63) / 64 * ((tokens + 63) / 64)
+            let splits = tokens <= 64 ? 1 : max(1, min(2 * context.multiprocessors / tiles, w.chunks / 8))
+            let share = (w.chunks + splits - 1) / splits
+            let parts = (w.chunks + share - 1) / share
+            let partial = parts > 1 ? scratch(&partialSums, bytes: tokens * w.rows * 4).address : 0
             launch(
-                .ternaryMatmulTensorCores, grid: ((w.rows + 63) / 64, (tokens + 63) / 64), block: 128,
+                .ternaryMatmulTensorCores, grid: ((w.rows + 63) / 64, (tokens + 63) / 64 * parts), block: 128,
                 .address(w.codes.address), .int(w.rows), .int(w.chunks), .address(q.values.address),
-                .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address))
+                .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address),
+                .int(share), .address(partial))
+            if parts > 1 {
+                launch(
+                    .finishProducts, grid: ((tokens * w.rows + 255) / 256, 1), block: 256, .address(partial),
+                    .int(w.rows), .int(tokens * w.rows), .address(q.scales.address), .address(w.scales.address),
+                    .address(y.buffer.address))
+            }
             return
         }
         launch(

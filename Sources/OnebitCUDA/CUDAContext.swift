@@ -16,6 +16,8 @@ final class CUDAContext {
     let name: String
     /// Compute capability.
     let major: Int, minor: Int
+    /// Streaming multiprocessors.
+    let multiprocessors: Int
 
     /// Opens the driver and the first GPU; throws when either is missing.
     init() throws(CUDAError) {
@@ -44,6 +46,10 @@ final class CUDAContext {
             table, table.cuDeviceGetAttribute!(&value, Int32(OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR), device),
             "cuDeviceGetAttribute")
         minor = Int(value)
+        try Self.check(
+            table, table.cuDeviceGetAttribute!(&value, Int32(OB_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT), device),
+            "cuDeviceGetAttribute")
+        multiprocessors = Int(value)
         var context: CUcontext?
         try Self.check(table, table.cuDevicePrimaryCtxRetain!(&context, device), "cuDevicePrimaryCtxRetain")
         guard let context else {

@@ -14,7 +14,7 @@ enum Kernel: Int, CaseIterable {
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
-        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv
+        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -50,6 +50,7 @@ enum Kernel: Int, CaseIterable {
         case .int8RowsFromBF16: "int8_rows_from_bf16"
         case .quantizeRow: "quantize_row"
         case .int8Gemv: "int8_gemv"
+        case .finishProducts: "finish_products"
         }
     }
 }

@@ -278,7 +278,8 @@ enum KernelSource {
         // codes into A fragments (byte i of (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so
         // code - 1 per byte gives four columns in order); activation rows are padded to MMA_STAGE_WORDS words so the
         // B fragments' reads hit 32 different banks. Rows and tokens past the ends load the last real one (and are
-        // not stored), chunks past the end are loaded but not used.
+        // not stored), chunks past the end are loaded but not used. Few tokens make few tiles: the columns are then
+        // split over more blocks, whose integer sums add up exactly in any order.
         #define MMA_ROWS 64
         #define MMA_TOKENS 64
         #define MMA_CHUNKS 2
@@ -296,7 +297,7 @@ enum KernelSource {
 
         extern "C" __global__ void ternary_matmul_mma(const uint4 *w, int rows, int chunks, const i8 *q,
                                                       const float *q_scales, int tokens, const float *w_scales,
-                                                      float *y) {
+                                                      float *y, int split_chunks, int *partial) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
@@ -304,18 +305,24 @@ enum KernelSource {
             __shared__ __align__(16) u32 b_stage[2][MMA_TOKENS][MMA_STAGE_WORDS];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
             const int warp_row = (warp & 1) * 32, warp_token = (warp >> 1) * 32;
-            const int row0 = blockIdx.x * MMA_ROWS, t0 = blockIdx.y * MMA_TOKENS;
+            // blockIdx.y is the token tile plus, with `partial`, the share of the columns times the tiles: share z takes
+            // chunks z * split_chunks ..< (z + 1) * split_chunks and adds its exact sums into partial[token][row]
+            // (finish_products turns them into y).
+            const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
+            const int row0 = blockIdx.x * MMA_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
             const size_t stride = (size_t)chunks * 64;
+            const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
+            const int last = partial ? min(chunks, first + split_chunks) : chunks;
             auto load = [&](int buffer, int c) {
                 for (int i = threadIdx.x; i < MMA_ROWS * MMA_CHUNKS; i += blockDim.x) {
                     const int r = i / MMA_CHUNKS, k = i % MMA_CHUNKS;
-                    const size_t row = (size_t)min(row0 + r, rows - 1), chunk = (size_t)min(c + k, chunks - 1);
+                    const size_t row = (size_t)min(row0 + r, rows - 1), chunk = (size_t)min(c + k, last - 1);
                     copy_async_16(&a_stage[buffer][r][k], w + row * chunks + chunk);
                 }
                 for (int i = threadIdx.x; i < MMA_TOKENS * MMA_CHUNKS * 4; i += blockDim.x) {
                     const int t = i / (MMA_CHUNKS * 4), piece = i % (MMA_CHUNKS * 4);
                     const size_t token = (size_t)min(t0 + t, tokens - 1);
-                    const size_t chunk = (size_t)min(c + piece / 4, chunks - 1);
+                    const size_t chunk = (size_t)min(c + piece / 4, last - 1);
                     copy_async_16(&b_stage[buffer][t][piece * 4], q + token * stride + chunk * 64 + (piece % 4) * 16);
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
@@ -327,9 +334,9 @@ enum KernelSource {
                 for (int n = 0; n < 4; n++)
         #pragma unroll
                     for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
-            load(0, 0);
-            for (int c = 0, buffer = 0; c < chunks; c += MMA_CHUNKS, buffer ^= 1) {
-                if (c + MMA_CHUNKS < chunks) {
+            load(0, first);
+            for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer ^= 1) {
+                if (c + MMA_CHUNKS < last) {
                     load(buffer ^ 1, c + MMA_CHUNKS);
                     asm volatile("cp.async.wait_group 1;" ::: "memory");
                 } else {
@@ -338,7 +345,7 @@ enum KernelSource {
                 __syncthreads();
         #pragma unroll
                 for (int k = 0; k < MMA_CHUNKS; k++) {
-                    if (c + k >= chunks) break;
+                    if (c + k >= last) break;
                     uint4 packed[2][2];
         #pragma unroll
                     for (int m = 0; m < 2; m++)
@@ -379,10 +386,27 @@ enum KernelSource {
                     for (int k = 0; k < 4; k++) {
                         const int r = row0 + warp_row + 16 * m + group + 8 * (k >> 1);
                         const int t = t0 + warp_token + n * 8 + tig * 2 + (k & 1);
-                        if (r < rows && t < tokens)
-                            y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                        if (r < rows && t < tokens) {
+                            if (partial)
+                                atomicAdd(partial + (size_t)t * rows + r, acc[m][n][k]);
+                            else
+                                y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                        }
                     }
         #endif
+        }
+
+        // y[t][r] = partial[t][r] / q_scales[t] * w_scales[0], the rescale ternary_matmul_mma does when it is not
+        // split; partial is left at zero for the next split product. One thread per output.
+        extern "C" __global__ void finish_products(int *partial, int rows, int count, const float *q_scales,
+                                                   const float *w_scales, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= count) return;
+            const int t = i / rows;
+            y[i] = (float)partial[i] / q_scales[t] * w_scales[0];
+            partial[i] = 0;
         }
 
         // y[t][r] = dot(row r of w, token t's row of x), one warp per row, 16-byte loads when rows allow them, for
