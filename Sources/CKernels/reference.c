@@ -109,35 +109,10 @@ void ob_rope_neox(float *x, size_t tokens, size_t heads, size_t head_dim, const 
 void ob_attention(const float *q, const float *k_cache, const float *v_cache, size_t tokens, size_t heads,
                   size_t kv_heads, size_t head_dim, const int32_t *positions, float scale, float *scores,
                   float *out) {
-    size_t group = heads / kv_heads;
-    size_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
-    for (size_t t = 0; t < tokens; t++) {
-        size_t length = (size_t)positions[t] + 1;
-        for (size_t h = 0; h < heads; h++) {
-            const float *qh = q + t * q_width + h * head_dim;
-            size_t kvh = h / group;
-            float max = -INFINITY;
-            for (size_t p = 0; p < length; p++) {
-                const float *k = k_cache + p * kv_width + kvh * head_dim;
-                float dot = 0.0f;
-                for (size_t i = 0; i < head_dim; i++) dot += qh[i] * k[i];
-                scores[p] = dot * scale;
-                max = fmaxf(max, scores[p]);
-            }
-            float sum = 0.0f;
-            for (size_t p = 0; p < length; p++) {
-                scores[p] = expf(scores[p] - max);
-                sum += scores[p];
-            }
-            float *o = out + t * q_width + h * head_dim;
-            for (size_t i = 0; i < head_dim; i++) o[i] = 0.0f;
-            for (size_t p = 0; p < length; p++) {
-                const float *v = v_cache + p * kv_width + kvh * head_dim;
-                float w = scores[p] / sum;
-                for (size_t i = 0; i < head_dim; i++) o[i] += w * v[i];
-            }
-        }
-    }
+    // One block holding every position: the paged reference reads row p at p * kv_width, in the same order.
+    const int32_t only_block = 0;
+    ob_attention_paged(q, k_cache, v_cache, &only_block, SIZE_MAX, 0, tokens, heads, kv_heads, head_dim, positions,
+                       scale, scores, out);
 }
 
 void ob_attention_paged(const float *q, const float *k_cache, const float *v_cache, const int32_t *block_table,
