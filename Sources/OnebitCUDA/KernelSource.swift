@@ -186,6 +186,23 @@ enum KernelSource {
             if (threadIdx.x == 0) *counter = 0;
         }
 
+        // dot(w, a) over one 64-column chunk: `words` its packed codes (layout below), `a` its 64 activations;
+        // dot(code, a) - sum(a), exact in integers.
+        __device__ __forceinline__ int chunk_dot(const u32 words[4], const int4 *a) {
+            int dot = 0, sum = 0;
+        #pragma unroll
+            for (int m = 0; m < 4; m++) {
+                const int4 v = a[m];
+                const int act[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
+                    sum = __dp4a(act[j], 0x01010101, sum);
+                }
+            }
+            return dot - sum;
+        }
+
         // y[t][r] = (sum_c w[r][c] q[t][c]) / q_scales[t] * w_scale, the dot product exact in integers.
         //
         // Weights: `chunks` 16-byte chunks of 64 columns per row. In word m of a chunk, byte i holds in bits
@@ -221,22 +238,11 @@ enum KernelSource {
         #pragma unroll
                 for (int t = 0; t < TOKEN_TILE; t++) {
                     if (t < count) {
-                        const int4 *a = (const int4 *)(q + (size_t)(t0 + t) * stride) + c * 4;
-                        int dot = 0, sum = 0;
-        #pragma unroll
-                        for (int m = 0; m < 4; m++) {
-                            const int4 v = a[m];
-                            const int act[4] = {v.x, v.y, v.z, v.w};
-        #pragma unroll
-                            for (int j = 0; j < 4; j++) {
-                                dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
-                                sum = __dp4a(act[j], 0x01010101, sum);
-                            }
-                        }
+                        const int d = chunk_dot(words, (const int4 *)(q + (size_t)(t0 + t) * stride) + c * 4);
                         if (block_chunks)
-                            blocked[t] += (float)(dot - sum) * block_scale;
+                            blocked[t] += (float)d * block_scale;
                         else
-                            exact[t] += dot - sum;
+                            exact[t] += d;
                     }
                 }
             }
@@ -847,22 +853,11 @@ enum KernelSource {
                 const u32 words[4] = {packed.x, packed.y, packed.z, packed.w};
                 const float block_scale =
                     block_chunks ? w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks] : 0.0f;
-                const int4 *a = (const int4 *)q + c * 4;
-                int dot = 0, sum = 0;
-        #pragma unroll
-                for (int m = 0; m < 4; m++) {
-                    const int4 v = a[m];
-                    const int act[4] = {v.x, v.y, v.z, v.w};
-        #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
-                        sum = __dp4a(act[j], 0x01010101, sum);
-                    }
-                }
+                const int d = chunk_dot(words, (const int4 *)q + c * 4);
                 if (block_chunks)
-                    blocked += (float)(dot - sum) * block_scale;
+                    blocked += (float)d * block_scale;
                 else
-                    exact += dot - sum;
+                    exact += d;
             }
             if (block_chunks) return warp_sum(blocked) / q_scale;
             return (float)warp_sum(exact) / q_scale * w_scales[0];
