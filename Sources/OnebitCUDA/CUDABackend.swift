@@ -424,19 +424,11 @@ public final class CUDABackend {
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: two launches that
     /// take per row the address of its sequence's cache, so no row leaves the GPU.
-    public func attend(
+    public func attendSequences(
         keys: CUDAActivations, values: CUDAActivations, queries: CUDAActivations, positions: [Int32],
         segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], layer: Int, heads: Int, kvHeads: Int,
         headDim: Int, into out: CUDAActivations
     ) {
-        if segments.count == 1, segments[0].rows.lowerBound == 0 {
-            let (rows, cache) = segments[0]
-            store(keys: keys, values: values, tokens: rows.count, positions: positions, layer: layer, in: cache)
-            attention(
-                queries: queries, tokens: rows.count, positions: positions, layer: layer, cache: cache, heads: heads,
-                kvHeads: kvHeads, headDim: headDim, into: out)
-            return
-        }
         let tokens = positions.count
         let positionAddress = devicePositions(positions)
         let table = deviceCacheTable(segments, rows: tokens)

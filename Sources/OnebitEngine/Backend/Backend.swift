@@ -115,12 +115,10 @@ extension Backend {
         segments: [(rows: Range<Int>, cache: KeyValueCache)], layer: Int, heads: Int, kvHeads: Int, headDim: Int,
         into out: Activations
     ) {
-        if segments.count == 1, segments[0].rows.lowerBound == 0 {
-            let (rows, cache) = segments[0]
-            store(keys: keys, values: values, tokens: rows.count, positions: positions, layer: layer, in: cache)
-            attention(
-                queries: queries, tokens: rows.count, positions: positions, layer: layer, cache: cache, heads: heads,
-                kvHeads: kvHeads, headDim: headDim, into: out)
+        if let cache = Self.onlySequence(segments) {
+            attendAlone(
+                keys: keys, values: values, queries: queries, positions: positions, cache: cache, layer: layer,
+                heads: heads, kvHeads: kvHeads, headDim: headDim, into: out)
             return
         }
         let allQueries = readRows(queries, 0..<positions.count)
@@ -147,6 +145,24 @@ extension Backend {
             outputs += readRows(out, 0..<rows.count)
         }
         writeRows(outputs, count: positions.count, into: out)
+    }
+
+    /// The cache of a step's one sequence when its rows are the leading ones, the case the operations handle in
+    /// place; `nil` for several sequences.
+    static func onlySequence(_ segments: [(rows: Range<Int>, cache: KeyValueCache)]) -> KeyValueCache? {
+        segments.count == 1 && segments[0].rows.lowerBound == 0 ? segments[0].cache : nil
+    }
+
+    /// ``store(keys:values:tokens:positions:layer:in:)`` then attention for the leading `positions.count` rows, all
+    /// of one sequence.
+    func attendAlone(
+        keys: Activations, values: Activations, queries: Activations, positions: [Int32], cache: KeyValueCache,
+        layer: Int, heads: Int, kvHeads: Int, headDim: Int, into out: Activations
+    ) {
+        store(keys: keys, values: values, tokens: positions.count, positions: positions, layer: layer, in: cache)
+        attention(
+            queries: queries, tokens: positions.count, positions: positions, layer: layer, cache: cache, heads: heads,
+            kvHeads: kvHeads, headDim: headDim, into: out)
     }
 
     /// Runs the products one after another.

@@ -17,6 +17,24 @@ extension CUDABackend: Backend {
         precondition(blocks.count == 1, "a CUDA sequence holds one block of a whole context")
         return pool.block(Int(blocks[0]))
     }
+
+    /// One sequence through the single-sequence kernels; several in one launch each for store and attention
+    /// (``CUDABackend/attendSequences(keys:values:queries:positions:segments:layer:heads:kvHeads:headDim:into:)``).
+    public func attend(
+        keys: CUDAActivations, values: CUDAActivations, queries: CUDAActivations, positions: [Int32],
+        segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], layer: Int, heads: Int, kvHeads: Int,
+        headDim: Int, into out: CUDAActivations
+    ) {
+        if let cache = Self.onlySequence(segments) {
+            attendAlone(
+                keys: keys, values: values, queries: queries, positions: positions, cache: cache, layer: layer,
+                heads: heads, kvHeads: kvHeads, headDim: headDim, into: out)
+            return
+        }
+        attendSequences(
+            keys: keys, values: values, queries: queries, positions: positions, segments: segments, layer: layer,
+            heads: heads, kvHeads: kvHeads, headDim: headDim, into: out)
+    }
 }
 
 /// Whole-sequence caches of the CUDA backend, made when a block is first used and kept for reuse.
