@@ -387,7 +387,7 @@ struct SyntheticShape {
     /// building takes seconds and little memory); each layer still gets its own packed copy, so decoding streams
     /// as many distinct bytes as a real model.
     func makeWeights() -> ModelWeights {
-        var rng = FastRandom(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         let c = config
         let attention = c.headCount * c.headDim
         let kv = c.kvHeadCount * c.headDim
@@ -415,20 +415,8 @@ struct SyntheticShape {
     }
 }
 
-/// SplitMix64: fast enough to fill gigabytes of synthetic weights in seconds.
-struct FastRandom {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Random synthetic weights, fast enough to fill gigabytes in seconds.
+extension SplitMix64 {
     /// Bytes whose four 2-bit fields are each a valid code (0, 1 or 2): one of the 81 such bytes per random byte.
     mutating func ternaryCodes(count: Int) -> [UInt8] {
         var valid: [UInt8] = []

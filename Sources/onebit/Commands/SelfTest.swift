@@ -74,7 +74,7 @@ enum KernelCheck {
     /// Prints one line per case; returns the number that failed.
     static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) throws -> Int
     {
-        var rng = FastRandom(seed: 0x5E1F_7E57)
+        var rng = SplitMix64(seed: 0x5E1F_7E57)
         var failures = 0
         for shape in cases {
             let values = (0..<shape.rows * shape.columns).map { _ in Int8(Int(rng.next() % 3) - 1) }
@@ -86,9 +86,8 @@ enum KernelCheck {
             let input = (0..<shape.tokens * shape.columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
             let got = product(device, matrix, input, tokens: shape.tokens)
             let expected = product(reference, matrix, input, tokens: shape.tokens)
-            var worst: Float = 0
-            for (a, b) in zip(got, expected) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
-            let ok = got.count == expected.count && worst <= 1e-5
+            let worst = largestRelativeDifference(got, expected)
+            let ok = worst <= 1e-5
             if !ok { failures += 1 }
             print(
                 "kernels  \(ok ? "PASS" : "FAIL")  \(shape.rows)x\(shape.columns), \(shape.tokens) token(s)"
@@ -118,7 +117,7 @@ enum HeadCheck {
     static func run<Device: Backend, Reference: Backend>(
         on device: Device, against reference: Reference, label: String
     ) -> Int {
-        var rng = FastRandom(seed: 0x4EAD)
+        var rng = SplitMix64(seed: 0x4EAD)
         var failures = 0
         for (rows, columns, tokens) in [(1_000, 2_560, 1), (333, 100, 5)] {
             let head = DenseMatrix(
@@ -126,9 +125,8 @@ enum HeadCheck {
             let input = (0..<tokens * columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
             let got = logits(device, head, input, tokens: tokens)
             let expected = logits(reference, head, input, tokens: tokens)
-            var worst: Float = 0
-            for (a, b) in zip(got, expected) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
-            let ok = got.count == expected.count && worst <= 1e-4
+            let worst = largestRelativeDifference(got, expected)
+            let ok = worst <= 1e-4
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
@@ -145,6 +143,12 @@ enum HeadCheck {
         backend.writeRows(input, count: tokens, into: x)
         return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
     }
+}
+
+/// The largest `|a - b| / max(1, |b|)` over the pairs, infinity when the counts differ (a check's failure).
+private func largestRelativeDifference(_ got: [Float], _ expected: [Float]) -> Float {
+    guard got.count == expected.count else { return .infinity }
+    return zip(got, expected).reduce(0) { max($0, abs($1.0 - $1.1) / max(1, abs($1.1))) }
 }
 
 /// Every fixture model against its recorded transformers outputs and against the CPU backend.
