@@ -55,3 +55,13 @@ def test_chat_answers_each_line_until_the_input_ends():
 def test_doctor_checks_the_machine_and_runs_the_built_in_model():
     out = onebit("doctor")
     assert "ok    CPU generation" in out and "FAIL" not in out
+
+
+def test_selftest_passes_on_the_cpu_and_needs_a_named_device():
+    fixtures = os.path.join(ROOT, "Tests", "Fixtures", "models")
+    out = onebit("selftest", "--device", "cpu", "--skip-bench", "--fixtures", fixtures)
+    assert "selftest: PASS" in out and "FAIL" not in out
+    assert "kernels  PASS" in out and "head     PASS  int8" in out and "batch    PASS  8/8" in out
+    refused = subprocess.run([BINARY, "selftest", "--device", "auto"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "--device must be cuda or cpu" in refused.stderr
