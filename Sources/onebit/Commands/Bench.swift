@@ -383,6 +383,11 @@ struct SyntheticShape {
         }
     }
 
+    /// Any shape, for checks on small models.
+    init(config: ModelConfig) {
+        self.config = config
+    }
+
     /// Random weights of this shape. Every layer repacks the same random codes (the canonical copy is shared, so
     /// building takes seconds and little memory); each layer still gets its own packed copy, so decoding streams
     /// as many distinct bytes as a real model.

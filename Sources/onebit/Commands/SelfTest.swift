@@ -11,8 +11,10 @@ struct SelfTest: AsyncParsableCommand {
         commandName: "selftest",
         abstract: "Check a device's kernels and forward pass against the CPU, then measure it.",
         discussion: """
-            Four checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
-            the CPU's scalar reference on random odd sizes; every fixture model of --fixtures (teacher-forced \
+            Five checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
+            the CPU's scalar reference on random odd sizes; whole single-token steps of a random model with \
+            2B-4T's head size and group (the fused single-token kernels, rotary embedding and split attention over \
+            300+ positions) against the CPU's scalar backend; every fixture model of --fixtures (teacher-forced \
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
             batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
@@ -50,6 +52,10 @@ struct SelfTest: AsyncParsableCommand {
             failures += HeadCheck.run(
                 on: CPUBackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
                 label: "int8")
+        }
+        switch device {
+        case .cuda: failures += try DecodeStepCheck.run(on: CUDABackend(), against: reference)
+        case .cpu, .auto: failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
         }
         failures += try FixtureCheck(root: fixtures, device: device).run()
         failures += try await BatchInvarianceCheck(device: device).run()
@@ -142,6 +148,42 @@ enum HeadCheck {
         let x = backend.makeActivations(tokens: tokens, width: head.columns)
         backend.writeRows(input, count: tokens, into: x)
         return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
+    }
+}
+
+/// Whole single-token steps on a backend against the CPU's scalar backend, on a random model whose heads have
+/// 2B-4T's 128 dimensions and group of four (the fixture models' heads are smaller): a 300-token prompt, then
+/// teacher-forced steps whose logits must agree, then greedy steps whose tokens must be the same.
+enum DecodeStepCheck {
+    /// Prints one line; returns 1 when it failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) throws -> Int
+    {
+        let config = ModelConfig(
+            architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
+            headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
+            rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true)
+        let weights = SyntheticShape(config: config).makeWeights()
+        var rng = SplitMix64(seed: 0xDEC0DE)
+        let prompt = (0..<300).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
+        let forced = (0..<24).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
+        func run<B: Backend>(_ backend: B) throws -> (logits: [Float], greedy: [Int]) {
+            let session = Transformer(backend: backend, config: config, weights: weights).makeSession(capacity: 400)
+            _ = try session.append(prompt) { _ in false }
+            var logits: [Float] = []
+            for token in forced { logits += try session.append([token]) { _ in true }[0]! }
+            var greedy = [forced.last!]
+            for _ in 0..<16 { greedy.append(try session.appendGreedy(greedy.last!)) }
+            return (logits, greedy)
+        }
+        let got = try run(device)
+        let expected = try run(reference)
+        let worst = largestRelativeDifference(got.logits, expected.logits)
+        let ok = worst <= 1e-3 && got.greedy == expected.greedy
+        print(
+            "step     \(ok ? "PASS" : "FAIL")  \(forced.count) steps after a \(prompt.count)-token prompt: largest "
+                + "relative logit difference \(worst); \(got.greedy == expected.greedy ? "same" : "different") greedy "
+                + "tokens over 16 steps")
+        return ok ? 0 : 1
     }
 }
 
