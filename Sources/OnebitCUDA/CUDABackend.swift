@@ -107,9 +107,10 @@ public final class CUDABackend {
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
-    /// Blocks of the first argmax pass (at most 1024, a multiple of 32: the second pass is one block of as many
-    /// threads).
+    /// Blocks of the first argmax pass per row (at most 1024, a multiple of 32: the second pass is one block of as
+    /// many threads per row): one row alone, or each of several.
     static let argmaxBlocks = 256
+    static let argmaxBlocksPerRow = 64
     /// Most decode-step graphs kept; more (many live sessions) start the collection over.
     static let graphLimit = 16
 
@@ -514,6 +515,14 @@ public final class CUDABackend {
         guard rows.count > 1, !usesInt8Head(head) else { return rows.map { logits(x, row: $0, head: head) } }
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        launchHead(x, rows: rows, head: head, into: output.address)
+        let all = download(from: output.address, count: rows.count * head.rows)
+        return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
+    }
+
+    /// Queues the head's products with each of `rows` of `x` into `output` (`head.rows` floats per row, in the
+    /// order of `rows`), reading the head once for every 8 rows.
+    private func launchHead(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into output: UInt64) {
         let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
         // The last forward's kernels may still read the indices this upload replaces.
         flush()
@@ -527,9 +536,7 @@ public final class CUDABackend {
         launch(
             kernel, grid: ((head.rows + 7) / 8, (rows.count + 7) / 8), block: 256, .address(head.buffer.address),
             .int(head.rows), .int(head.columns), .address(x.buffer.address), .int(x.width), .address(indices.address),
-            .int(rows.count), .address(output.address))
-        let all = download(from: output.address, count: rows.count * head.rows)
-        return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
+            .int(rows.count), .address(output))
     }
 
     /// `count` floats at `address`, once everything queued before has run.
@@ -624,6 +631,34 @@ public final class CUDABackend {
             context.driver.cuMemcpyDtoHAsync!(&result, index.address, 4, context.stream), "cuMemcpyDtoHAsync")
         context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
         return Int(result)
+    }
+
+    /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head read once for every
+    /// 8 rows as ``logits(_:rows:head:)`` does, then one argmax per row on the GPU, and only the indices come back.
+    public func argmax(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [Int] {
+        guard rows.count > 1, !usesInt8Head(head) else { return rows.map { argmax(x, row: $0, head: head) } }
+        context.makeCurrent()
+        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        launchHead(x, rows: rows, head: head, into: output.address)
+        let blocks = Self.argmaxBlocksPerRow
+        let index = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
+        let values = index.address + UInt64(4 * rows.count)
+        let indices = values + UInt64(4 * blocks * rows.count)
+        launch(
+            .argmaxPartial, grid: (blocks, rows.count), block: 256, .address(output.address), .int(head.rows),
+            .address(values), .address(indices))
+        launch(
+            .argmaxFinal, grid: (rows.count, 1), block: blocks, .address(values), .address(indices), .int(blocks),
+            .address(index.address))
+        var result = [Int32](repeating: 0, count: rows.count)
+        result.withUnsafeMutableBytes { destination in
+            context.must(
+                context.driver.cuMemcpyDtoHAsync!(
+                    destination.baseAddress, index.address, destination.count, context.stream),
+                "cuMemcpyDtoHAsync")
+        }
+        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        return result.map { Int($0) }
     }
 
     /// The device memory bandwidth, in bytes read and written per second: the best of three rounds of `copies`

@@ -1085,9 +1085,10 @@ enum KernelSource {
             if (threadIdx.x == 0) counters[heads] = 0;
         }
 
-        // Argmax in two launches: block b of argmax_partial reduces its stretch of x[0 ..< n] to (value, index) in
-        // values[b], indices[b]; argmax_final reduces those `count` pairs. The lowest index wins ties; 0 when nothing
-        // compares larger than -infinity, as the host's argmax would give for such a row.
+        // Argmax in two launches: block (b, r) of argmax_partial reduces its stretch of row r of x (rows of n values)
+        // to (value, index) in values[r * gridDim.x + b], indices[...]; block r of argmax_final reduces row r's
+        // `count` pairs into result[r]. The lowest index wins ties; 0 when nothing compares larger than -infinity,
+        // as the host's argmax would give for such a row.
         __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
             if (v > best || (v == best && i < index)) {
                 best = v;
@@ -1116,6 +1117,9 @@ enum KernelSource {
         extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
+            x += (size_t)blockIdx.y * n;
+            values += (size_t)blockIdx.y * gridDim.x;
+            indices += (size_t)blockIdx.y * gridDim.x;
             float best = NEGATIVE_INFINITY;
             int index = 0x7fffffff;
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -1133,11 +1137,13 @@ enum KernelSource {
             RELEASE_NEXT();
             __shared__ float value;
             __shared__ int index;
+            values += (size_t)blockIdx.x * count;
+            indices += (size_t)blockIdx.x * count;
             float best = NEGATIVE_INFINITY;
             int at = 0x7fffffff;
             for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
             argmax_block(best, at, &value, &index);
-            if (threadIdx.x == 0) result[0] = index == 0x7fffffff ? 0 : index;
+            if (threadIdx.x == 0) result[blockIdx.x] = index == 0x7fffffff ? 0 : index;
         }
 
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row

@@ -133,6 +133,12 @@ import Testing
         let batched = transformer.forward(
             batch: zip(prompts, caches).map { .init(tokens: [7], start: $0.count, cache: $1, wantsLogits: true) })
         #expect(batched.map { $0! } == alone)
+        // The greedy step of the same batch gives each sequence's argmax, and nothing for a slice without logits.
+        let greedy = transformer.greedyNext(
+            batch: zip(prompts, prompts.map(prefilled)).map {
+                .init(tokens: [7], start: $0.count, cache: $1, wantsLogits: true)
+            } + [.init(tokens: [3, 4], start: 0, cache: transformer.makeCache(capacity: 8), wantsLogits: false)])
+        #expect(greedy == alone.map { Sampler.argmax($0) } + [nil])
     }
 
     @Test func twoRunningSequencesShareTheBlocksOfTheirCommonPrefix() throws {

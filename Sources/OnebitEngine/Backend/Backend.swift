@@ -87,6 +87,9 @@ public protocol Backend: AnyObject {
     /// The index of the largest logit of row `row` of `x` (the lowest index on ties), as `Sampler.argmax` of
     /// ``logits(_:row:head:)`` would give.
     func argmax(_ x: Activations, row: Int, head: DenseWeights) -> Int
+    /// ``argmax(_:row:head:)`` of each of `rows`, so a backend can read the head once for all of them and return
+    /// only the indices; the default takes the argmax of ``logits(_:rows:head:)`` on the host.
+    func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int]
     /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions` of the sequence
     /// cached in `cache`; the operations take the tokens and positions as arguments too. A backend may record the
     /// operations of a step once and replay them for later steps of the same shape, taking only the tokens and
@@ -98,6 +101,11 @@ extension Backend {
     /// The argmax of the logits on the host.
     public func argmax(_ x: Activations, row: Int, head: DenseWeights) -> Int {
         Sampler.argmax(logits(x, row: row, head: head))
+    }
+
+    /// The argmax of each row's logits on the host.
+    public func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int] {
+        logits(x, rows: rows, head: head).map(Sampler.argmax)
     }
 
     /// Runs `body`.

@@ -145,13 +145,37 @@ public final class Transformer<B: Backend> {
     /// tokens, attention runs per sequence against its own cache (one backend call for all of them). Returns, per slice, the logits of its last token
     /// when wanted. The slices hold at most ``chunkSize`` tokens together.
     public func forward(batch: [Slice]) -> [[Float]?] {
+        if let only = singleToken(batch) {
+            decodeStep(only.tokens[0], at: only.start, cache: only.cache)
+            return [backend.logits(normed, row: 0, head: head)]
+        }
+        let rows = run(batch)
+        var logits = backend.logits(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
+        return rows.map { $0 == nil ? nil : logits.next() }
+    }
+
+    /// ``forward(batch:)`` with only the index of each wanted row's largest logit (the lowest on ties) coming
+    /// back, found where the backend runs: the greedy step of many sequences.
+    public func greedyNext(batch: [Slice]) -> [Int?] {
+        if let only = singleToken(batch) {
+            return [greedyNext(only.tokens[0], at: only.start, cache: only.cache)]
+        }
+        let rows = run(batch)
+        var indices = backend.argmax(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
+        return rows.map { $0 == nil ? nil : indices.next() }
+    }
+
+    /// The batch's one slice when it is a single token that wants its logits: a decode step of its own.
+    private func singleToken(_ batch: [Slice]) -> Slice? {
+        batch.count == 1 && batch[0].tokens.count == 1 && batch[0].wantsLogits ? batch[0] : nil
+    }
+
+    /// Runs the slices as one step and the final norm of the rows whose logits are wanted; returns per slice the
+    /// row of `normed` that holds its last token when wanted.
+    private func run(_ batch: [Slice]) -> [Int?] {
         let tokens = batch.flatMap(\.tokens)
         precondition(tokens.count <= chunkSize, "a step holds at most \(chunkSize) tokens")
         guard !tokens.isEmpty else { return batch.map { _ in nil } }
-        if batch.count == 1, tokens.count == 1, batch[0].wantsLogits {
-            decodeStep(tokens[0], at: batch[0].start, cache: batch[0].cache)
-            return [backend.logits(normed, row: 0, head: head)]
-        }
         var positions: [Int32] = []
         var segments: [(rows: Range<Int>, cache: B.KeyValueCache)] = []
         for slice in batch {
@@ -161,10 +185,8 @@ public final class Transformer<B: Backend> {
         runLayers(tokens, positions: positions, segments: segments)
         guard batch.contains(where: \.wantsLogits) else { return batch.map { _ in nil } }
         backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
-        let wanted = zip(batch, segments).filter { $0.wantsLogits && !$1.0.isEmpty }.map { $1.0.upperBound - 1 }
-        var logits = backend.logits(normed, rows: wanted, head: head).makeIterator()
         return zip(batch, segments).map { slice, segment in
-            slice.wantsLogits && !segment.0.isEmpty ? logits.next() : nil
+            slice.wantsLogits && !segment.rows.isEmpty ? segment.rows.upperBound - 1 : nil
         }
     }
 

@@ -232,7 +232,7 @@ struct Bench: ParsableCommand {
                     Transformer<B>.Slice(
                         tokens: [token], start: promptTokens + step, cache: cache, wantsLogits: true)
                 }
-                tokens = transformer.forward(batch: slices).map { Sampler.argmax($0!) }
+                tokens = transformer.greedyNext(batch: slices).map { $0! }
                 status.progress("generating\(label)", fraction: Double(step + 1) / Double(generatedTokens))
             }
         }

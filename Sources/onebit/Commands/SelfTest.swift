@@ -132,11 +132,14 @@ enum HeadCheck {
             let got = logits(device, head, input, tokens: tokens)
             let expected = logits(reference, head, input, tokens: tokens)
             let worst = largestRelativeDifference(got, expected)
-            let ok = worst <= 1e-4
+            // The device's own argmax of every row must be the argmax of the logits it returns.
+            let indices = argmax(device, head, input, tokens: tokens)
+            let sameArgmax = indices == (0..<tokens).map { Sampler.argmax(Array(got[$0 * rows..<($0 + 1) * rows])) }
+            let ok = worst <= 1e-4 && sameArgmax
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
-                    + "difference \(worst)")
+                    + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs")")
         }
         return failures
     }
@@ -148,6 +151,13 @@ enum HeadCheck {
         let x = backend.makeActivations(tokens: tokens, width: head.columns)
         backend.writeRows(input, count: tokens, into: x)
         return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
+    }
+
+    private static func argmax<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int) -> [Int] {
+        let weights = backend.prepare(head)
+        let x = backend.makeActivations(tokens: tokens, width: head.columns)
+        backend.writeRows(input, count: tokens, into: x)
+        return backend.argmax(x, rows: Array(0..<tokens), head: weights)
     }
 }
 
