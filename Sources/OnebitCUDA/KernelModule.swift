@@ -14,7 +14,7 @@ enum Kernel: Int, CaseIterable {
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
-        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts
+        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -51,6 +51,8 @@ enum Kernel: Int, CaseIterable {
         case .quantizeRow: "quantize_row"
         case .int8Gemv: "int8_gemv"
         case .finishProducts: "finish_products"
+        case .splitBF16: "split_bf16"
+        case .denseGemmBF16TensorCores: "dense_gemm_bf16_mma"
         }
     }
 }

@@ -514,6 +514,106 @@ enum KernelSource {
             dense_rows<KIND_BF16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
         }
 
+        // The bf16 head of several tokens on the tensor cores (sm_80 and later). split_bf16 writes rows x_rows of x
+        // as three bf16 planes [plane][token][width], hi + mid + lo == x (each plane the bf16 rounding of what the
+        // planes before leave), so that bf16 x bf16 products, exact in fp32, carry every bit of the activations.
+        extern "C" __global__ void split_bf16(const float *x, int x_width, const int *x_rows, int tokens, int width,
+                                              u16 *planes) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int t = blockIdx.y;
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x) {
+                float v = x[(size_t)x_rows[t] * x_width + i];
+                for (int p = 0; p < 3; p++) {
+                    const u32 bits = __float_as_uint(v);
+                    const u32 rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+                    planes[((size_t)p * tokens + t) * width + i] = (u16)(rounded >> 16);
+                    v -= __uint_as_float(rounded);
+                }
+            }
+        }
+
+        __device__ __forceinline__ void mma_bf16(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                         "{%8, %9}, {%0, %1, %2, %3};"
+                         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+
+        // y[token][row] = w[row] . (hi + mid + lo)[token] with mma.sync m16n8k16 (bf16 in, fp32 sums), for `cols` a
+        // multiple of 32: block (b, z) computes rows 128b ... 128b + 127 (16 per warp) for tokens 64z ... 64z + 63.
+        // Per 32 columns a lane reads 16 bytes of its two rows straight from global memory (columns 8t ... 8t + 7 for
+        // lane 4g + t), and the planes go through shared memory with cp.async, two stages deep. Within the 32
+        // columns the k order is permuted the same way for w and the planes (the sum does not care): the first
+        // m16n8k16 takes columns 8t ... 8t + 3 of every lane, the second 8t + 4 ... 8t + 7.
+        #define HEAD_WARPS 8
+        #define HEAD_TOKENS 64
+        extern "C" __global__ void dense_gemm_bf16_mma(const u16 *w, int rows, int cols, const u16 *planes,
+                                                       int tokens, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            __shared__ __align__(16) u16 stage[2][3][HEAD_TOKENS][32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+            const int r0 = blockIdx.x * (HEAD_WARPS * 16) + warp * 16;
+            const int t0 = blockIdx.y * HEAD_TOKENS;
+            const int count = min(HEAD_TOKENS, tokens - t0);
+            const uint4 *wa = (const uint4 *)(w + (size_t)min(r0 + g, rows - 1) * cols);
+            const uint4 *wb = (const uint4 *)(w + (size_t)min(r0 + g + 8, rows - 1) * cols);
+            auto load = [&](int buffer, int k0) {
+                for (int i = threadIdx.x; i < 3 * HEAD_TOKENS * 4; i += blockDim.x) {
+                    const int p = i / (HEAD_TOKENS * 4), token = (i / 4) % HEAD_TOKENS, piece = i % 4;
+                    const size_t source = ((size_t)p * tokens + t0 + min(token, count - 1)) * cols + k0 + 8 * piece;
+                    copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            float acc[HEAD_TOKENS / 8][4];
+        #pragma unroll
+            for (int j = 0; j < HEAD_TOKENS / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+            const int steps = cols / 32;
+            load(0, 0);
+            uint4 a = load_once(wa + t), b = load_once(wb + t);
+            for (int s = 0; s < steps; s++) {
+                if (s + 1 < steps) {
+                    load((s + 1) & 1, 32 * (s + 1));
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                } else {
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                }
+                __syncthreads();
+                const uint4 ca = a, cb = b;
+                if (s + 1 < steps) {
+                    a = load_once(wa + 4 * (s + 1) + t);
+                    b = load_once(wb + 4 * (s + 1) + t);
+                }
+        #pragma unroll
+                for (int j = 0; j < HEAD_TOKENS / 8; j++) {
+                    if (8 * j < count) {
+        #pragma unroll
+                        for (int p = 0; p < 3; p++) {
+                            const uint4 v = *(const uint4 *)&stage[s & 1][p][8 * j + g][8 * t];
+                            mma_bf16(acc[j], ca.x, cb.x, ca.y, cb.y, v.x, v.y);
+                            mma_bf16(acc[j], ca.z, cb.z, ca.w, cb.w, v.z, v.w);
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+        #pragma unroll
+            for (int j = 0; j < HEAD_TOKENS / 8; j++) {
+                const int token = 8 * j + 2 * t;
+                const int ra = r0 + g, rb = r0 + g + 8;
+                if (ra < rows && token < count) y[(size_t)(t0 + token) * rows + ra] = acc[j][0];
+                if (ra < rows && token + 1 < count) y[(size_t)(t0 + token + 1) * rows + ra] = acc[j][1];
+                if (rb < rows && token < count) y[(size_t)(t0 + token) * rows + rb] = acc[j][2];
+                if (rb < rows && token + 1 < count) y[(size_t)(t0 + token + 1) * rows + rb] = acc[j][3];
+            }
+        #endif
+        }
+
         // The opt-in int8 output head, as the CPU computes it (ob_int8_rows_from_bf16, ob_quantize_rows,
         // ob_int8_gemv). int8_rows_from_bf16: block r quantizes bf16 row r of w (`cols` wide) to int8 with one scale
         // per row (max|w| / 127, 1 for a zero row; round-half-even, clamped to +-127) into q, whose rows are
