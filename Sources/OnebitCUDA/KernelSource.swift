@@ -695,17 +695,24 @@ enum KernelSource {
         }
 
         // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. The
-        // angle is computed with the same float operations as the CPU reference.
+        // angle is computed with the same float operations as the CPU reference, once per pair index for all heads
+        // (precise powf, cosf and sinf cost more than the rotations).
         extern "C" __global__ void rope_neox(float *x, int heads, int head_dim, const int *positions, float theta) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
+            __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
             const int half = head_dim / 2;
             const float pos = (float)positions[blockIdx.x];
-            for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
-                const int h = k / half, i = k % half;
+            for (int i = threadIdx.x; i < half; i += blockDim.x) {
                 const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
                 const float angle = pos * inv_freq;
-                const float c = cosf(angle), s = sinf(angle);
+                cosines[i] = cosf(angle);
+                sines[i] = sinf(angle);
+            }
+            __syncthreads();
+            for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
+                const int h = k / half, i = k % half;
+                const float c = cosines[i], s = sines[i];
                 float *v = x + ((size_t)blockIdx.x * heads + h) * head_dim;
                 const float a = v[i], b = v[i + half];
                 v[i] = a * c - b * s;
