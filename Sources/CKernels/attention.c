@@ -2,7 +2,12 @@
 // head g = u / splits % kv_heads and position range s = u % splits of [0, positions[t]]. A unit serves all query
 // heads of its group at once, so each cached key and value row is read from memory once per step, not once per
 // query head; splitting positions gives both threads work when a decode step has fewer KV heads than threads need.
-// Softmax runs online over blocks of positions (running max and sum), so a unit needs no scratch beyond a block.
+// The ranges are equal shares rounded to whole softmax blocks. Softmax runs online over blocks of positions (running
+// max and sum), so a unit needs no scratch beyond a block.
+//
+// Decoding at a long context reads the cache at memory speed only if the arithmetic hides the memory latency: the
+// AVX-512 variant (twice the arithmetic per instruction of AVX2) requests the rows of the next block, and past a
+// unit's last block those of the next unit, a few cache lines at a time from inside its loops.
 //
 // Layouts: q and out [tokens][heads * head_dim] as ob_attention; k_cache, v_cache hold position p of KV head g at
 // p * kv_row_stride + g * kv_head_stride (ob_attention's [capacity][kv_heads * head_dim] is row stride
@@ -30,6 +35,12 @@ typedef struct {
     const int32_t *table;  // block ids, or NULL: position p is row p of one contiguous run
     size_t block_positions, block_stride, row_stride;
 } kv_rows;
+
+// A unit's rows: positions p0 ..< p1 of one KV head.
+typedef struct {
+    kv_rows kv;
+    size_t p0, p1;
+} span;
 
 // The row offsets (from kv->k, and kv->v) of positions p ..< p + n: one table lookup per block, not a division per
 // row.
@@ -308,7 +319,210 @@ AVX2 static void unit_avx2(const float *qg, const kv_rows *kv, size_t head_dim, 
             pass_avx2(qg, kv, head_dim, j0, hs, p0, p1, scale, dst);
     }
 }
+
+#define AVX512 __attribute__((target("avx2,fma,avx512f")))
+
+// exp_nonpositive_avx2, sixteen at a time: the same polynomial, 2^n applied by scalef.
+AVX512 static inline __m512 exp_nonpositive_avx512(__m512 x) {
+    const __m512 log2e = _mm512_set1_ps(1.44269504f), ln2_hi = _mm512_set1_ps(0.693359375f),
+                 ln2_lo = _mm512_set1_ps(-2.12194440e-4f), floor = _mm512_set1_ps(-87.0f);
+    __m512 clamped = _mm512_max_ps(x, floor);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(clamped, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, ln2_hi, clamped);
+    r = _mm512_fnmadd_ps(n, ln2_lo, r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, floor, _CMP_GE_OQ), _mm512_scalef_ps(p, n));
+}
+
+// The sums of sixteen vectors' lanes, as one vector: lane r holds the sum of a[r]. Four rounds of shuffles and
+// adds halve the vectors each time; they leave the sum of a[4i + m] in lane 4m + i, and one permutation puts every
+// sum in its own lane.
+AVX512 static inline __m512 reduce16_avx512(const __m512 a[16]) {
+    __m512 b[8], c[4], d[2];
+    for (int k = 0; k < 8; k++)
+        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xEE));
+    for (int k = 0; k < 4; k++)
+        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xDD));
+    for (int k = 0; k < 2; k++)
+        d[k] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * k], c[2 * k + 1]), _mm512_unpackhi_ps(c[2 * k], c[2 * k + 1]));
+    __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]));
+    __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]));
+    __m512 e = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, e);
+}
+
+// The lanes of columns d ..< d + 16 that exist in a row of head_dim columns.
+static inline __mmask16 column_mask(size_t d, size_t head_dim) {
+    return head_dim - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (head_dim - d)) - 1);
+}
+
+// online_softmax for one head's block of at most 32 scores, in two vectors.
+AVX512 static inline void online_softmax_avx512(float *sc, size_t n, float *m, float *l, float *o, size_t head_dim) {
+    __mmask16 first = column_mask(0, n), second = n > 16 ? column_mask(16, n) : 0;
+    const __m512 none = _mm512_set1_ps(-INFINITY);
+    __m512 s0 = _mm512_mask_loadu_ps(none, first, sc), s1 = _mm512_mask_loadu_ps(none, second, sc + 16);
+    float block_max = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
+    if (block_max > *m) {
+        __m512 factor = _mm512_set1_ps(exp_or_zero(*m - block_max));
+        for (size_t d = 0; d < head_dim; d += 16) {
+            __mmask16 mask = column_mask(d, head_dim);
+            _mm512_mask_storeu_ps(o + d, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, o + d), factor));
+        }
+        *l *= exp_or_zero(*m - block_max);
+        *m = block_max;
+    }
+    __m512 shift = _mm512_set1_ps(*m);
+    __m512 e0 = _mm512_maskz_mov_ps(first, exp_nonpositive_avx512(_mm512_sub_ps(s0, shift)));
+    __m512 e1 = _mm512_maskz_mov_ps(second, exp_nonpositive_avx512(_mm512_sub_ps(s1, shift)));
+    _mm512_mask_storeu_ps(sc, first, e0);
+    _mm512_mask_storeu_ps(sc + 16, second, e1);
+    *l += _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
+}
+
+// o[j][d0 ..< d0 + 16 * vectors] += sum over the block's rows i of sc[j][i] * v[off[i] + d], for the pass's heads:
+// up to four heads' four accumulators, a row's four vectors and a weight fit the 32 vector registers. `last` masks
+// the final vector's columns.
+AVX512 static inline __attribute__((always_inline)) void accumulate_values_avx512(
+    const float *v, const size_t *off, size_t n, const float *nv, const size_t *next, size_t next_n,
+    float sc[HEADS_PER_PASS][BLOCK], size_t hs, float **o, size_t d0, size_t vectors, __mmask16 last) {
+    __m512 acc[HEADS_PER_PASS][4];
+    for (size_t j = 0; j < hs; j++)
+        for (size_t z = 0; z < vectors; z++)
+            acc[j][z] = _mm512_maskz_loadu_ps(z + 1 == vectors ? last : 0xFFFF, o[j] + d0 + 16 * z);
+    for (size_t i = 0; i < n; i++) {
+        const float *row = v + off[i] + d0;
+        if (i < next_n)  // the next block's value rows, a few lines per row summed
+            for (size_t z = 0; z < vectors; z++)
+                _mm_prefetch((const char *)(nv + next[i] + d0 + 16 * z), _MM_HINT_T0);
+        __m512 x[4];
+        for (size_t z = 0; z < vectors; z++)
+            x[z] = _mm512_maskz_loadu_ps(z + 1 == vectors ? last : 0xFFFF, row + 16 * z);
+        for (size_t j = 0; j < hs; j++) {
+            __m512 w = _mm512_set1_ps(sc[j][i]);
+            for (size_t z = 0; z < vectors; z++) acc[j][z] = _mm512_fmadd_ps(w, x[z], acc[j][z]);
+        }
+    }
+    for (size_t j = 0; j < hs; j++)
+        for (size_t z = 0; z < vectors; z++)
+            _mm512_mask_storeu_ps(o[j] + d0 + 16 * z, z + 1 == vectors ? last : 0xFFFF, acc[j][z]);
+}
+
+// pass_avx2 with 512-bit vectors: scores sixteen positions at a time per head (one reduction turns sixteen
+// accumulators into sixteen scores), values 64 columns per pass over the block. Columns past a multiple of 16 are
+// masked, so every head size takes this path. While a block is computed, the rows of the block after it (in this
+// span, else the first block of `after`, the rows the thread reads next) are requested a few lines at a time from
+// inside the arithmetic: memory stays busy without a burst of requests that would fill the load queue, and a
+// short span does not start with a stall.
+AVX512 static inline __attribute__((always_inline)) void pass_avx512(const float *qg, const span *rows,
+                                                                     const span *after, size_t head_dim, size_t j0,
+                                                                     size_t hs, float scale, destination dst) {
+    const float *k = rows->kv.k, *v = rows->kv.v;
+    const size_t p0 = rows->p0, p1 = rows->p1;
+    const __m512 vscale = _mm512_set1_ps(scale);
+    size_t offsets[2][BLOCK];
+    size_t *off = offsets[0], *next = offsets[1];
+    row_offsets(&rows->kv, p0, p1 - p0 < BLOCK ? p1 - p0 : BLOCK, off);
+    float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
+    float *o[HEADS_PER_PASS];
+    start_pass(j0, hs, head_dim, dst, m, l, o);
+    for (size_t p = p0; p < p1; p += BLOCK) {
+        size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+        const float *nk = k, *nv = v;
+        size_t next_n = 0;
+        if (p + BLOCK < p1) {
+            next_n = p1 - p - BLOCK < BLOCK ? p1 - p - BLOCK : BLOCK;
+            row_offsets(&rows->kv, p + BLOCK, next_n, next);
+        } else if (after && after->p1 > after->p0) {
+            next_n = after->p1 - after->p0 < BLOCK ? after->p1 - after->p0 : BLOCK;
+            row_offsets(&after->kv, after->p0, next_n, next);
+            nk = after->kv.k;
+            nv = after->kv.v;
+        }
+        size_t n16 = n / 16 * 16;
+        for (size_t j = 0; j < hs; j++) {
+            const float *qh = qg + (j0 + j) * head_dim;
+            for (size_t i = 0; i < n16; i += 16) {
+                __m512 acc[16];
+                for (size_t r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+                for (size_t d = 0; d < head_dim; d += 16) {
+                    __mmask16 mask = column_mask(d, head_dim);
+                    __m512 qv = _mm512_maskz_loadu_ps(mask, qh + d);
+                    for (size_t r = 0; r < 16; r++) {
+                        acc[r] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mask, k + off[i + r] + d), acc[r]);
+                        // Every head of the pass requests its share of the next block's key rows.
+                        if (r % hs == j && i + r < next_n)
+                            _mm_prefetch((const char *)(nk + next[i + r] + d), _MM_HINT_T0);
+                    }
+                }
+                _mm512_storeu_ps(sc[j] + i, _mm512_mul_ps(reduce16_avx512(acc), vscale));
+            }
+            for (size_t i = n16; i < n; i++) {
+                const float *krow = k + off[i];
+                __m512 acc = _mm512_setzero_ps();
+                for (size_t d = 0; d < head_dim; d += 16) {
+                    __mmask16 mask = column_mask(d, head_dim);
+                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, qh + d), _mm512_maskz_loadu_ps(mask, krow + d),
+                                          acc);
+                }
+                sc[j][i] = _mm512_reduce_add_ps(acc) * scale;
+            }
+        }
+        // A short last block computes few scores: its rows of the next block are requested here.
+        for (size_t i = n16; i < next_n; i++) prefetch_row(nk + next[i], head_dim);
+        for (size_t j = 0; j < hs; j++) online_softmax_avx512(sc[j], n, &m[j], &l[j], o[j], head_dim);
+        size_t d0 = 0;
+        for (; d0 + 64 <= head_dim; d0 += 64)
+            accumulate_values_avx512(v, off, n, nv, next, next_n, sc, hs, o, d0, 4, 0xFFFF);
+        if (d0 < head_dim)
+            accumulate_values_avx512(v, off, n, nv, next, next_n, sc, hs, o, d0, (head_dim - d0 + 15) / 16,
+                                     column_mask(d0 + (head_dim - d0 - 1) / 16 * 16, head_dim));
+        for (size_t i = n; i < next_n; i++) prefetch_row(nv + next[i], head_dim);
+        size_t *done = off;
+        off = next;
+        next = done;
+    }
+    finish(m, l, o, hs, head_dim, dst, j0);
+}
+
+AVX512 static void unit_avx512(const float *qg, const span *rows, const span *after, size_t head_dim, size_t group,
+                               float scale, destination dst) {
+    for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
+        size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
+        // A pass with more heads of this group after it reads these rows again next.
+        const span *following = j0 + hs < group ? rows : after;
+        if (hs == HEADS_PER_PASS)
+            pass_avx512(qg, rows, following, head_dim, j0, HEADS_PER_PASS, scale, dst);
+        else
+            pass_avx512(qg, rows, following, head_dim, j0, hs, scale, dst);
+    }
+}
 #endif
+
+// Where the s-th of `splits` ranges of `length` positions starts: equal shares, rounded down to whole softmax
+// blocks, so no range but the last ends in a short block (a short block costs nearly as much as a full one).
+static inline size_t split_start(size_t length, size_t s, size_t splits) {
+    return s == splits ? length : length * s / splits / BLOCK * BLOCK;
+}
+
+// Unit u's rows: its KV head's rows and its range of the token's positions.
+static span unit_span(size_t u, const float *k_cache, const float *v_cache, const int32_t *block_table,
+                      size_t block_positions, size_t block_stride, size_t kv_row_stride, size_t kv_head_stride,
+                      size_t kv_heads, const int32_t *positions, size_t splits) {
+    size_t t = u / (kv_heads * splits), g = u / splits % kv_heads, s = u % splits;
+    size_t length = (size_t)positions[t] + 1;
+    kv_rows kv = {k_cache + g * kv_head_stride, v_cache + g * kv_head_stride, block_table, block_positions,
+                  block_stride, kv_row_stride};
+    return (span){kv, split_start(length, s, splits), split_start(length, s + 1, splits)};
+}
 
 void ob_attention_paged_units(int isa, const float *q, const float *k_cache, const float *v_cache,
                               const int32_t *block_table, size_t block_positions, size_t block_stride,
@@ -318,10 +532,16 @@ void ob_attention_paged_units(int isa, const float *q, const float *k_cache, con
     (void)tokens;
     size_t group = heads / kv_heads;
     size_t q_width = heads * head_dim;
+    span rows = {{0}, 0, 0}, after = {{0}, 0, 0};
+    if (unit_begin < unit_end)
+        after = unit_span(unit_begin, k_cache, v_cache, block_table, block_positions, block_stride, kv_row_stride,
+                          kv_head_stride, kv_heads, positions, splits);
     for (size_t u = unit_begin; u < unit_end; u++) {
         size_t t = u / (kv_heads * splits), g = u / splits % kv_heads, s = u % splits;
-        size_t length = (size_t)positions[t] + 1;
-        size_t p0 = length * s / splits, p1 = length * (s + 1) / splits;
+        rows = after;
+        if (u + 1 < unit_end)
+            after = unit_span(u + 1, k_cache, v_cache, block_table, block_positions, block_stride, kv_row_stride,
+                              kv_head_stride, kv_heads, positions, splits);
         size_t first = g * group;
         const float *qg = q + t * q_width + first * head_dim;  // the group's query heads are adjacent
         destination dst;
@@ -332,17 +552,18 @@ void ob_attention_paged_units(int isa, const float *q, const float *k_cache, con
             float *base = partial + (t * heads + first) * stride + s * (head_dim + 2);
             dst = (destination){base, stride, base + head_dim};
         }
-        kv_rows kv = {k_cache + g * kv_head_stride, v_cache + g * kv_head_stride, block_table, block_positions,
-                      block_stride, kv_row_stride};
 #if defined(__x86_64__)
-        if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
-            // Head vectors are short (64 to 256 floats): 256-bit vectors keep up with memory here.
-            unit_avx2(qg, &kv, head_dim, group, p0, p1, scale, dst);
+        if (isa == OB_ISA_AVX512_VNNI) {
+            unit_avx512(qg, &rows, u + 1 < unit_end ? &after : NULL, head_dim, group, scale, dst);
+            continue;
+        }
+        if (isa == OB_ISA_AVX2) {
+            unit_avx2(qg, &rows.kv, head_dim, group, rows.p0, rows.p1, scale, dst);
             continue;
         }
 #endif
         (void)isa;
-        unit_scalar(qg, &kv, head_dim, group, p0, p1, scale, dst);
+        unit_scalar(qg, &rows.kv, head_dim, group, rows.p0, rows.p1, scale, dst);
     }
 }
 
