@@ -76,6 +76,12 @@ public final class CPUBackend {
         CPUQuantizedActivations(tokens: tokens, width: width)
     }
 
+    /// Gives back the memory of `x`'s rows past the first `rows`.
+    public func discardRows(of x: CPUActivations, after rows: Int) { x.discardRows(after: rows) }
+
+    /// Gives back the memory of `q`'s rows past the first `rows`.
+    public func discardRows(of q: CPUQuantizedActivations, after rows: Int) { q.discardRows(after: rows) }
+
     /// Positions per KV block: small enough that a sequence wastes little of its last block and a shared prefix
     /// is found at a fine grain, large enough that the per-block bookkeeping stays negligible.
     public func keyValueBlockPositions(contextLength: Int) -> Int { min(16, max(1, contextLength)) }

@@ -122,7 +122,19 @@ public final class Transformer<B: Backend> {
             }
             offset += chunk.count
         }
+        if tokens.count > 1 { discardScratch(keepingRows: 1) }
         return result
+    }
+
+    /// Gives back the scratch rows past the first `rows` once prompt tokens have run: the decoding steps that
+    /// follow use one row per sequence, and a chunk's rows would otherwise stay resident as long as the model.
+    private func discardScratch(keepingRows rows: Int) {
+        for buffer in [x, normed, q, k, v, attention, projected, gate, up] {
+            backend.discardRows(of: buffer, after: rows)
+        }
+        for buffer in [quantizedHidden, quantizedAttention, quantizedFeedForward] {
+            backend.discardRows(of: buffer, after: rows)
+        }
     }
 
     /// Runs `token` at `position` of the sequence whose cache is `cache` and returns the index of its largest logit
@@ -159,6 +171,8 @@ public final class Transformer<B: Backend> {
             positions += (0..<slice.tokens.count).map { Int32(slice.start + $0) }
         }
         runLayers(tokens, positions: positions, segments: segments)
+        // A step that ran prompt tokens keeps one scratch row per sequence for the decoding steps after it.
+        defer { if batch.contains(where: { $0.tokens.count > 1 }) { discardScratch(keepingRows: batch.count) } }
         guard batch.contains(where: \.wantsLogits) else { return batch.map { _ in nil } }
         backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
         let wanted = zip(batch, segments).filter { $0.wantsLogits && !$1.0.isEmpty }.map { $1.0.upperBound - 1 }
