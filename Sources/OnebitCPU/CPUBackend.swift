@@ -264,8 +264,10 @@ public final class CPUBackend {
             let segmentPositions = Array(positions[rows])
             let shortest = Int(segmentPositions.min() ?? 0) + 1
             let base = rows.count * kvHeads
-            // Ranges of at least 32 positions: shorter ones would cost more in merging than they balance.
-            let splits = base >= wanted || pool.threadCount == 1 ? 1 : max(1, min(wanted, shortest / 32))
+            // Enough ranges that the units fill every thread's chunks, and no more: each range's first rows wait for
+            // memory, and each adds a partial result to merge. Ranges of at least 32 positions (a softmax block).
+            let splits =
+                base >= wanted || pool.threadCount == 1 ? 1 : max(1, min((wanted + base - 1) / base, shortest / 32))
             work.append(
                 AttentionSegment(
                     rows: rows, cache: cache, positions: segmentPositions, splits: splits, firstUnit: units,
