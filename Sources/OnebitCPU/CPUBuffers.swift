@@ -33,9 +33,11 @@ final class AlignedBuffer<Element>: @unchecked Sendable {
 /// (`MAP_NORESERVE`), so a large bound does not fail at start on a machine with less memory than the bound.
 final class MappedBuffer<Element>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Element>
+    let count: Int
     private let byteCount: Int
 
     init(count: Int) {
+        self.count = count
         byteCount = max(count, 1) * MemoryLayout<Element>.stride
         let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
@@ -144,9 +146,10 @@ public struct CPUKeyValueCache {
 }
 
 /// A ternary matrix as the CPU kernels read it: the packed layout of `ternary.c` (four 64-column runs per 64-byte
-/// block), repacked once at load.
+/// block), repacked once at load. The packed bytes are mapped pages of their own: the real shapes' matrices are
+/// whole pages (a 2560-column row is 640 bytes), which a heap block's header would push one page over.
 public struct CPUTernaryWeights: Sendable {
-    let packed: AlignedBuffer<UInt8>
+    let packed: MappedBuffer<UInt8>
     let rows: Int
     let columns: Int
     let scales: [Float]
@@ -168,7 +171,7 @@ public struct CPUTernaryWeights: Sendable {
         }
         let packable = blockSize % 256 == 0
         canonical = packable ? nil : matrix
-        packed = AlignedBuffer(zeroed: packable ? rows * ob_packed_row_bytes(columns) : 0)
+        packed = MappedBuffer(count: packable ? rows * ob_packed_row_bytes(columns) : 0)
         if packable { ob_ternary_pack(matrix.codes, rows, columns, packed.pointer) }
     }
 
