@@ -6,8 +6,9 @@
 // max and sum), so a unit needs no scratch beyond a block.
 //
 // Decoding at a long context reads the cache at memory speed only if the arithmetic hides the memory latency: the
-// AVX-512 variant (twice the arithmetic per instruction of AVX2) requests the rows of the next block, and past a
-// unit's last block those of the next unit, a few cache lines at a time from inside its loops.
+// AVX-512 variant (twice the arithmetic per instruction of AVX2, and the same sums in the same order, so a seed
+// gives the same tokens on both) requests the rows of the next block, and past a unit's last block those of the
+// next unit, a few cache lines at a time from inside its loops.
 //
 // Layouts: q and out [tokens][heads * head_dim] as ob_attention; k_cache, v_cache hold position p of KV head g at
 // p * kv_row_stride + g * kv_head_stride (ob_attention's [capacity][kv_heads * head_dim] is row stride
@@ -190,6 +191,16 @@ AVX2 static inline __m256 reduce8_avx2(const __m256 a[8]) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+// The dot product of a query head and a key row, as the AVX2 pass computes a row outside a group of eight.
+AVX2 static inline float row_dot_avx2(const float *qh, const float *krow, size_t head_dim) {
+    const size_t vec = head_dim / 8 * 8;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t d = 0; d < vec; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
+    float dot = hsum_avx2(acc);
+    for (size_t d = vec; d < head_dim; d++) dot += qh[d] * krow[d];
+    return dot;
+}
+
 // online_softmax for one head's block, eight scores at a time.
 AVX2 static inline void online_softmax_avx2(float *sc, size_t n, float *m, float *l, float *o, size_t head_dim) {
     size_t vec = n / 8 * 8;
@@ -259,15 +270,7 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
                 }
                 _mm256_storeu_ps(sc[j] + i, _mm256_mul_ps(reduce8_avx2(acc), _mm256_set1_ps(scale)));
             }
-            for (size_t i = n8; i < n; i++) {
-                const float *krow = k + off[i];
-                __m256 acc = _mm256_setzero_ps();
-                for (size_t d = 0; d < vec; d += 8)
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
-                float dot = hsum_avx2(acc);
-                for (size_t d = vec; d < head_dim; d++) dot += qh[d] * krow[d];
-                sc[j][i] = dot * scale;
-            }
+            for (size_t i = n8; i < n; i++) sc[j][i] = row_dot_avx2(qh, k + off[i], head_dim) * scale;
         }
         for (size_t j = 0; j < hs; j++) online_softmax_avx2(sc[j], n, &m[j], &l[j], o[j], head_dim);
         size_t d0 = 0;
@@ -322,70 +325,41 @@ AVX2 static void unit_avx2(const float *qg, const kv_rows *kv, size_t head_dim, 
 
 #define AVX512 __attribute__((target("avx2,fma,avx512f")))
 
-// exp_nonpositive_avx2, sixteen at a time: the same polynomial, 2^n applied by scalef.
-AVX512 static inline __m512 exp_nonpositive_avx512(__m512 x) {
-    const __m512 log2e = _mm512_set1_ps(1.44269504f), ln2_hi = _mm512_set1_ps(0.693359375f),
-                 ln2_lo = _mm512_set1_ps(-2.12194440e-4f), floor = _mm512_set1_ps(-87.0f);
-    __m512 clamped = _mm512_max_ps(x, floor);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(clamped, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, ln2_hi, clamped);
-    r = _mm512_fnmadd_ps(n, ln2_lo, r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, floor, _CMP_GE_OQ), _mm512_scalef_ps(p, n));
-}
-
-// The sums of sixteen vectors' lanes, as one vector: lane r holds the sum of a[r]. Four rounds of shuffles and
-// adds halve the vectors each time; they leave the sum of a[4i + m] in lane 4m + i, and one permutation puts every
-// sum in its own lane.
-AVX512 static inline __m512 reduce16_avx512(const __m512 a[16]) {
-    __m512 b[8], c[4], d[2];
-    for (int k = 0; k < 8; k++)
-        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44),
-                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xEE));
-    for (int k = 0; k < 4; k++)
-        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88),
-                             _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xDD));
-    for (int k = 0; k < 2; k++)
-        d[k] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * k], c[2 * k + 1]), _mm512_unpackhi_ps(c[2 * k], c[2 * k + 1]));
-    __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]));
-    __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]));
-    __m512 e = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(order, e);
-}
-
 // The lanes of columns d ..< d + 16 that exist in a row of head_dim columns.
 static inline __mmask16 column_mask(size_t d, size_t head_dim) {
     return head_dim - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (head_dim - d)) - 1);
 }
 
-// online_softmax for one head's block of at most 32 scores, in two vectors.
-AVX512 static inline void online_softmax_avx512(float *sc, size_t n, float *m, float *l, float *o, size_t head_dim) {
-    __mmask16 first = column_mask(0, n), second = n > 16 ? column_mask(16, n) : 0;
-    const __m512 none = _mm512_set1_ps(-INFINITY);
-    __m512 s0 = _mm512_mask_loadu_ps(none, first, sc), s1 = _mm512_mask_loadu_ps(none, second, sc + 16);
-    float block_max = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
-    if (block_max > *m) {
-        __m512 factor = _mm512_set1_ps(exp_or_zero(*m - block_max));
-        for (size_t d = 0; d < head_dim; d += 16) {
-            __mmask16 mask = column_mask(d, head_dim);
-            _mm512_mask_storeu_ps(o + d, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, o + d), factor));
+// The scores of 8 * groups consecutive rows (row r at k + off[r]), scaled, into out: bit for bit what pass_avx2
+// computes for its groups of eight (each row's eight-lane sums in the same order, the same reduction), so a seed
+// gives the same tokens on either variant. One 512-bit vector carries two rows, one per half. Rows of the next
+// block (nk + next[r], r < next_count) are requested along the way, the share of head j of the pass's hs.
+AVX512 static inline __attribute__((always_inline)) void group_scores_avx512(
+    const float *qh, const float *k, const size_t *off, size_t groups, size_t head_dim, float scale, float *out,
+    const float *nk, const size_t *next, size_t next_count, size_t j, size_t hs) {
+    __m512 acc[8];
+    for (size_t m = 0; m < 4 * groups; m++) acc[m] = _mm512_setzero_ps();
+    for (size_t d = 0; d < head_dim; d += 8) {
+        __m512 qv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(qh + d))));
+        for (size_t m = 0; m < 4 * groups; m++) {
+            __m512 low = _mm512_castps256_ps512(_mm256_loadu_ps(k + off[2 * m] + d));
+            __m256d high = _mm256_castps_pd(_mm256_loadu_ps(k + off[2 * m + 1] + d));
+            __m512 rows = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(low), high, 1));
+            acc[m] = _mm512_fmadd_ps(qv, rows, acc[m]);
         }
-        *l *= exp_or_zero(*m - block_max);
-        *m = block_max;
+        if (d % 16 == 0)
+            for (size_t r = 0; r < 8 * groups; r++)
+                if (r % hs == j && r < next_count) _mm_prefetch((const char *)(nk + next[r] + d), _MM_HINT_T0);
     }
-    __m512 shift = _mm512_set1_ps(*m);
-    __m512 e0 = _mm512_maskz_mov_ps(first, exp_nonpositive_avx512(_mm512_sub_ps(s0, shift)));
-    __m512 e1 = _mm512_maskz_mov_ps(second, exp_nonpositive_avx512(_mm512_sub_ps(s1, shift)));
-    _mm512_mask_storeu_ps(sc, first, e0);
-    _mm512_mask_storeu_ps(sc + 16, second, e1);
-    *l += _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
+    for (size_t g = 0; g < groups; g++) {
+        __m256 rows[8];
+        for (size_t r = 0; r < 8; r++) {
+            __m512 pair = acc[4 * g + r / 2];
+            rows[r] = r % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair), 1))
+                            : _mm512_castps512_ps256(pair);
+        }
+        _mm256_storeu_ps(out + 8 * g, _mm256_mul_ps(reduce8_avx2(rows), _mm256_set1_ps(scale)));
+    }
 }
 
 // o[j][d0 ..< d0 + 16 * vectors] += sum over the block's rows i of sc[j][i] * v[off[i] + d], for the pass's heads:
@@ -416,18 +390,17 @@ AVX512 static inline __attribute__((always_inline)) void accumulate_values_avx51
             _mm512_mask_storeu_ps(o[j] + d0 + 16 * z, z + 1 == vectors ? last : 0xFFFF, acc[j][z]);
 }
 
-// pass_avx2 with 512-bit vectors: scores sixteen positions at a time per head (one reduction turns sixteen
-// accumulators into sixteen scores), values 64 columns per pass over the block. Columns past a multiple of 16 are
-// masked, so every head size takes this path. While a block is computed, the rows of the block after it (in this
-// span, else the first block of `after`, the rows the thread reads next) are requested a few lines at a time from
-// inside the arithmetic: memory stays busy without a burst of requests that would fill the load queue, and a
-// short span does not start with a stall.
+// pass_avx2 with 512-bit vectors, and the same result bit for bit: scores two rows per instruction in the AVX2
+// pass's order (group_scores_avx512), the same softmax, values 64 columns per pass over the block (each output
+// element still sums its rows in order). While a block is computed, the rows of the block after it (in this span,
+// else the first block of `after`, the rows the thread reads next) are requested a few lines at a time from inside
+// the arithmetic: memory stays busy without a burst of requests that would fill the load queue, and a short span
+// does not start with a stall.
 AVX512 static inline __attribute__((always_inline)) void pass_avx512(const float *qg, const span *rows,
                                                                      const span *after, size_t head_dim, size_t j0,
                                                                      size_t hs, float scale, destination dst) {
     const float *k = rows->kv.k, *v = rows->kv.v;
     const size_t p0 = rows->p0, p1 = rows->p1;
-    const __m512 vscale = _mm512_set1_ps(scale);
     size_t offsets[2][BLOCK];
     size_t *off = offsets[0], *next = offsets[1];
     row_offsets(&rows->kv, p0, p1 - p0 < BLOCK ? p1 - p0 : BLOCK, off);
@@ -447,38 +420,23 @@ AVX512 static inline __attribute__((always_inline)) void pass_avx512(const float
             nk = after->kv.k;
             nv = after->kv.v;
         }
-        size_t n16 = n / 16 * 16;
+        size_t n8 = head_dim % 8 == 0 ? n / 8 * 8 : 0;  // the rows pass_avx2 scores in groups of eight
         for (size_t j = 0; j < hs; j++) {
             const float *qh = qg + (j0 + j) * head_dim;
-            for (size_t i = 0; i < n16; i += 16) {
-                __m512 acc[16];
-                for (size_t r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-                for (size_t d = 0; d < head_dim; d += 16) {
-                    __mmask16 mask = column_mask(d, head_dim);
-                    __m512 qv = _mm512_maskz_loadu_ps(mask, qh + d);
-                    for (size_t r = 0; r < 16; r++) {
-                        acc[r] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mask, k + off[i + r] + d), acc[r]);
-                        // Every head of the pass requests its share of the next block's key rows.
-                        if (r % hs == j && i + r < next_n)
-                            _mm_prefetch((const char *)(nk + next[i + r] + d), _MM_HINT_T0);
-                    }
-                }
-                _mm512_storeu_ps(sc[j] + i, _mm512_mul_ps(reduce16_avx512(acc), vscale));
+            size_t i = 0;
+            for (; i + 16 <= n8; i += 16)
+                group_scores_avx512(qh, k, off + i, 2, head_dim, scale, sc[j] + i, nk, next + i,
+                                    next_n > i ? next_n - i : 0, j, hs);
+            if (i < n8) {
+                group_scores_avx512(qh, k, off + i, 1, head_dim, scale, sc[j] + i, nk, next + i,
+                                    next_n > i ? next_n - i : 0, j, hs);
+                i += 8;
             }
-            for (size_t i = n16; i < n; i++) {
-                const float *krow = k + off[i];
-                __m512 acc = _mm512_setzero_ps();
-                for (size_t d = 0; d < head_dim; d += 16) {
-                    __mmask16 mask = column_mask(d, head_dim);
-                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, qh + d), _mm512_maskz_loadu_ps(mask, krow + d),
-                                          acc);
-                }
-                sc[j][i] = _mm512_reduce_add_ps(acc) * scale;
-            }
+            for (; i < n; i++) sc[j][i] = row_dot_avx2(qh, k + off[i], head_dim) * scale;
         }
-        // A short last block computes few scores: its rows of the next block are requested here.
-        for (size_t i = n16; i < next_n; i++) prefetch_row(nk + next[i], head_dim);
-        for (size_t j = 0; j < hs; j++) online_softmax_avx512(sc[j], n, &m[j], &l[j], o[j], head_dim);
+        // A short last block computes few scores in groups: its rows of the next block are requested here.
+        for (size_t i = n8; i < next_n; i++) prefetch_row(nk + next[i], head_dim);
+        for (size_t j = 0; j < hs; j++) online_softmax_avx2(sc[j], n, &m[j], &l[j], o[j], head_dim);
         size_t d0 = 0;
         for (; d0 + 64 <= head_dim; d0 += 64)
             accumulate_values_avx512(v, off, n, nv, next, next_n, sc, hs, o, d0, 4, 0xFFFF);

@@ -328,6 +328,40 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         #expect(worst < 1e-5, "splits \(splits): largest difference \(worst)")
     }
 
+    /// The AVX-512 variant sums in the AVX2 variant's order, so a seeded generation gives the same tokens on
+    /// either: their results are the same bits for head sizes that are multiples of 8 (every real model's).
+    @Test(arguments: [(8, 2, 16), (20, 5, 128), (6, 1, 40), (6, 2, 64), (12, 4, 256)])
+    func avx512AttentionIsBitIdenticalToAVX2(shape: (heads: Int, kvHeads: Int, headDim: Int)) {
+        guard CPUInstructionSet.avx512VNNI.isSupported else { return }
+        var rng = SplitMix(state: 41)
+        let (heads, kvHeads, headDim) = shape
+        let width = kvHeads * headDim
+        let tokens = 7
+        // Lengths under a group of eight, between groups, and over several softmax blocks.
+        let positions: [Int32] = [0, 5, 12, 31, 40, 130, 299]
+        let capacity = 300
+        let q = (0..<tokens * heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let k = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let scale = 1 / Float(headDim).squareRoot()
+        for splits in [1, 3] {
+            var results: [[Float]] = []
+            for isa in [CPUInstructionSet.avx2, .avx512VNNI] {
+                var out = [Float](repeating: 0, count: tokens * heads * headDim)
+                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
+                let units = tokens * kvHeads * splits
+                for range in [0..<units / 2, units / 2..<units] {
+                    ob_attention_units(
+                        isa.rawValue, q, k, v, width, headDim, tokens, heads, kvHeads, headDim, positions, scale,
+                        splits, range.lowerBound, range.upperBound, &partial, &out)
+                }
+                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &out) }
+                results.append(out)
+            }
+            #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "splits \(splits)")
+        }
+    }
+
     @Test func storeWritesEachRowToItsBlock() {
         var rng = SplitMix(state: 31)
         let (width, blockPositions, blockStride) = (7, 3, 25)
