@@ -387,6 +387,26 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
     }
 }
 
+@Suite struct ActivationMemoryTests {
+    /// A forward call that ran a prompt chunk gives back the scratch rows past the ones decoding uses.
+    @Test func discardedRowsReadAsZerosAndKeptRowsKeepTheirValues() {
+        let backend = CPUBackend(threadCount: 1)
+        let (tokens, width) = (64, 2560)
+        let x = backend.makeActivations(tokens: tokens, width: width)
+        var rng = SplitMix(state: 43)
+        let values = (0..<tokens * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let table = backend.prepare(DenseMatrix(rows: tokens, columns: width, storage: .float32(values)))
+        backend.embed(Array(0..<tokens), from: table, into: x)
+        backend.discardRows(of: x, after: 3)
+        for t in 0..<3 { #expect(x.row(t) == Array(values[t * width..<(t + 1) * width])) }
+        // Only whole pages go: row 3 shares a page with row 2, row 4 starts on a page of its own.
+        for t in 4..<tokens { #expect(x.row(t).allSatisfy { $0 == 0 }, "row \(t)") }
+        // The buffer is usable again: rows written after the discard read back.
+        backend.embed(Array(0..<tokens), from: table, into: x)
+        #expect(x.row(tokens - 1) == Array(values[(tokens - 1) * width..<tokens * width]))
+    }
+}
+
 @Suite struct ThreadPoolTests {
     @Test(arguments: [1, 2, 3, 8])
     func everyIndexRunsOnce(_ threads: Int) {
