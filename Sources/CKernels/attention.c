@@ -2,7 +2,13 @@
 // head g = u / splits % kv_heads and position range s = u % splits of [0, positions[t]]. A unit serves all query
 // heads of its group at once, so each cached key and value row is read from memory once per step, not once per
 // query head; splitting positions gives both threads work when a decode step has fewer KV heads than threads need.
-// Softmax runs online over blocks of positions (running max and sum), so a unit needs no scratch beyond a block.
+// The ranges are equal shares rounded to whole softmax blocks. Softmax runs online over blocks of positions (running
+// max and sum), so a unit needs no scratch beyond a block.
+//
+// Decoding at a long context reads the cache at memory speed only if the arithmetic hides the memory latency: the
+// AVX-512 variant (twice the arithmetic per instruction of AVX2, and the same sums in the same order, so a seed
+// gives the same tokens on both) requests the rows of the next block, and past a unit's last block those of the
+// next unit, a few cache lines at a time from inside its loops.
 //
 // Layouts: q and out [tokens][heads * head_dim] as ob_attention; k_cache, v_cache hold position p of KV head g at
 // p * kv_row_stride + g * kv_head_stride (ob_attention's [capacity][kv_heads * head_dim] is row stride
@@ -30,6 +36,12 @@ typedef struct {
     const int32_t *table;  // block ids, or NULL: position p is row p of one contiguous run
     size_t block_positions, block_stride, row_stride;
 } kv_rows;
+
+// A unit's rows: positions p0 ..< p1 of one KV head.
+typedef struct {
+    kv_rows kv;
+    size_t p0, p1;
+} span;
 
 // The row offsets (from kv->k, and kv->v) of positions p ..< p + n: one table lookup per block, not a division per
 // row.
@@ -179,6 +191,16 @@ AVX2 static inline __m256 reduce8_avx2(const __m256 a[8]) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+// The dot product of a query head and a key row, as the AVX2 pass computes a row outside a group of eight.
+AVX2 static inline float row_dot_avx2(const float *qh, const float *krow, size_t head_dim) {
+    const size_t vec = head_dim / 8 * 8;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t d = 0; d < vec; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
+    float dot = hsum_avx2(acc);
+    for (size_t d = vec; d < head_dim; d++) dot += qh[d] * krow[d];
+    return dot;
+}
+
 // online_softmax for one head's block, eight scores at a time.
 AVX2 static inline void online_softmax_avx2(float *sc, size_t n, float *m, float *l, float *o, size_t head_dim) {
     size_t vec = n / 8 * 8;
@@ -248,15 +270,7 @@ AVX2 static inline __attribute__((always_inline)) void pass_avx2(const float *qg
                 }
                 _mm256_storeu_ps(sc[j] + i, _mm256_mul_ps(reduce8_avx2(acc), _mm256_set1_ps(scale)));
             }
-            for (size_t i = n8; i < n; i++) {
-                const float *krow = k + off[i];
-                __m256 acc = _mm256_setzero_ps();
-                for (size_t d = 0; d < vec; d += 8)
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(krow + d), acc);
-                float dot = hsum_avx2(acc);
-                for (size_t d = vec; d < head_dim; d++) dot += qh[d] * krow[d];
-                sc[j][i] = dot * scale;
-            }
+            for (size_t i = n8; i < n; i++) sc[j][i] = row_dot_avx2(qh, k + off[i], head_dim) * scale;
         }
         for (size_t j = 0; j < hs; j++) online_softmax_avx2(sc[j], n, &m[j], &l[j], o[j], head_dim);
         size_t d0 = 0;
@@ -308,7 +322,165 @@ AVX2 static void unit_avx2(const float *qg, const kv_rows *kv, size_t head_dim, 
             pass_avx2(qg, kv, head_dim, j0, hs, p0, p1, scale, dst);
     }
 }
+
+#define AVX512 __attribute__((target("avx2,fma,avx512f")))
+
+// The lanes of columns d ..< d + 16 that exist in a row of head_dim columns.
+static inline __mmask16 column_mask(size_t d, size_t head_dim) {
+    return head_dim - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (head_dim - d)) - 1);
+}
+
+// The scores of 8 * groups consecutive rows (row r at k + off[r]), scaled, into out: bit for bit what pass_avx2
+// computes for its groups of eight (each row's eight-lane sums in the same order, the same reduction), so a seed
+// gives the same tokens on either variant. One 512-bit vector carries two rows, one per half. Rows of the next
+// block (nk + next[r], r < next_count) are requested along the way, the share of head j of the pass's hs.
+AVX512 static inline __attribute__((always_inline)) void group_scores_avx512(
+    const float *qh, const float *k, const size_t *off, size_t groups, size_t head_dim, float scale, float *out,
+    const float *nk, const size_t *next, size_t next_count, size_t j, size_t hs) {
+    __m512 acc[8];
+    for (size_t m = 0; m < 4 * groups; m++) acc[m] = _mm512_setzero_ps();
+    for (size_t d = 0; d < head_dim; d += 8) {
+        __m512 qv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(qh + d))));
+        for (size_t m = 0; m < 4 * groups; m++) {
+            __m512 low = _mm512_castps256_ps512(_mm256_loadu_ps(k + off[2 * m] + d));
+            __m256d high = _mm256_castps_pd(_mm256_loadu_ps(k + off[2 * m + 1] + d));
+            __m512 rows = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(low), high, 1));
+            acc[m] = _mm512_fmadd_ps(qv, rows, acc[m]);
+        }
+        if (d % 16 == 0)
+            for (size_t r = 0; r < 8 * groups; r++)
+                if (r % hs == j && r < next_count) _mm_prefetch((const char *)(nk + next[r] + d), _MM_HINT_T0);
+    }
+    for (size_t g = 0; g < groups; g++) {
+        __m256 rows[8];
+        for (size_t r = 0; r < 8; r++) {
+            __m512 pair = acc[4 * g + r / 2];
+            rows[r] = r % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair), 1))
+                            : _mm512_castps512_ps256(pair);
+        }
+        _mm256_storeu_ps(out + 8 * g, _mm256_mul_ps(reduce8_avx2(rows), _mm256_set1_ps(scale)));
+    }
+}
+
+// o[j][d0 ..< d0 + 16 * vectors] += sum over the block's rows i of sc[j][i] * v[off[i] + d], for the pass's heads:
+// up to four heads' four accumulators, a row's four vectors and a weight fit the 32 vector registers. `last` masks
+// the final vector's columns.
+AVX512 static inline __attribute__((always_inline)) void accumulate_values_avx512(
+    const float *v, const size_t *off, size_t n, const float *nv, const size_t *next, size_t next_n,
+    float sc[HEADS_PER_PASS][BLOCK], size_t hs, float **o, size_t d0, size_t vectors, __mmask16 last) {
+    __m512 acc[HEADS_PER_PASS][4];
+    for (size_t j = 0; j < hs; j++)
+        for (size_t z = 0; z < vectors; z++)
+            acc[j][z] = _mm512_maskz_loadu_ps(z + 1 == vectors ? last : 0xFFFF, o[j] + d0 + 16 * z);
+    for (size_t i = 0; i < n; i++) {
+        const float *row = v + off[i] + d0;
+        if (i < next_n)  // the next block's value rows, a few lines per row summed
+            for (size_t z = 0; z < vectors; z++)
+                _mm_prefetch((const char *)(nv + next[i] + d0 + 16 * z), _MM_HINT_T0);
+        __m512 x[4];
+        for (size_t z = 0; z < vectors; z++)
+            x[z] = _mm512_maskz_loadu_ps(z + 1 == vectors ? last : 0xFFFF, row + 16 * z);
+        for (size_t j = 0; j < hs; j++) {
+            __m512 w = _mm512_set1_ps(sc[j][i]);
+            for (size_t z = 0; z < vectors; z++) acc[j][z] = _mm512_fmadd_ps(w, x[z], acc[j][z]);
+        }
+    }
+    for (size_t j = 0; j < hs; j++)
+        for (size_t z = 0; z < vectors; z++)
+            _mm512_mask_storeu_ps(o[j] + d0 + 16 * z, z + 1 == vectors ? last : 0xFFFF, acc[j][z]);
+}
+
+// pass_avx2 with 512-bit vectors, and the same result bit for bit: scores two rows per instruction in the AVX2
+// pass's order (group_scores_avx512), the same softmax, values 64 columns per pass over the block (each output
+// element still sums its rows in order). While a block is computed, the rows of the block after it (in this span,
+// else the first block of `after`, the rows the thread reads next) are requested a few lines at a time from inside
+// the arithmetic: memory stays busy without a burst of requests that would fill the load queue, and a short span
+// does not start with a stall.
+AVX512 static inline __attribute__((always_inline)) void pass_avx512(const float *qg, const span *rows,
+                                                                     const span *after, size_t head_dim, size_t j0,
+                                                                     size_t hs, float scale, destination dst) {
+    const float *k = rows->kv.k, *v = rows->kv.v;
+    const size_t p0 = rows->p0, p1 = rows->p1;
+    size_t offsets[2][BLOCK];
+    size_t *off = offsets[0], *next = offsets[1];
+    row_offsets(&rows->kv, p0, p1 - p0 < BLOCK ? p1 - p0 : BLOCK, off);
+    float m[HEADS_PER_PASS], l[HEADS_PER_PASS], sc[HEADS_PER_PASS][BLOCK];
+    float *o[HEADS_PER_PASS];
+    start_pass(j0, hs, head_dim, dst, m, l, o);
+    for (size_t p = p0; p < p1; p += BLOCK) {
+        size_t n = p1 - p < BLOCK ? p1 - p : BLOCK;
+        const float *nk = k, *nv = v;
+        size_t next_n = 0;
+        if (p + BLOCK < p1) {
+            next_n = p1 - p - BLOCK < BLOCK ? p1 - p - BLOCK : BLOCK;
+            row_offsets(&rows->kv, p + BLOCK, next_n, next);
+        } else if (after && after->p1 > after->p0) {
+            next_n = after->p1 - after->p0 < BLOCK ? after->p1 - after->p0 : BLOCK;
+            row_offsets(&after->kv, after->p0, next_n, next);
+            nk = after->kv.k;
+            nv = after->kv.v;
+        }
+        size_t n8 = head_dim % 8 == 0 ? n / 8 * 8 : 0;  // the rows pass_avx2 scores in groups of eight
+        for (size_t j = 0; j < hs; j++) {
+            const float *qh = qg + (j0 + j) * head_dim;
+            size_t i = 0;
+            for (; i + 16 <= n8; i += 16)
+                group_scores_avx512(qh, k, off + i, 2, head_dim, scale, sc[j] + i, nk, next + i,
+                                    next_n > i ? next_n - i : 0, j, hs);
+            if (i < n8) {
+                group_scores_avx512(qh, k, off + i, 1, head_dim, scale, sc[j] + i, nk, next + i,
+                                    next_n > i ? next_n - i : 0, j, hs);
+                i += 8;
+            }
+            for (; i < n; i++) sc[j][i] = row_dot_avx2(qh, k + off[i], head_dim) * scale;
+        }
+        // A short last block computes few scores in groups: its rows of the next block are requested here.
+        for (size_t i = n8; i < next_n; i++) prefetch_row(nk + next[i], head_dim);
+        for (size_t j = 0; j < hs; j++) online_softmax_avx2(sc[j], n, &m[j], &l[j], o[j], head_dim);
+        size_t d0 = 0;
+        for (; d0 + 64 <= head_dim; d0 += 64)
+            accumulate_values_avx512(v, off, n, nv, next, next_n, sc, hs, o, d0, 4, 0xFFFF);
+        if (d0 < head_dim)
+            accumulate_values_avx512(v, off, n, nv, next, next_n, sc, hs, o, d0, (head_dim - d0 + 15) / 16,
+                                     column_mask(d0 + (head_dim - d0 - 1) / 16 * 16, head_dim));
+        for (size_t i = n; i < next_n; i++) prefetch_row(nv + next[i], head_dim);
+        size_t *done = off;
+        off = next;
+        next = done;
+    }
+    finish(m, l, o, hs, head_dim, dst, j0);
+}
+
+AVX512 static void unit_avx512(const float *qg, const span *rows, const span *after, size_t head_dim, size_t group,
+                               float scale, destination dst) {
+    for (size_t j0 = 0; j0 < group; j0 += HEADS_PER_PASS) {
+        size_t hs = group - j0 < HEADS_PER_PASS ? group - j0 : HEADS_PER_PASS;
+        // A pass with more heads of this group after it reads these rows again next.
+        const span *following = j0 + hs < group ? rows : after;
+        if (hs == HEADS_PER_PASS)
+            pass_avx512(qg, rows, following, head_dim, j0, HEADS_PER_PASS, scale, dst);
+        else
+            pass_avx512(qg, rows, following, head_dim, j0, hs, scale, dst);
+    }
+}
 #endif
+
+// Where the s-th of `splits` ranges of `length` positions starts: equal shares, rounded down to whole softmax
+// blocks, so no range but the last ends in a short block (a short block costs nearly as much as a full one).
+static inline size_t split_start(size_t length, size_t s, size_t splits) {
+    return s == splits ? length : length * s / splits / BLOCK * BLOCK;
+}
+
+// Unit u's rows: its KV head's rows and its range of the token's positions.
+static span unit_span(size_t u, const float *k_cache, const float *v_cache, const int32_t *block_table,
+                      size_t block_positions, size_t block_stride, size_t kv_row_stride, size_t kv_head_stride,
+                      size_t kv_heads, const int32_t *positions, size_t splits) {
+    size_t t = u / (kv_heads * splits), g = u / splits % kv_heads, s = u % splits;
+    size_t length = (size_t)positions[t] + 1;
+    kv_rows kv = {k_cache + g * kv_head_stride, v_cache + g * kv_head_stride, block_table, block_positions,
+                  block_stride, kv_row_stride};
+    return (span){kv, split_start(length, s, splits), split_start(length, s + 1, splits)};
+}
 
 void ob_attention_paged_units(int isa, const float *q, const float *k_cache, const float *v_cache,
                               const int32_t *block_table, size_t block_positions, size_t block_stride,
@@ -318,10 +490,16 @@ void ob_attention_paged_units(int isa, const float *q, const float *k_cache, con
     (void)tokens;
     size_t group = heads / kv_heads;
     size_t q_width = heads * head_dim;
+    span rows = {{0}, 0, 0}, after = {{0}, 0, 0};
+    if (unit_begin < unit_end)
+        after = unit_span(unit_begin, k_cache, v_cache, block_table, block_positions, block_stride, kv_row_stride,
+                          kv_head_stride, kv_heads, positions, splits);
     for (size_t u = unit_begin; u < unit_end; u++) {
         size_t t = u / (kv_heads * splits), g = u / splits % kv_heads, s = u % splits;
-        size_t length = (size_t)positions[t] + 1;
-        size_t p0 = length * s / splits, p1 = length * (s + 1) / splits;
+        rows = after;
+        if (u + 1 < unit_end)
+            after = unit_span(u + 1, k_cache, v_cache, block_table, block_positions, block_stride, kv_row_stride,
+                              kv_head_stride, kv_heads, positions, splits);
         size_t first = g * group;
         const float *qg = q + t * q_width + first * head_dim;  // the group's query heads are adjacent
         destination dst;
@@ -332,17 +510,18 @@ void ob_attention_paged_units(int isa, const float *q, const float *k_cache, con
             float *base = partial + (t * heads + first) * stride + s * (head_dim + 2);
             dst = (destination){base, stride, base + head_dim};
         }
-        kv_rows kv = {k_cache + g * kv_head_stride, v_cache + g * kv_head_stride, block_table, block_positions,
-                      block_stride, kv_row_stride};
 #if defined(__x86_64__)
-        if (isa == OB_ISA_AVX2 || isa == OB_ISA_AVX512_VNNI) {
-            // Head vectors are short (64 to 256 floats): 256-bit vectors keep up with memory here.
-            unit_avx2(qg, &kv, head_dim, group, p0, p1, scale, dst);
+        if (isa == OB_ISA_AVX512_VNNI) {
+            unit_avx512(qg, &rows, u + 1 < unit_end ? &after : NULL, head_dim, group, scale, dst);
+            continue;
+        }
+        if (isa == OB_ISA_AVX2) {
+            unit_avx2(qg, &rows.kv, head_dim, group, rows.p0, rows.p1, scale, dst);
             continue;
         }
 #endif
         (void)isa;
-        unit_scalar(qg, &kv, head_dim, group, p0, p1, scale, dst);
+        unit_scalar(qg, &rows.kv, head_dim, group, rows.p0, rows.p1, scale, dst);
     }
 }
 

@@ -76,6 +76,12 @@ public final class CPUBackend {
         CPUQuantizedActivations(tokens: tokens, width: width)
     }
 
+    /// Gives back the memory of `x`'s rows past the first `rows`.
+    public func discardRows(of x: CPUActivations, after rows: Int) { x.discardRows(after: rows) }
+
+    /// Gives back the memory of `q`'s rows past the first `rows`.
+    public func discardRows(of q: CPUQuantizedActivations, after rows: Int) { q.discardRows(after: rows) }
+
     /// Positions per KV block: small enough that a sequence wastes little of its last block and a shared prefix
     /// is found at a fine grain, large enough that the per-block bookkeeping stays negligible.
     public func keyValueBlockPositions(contextLength: Int) -> Int { min(16, max(1, contextLength)) }
@@ -258,8 +264,10 @@ public final class CPUBackend {
             let segmentPositions = Array(positions[rows])
             let shortest = Int(segmentPositions.min() ?? 0) + 1
             let base = rows.count * kvHeads
-            // Ranges of at least 32 positions: shorter ones would cost more in merging than they balance.
-            let splits = base >= wanted || pool.threadCount == 1 ? 1 : max(1, min(wanted, shortest / 32))
+            // Enough ranges that the units fill every thread's chunks, and no more: each range's first rows wait for
+            // memory, and each adds a partial result to merge. Ranges of at least 32 positions (a softmax block).
+            let splits =
+                base >= wanted || pool.threadCount == 1 ? 1 : max(1, min((wanted + base - 1) / base, shortest / 32))
             work.append(
                 AttentionSegment(
                     rows: rows, cache: cache, positions: segmentPositions, splits: splits, firstUnit: units,

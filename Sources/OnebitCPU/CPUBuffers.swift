@@ -27,20 +27,32 @@ final class AlignedBuffer<Element>: @unchecked Sendable {
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
 
-/// Zeroed floats the operating system commits page by page as they are first written: a pool sized for the worst
-/// case costs only what is used. The address range is reserved without counting against the commit limit
+/// Zeroed memory the operating system commits page by page as it is first written, and takes back when a range is
+/// discarded: a KV pool sized for the worst case costs only what is used, and scratch sized for a prompt chunk costs
+/// one token's rows once the chunk is over. The address range is reserved without counting against the commit limit
 /// (`MAP_NORESERVE`), so a large bound does not fail at start on a machine with less memory than the bound.
-final class ReservedFloats: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
+final class MappedBuffer<Element>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Element>
+    let count: Int
     private let byteCount: Int
 
     init(count: Int) {
-        byteCount = max(count, 1) * MemoryLayout<Float>.stride
+        self.count = count
+        byteCount = max(count, 1) * MemoryLayout<Element>.stride
         let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
-            preconditionFailure("could not reserve \(byteCount) bytes of address space for the KV cache")
+            preconditionFailure("could not reserve \(byteCount) bytes of address space")
         }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+    }
+
+    /// Returns the pages that lie wholly past the first `count` elements to the operating system; they read as
+    /// zeros when next used.
+    func discard(after count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (count * MemoryLayout<Element>.stride + page - 1) / page * page
+        guard start < byteCount else { return }
+        madvise(UnsafeMutableRawPointer(pointer) + start, byteCount - start, Int32(MADV_DONTNEED))
     }
 
     deinit { munmap(pointer, byteCount) }
@@ -48,7 +60,7 @@ final class ReservedFloats: @unchecked Sendable {
 
 /// Float activations `[tokens][width]` in host memory.
 public final class CPUActivations {
-    let storage: AlignedBuffer<Float>
+    let storage: MappedBuffer<Float>
     /// Elements per token.
     public let width: Int
     /// Most tokens the buffer holds.
@@ -57,10 +69,13 @@ public final class CPUActivations {
     init(tokens: Int, width: Int) {
         self.width = width
         self.capacity = tokens
-        storage = AlignedBuffer(zeroed: tokens * width)
+        storage = MappedBuffer(count: tokens * width)
     }
 
     var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// Gives the memory of the rows past the first `rows` back to the operating system; they read as zeros.
+    func discardRows(after rows: Int) { storage.discard(after: rows * width) }
 
     /// A copy of token `token`'s row.
     public func row(_ token: Int) -> [Float] {
@@ -70,25 +85,28 @@ public final class CPUActivations {
 
 /// Int8 activations `[tokens][width]` with one scale per token.
 public final class CPUQuantizedActivations {
-    let values: AlignedBuffer<Int8>
+    let values: MappedBuffer<Int8>
     let scales: AlignedBuffer<Float>
     /// Elements per token.
     public let width: Int
 
     init(tokens: Int, width: Int) {
         self.width = width
-        values = AlignedBuffer(zeroed: tokens * width)
+        values = MappedBuffer(count: tokens * width)
         scales = AlignedBuffer(zeroed: tokens)
     }
+
+    /// Gives the memory of the rows past the first `rows` back to the operating system; they read as zeros.
+    func discardRows(after rows: Int) { values.discard(after: rows * width) }
 }
 
 /// Keys and values of every layer for many sequences, in blocks of `blockPositions` positions.
 ///
 /// Block `b` holds, for each layer, `blockPositions` rows of keys then as many rows of values, `width` floats each:
 /// one block is all a sequence needs for `blockPositions` more positions, and it lies in one run of memory, so the
-/// pages the operating system commits follow the blocks in use (``ReservedFloats``).
+/// pages the operating system commits follow the blocks in use (``MappedBuffer``).
 public final class CPUKeyValuePool {
-    let storage: ReservedFloats
+    let storage: MappedBuffer<Float>
     /// Layers each block holds.
     public let layers: Int
     /// Positions per block.
@@ -103,7 +121,7 @@ public final class CPUKeyValuePool {
         self.width = width
         self.blockPositions = blockPositions
         self.blocks = blocks
-        storage = ReservedFloats(count: blocks * layers * 2 * blockPositions * width)
+        storage = MappedBuffer(count: blocks * layers * 2 * blockPositions * width)
     }
 
     /// Floats from one block to the next.
@@ -128,9 +146,10 @@ public struct CPUKeyValueCache {
 }
 
 /// A ternary matrix as the CPU kernels read it: the packed layout of `ternary.c` (four 64-column runs per 64-byte
-/// block), repacked once at load.
+/// block), repacked once at load. The packed bytes are mapped pages of their own: the real shapes' matrices are
+/// whole pages (a 2560-column row is 640 bytes), which a heap block's header would push one page over.
 public struct CPUTernaryWeights: Sendable {
-    let packed: AlignedBuffer<UInt8>
+    let packed: MappedBuffer<UInt8>
     let rows: Int
     let columns: Int
     let scales: [Float]
@@ -152,7 +171,7 @@ public struct CPUTernaryWeights: Sendable {
         }
         let packable = blockSize % 256 == 0
         canonical = packable ? nil : matrix
-        packed = AlignedBuffer(zeroed: packable ? rows * ob_packed_row_bytes(columns) : 0)
+        packed = MappedBuffer(count: packable ? rows * ob_packed_row_bytes(columns) : 0)
         if packable { ob_ternary_pack(matrix.codes, rows, columns, packed.pointer) }
     }
 

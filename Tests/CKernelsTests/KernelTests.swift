@@ -220,7 +220,7 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         return out
     }
 
-    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12), (6, 1, 40), (9, 3, 20)])
+    @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12), (6, 1, 40), (9, 3, 20), (10, 2, 100)])
     func pagedUnitsMatchTheReferenceAndTheContiguousUnits(
         _ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)
     ) {
@@ -279,6 +279,89 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         }
     }
 
+    /// A decode step of the 2B-4T shape (20 query heads over 5 KV heads of 128) at a long context, in the backend's
+    /// pool layout (blocks of 16 positions holding every layer), cut in ranges as two threads take them: the
+    /// position ranges are whole softmax blocks but the last, and every thread's units run back to back.
+    @Test(arguments: instructionSets, [1, 2, 8, 17])
+    func decodeStepOverALongPagedContextMatchesTheReference(_ isa: CPUInstructionSet, splits: Int) {
+        var rng = SplitMix(state: 37 + UInt64(splits))
+        let (heads, kvHeads, headDim, blockPositions, layers) = (20, 5, 128, 16, 3)
+        let width = kvHeads * headDim
+        let length = 547
+        let blocks = (length + blockPositions - 1) / blockPositions
+        let table = (0..<blocks).map { Int32(blocks - 1 - $0) }
+        let blockStride = layers * 2 * blockPositions * width
+        let layer = 1
+        let k = (0..<length * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<length * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        // Keys then values of `layer` in each block, the other layers garbage.
+        var pool = (0..<blocks * blockStride).map { _ in Float.random(in: 50...60, using: &rng) }
+        for p in 0..<length {
+            let at =
+                Int(table[p / blockPositions]) * blockStride + layer * 2 * blockPositions * width
+                + p % blockPositions * width
+            for i in 0..<width {
+                pool[at + i] = k[p * width + i]
+                pool[at + blockPositions * width + i] = v[p * width + i]
+            }
+        }
+        let q = (0..<heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let positions: [Int32] = [Int32(length - 1)]
+        let scale = 1 / Float(headDim).squareRoot()
+        var scores = [Float](repeating: 0, count: length)
+        var expected = [Float](repeating: 0, count: heads * headDim)
+        ob_attention(q, k, v, 1, heads, kvHeads, headDim, positions, scale, &scores, &expected)
+        var actual = [Float](repeating: 0, count: heads * headDim)
+        var partial = [Float](repeating: 0, count: heads * splits * (headDim + 2))
+        let units = kvHeads * splits
+        pool.withUnsafeBufferPointer { pool in
+            let keys = pool.baseAddress! + layer * 2 * blockPositions * width
+            for range in [0..<units / 2, units / 2..<units] {
+                ob_attention_paged_units(
+                    isa.rawValue, q, keys, keys + blockPositions * width, table, blockPositions, blockStride, width,
+                    headDim, 1, heads, kvHeads, headDim, positions, scale, splits, range.lowerBound, range.upperBound,
+                    &partial, &actual)
+            }
+        }
+        if splits > 1 { ob_attention_merge(1, heads, headDim, splits, partial, &actual) }
+        let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 1e-5, "splits \(splits): largest difference \(worst)")
+    }
+
+    /// The AVX-512 variant sums in the AVX2 variant's order, so a seeded generation gives the same tokens on
+    /// either: their results are the same bits for head sizes that are multiples of 8 (every real model's).
+    @Test(arguments: [(8, 2, 16), (20, 5, 128), (6, 1, 40), (6, 2, 64), (12, 4, 256)])
+    func avx512AttentionIsBitIdenticalToAVX2(shape: (heads: Int, kvHeads: Int, headDim: Int)) {
+        guard CPUInstructionSet.avx512VNNI.isSupported else { return }
+        var rng = SplitMix(state: 41)
+        let (heads, kvHeads, headDim) = shape
+        let width = kvHeads * headDim
+        let tokens = 7
+        // Lengths under a group of eight, between groups, and over several softmax blocks.
+        let positions: [Int32] = [0, 5, 12, 31, 40, 130, 299]
+        let capacity = 300
+        let q = (0..<tokens * heads * headDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let k = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let v = (0..<capacity * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let scale = 1 / Float(headDim).squareRoot()
+        for splits in [1, 3] {
+            var results: [[Float]] = []
+            for isa in [CPUInstructionSet.avx2, .avx512VNNI] {
+                var out = [Float](repeating: 0, count: tokens * heads * headDim)
+                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
+                let units = tokens * kvHeads * splits
+                for range in [0..<units / 2, units / 2..<units] {
+                    ob_attention_units(
+                        isa.rawValue, q, k, v, width, headDim, tokens, heads, kvHeads, headDim, positions, scale,
+                        splits, range.lowerBound, range.upperBound, &partial, &out)
+                }
+                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &out) }
+                results.append(out)
+            }
+            #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "splits \(splits)")
+        }
+    }
+
     @Test func storeWritesEachRowToItsBlock() {
         var rng = SplitMix(state: 31)
         let (width, blockPositions, blockStride) = (7, 3, 25)
@@ -301,6 +384,26 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         }
         #expect(k == expectedK)
         #expect(v == expectedV)
+    }
+}
+
+@Suite struct ActivationMemoryTests {
+    /// A forward call that ran a prompt chunk gives back the scratch rows past the ones decoding uses.
+    @Test func discardedRowsReadAsZerosAndKeptRowsKeepTheirValues() {
+        let backend = CPUBackend(threadCount: 1)
+        let (tokens, width) = (64, 2560)
+        let x = backend.makeActivations(tokens: tokens, width: width)
+        var rng = SplitMix(state: 43)
+        let values = (0..<tokens * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let table = backend.prepare(DenseMatrix(rows: tokens, columns: width, storage: .float32(values)))
+        backend.embed(Array(0..<tokens), from: table, into: x)
+        backend.discardRows(of: x, after: 3)
+        for t in 0..<3 { #expect(x.row(t) == Array(values[t * width..<(t + 1) * width])) }
+        // Only whole pages go: row 3 shares a page with row 2, row 4 starts on a page of its own.
+        for t in 4..<tokens { #expect(x.row(t).allSatisfy { $0 == 0 }, "row \(t)") }
+        // The buffer is usable again: rows written after the discard read back.
+        backend.embed(Array(0..<tokens), from: table, into: x)
+        #expect(x.row(tokens - 1) == Array(values[(tokens - 1) * width..<tokens * width]))
     }
 }
 

@@ -138,10 +138,12 @@ void ob_int8_gemv(int isa, const int8_t *q, const float *row_scales, const int32
                   size_t row_begin, size_t row_end, const int8_t *xq, float x_scale, float *y);
 
 /// ob_attention in work units threads can share (attention.c): unit u is token u / (kv_heads * splits), KV head
-/// u / splits % kv_heads and the (u % splits)-th of `splits` equal ranges of its positions, for every query head of
-/// that KV head's group. The caches hold position p of KV head g at p * kv_row_stride + g * kv_head_stride
-/// (ob_attention's layout: kv_heads * head_dim and head_dim; head-major [kv_heads][capacity][head_dim]: head_dim
-/// and capacity * head_dim). With `splits` 1 units write `out` directly; otherwise they write
+/// u / splits % kv_heads and the (u % splits)-th of `splits` ranges of its positions (equal shares rounded down to
+/// multiples of 32 positions; a range may be empty), for every query head of that KV head's group. A thread should
+/// take consecutive units: each one fetches the first rows of the next ahead of use. The caches hold position p of
+/// KV head g at p * kv_row_stride + g * kv_head_stride (ob_attention's layout: kv_heads * head_dim and head_dim;
+/// head-major [kv_heads][capacity][head_dim]: head_dim and capacity * head_dim). With `splits` 1 units write `out`
+/// directly; otherwise they write
 /// partial [tokens][heads][splits][head_dim + 2] (unnormalised output, max, sum) for ob_attention_merge. Vector
 /// variants sum in a different order than the reference.
 void ob_attention_units(int isa, const float *q, const float *k_cache, const float *v_cache, size_t kv_row_stride,

@@ -32,6 +32,11 @@ public protocol Backend: AnyObject {
     func makeActivations(tokens: Int, width: Int) -> Activations
     /// A buffer for `tokens` rows of `width` int8 values.
     func makeQuantizedActivations(tokens: Int, width: Int) -> QuantizedActivations
+    /// Gives back the memory of `x`'s rows past the first `rows`: a step of many tokens is over and the steps that
+    /// follow use fewer. The rows read as zeros when next used.
+    func discardRows(of x: Activations, after rows: Int)
+    /// Gives back the memory of `q`'s rows past the first `rows`, as for float activations.
+    func discardRows(of q: QuantizedActivations, after rows: Int)
     /// Positions per block of the pools of a model whose sequences hold up to `contextLength` positions. A backend
     /// whose attention reads one contiguous cache per sequence answers `contextLength`: every sequence then holds
     /// one block, and the block bookkeeping above it is the same.
@@ -107,6 +112,12 @@ extension Backend {
     public func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int] {
         logits(x, rows: rows, head: head).map(Sampler.argmax)
     }
+
+    /// Keeps every row: the default for buffers that are not the host's memory.
+    public func discardRows(of x: Activations, after rows: Int) {}
+
+    /// Keeps every row.
+    public func discardRows(of q: QuantizedActivations, after rows: Int) {}
 
     /// Runs `body`.
     public func step(tokens: [Int], positions: [Int32], cache: KeyValueCache, _ body: () -> Void) {

@@ -122,7 +122,19 @@ public final class Transformer<B: Backend> {
             }
             offset += chunk.count
         }
+        if tokens.count > 1 { discardScratch(keepingRows: 1) }
         return result
+    }
+
+    /// Gives back the scratch rows past the first `rows` once prompt tokens have run: the decoding steps that
+    /// follow use one row per sequence, and a chunk's rows would otherwise stay resident as long as the model.
+    private func discardScratch(keepingRows rows: Int) {
+        for buffer in [x, normed, q, k, v, attention, projected, gate, up] {
+            backend.discardRows(of: buffer, after: rows)
+        }
+        for buffer in [quantizedHidden, quantizedAttention, quantizedFeedForward] {
+            backend.discardRows(of: buffer, after: rows)
+        }
     }
 
     /// Runs `token` at `position` of the sequence whose cache is `cache` and returns the index of its largest logit
@@ -151,6 +163,7 @@ public final class Transformer<B: Backend> {
         }
         let rows = run(batch)
         var logits = backend.logits(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
+        defer { discardScratch(after: batch) }
         return rows.map { $0 == nil ? nil : logits.next() }
     }
 
@@ -162,7 +175,13 @@ public final class Transformer<B: Backend> {
         }
         let rows = run(batch)
         var indices = backend.argmax(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
+        defer { discardScratch(after: batch) }
         return rows.map { $0 == nil ? nil : indices.next() }
+    }
+
+    /// After a step that ran prompt tokens, keeps one scratch row per sequence for the decoding steps after it.
+    private func discardScratch(after batch: [Slice]) {
+        if batch.contains(where: { $0.tokens.count > 1 }) { discardScratch(keepingRows: batch.count) }
     }
 
     /// The batch's one slice when it is a single token that wants its logits: a decode step of its own.
