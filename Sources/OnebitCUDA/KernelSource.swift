@@ -90,15 +90,16 @@ enum KernelSource {
             return bf16_value(((const u16 *)w)[i]);
         }
 
-        // Sum of v over the block (at most 32 warps); every thread gets the result.
+        // Sum of v over the block (at most 32 warps); every thread gets the result. The warps' partials are summed
+        // by a shuffle tree in every warp (the same order in each), not one after another: on a single-token step
+        // these reductions are on the critical path of every norm.
         __device__ double block_sum(double v) {
             __shared__ double partial[32];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
             v = warp_sum(v);
             if (lane == 0) partial[warp] = v;
             __syncthreads();
-            double total = 0.0;
-            for (int w = 0; w < warps; w++) total += partial[w];
+            const double total = warp_sum(lane < warps ? partial[lane] : 0.0);
             __syncthreads();
             return total;
         }
@@ -109,8 +110,7 @@ enum KernelSource {
             v = warp_max(v);
             if (lane == 0) partial[warp] = v;
             __syncthreads();
-            float total = 0.0f;
-            for (int w = 0; w < warps; w++) total = fmaxf(total, partial[w]);
+            const float total = warp_max(lane < warps ? partial[lane] : 0.0f);
             __syncthreads();
             return total;
         }
@@ -288,7 +288,7 @@ enum KernelSource {
         // split over more blocks, whose integer sums add up exactly in any order.
         #define MMA_ROWS 64
         #define MMA_TOKENS 64
-        #define MMA_CHUNKS 2
+        #define MMA_CHUNKS 4
         #define MMA_STAGE_WORDS (MMA_CHUNKS * 16 + 4)
         __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
             return __vsub4((word >> (2 * j)) & 0x03030303u, 0x01010101u);
