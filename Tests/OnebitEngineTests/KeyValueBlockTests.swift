@@ -161,9 +161,18 @@ import Testing
             SliceRequest(sequence: a.sequence, tokens: [203], start: first.count, wantsLogits: true),
         ])
         let alone = try language.makeSession(capacity: 64).append(second) { $0 == second.count - 1 }
-        #expect(shared[0] == alone[second.count - 1])
+        #expect(shared[0] == alone[second.count - 1].map(StepOutput.logits))
         let firstAlone = try language.makeSession(capacity: 64).append(first + [203]) { $0 == first.count }
-        #expect(shared[1] == firstAlone[first.count])
+        #expect(shared[1] == firstAlone[first.count].map(StepOutput.logits))
+        // A greedy slice brings back only its argmax, beside one that wants logits.
+        let mixed = runner.run([
+            SliceRequest(sequence: b.sequence, tokens: [7], start: second.count, wantsLogits: true, greedy: true),
+            SliceRequest(sequence: a.sequence, tokens: [8], start: first.count + 1, wantsLogits: true),
+        ])
+        let greedyAlone = try language.makeSession(capacity: 64).append(second + [7]) { $0 == second.count }
+        let logitsAlone = try language.makeSession(capacity: 64).append(first + [203, 8]) { $0 == first.count + 1 }
+        #expect(mixed[0] == .token(Sampler.argmax(try #require(greedyAlone[second.count]))))
+        #expect(mixed[1] == logitsAlone[first.count + 1].map(StepOutput.logits))
         runner.release(a.sequence)
         runner.release(b.sequence)
         #expect(runner.blockUsage.used == 0)
@@ -197,7 +206,7 @@ import Testing
                 sequence: again.sequence, tokens: Array(next[again.reused...]), start: again.reused, wantsLogits: true)
         ])
         let alone = try language.makeSession(capacity: 64).append(next) { $0 == next.count - 1 }
-        #expect(logits[0] == alone[next.count - 1])
+        #expect(logits[0] == alone[next.count - 1].map(StepOutput.logits))
     }
 
     @Test func sequencesWhoseBlocksCoverTheContextNeedNoHeadroom() throws {

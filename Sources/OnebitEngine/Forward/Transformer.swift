@@ -1,5 +1,13 @@
 import OnebitModel
 
+/// What a step gives back for one slice's last token.
+public enum StepOutput: Equatable {
+    /// The logits.
+    case logits([Float])
+    /// The index of the largest logit (the lowest on ties).
+    case token(Int)
+}
+
 /// The BitNet b1.58 forward pass, written once over ``Backend``.
 ///
 /// Per block: `h = x + o(attn_sub_norm(attention(rope(q(n1)), rope(k(n1)), v(n1))))` with `n1 = attn_norm(x)`,
@@ -88,13 +96,16 @@ public final class Transformer<B: Backend> {
         public var cache: B.KeyValueCache
         /// Whether the logits of the slice's last token are wanted.
         public var wantsLogits: Bool
+        /// Whether, of those logits, only the index of the largest is wanted (found where the backend runs).
+        public var greedy: Bool
 
         /// Describes a slice.
-        public init(tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool) {
+        public init(tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false) {
             self.tokens = tokens
             self.start = start
             self.cache = cache
             self.wantsLogits = wantsLogits
+            self.greedy = greedy
         }
     }
 
@@ -157,26 +168,45 @@ public final class Transformer<B: Backend> {
     /// tokens, attention runs per sequence against its own cache (one backend call for all of them). Returns, per slice, the logits of its last token
     /// when wanted. The slices hold at most ``chunkSize`` tokens together.
     public func forward(batch: [Slice]) -> [[Float]?] {
-        if let only = singleToken(batch) {
-            decodeStep(only.tokens[0], at: only.start, cache: only.cache)
-            return [backend.logits(normed, row: 0, head: head)]
+        step(
+            batch: batch.map {
+                var slice = $0; slice.greedy = false; return slice
+            }
+        ).map {
+            if case .logits(let logits) = $0 { logits } else { nil }
         }
-        let rows = run(batch)
-        var logits = backend.logits(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
-        defer { discardScratch(after: batch) }
-        return rows.map { $0 == nil ? nil : logits.next() }
     }
 
     /// ``forward(batch:)`` with only the index of each wanted row's largest logit (the lowest on ties) coming
     /// back, found where the backend runs: the greedy step of many sequences.
     public func greedyNext(batch: [Slice]) -> [Int?] {
+        step(
+            batch: batch.map {
+                var slice = $0; slice.greedy = true; return slice
+            }
+        ).map {
+            if case .token(let token) = $0 { token } else { nil }
+        }
+    }
+
+    /// Runs the slices as one step; returns per slice what it wants of its last token: its logits, or where
+    /// `greedy` only the index of the largest, or nothing.
+    public func step(batch: [Slice]) -> [StepOutput?] {
         if let only = singleToken(batch) {
-            return [greedyNext(only.tokens[0], at: only.start, cache: only.cache)]
+            return only.greedy
+                ? [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))]
+                : [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
         }
         let rows = run(batch)
-        var indices = backend.argmax(normed, rows: rows.compactMap { $0 }, head: head).makeIterator()
         defer { discardScratch(after: batch) }
-        return rows.map { $0 == nil ? nil : indices.next() }
+        let greedyRows = zip(batch, rows).compactMap { $0.greedy ? $1 : nil }
+        let logitRows = zip(batch, rows).compactMap { $0.greedy ? nil : $1 }
+        var tokens = (greedyRows.isEmpty ? [] : backend.argmax(normed, rows: greedyRows, head: head)).makeIterator()
+        var logits = (logitRows.isEmpty ? [] : backend.logits(normed, rows: logitRows, head: head)).makeIterator()
+        return zip(batch, rows).map { slice, row in
+            guard row != nil else { return nil }
+            return slice.greedy ? tokens.next().map { .token($0) } : logits.next().map { .logits($0) }
+        }
     }
 
     /// After a step that ran prompt tokens, keeps one scratch row per sequence for the decoding steps after it.

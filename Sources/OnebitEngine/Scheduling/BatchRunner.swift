@@ -16,8 +16,8 @@ protocol BatchRunner: AnyObject {
     func reserve(_ sequence: Int, positions: Int) -> Bool
     /// Ends `sequence`, releasing its blocks (their contents stay for a later prompt that starts the same way).
     func release(_ sequence: Int)
-    /// Runs one step; returns per slice the logits of its last token when wanted.
-    func run(_ slices: [SliceRequest]) -> [[Float]?]
+    /// Runs one step; returns per slice what it wants of its last token (its logits, or only the argmax).
+    func run(_ slices: [SliceRequest]) -> [StepOutput?]
 }
 
 /// How the blocks of a pool are used.
@@ -40,6 +40,8 @@ struct SliceRequest {
     var tokens: [Int]
     var start: Int
     var wantsLogits: Bool
+    /// Whether only the argmax of those logits is wanted.
+    var greedy = false
 }
 
 /// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
@@ -135,7 +137,7 @@ final class TransformerRunner<B: Backend>: BatchRunner {
         for block in sequence.table { blocks.release(Int(block)) }
     }
 
-    func run(_ slices: [SliceRequest]) -> [[Float]?] {
+    func run(_ slices: [SliceRequest]) -> [StepOutput?] {
         let size = blocks.blockPositions
         var views: [B.KeyValueCache] = []
         for slice in slices {
@@ -155,10 +157,11 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             sequences[slice.sequence] = sequence
             views.append(transformer.backend.keyValueCache(in: pool, blocks: sequence.table))
         }
-        return transformer.forward(
+        return transformer.step(
             batch: zip(slices, views).map { slice, view in
                 Transformer<B>.Slice(
-                    tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits)
+                    tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
+                    greedy: slice.greedy)
             })
     }
 }

@@ -94,7 +94,9 @@ final class EngineLoop {
                 continue
             }
             slices.append(
-                SliceRequest(sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true))
+                SliceRequest(
+                    sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true,
+                    greedy: sequence.needsOnlyArgmax))
             owners.append(sequence)
             budget -= 1
         }
@@ -104,7 +106,7 @@ final class EngineLoop {
             slices.append(
                 SliceRequest(
                     sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
-                    wantsLogits: end == prompt.count))
+                    wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
@@ -120,14 +122,17 @@ final class EngineLoop {
         for (index, sequence) in owners.enumerated() {
             sequence.cached += slices[index].tokens.count
             sequence.pendingToken = nil
-            if let logits = results[index] { advance(sequence, logits: logits) }
+            switch results[index] {
+            case .logits(let logits): advance(sequence, logits: logits)
+            case .token(let token): emit(token, for: sequence, processed: nil)
+            case nil: break
+            }
         }
         running.removeAll(where: \.isFinished)
     }
 
     /// Samples the next token of `sequence`, reports it, and ends the sequence when it is done.
     private func advance(_ sequence: SequenceState, logits: [Float]) {
-        let request = sequence.job.request
         var processed = sequence.process(logits)
         if let constraint = sequence.constraint {
             let mask = constraint.allowedTokens()
@@ -137,7 +142,13 @@ final class EngineLoop {
             }
             ConstraintState.apply(mask, to: &processed)
         }
-        let token = sequence.sampler.sample(processed, history: sequence.history)
+        emit(sequence.sampler.sample(processed, history: sequence.history), for: sequence, processed: processed)
+    }
+
+    /// Reports `token` as the next of `sequence` (with its log-probabilities from `processed` when the request asks
+    /// for them), and ends the sequence when it is done.
+    private func emit(_ token: Int, for sequence: SequenceState, processed: [Float]?) {
+        let request = sequence.job.request
         if endOfSequence.contains(token) {
             finish(sequence, .stop)
             return
@@ -146,7 +157,7 @@ final class EngineLoop {
         sequence.record(token)
         totals.generatedTokens += 1
         var event = GeneratedToken(id: token)
-        if let top = request.topLogprobs {
+        if let top = request.topLogprobs, let processed {
             let (chosen, alternatives) = Logprobs.of(token, in: processed, top: top)
             event.logprob = chosen
             event.topLogprobs = alternatives
@@ -220,6 +231,15 @@ final class SequenceState {
         constraint = job.request.constraint.map { ConstraintState($0, endOfSequence: endOfSequence) }
         sampler = Sampler(job.request.sampling)
         history = job.request.prompt
+    }
+
+    /// Whether the next token is the argmax of the raw logits and nothing else is read from them: greedy, no
+    /// penalty, bias, constraint or log-probabilities. The step then brings back only that index.
+    var needsOnlyArgmax: Bool {
+        let request = job.request
+        return request.sampling.temperature == 0 && request.sampling.repetitionPenalty == 1 && request.logitBias.isEmpty
+            && request.presencePenalty == 0 && request.frequencyPenalty == 0 && request.topLogprobs == nil
+            && constraint == nil
     }
 
     /// The logits after the logit bias and the presence and frequency penalties.
