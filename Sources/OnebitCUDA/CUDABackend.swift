@@ -305,25 +305,7 @@ public final class CUDABackend {
             return
         }
         if tokens > 8 && w.blockChunks == 0 && useTensorCores {
-            // Too few 64 x 64 tiles to fill the GPU (a prompt chunk, or a step of up to 64 sequences): split the
-            // columns too, into shares of at least 8 chunks, and rescale the summed integers in a second launch. On
-            // an H200 this took a 64-sequence step of the 2B-4T shape from 7,822 to 10,557 tokens/s.
-            let tiles = (w.rows + 63) / 64 * ((tokens + 63) / 64)
-            let splits = max(1, min(2 * context.multiprocessors / tiles, w.chunks / 8))
-            let share = (w.chunks + splits - 1) / splits
-            let parts = (w.chunks + share - 1) / share
-            let partial = parts > 1 ? scratch(&partialSums, bytes: tokens * w.rows * 4).address : 0
-            launch(
-                .ternaryMatmulTensorCores, grid: ((w.rows + 63) / 64, (tokens + 63) / 64 * parts), block: 128,
-                .address(w.codes.address), .int(w.rows), .int(w.chunks), .address(q.values.address),
-                .address(q.scales.address), .int(tokens), .address(w.scales.address), .address(y.buffer.address),
-                .int(share), .address(partial))
-            if parts > 1 {
-                launch(
-                    .finishProducts, grid: ((tokens * w.rows + 255) / 256, 1), block: 256, .address(partial),
-                    .int(w.rows), .int(tokens * w.rows), .address(q.scales.address), .address(w.scales.address),
-                    .address(y.buffer.address))
-            }
+            multiplyOnTensorCores([w], q, tokens: tokens, into: [y])
             return
         }
         launch(
@@ -331,6 +313,67 @@ public final class CUDABackend {
             .address(w.codes.address),
             .int(w.rows), .int(w.chunks), .address(q.values.address), .address(q.scales.address), .int(tokens),
             .address(w.scales.address), .int(w.blockChunks), .address(y.buffer.address))
+    }
+
+    /// `ys[i] = ws[i] q` for matrices of the same width: more than 8 tokens with one weight scale per tensor go to
+    /// the tensor cores in one launch for all of them (query, key and value; gate and up), anything else one product
+    /// at a time.
+    public func multiply(
+        _ ws: [CUDATernaryWeights], _ q: CUDAQuantizedActivations, tokens: Int, into ys: [CUDAActivations]
+    ) {
+        guard tokens > 8, useTensorCores, (1...3).contains(ws.count),
+            ws.allSatisfy({ $0.blockChunks == 0 && $0.chunks == ws[0].chunks })
+        else {
+            for (w, y) in zip(ws, ys) { multiply(w, q, tokens: tokens, into: y) }
+            return
+        }
+        multiplyOnTensorCores(ws, q, tokens: tokens, into: ys)
+    }
+
+    /// The products of up to three matrices with per-tensor scales and the same width on the int8 tensor cores,
+    /// one launch. Too few 64 x 64 tiles to fill the GPU (a prompt chunk, or a step of up to 64 sequences) split the
+    /// columns too, into shares of at least 8 chunks, and rescale the summed integers in a second launch (on an
+    /// H200 the split took a 64-sequence step of the 2B-4T shape from 7,822 to 10,557 tokens/s).
+    private func multiplyOnTensorCores(
+        _ ws: [CUDATernaryWeights], _ q: CUDAQuantizedActivations, tokens: Int, into ys: [CUDAActivations]
+    ) {
+        for (w, y) in zip(ws, ys) {
+            precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
+        }
+        let chunks = ws[0].chunks
+        let rowTiles = ws.reduce(0) { $0 + ($1.rows + 63) / 64 }
+        let totalRows = ws.reduce(0) { $0 + $1.rows }
+        let tiles = rowTiles * ((tokens + 63) / 64)
+        let splits = max(1, min(2 * context.multiprocessors / tiles, chunks / 8))
+        let share = (chunks + splits - 1) / splits
+        let parts = (chunks + share - 1) / share
+        let partial = parts > 1 ? scratch(&partialSums, bytes: tokens * totalRows * 4).address : 0
+        var matrices: [Argument] = []
+        var scales: [Argument] = []
+        for index in 0..<3 {
+            if index < ws.count {
+                let (w, y) = (ws[index], ys[index])
+                matrices += [
+                    .address(w.codes.address), .address(w.scales.address), .address(y.buffer.address), .int(w.rows),
+                ]
+                scales += [.address(w.scales.address), .address(y.buffer.address), .int(w.rows)]
+            } else {
+                matrices += [.address(0), .address(0), .address(0), .int(0)]
+                scales += [.address(0), .address(0), .int(0)]
+            }
+        }
+        flush()
+        enqueue(
+            .ternaryMatmulTensorCores, grid: (rowTiles, (tokens + 63) / 64 * parts), block: 128,
+            [
+                .int(chunks), .address(q.values.address), .address(q.scales.address), .int(tokens), .int(share),
+                .address(partial),
+            ] + matrices)
+        if parts > 1 {
+            enqueue(
+                .finishProducts, grid: ((tokens * totalRows + 255) / 256, 1), block: 256,
+                [.address(partial), .int(tokens), .address(q.scales.address)] + scales)
+        }
     }
 
     /// Rotates the heads of the first `tokens` rows of `x` in place.

@@ -301,12 +301,40 @@ enum KernelSource {
         #endif
         }
 
-        extern "C" __global__ void ternary_matmul_mma(const uint4 *w, int rows, int chunks, const i8 *q,
-                                                      const float *q_scales, int tokens, const float *w_scales,
-                                                      float *y, int split_chunks, int *partial) {
+        // Up to three matrices of the same width that read the same activations (query, key and value; gate and
+        // up) in one launch: their 64-row tiles laid end to end along blockIdx.x, matrix m's outputs in y_m, and,
+        // when split, its exact sums in columns offset_m ... of partial[token][rows0 + rows1 + rows2].
+        struct MmaMatrix {
+            const uint4 *w;
+            const float *scales;
+            float *y;
+            int rows, offset;
+        };
+
+        __device__ __forceinline__ MmaMatrix mma_matrix(int &tile, const uint4 *w0, const float *s0, float *y0,
+                                                        int rows0, const uint4 *w1, const float *s1, float *y1,
+                                                        int rows1, const uint4 *w2, const float *s2, float *y2,
+                                                        int rows2) {
+            const int tiles0 = (rows0 + MMA_ROWS - 1) / MMA_ROWS, tiles1 = (rows1 + MMA_ROWS - 1) / MMA_ROWS;
+            if (tile < tiles0) return MmaMatrix{w0, s0, y0, rows0, 0};
+            tile -= tiles0;
+            if (tile < tiles1) return MmaMatrix{w1, s1, y1, rows1, rows0};
+            tile -= tiles1;
+            return MmaMatrix{w2, s2, y2, rows2, rows0 + rows1};
+        }
+
+        extern "C" __global__ void ternary_matmul_mma(int chunks, const i8 *q, const float *q_scales, int tokens,
+                                                      int split_chunks, int *partial, const uint4 *w0,
+                                                      const float *s0, float *y0, int rows0, const uint4 *w1,
+                                                      const float *s1, float *y1, int rows1, const uint4 *w2,
+                                                      const float *s2, float *y2, int rows2) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
+            int tile = blockIdx.x;
+            const MmaMatrix matrix = mma_matrix(tile, w0, s0, y0, rows0, w1, s1, y1, rows1, w2, s2, y2, rows2);
+            const uint4 *w = matrix.w;
+            const int rows = matrix.rows, total_rows = rows0 + rows1 + rows2;
             __shared__ uint4 a_stage[2][MMA_ROWS][MMA_CHUNKS];
             __shared__ __align__(16) u32 b_stage[2][MMA_TOKENS][MMA_STAGE_WORDS];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
@@ -315,7 +343,7 @@ enum KernelSource {
             // chunks z * split_chunks ..< (z + 1) * split_chunks and adds its exact sums into partial[token][row]
             // (finish_products turns them into y).
             const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
-            const int row0 = blockIdx.x * MMA_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
+            const int row0 = tile * MMA_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
             const size_t stride = (size_t)chunks * 64;
             const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
             const int last = partial ? min(chunks, first + split_chunks) : chunks;
@@ -383,7 +411,7 @@ enum KernelSource {
                 }
                 __syncthreads();
             }
-            const float w_scale = w_scales[0];
+            const float w_scale = matrix.scales[0];
         #pragma unroll
             for (int m = 0; m < 2; m++)
         #pragma unroll
@@ -394,24 +422,43 @@ enum KernelSource {
                         const int t = t0 + warp_token + n * 8 + tig * 2 + (k & 1);
                         if (r < rows && t < tokens) {
                             if (partial)
-                                atomicAdd(partial + (size_t)t * rows + r, acc[m][n][k]);
+                                atomicAdd(partial + (size_t)t * total_rows + matrix.offset + r, acc[m][n][k]);
                             else
-                                y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                                matrix.y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
                         }
                     }
         #endif
         }
 
-        // y[t][r] = partial[t][r] / q_scales[t] * w_scales[0], the rescale ternary_matmul_mma does when it is not
-        // split; partial is left at zero for the next split product. One thread per output.
-        extern "C" __global__ void finish_products(int *partial, int rows, int count, const float *q_scales,
-                                                   const float *w_scales, float *y) {
+        // y_m[t][r] = partial[t][offset_m + r] / q_scales[t] * s_m[0], the rescale ternary_matmul_mma does when it is
+        // not split, for the (up to three) matrices of one launch; partial is left at zero for the next split
+        // product. One thread per output of `tokens` tokens.
+        extern "C" __global__ void finish_products(int *partial, int tokens, const float *q_scales, const float *s0,
+                                                   float *y0, int rows0, const float *s1, float *y1, int rows1,
+                                                   const float *s2, float *y2, int rows2) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
+            const int total = rows0 + rows1 + rows2;
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
-            if (i >= count) return;
-            const int t = i / rows;
-            y[i] = (float)partial[i] / q_scales[t] * w_scales[0];
+            if (i >= tokens * total) return;
+            const int t = i / total;
+            int r = i % total;
+            const float *s = s0;
+            float *y = y0;
+            int rows = rows0;
+            if (r >= rows0) {
+                r -= rows0;
+                s = s1;
+                y = y1;
+                rows = rows1;
+                if (r >= rows1) {
+                    r -= rows1;
+                    s = s2;
+                    y = y2;
+                    rows = rows2;
+                }
+            }
+            y[(size_t)t * rows + r] = (float)partial[i] / q_scales[t] * s[0];
             partial[i] = 0;
         }
 
