@@ -109,9 +109,10 @@ public final class CUDABackend {
 
     /// Splits of single-token attention over the cached positions.
     static let attentionSplits = 32
-    /// Blocks of the first argmax pass per row (at most 1024, a multiple of 32: the second pass is one block of as
-    /// many threads per row): one row alone, or each of several.
+    /// Blocks of the first argmax pass of one row alone (at most 1024, a multiple of 32: the second pass is one
+    /// block of as many threads).
     static let argmaxBlocks = 256
+    /// Blocks of the first argmax pass per row when several rows are reduced at once (same limits).
     static let argmaxBlocksPerRow = 64
     /// Most decode-step graphs kept; more (many live sessions) start the collection over.
     static let graphLimit = 16
@@ -696,8 +697,8 @@ public final class CUDABackend {
         return Int(result)
     }
 
-    /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head read once for every
-    /// 8 rows as ``logits(_:rows:head:)`` does, then one argmax per row on the GPU, and only the indices come back.
+    /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head's products as
+    /// ``logits(_:rows:head:)`` computes them, then one argmax per row on the GPU, and only the indices come back.
     public func argmax(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [Int] {
         guard rows.count > 1, !usesInt8Head(head) else { return rows.map { argmax(x, row: $0, head: head) } }
         context.makeCurrent()
