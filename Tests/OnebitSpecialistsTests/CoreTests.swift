@@ -1,4 +1,4 @@
-import Dispatch
+import Foundation
 import OnebitModel
 import Testing
 
@@ -185,11 +185,13 @@ import Testing
 }
 
 @Suite struct SupervisorTests {
-    /// Runs the supervisor on a Dispatch thread: it blocks, and the cooperative pool may have only two threads.
+    /// Runs the supervisor on a thread of its own: it blocks, the cooperative pool may have only two threads, and
+    /// other suites' blocking work can hold every Dispatch worker for seconds (a clean-clone run once saw the
+    /// supervisor start twice in 20 s that way).
     static func start(_ supervisor: ServerSupervisor) -> Task<Void, Never> {
         Task {
             await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
+                Thread.detachNewThread {
                     #expect(throws: Never.self) { try supervisor.run() }
                     continuation.resume()
                 }
