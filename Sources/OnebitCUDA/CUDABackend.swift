@@ -566,7 +566,7 @@ public final class CUDABackend {
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
         launchHead(x, rows: rows, head: head, into: output.address)
-        let all = download(from: output.address, count: rows.count * head.rows)
+        let all: [Float] = download(from: output.address, count: rows.count * head.rows)
         return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
     }
 
@@ -603,9 +603,9 @@ public final class CUDABackend {
             .int(rows.count), .address(output))
     }
 
-    /// `count` floats at `address`, once everything queued before has run.
-    private func download(from address: UInt64, count: Int) -> [Float] {
-        var values = [Float](repeating: 0, count: count)
+    /// `count` values at `address`, once everything queued before has run.
+    private func download<Value: AdditiveArithmetic & BitwiseCopyable>(from address: UInt64, count: Int) -> [Value] {
+        var values = [Value](repeating: .zero, count: count)
         values.withUnsafeMutableBytes { destination in
             context.must(
                 context.driver.cuMemcpyDtoHAsync!(destination.baseAddress, address, destination.count, context.stream),
@@ -680,21 +680,8 @@ public final class CUDABackend {
     public func argmax(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> Int {
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: head.rows * 4)
-        let blocks = Self.argmaxBlocks
-        let index = scratch(&argmaxBuffer, bytes: 4 + 8 * blocks)
-        let values = index.address + 4, indices = index.address + 4 + UInt64(4 * blocks)
         launchHead(x, row: row, head: head, into: output.address)
-        launch(
-            .argmaxPartial, grid: (blocks, 1), block: 256, .address(output.address), .int(head.rows), .address(values),
-            .address(indices))
-        launch(
-            .argmaxFinal, grid: (1, 1), block: blocks, .address(values), .address(indices), .int(blocks),
-            .address(index.address))
-        var result: Int32 = 0
-        context.must(
-            context.driver.cuMemcpyDtoHAsync!(&result, index.address, 4, context.stream), "cuMemcpyDtoHAsync")
-        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
-        return Int(result)
+        return argmax(of: output.address, rows: 1, width: head.rows, blocks: Self.argmaxBlocks)[0]
     }
 
     /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head's products as
@@ -704,24 +691,22 @@ public final class CUDABackend {
         context.makeCurrent()
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
         launchHead(x, rows: rows, head: head, into: output.address)
-        let blocks = Self.argmaxBlocksPerRow
-        let index = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
-        let values = index.address + UInt64(4 * rows.count)
-        let indices = values + UInt64(4 * blocks * rows.count)
+        return argmax(of: output.address, rows: rows.count, width: head.rows, blocks: Self.argmaxBlocksPerRow)
+    }
+
+    /// The index of the largest of each of `rows` rows of `width` floats at `logits` (the lowest on ties): a first
+    /// pass of `blocks` blocks per row, a second of one block per row, and only the indices come back.
+    private func argmax(of logits: UInt64, rows: Int, width: Int, blocks: Int) -> [Int] {
+        let index = scratch(&argmaxBuffer, bytes: rows * (4 + 8 * blocks))
+        let values = index.address + UInt64(4 * rows)
+        let indices = values + UInt64(4 * blocks * rows)
         launch(
-            .argmaxPartial, grid: (blocks, rows.count), block: 256, .address(output.address), .int(head.rows),
-            .address(values), .address(indices))
+            .argmaxPartial, grid: (blocks, rows), block: 256, .address(logits), .int(width), .address(values),
+            .address(indices))
         launch(
-            .argmaxFinal, grid: (rows.count, 1), block: blocks, .address(values), .address(indices), .int(blocks),
+            .argmaxFinal, grid: (rows, 1), block: blocks, .address(values), .address(indices), .int(blocks),
             .address(index.address))
-        var result = [Int32](repeating: 0, count: rows.count)
-        result.withUnsafeMutableBytes { destination in
-            context.must(
-                context.driver.cuMemcpyDtoHAsync!(
-                    destination.baseAddress, index.address, destination.count, context.stream),
-                "cuMemcpyDtoHAsync")
-        }
-        context.must(context.driver.cuStreamSynchronize!(context.stream), "cuStreamSynchronize")
+        let result: [Int32] = download(from: index.address, count: rows)
         return result.map { Int($0) }
     }
 
