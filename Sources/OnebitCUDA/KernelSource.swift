@@ -741,29 +741,37 @@ enum KernelSource {
             embed_rows<KIND_BF16>(tokens, table, cols, x);
         }
 
-        // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. The
-        // angle is computed with the same float operations as the CPU reference, once per pair index for all heads
-        // (precise powf, cosf and sinf cost more than the rotations).
+        // The cosine and sine of rotary pair i's angle at `position`, with the same float operations as the CPU
+        // reference.
+        __device__ __forceinline__ void rope_angle(float theta, int i, int head_dim, float position, float &c, float &s) {
+            const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+            const float angle = position * inv_freq;
+            c = cosf(angle);
+            s = sinf(angle);
+        }
+
+        // out[i], out[i + half] = the NeoX rotation of x[i], x[i + half] by the angle of cosine c and sine s (out may
+        // be x).
+        __device__ __forceinline__ void rotate_pair(const float *x, float *out, int i, int half, float c, float s) {
+            const float a = x[i], b = x[i + half];
+            out[i] = a * c - b * s;
+            out[i + half] = b * c + a * s;
+        }
+
+        // NeoX rotary embedding in place, element i paired with i + head_dim / 2; one block per token. Each pair's
+        // angle is computed once for all heads (precise powf, cosf and sinf cost more than the rotations).
         extern "C" __global__ void rope_neox(float *x, int heads, int head_dim, const int *positions, float theta) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
             const int half = head_dim / 2;
             const float pos = (float)positions[blockIdx.x];
-            for (int i = threadIdx.x; i < half; i += blockDim.x) {
-                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-                const float angle = pos * inv_freq;
-                cosines[i] = cosf(angle);
-                sines[i] = sinf(angle);
-            }
+            for (int i = threadIdx.x; i < half; i += blockDim.x) rope_angle(theta, i, head_dim, pos, cosines[i], sines[i]);
             __syncthreads();
             for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
                 const int h = k / half, i = k % half;
-                const float c = cosines[i], s = sines[i];
                 float *v = x + ((size_t)blockIdx.x * heads + h) * head_dim;
-                const float a = v[i], b = v[i + half];
-                v[i] = a * c - b * s;
-                v[i + half] = b * c + a * s;
+                rotate_pair(v, v, i, half, cosines[i], sines[i]);
             }
         }
 
@@ -1142,12 +1150,9 @@ enum KernelSource {
             const int half = head_dim / 2;
             const float pos = (float)position;
             for (int i = threadIdx.x; i < half; i += blockDim.x) {
-                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-                const float angle = pos * inv_freq;
-                const float c = cosf(angle), s = sinf(angle);
-                const float a = x[i], b = x[i + half];
-                out[i] = a * c - b * s;
-                out[i + half] = b * c + a * s;
+                float c, s;
+                rope_angle(theta, i, head_dim, pos, c, s);
+                rotate_pair(x, out, i, half, c, s);
             }
         }
 
@@ -1348,12 +1353,9 @@ enum KernelSource {
             for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
                 const int h = p / half, i = p % half;
                 float *x = h < heads ? q + (size_t)h * head_dim : k + (size_t)(h - heads) * head_dim;
-                const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-                const float angle = pos * inv_freq;
-                const float c = cosf(angle), s = sinf(angle);
-                const float a = x[i], b = x[i + half];
-                x[i] = a * c - b * s;
-                x[i + half] = b * c + a * s;
+                float c, s;
+                rope_angle(theta, i, head_dim, pos, c, s);
+                rotate_pair(x, x, i, half, c, s);
             }
             __syncthreads();
             const int width = kv_heads * head_dim;
