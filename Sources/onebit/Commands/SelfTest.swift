@@ -148,17 +148,22 @@ enum HeadCheck {
     private static func logits<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int)
         -> [Float]
     {
-        let weights = backend.prepare(head)
-        let x = backend.makeActivations(tokens: tokens, width: head.columns)
-        backend.writeRows(input, count: tokens, into: x)
+        let (weights, x) = upload(backend, head, input, tokens: tokens)
         return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
     }
 
     private static func argmax<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int) -> [Int] {
-        let weights = backend.prepare(head)
+        let (weights, x) = upload(backend, head, input, tokens: tokens)
+        return backend.argmax(x, rows: Array(0..<tokens), head: weights)
+    }
+
+    /// The head and `tokens` rows of `input` on `backend`.
+    private static func upload<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int)
+        -> (B.DenseWeights, B.Activations)
+    {
         let x = backend.makeActivations(tokens: tokens, width: head.columns)
         backend.writeRows(input, count: tokens, into: x)
-        return backend.argmax(x, rows: Array(0..<tokens), head: weights)
+        return (backend.prepare(head), x)
     }
 }
 
