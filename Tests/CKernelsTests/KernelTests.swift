@@ -163,6 +163,24 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
     }
 }
 
+/// Attention over a contiguous cache as the CPU backend runs it: `ob_attention_units` over all `tokens * kvHeads *
+/// splits` units, cut in two ranges at `units / parts` as two threads would take them, then the merge of the splits.
+func attentionInUnits(
+    _ isa: CPUInstructionSet, q: [Float], k: [Float], v: [Float], rowStride: Int, headStride: Int, tokens: Int,
+    heads: Int, kvHeads: Int, headDim: Int, positions: [Int32], scale: Float, splits: Int, parts: Int = 2
+) -> [Float] {
+    var out = [Float](repeating: 0, count: tokens * heads * headDim)
+    var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
+    let units = tokens * kvHeads * splits
+    for range in [0..<units / parts, units / parts..<units] {
+        ob_attention_units(
+            isa.rawValue, q, k, v, rowStride, headStride, tokens, heads, kvHeads, headDim, positions, scale, splits,
+            range.lowerBound, range.upperBound, &partial, &out)
+    }
+    if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &out) }
+    return out
+}
+
 @Suite struct AttentionKernelTests {
     @Test(arguments: instructionSets, [(8, 2, 16), (20, 5, 128), (4, 4, 12), (6, 1, 40)])
     func unitsMatchTheReference(_ isa: CPUInstructionSet, shape: (heads: Int, kvHeads: Int, headDim: Int)) {
@@ -190,15 +208,9 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         // Every split count, the units cut in two ranges as two threads would take them, in both layouts.
         for splits in [1, 2, 3, 7] {
             for (k, v, rowStride, headStride) in layouts {
-                var actual = [Float](repeating: 0, count: tokens * heads * headDim)
-                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
-                let units = tokens * kvHeads * splits
-                for range in [0..<units / 2, units / 2..<units] {
-                    ob_attention_units(
-                        isa.rawValue, q, k, v, rowStride, headStride, tokens, heads, kvHeads, headDim, positions,
-                        scale, splits, range.lowerBound, range.upperBound, &partial, &actual)
-                }
-                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &actual) }
+                let actual = attentionInUnits(
+                    isa, q: q, k: k, v: v, rowStride: rowStride, headStride: headStride, tokens: tokens, heads: heads,
+                    kvHeads: kvHeads, headDim: headDim, positions: positions, scale: scale, splits: splits)
                 let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
                 #expect(worst < 1e-5, "splits \(splits), row stride \(rowStride): largest difference \(worst)")
             }
@@ -253,16 +265,12 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
             ob_attention(q, k, v, tokens, heads, kvHeads, headDim, positions, scale, &scores, &contiguousReference)
             #expect(expected == contiguousReference, "the paged reference reads the same rows")
             for splits in [1, 2, 3, 7] {
-                var contiguous = [Float](repeating: 0, count: tokens * heads * headDim)
+                let contiguous = attentionInUnits(
+                    isa, q: q, k: k, v: v, rowStride: width, headStride: headDim, tokens: tokens, heads: heads,
+                    kvHeads: kvHeads, headDim: headDim, positions: positions, scale: scale, splits: splits, parts: 3)
                 var actual = [Float](repeating: 0, count: tokens * heads * headDim)
                 var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
                 let units = tokens * kvHeads * splits
-                for range in [0..<units / 3, units / 3..<units] {
-                    ob_attention_units(
-                        isa.rawValue, q, k, v, width, headDim, tokens, heads, kvHeads, headDim, positions, scale,
-                        splits, range.lowerBound, range.upperBound, &partial, &contiguous)
-                }
-                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &contiguous) }
                 for range in [0..<units / 2, units / 2..<units] {
                     ob_attention_paged_units(
                         isa.rawValue, q, pagedK, pagedV, table, blockPositions, blockStride, width, headDim, tokens,
@@ -347,16 +355,10 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         for splits in [1, 3] {
             var results: [[Float]] = []
             for isa in [CPUInstructionSet.avx2, .avx512VNNI] {
-                var out = [Float](repeating: 0, count: tokens * heads * headDim)
-                var partial = [Float](repeating: 0, count: tokens * heads * splits * (headDim + 2))
-                let units = tokens * kvHeads * splits
-                for range in [0..<units / 2, units / 2..<units] {
-                    ob_attention_units(
-                        isa.rawValue, q, k, v, width, headDim, tokens, heads, kvHeads, headDim, positions, scale,
-                        splits, range.lowerBound, range.upperBound, &partial, &out)
-                }
-                if splits > 1 { ob_attention_merge(tokens, heads, headDim, splits, partial, &out) }
-                results.append(out)
+                results.append(
+                    attentionInUnits(
+                        isa, q: q, k: k, v: v, rowStride: width, headStride: headDim, tokens: tokens, heads: heads,
+                        kvHeads: kvHeads, headDim: headDim, positions: positions, scale: scale, splits: splits))
             }
             #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "splits \(splits)")
         }
