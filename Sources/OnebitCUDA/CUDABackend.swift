@@ -81,6 +81,23 @@ public final class CUDABackend {
     /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
     private let useTensorCores: Bool
 
+    /// A residual add or gated activation of several tokens, not launched yet: the RMSNorm + quantize of its
+    /// result that follows in a layer does it on the way (``Kernel/rmsNormQuantizeWide``); anything else launches
+    /// it first.
+    private var pendingRowOperation: PendingRowOperation?
+
+    private struct PendingRowOperation {
+        let target: CUDAActivations
+        let other: CUDAActivations
+        let tokens: Int
+        let mode: RowOperation
+    }
+
+    /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_SILU` in the source).
+    private enum RowOperation: Int {
+        case keep, add, relu2, silu
+    }
+
     /// The single-token rotary embedding and cache store of the current layer, not launched yet: the single-token
     /// attention that follows does it (``Kernel/attentionSplit``); anything else launches it first.
     private var pendingRopeStore: PendingRopeStore?
@@ -117,12 +134,13 @@ public final class CUDABackend {
     /// Most decode-step graphs kept; more (many live sessions) start the collection over.
     static let graphLimit = 16
 
-    /// Single-token rotary embeddings not launched yet: a query and key rotation followed by the store of the keys
-    /// go out as one launch.
+    /// Rotary embeddings not launched yet: a query and key rotation followed by the store of the keys go out as
+    /// one launch.
     private var rotations: [PendingRotation] = []
 
     private struct PendingRotation {
         let x: CUDAActivations
+        let tokens: Int
         let heads: Int
         let headDim: Int
         let positions: UInt64
@@ -286,10 +304,16 @@ public final class CUDABackend {
             // H200 320 instead of 1,024 threads for 2B-4T's 2,560-wide rows took decode from 666-677 to 711-713
             // tokens/s and a 64-sequence step from 11,053 to 11,573.
             let threads = max(128, min(1024, (x.width + 8 * 32 - 1) / (8 * 32) * 32))
+            var operation = (other: UInt64(0), mode: RowOperation.keep)
+            if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
+                pendingRowOperation = nil
+                operation = (p.other.buffer.address, p.mode)
+            }
             launch(
                 .rmsNormQuantizeWide, grid: (tokens, 1), block: threads, .address(x.buffer.address),
                 .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
-                .address(q.values.address), .address(q.scales.address))
+                .address(q.values.address), .address(q.scales.address), .address(operation.other),
+                .int(operation.mode.rawValue))
             return
         }
         launch(
@@ -386,9 +410,11 @@ public final class CUDABackend {
         _ x: CUDAActivations, tokens: Int, heads: Int, headDim: Int, positions: [Int32], theta: Float
     ) {
         let positions = devicePositions(positions)
-        if tokens == 1 && useFusion {
+        if useFusion {
             flushProducts()
-            rotations.append(PendingRotation(x: x, heads: heads, headDim: headDim, positions: positions, theta: theta))
+            rotations.append(
+                PendingRotation(
+                    x: x, tokens: tokens, heads: heads, headDim: headDim, positions: positions, theta: theta))
             return
         }
         launch(
@@ -402,19 +428,19 @@ public final class CUDABackend {
         in cache: CUDAKeyValueCache
     ) {
         let positions = devicePositions(positions)
-        if tokens == 1, rotations.count == 2, rotations[1].x === keys, rotations[0].x !== keys,
-            rotations[0].headDim == rotations[1].headDim, rotations[0].theta == rotations[1].theta,
-            rotations[0].positions == positions, rotations[1].positions == positions,
-            rotations[1].heads * rotations[1].headDim == cache.width, keys.width == cache.width
-        {
-            let (query, key) = (rotations[0], rotations[1])
-            rotations = []
-            flushProducts()
-            releaseRopeStore()
-            pendingRopeStore = PendingRopeStore(
-                query: query.x, keys: keys, values: values, heads: query.heads, kvHeads: key.heads,
-                headDim: key.headDim, positions: positions, theta: key.theta,
-                keyCache: cache.layer(layer, values: false), valueCache: cache.layer(layer, values: true))
+        if let (query, key) = queuedRotations(keys: keys, tokens: tokens, positions: positions, width: cache.width) {
+            if tokens == 1 {
+                flushProducts()
+                releaseRopeStore()
+                pendingRopeStore = PendingRopeStore(
+                    query: query.x, keys: keys, values: values, heads: query.heads, kvHeads: key.heads,
+                    headDim: key.headDim, positions: positions, theta: key.theta,
+                    keyCache: cache.layer(layer, values: false), valueCache: cache.layer(layer, values: true))
+                return
+            }
+            launchRopeStore(
+                query: query, key: key, values: values, keyCache: cache.layer(layer, values: false),
+                valueCache: cache.layer(layer, values: true), table: 0, layer: 0)
             return
         }
         launch(
@@ -484,14 +510,29 @@ public final class CUDABackend {
         let positionAddress = devicePositions(positions)
         let table = deviceCacheTable(segments, rows: tokens)
         let width = kvHeads * headDim
-        launch(
-            .storeKeyValue, grid: ((width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
-            .address(values.buffer.address), .int(width), .address(positionAddress), .address(0), .address(0),
-            .address(table), .int(layer))
+        if let (query, key) = queuedRotations(keys: keys, tokens: tokens, positions: positionAddress, width: width) {
+            launchRopeStore(
+                query: query, key: key, values: values, keyCache: 0, valueCache: 0, table: table, layer: layer)
+        } else {
+            launch(
+                .storeKeyValue, grid: ((width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
+                .address(values.buffer.address), .int(width), .address(positionAddress), .address(0), .address(0),
+                .address(table), .int(layer))
+        }
+        let scale = 1 / Float(headDim).squareRoot()
+        if segments.allSatisfy({ $0.rows.count == 1 }) && headDim == 128 && heads / kvHeads <= 8 {
+            // One token per sequence: a block per kv head and token reads each key and value once for the whole
+            // group of query heads.
+            launch(
+                .attentionRows, grid: (kvHeads, tokens), block: 256, .address(queries.buffer.address), .int(heads),
+                .int(kvHeads), .address(positionAddress), .float(scale), .address(out.buffer.address),
+                .address(table), .int(layer))
+            return
+        }
         launch(
             .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .address(0),
-            .address(0), .int(heads), .int(kvHeads), .int(headDim), .address(positionAddress),
-            .float(1 / Float(headDim).squareRoot()), .address(out.buffer.address), .address(table), .int(layer))
+            .address(0), .int(heads), .int(kvHeads), .int(headDim), .address(positionAddress), .float(scale),
+            .address(out.buffer.address), .address(table), .int(layer))
     }
 
     /// Per row, the first layer's key and value addresses of its sequence's cache and the bytes between layers,
@@ -525,6 +566,12 @@ public final class CUDABackend {
             flushProducts(activation: activation == .relu2 ? 1 : 2)
             return
         }
+        if tokens > 1 && useFusion && gate.width <= 8 * 1024 {
+            flush()
+            pendingRowOperation = PendingRowOperation(
+                target: gate, other: up, tokens: tokens, mode: activation == .relu2 ? .relu2 : .silu)
+            return
+        }
         let count = tokens * gate.width
         let kernel: Kernel =
             switch activation {
@@ -543,6 +590,11 @@ public final class CUDABackend {
         {
             pending[pending.count - 1].residual = x
             flushProducts()
+            return
+        }
+        if tokens > 1 && useFusion && x.width <= 8 * 1024 {
+            flush()
+            pendingRowOperation = PendingRowOperation(target: x, other: delta, tokens: tokens, mode: .add)
             return
         }
         let count = tokens * x.width
@@ -739,28 +791,39 @@ public final class CUDABackend {
         return best
     }
 
-    /// Runs `body`, the operations of one step of `tokens` at `positions` over `cache`. A single-token step is
-    /// replayed from a CUDA graph: the token and position go up first into the buffers the kernels read them from
-    /// (attention reads the length from there too, so one graph serves every position), and the graph recorded
-    /// for this cache, captured on the step's second run, is launched instead of `body`.
-    public func step(tokens: [Int], positions: [Int32], cache: CUDAKeyValueCache, _ body: () -> Void) {
+    /// Runs `body`, the operations of one step of `tokens` at `positions`, each segment's rows cached in its cache.
+    /// A decoding step (one token per segment) is replayed from a CUDA graph: the tokens, positions and (for
+    /// several sequences) the table of cache addresses go up first into the buffers the kernels read them from
+    /// (attention reads the lengths from there too, so one graph serves every position), and the graph recorded for
+    /// this shape, captured on the step's second run, is launched instead of `body`. On an H200 recording the step
+    /// of 64 sequences took it from 11,573 to ... tokens/s: its ~450 launches had cost more host time than kernel time.
+    public func step(
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)],
+        _ body: () -> Void
+    ) {
         context.makeCurrent()
-        guard useGraphs, tokens.count == 1, positions.count == 1 else {
+        let decoding =
+            !tokens.isEmpty && positions.count == tokens.count && segments.count == tokens.count
+            && segments.enumerated().allSatisfy { $1.rows == $0..<$0 + 1 }
+        guard useGraphs, decoding else {
             body()
             flush()
             return
         }
         flush()
-        let tokenInput = scratch(&tokenBuffer, bytes: 4)
-        let positionInput = scratch(&positionBuffer, bytes: 4)
-        tokenInput.upload([Int32(tokens[0])])
+        let tokenInput = scratch(&tokenBuffer, bytes: tokens.count * 4)
+        let positionInput = scratch(&positionBuffer, bytes: positions.count * 4)
+        tokenInput.upload(tokens.map { Int32($0) })
         positionInput.upload(positions)
         uploadedPositions = positions
-        // What the graph bakes in besides the transformer's own buffers: the cache and the input buffers.
-        let key = [
-            cache.keys.address, cache.values.address, UInt64(cache.capacity), tokenInput.address,
-            positionInput.address,
-        ]
+        // What the graph bakes in besides the transformer's own buffers: the input buffers, and the cache's
+        // addresses (one sequence) or the buffer of the table that holds them (several).
+        var key = [UInt64(tokens.count), tokenInput.address, positionInput.address]
+        if let only = segments.first, segments.count == 1 {
+            key += [only.cache.keys.address, only.cache.values.address, UInt64(only.cache.capacity)]
+        } else {
+            key.append(deviceCacheTable(segments, rows: tokens.count))
+        }
         if let exec = graphs[key] {
             context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
             return
@@ -774,8 +837,7 @@ public final class CUDABackend {
             return
         }
         if graphs.count >= Self.graphLimit {
-            for exec in graphs.values { _ = context.driver.cuGraphExecDestroy!(exec) }
-            graphs = [:]
+            dropGraphs()
             warmedKeys = [key]
         }
         context.must(
@@ -792,12 +854,31 @@ public final class CUDABackend {
         context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
     }
 
+    /// Forgets every recorded step: the next steps of each shape run eagerly once and are recorded again.
+    private func dropGraphs() {
+        for exec in graphs.values { _ = context.driver.cuGraphExecDestroy!(exec) }
+        graphs = [:]
+        warmedKeys = []
+    }
+
     /// Launches everything queued.
     private func flush() {
+        flushRowOperation()
         flushRotations()
         flushProducts()
         releaseHeld()
         releaseRopeStore()
+    }
+
+    /// Launches the pending residual add or gated activation as a kernel of its own.
+    private func flushRowOperation() {
+        guard let p = pendingRowOperation else { return }
+        pendingRowOperation = nil
+        let count = p.tokens * p.target.width
+        let kernel: Kernel = p.mode == .add ? .add : p.mode == .relu2 ? .relu2Multiply : .siluMultiply
+        enqueue(
+            kernel, grid: ((count + 255) / 256, 1), block: 256,
+            [.address(p.target.buffer.address), .address(p.other.buffer.address), .int(count)])
     }
 
     /// Launches the pending rotary embedding and cache store as a kernel of its own.
@@ -834,13 +915,42 @@ public final class CUDABackend {
         scratch(&blockCounters, bytes: (heads + 2) * 4).address
     }
 
-    /// Launches the queued single-token rotations one by one.
+    /// The queued rotations of a step's queries and of `keys`, taken off the queue, when they are the two queued
+    /// and the keys of `tokens` rows at `positions` are `width` wide: the cache store of those keys can then do
+    /// them (``Kernel/ropeStoreRows``, ``Kernel/attentionSplit``).
+    private func queuedRotations(
+        keys: CUDAActivations, tokens: Int, positions: UInt64, width: Int
+    ) -> (query: PendingRotation, key: PendingRotation)? {
+        guard rotations.count == 2 else { return nil }
+        let (query, key) = (rotations[0], rotations[1])
+        guard key.x === keys, query.x !== keys, query.tokens == tokens, key.tokens == tokens,
+            query.headDim == key.headDim, query.theta == key.theta, query.positions == positions,
+            key.positions == positions, key.heads * key.headDim == width, keys.width == width
+        else { return nil }
+        rotations = []
+        return (query, key)
+    }
+
+    /// Rotates the queries and keys of `query` and `key` and stores keys and values in one layer of the caches:
+    /// `keyCache` and `valueCache`, or the caches of each row's sequence in `table` at `layer`.
+    private func launchRopeStore(
+        query: PendingRotation, key: PendingRotation, values: CUDAActivations, keyCache: UInt64, valueCache: UInt64,
+        table: UInt64, layer: Int
+    ) {
+        launch(
+            .ropeStoreRows, grid: (key.tokens, 1), block: 256, .address(query.x.buffer.address), .int(query.heads),
+            .address(key.x.buffer.address), .address(values.buffer.address), .int(key.heads), .int(key.headDim),
+            .address(key.positions), .float(key.theta), .address(keyCache), .address(valueCache), .address(table),
+            .int(layer))
+    }
+
+    /// Launches the queued rotations one by one.
     private func flushRotations() {
         let queued = rotations
         rotations = []
         for r in queued {
             enqueue(
-                .rope, grid: (1, 1), block: 256,
+                .rope, grid: (r.tokens, 1), block: 256,
                 [.address(r.x.buffer.address), .int(r.heads), .int(r.headDim), .address(r.positions), .float(r.theta)])
         }
     }
@@ -939,6 +1049,8 @@ public final class CUDABackend {
     /// `buffer`, replaced by a larger one when it holds fewer than `bytes` bytes.
     private func scratch(_ buffer: inout DeviceBuffer?, bytes: Int) -> DeviceBuffer {
         if let current = buffer, current.byteCount >= bytes { return current }
+        // Recorded steps read the buffer this one replaces.
+        dropGraphs()
         let grown = DeviceBuffer(context, byteCount: max(bytes, 4096))
         buffer = grown
         return grown

@@ -14,7 +14,8 @@ enum Kernel: Int, CaseIterable {
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
-        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores
+        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
+        ropeStoreRows, attentionRows
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -53,6 +54,8 @@ enum Kernel: Int, CaseIterable {
         case .finishProducts: "finish_products"
         case .splitBF16: "split_bf16"
         case .denseGemmBF16TensorCores: "dense_gemm_bf16_mma"
+        case .ropeStoreRows: "rope_store_rows"
+        case .attentionRows: "attention_rows"
         }
     }
 }

@@ -801,6 +801,39 @@ enum KernelSource {
             v_cache[p * width + i] = v[(size_t)blockIdx.y * width + i];
         }
 
+        // Token blockIdx.x of a step: the rotary embedding of its query and key heads in place (as rope_neox), then
+        // its keys and values into one layer of the cache at its position (as store_kv, through row_cache), in one
+        // launch instead of three.
+        extern "C" __global__ void rope_store_rows(float *q, int heads, float *k, const float *v, int kv_heads,
+                                                   int head_dim, const int *positions, float theta, float *k_cache,
+                                                   float *v_cache, const unsigned long long *caches, int layer) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
+            const int t = blockIdx.x, half = head_dim / 2;
+            const int position = positions[t];
+            for (int i = threadIdx.x; i < half; i += blockDim.x)
+                rope_angle(theta, i, head_dim, (float)position, cosines[i], sines[i]);
+            __syncthreads();
+            row_cache(caches, layer, t, k_cache, v_cache);
+            const size_t width = (size_t)kv_heads * head_dim;
+            float *k_row = k_cache + (size_t)position * width, *v_row = v_cache + (size_t)position * width;
+            float *kt = k + (size_t)t * width;
+            for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
+                const int h = p / half, i = p % half;
+                if (h < heads) {
+                    float *x = q + ((size_t)t * heads + h) * head_dim;
+                    rotate_pair(x, x, i, half, cosines[i], sines[i]);
+                } else {
+                    float *x = kt + (size_t)(h - heads) * head_dim;
+                    rotate_pair(x, x, i, half, cosines[i], sines[i]);
+                    k_row[(size_t)(h - heads) * head_dim + i] = x[i];
+                    k_row[(size_t)(h - heads) * head_dim + i + half] = x[i + half];
+                }
+            }
+            for (size_t i = threadIdx.x; i < width; i += blockDim.x) v_row[i] = v[(size_t)t * width + i];
+        }
+
         // One warp's share of a head's attention: positions begin + warp, begin + warp + ATTENTION_WARPS, ... below
         // end, with an online softmax. Lane l holds dimensions l, l + 32, ... of the head; the warp leaves its
         // running maximum and sum in maxima[warp] and sums[warp] and its unnormalised output in part[warp], for the
@@ -880,9 +913,131 @@ enum KernelSource {
             }
         }
 
+        // Attention of a step of several sequences, one token each, for heads of 128 dimensions and at most
+        // ROWS_GROUP query heads per kv head: block (kv head, token) reads each key and value of its sequence's
+        // cache (row_cache) once for the whole group. Warp w takes the runs of 32 positions w, w + ROWS_WARPS, ...:
+        // lane l scores position l of the run against every query head of the group, an online softmax per head
+        // carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of each head's output
+        // from the run's values. The warps' states are merged at the end.
+        #define ROWS_GROUP 8
+        #define ROWS_WARPS 8
+        #define ROWS_HEAD_DIM 128
+        extern "C" __global__ void attention_rows(const float *q, int heads, int kv_heads, const int *positions,
+                                                  float scale, float *out, const unsigned long long *caches,
+                                                  int layer) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ __align__(16) float queries[ROWS_GROUP][ROWS_HEAD_DIM];
+            __shared__ float maxima[ROWS_WARPS][ROWS_GROUP], sums[ROWS_WARPS][ROWS_GROUP];
+            __shared__ __align__(16) float parts[ROWS_WARPS][ROWS_GROUP][ROWS_HEAD_DIM];
+            const int kvh = blockIdx.x, t = blockIdx.y, group = heads / kv_heads;
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            float *k_cache = nullptr, *v_cache = nullptr;
+            row_cache(caches, layer, t, k_cache, v_cache);
+            const size_t kv_width = (size_t)kv_heads * ROWS_HEAD_DIM;
+            k_cache += (size_t)kvh * ROWS_HEAD_DIM;
+            v_cache += (size_t)kvh * ROWS_HEAD_DIM;
+            const float *qt = q + ((size_t)t * heads + (size_t)kvh * group) * ROWS_HEAD_DIM;
+            for (int i = threadIdx.x; i < group * ROWS_HEAD_DIM; i += blockDim.x)
+                queries[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM] = qt[i];
+            __syncthreads();
+            const int length = positions[t] + 1;
+            float m[ROWS_GROUP], l[ROWS_GROUP], e[ROWS_GROUP];
+            float4 acc[ROWS_GROUP];
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP; h++) {
+                m[h] = NEGATIVE_INFINITY;
+                l[h] = 0.0f;
+                acc[h] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+            for (int run = warp * 32; run < length; run += ROWS_WARPS * 32) {
+                const int p = run + lane;
+                float dots[ROWS_GROUP];
+        #pragma unroll
+                for (int h = 0; h < ROWS_GROUP; h++) dots[h] = 0.0f;
+                if (p < length) {
+                    const float4 *key = (const float4 *)(k_cache + (size_t)p * kv_width);
+                    // Eight loads in flight before the products that wait on them.
+                    for (int d0 = 0; d0 < ROWS_HEAD_DIM / 4; d0 += 8) {
+                        float4 k[8];
+        #pragma unroll
+                        for (int u = 0; u < 8; u++) k[u] = key[d0 + u];
+        #pragma unroll
+                        for (int u = 0; u < 8; u++) {
+        #pragma unroll
+                            for (int h = 0; h < ROWS_GROUP; h++) {
+                                if (h >= group) break;
+                                const float4 a = *(const float4 *)&queries[h][4 * (d0 + u)];
+                                dots[h] += (a.x * k[u].x + a.y * k[u].y) + (a.z * k[u].z + a.w * k[u].w);
+                            }
+                        }
+                    }
+                }
+        #pragma unroll
+                for (int h = 0; h < ROWS_GROUP; h++) {
+                    if (h >= group) break;
+                    const float score = p < length ? dots[h] * scale : NEGATIVE_INFINITY;
+                    // Position run < length, so every run has a finite maximum.
+                    const float next = fmaxf(m[h], warp_max(score));
+                    const float correction = expf(m[h] - next);
+                    e[h] = p < length ? expf(score - next) : 0.0f;
+                    l[h] = l[h] * correction + warp_sum(e[h]);
+                    acc[h].x *= correction;
+                    acc[h].y *= correction;
+                    acc[h].z *= correction;
+                    acc[h].w *= correction;
+                    m[h] = next;
+                }
+                const int count = min(32, length - run);
+                for (int j0 = 0; j0 < count; j0 += 8) {
+                    float4 v[8];
+        #pragma unroll
+                    for (int u = 0; u < 8; u++)
+                        v[u] = j0 + u < count ? *(const float4 *)(v_cache + (size_t)(run + j0 + u) * kv_width + 4 * lane)
+                                              : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        #pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        if (j0 + u >= count) break;
+        #pragma unroll
+                        for (int h = 0; h < ROWS_GROUP; h++) {
+                            if (h >= group) break;
+                            const float w = __shfl_sync(FULL_MASK, e[h], j0 + u);
+                            acc[h].x += w * v[u].x;
+                            acc[h].y += w * v[u].y;
+                            acc[h].z += w * v[u].z;
+                            acc[h].w += w * v[u].w;
+                        }
+                    }
+                }
+            }
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP; h++) {
+                if (h >= group) break;
+                if (lane == 0) {
+                    maxima[warp][h] = m[h];
+                    sums[warp][h] = l[h];
+                }
+                *(float4 *)&parts[warp][h][4 * lane] = acc[h];
+            }
+            __syncthreads();
+            for (int i = threadIdx.x; i < group * ROWS_HEAD_DIM; i += blockDim.x) {
+                const int h = i / ROWS_HEAD_DIM, d = i % ROWS_HEAD_DIM;
+                float top = NEGATIVE_INFINITY;
+                for (int w = 0; w < ROWS_WARPS; w++) top = fmaxf(top, maxima[w][h]);
+                float total = 0.0f, o = 0.0f;
+                for (int w = 0; w < ROWS_WARPS; w++) {
+                    if (maxima[w][h] == NEGATIVE_INFINITY) continue;
+                    const float weight = expf(maxima[w][h] - top);
+                    total += sums[w][h] * weight;
+                    o += parts[w][h][d] * weight;
+                }
+                out[((size_t)t * heads + (size_t)kvh * group + h) * ROWS_HEAD_DIM + d] = o / total;
+            }
+        }
+
         // Causal attention of a prompt chunk, for head_dim up to PREFILL_HEAD_DIM: block (kv head, tile of
         // `tile_tokens` tokens) serves every query head of the group for those tokens (at most PREFILL_PAIRS
-        // token-head pairs, PREFILL_PAIRS / 8 per warp), so each key and value is read once per tile, staged in
+        // token-head pairs, two per warp), so each key and value is read once per tile, staged in
         // shared memory PREFILL_KEYS positions at a time (key rows padded by four words, so the lanes' 16-byte reads of
         // different keys hit different banks).
         // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
@@ -897,7 +1052,7 @@ enum KernelSource {
             RELEASE_NEXT();
             __shared__ __align__(16) float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
             __shared__ __align__(16) float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 4];
-            __shared__ float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
+            __shared__ __align__(16) float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
             const int kvh = blockIdx.x, group = heads / kv_heads;
             const int t0 = blockIdx.y * tile_tokens, count = min(tile_tokens, tokens - t0);
@@ -920,12 +1075,14 @@ enum KernelSource {
             }
             for (int k0 = 0; k0 <= last; k0 += PREFILL_KEYS) {
                 __syncthreads();
-                for (int i = threadIdx.x; i < PREFILL_KEYS * head_dim; i += blockDim.x) {
-                    const int j = i / head_dim, d = i % head_dim;
+                const int quads = head_dim / 4;
+                for (int i = threadIdx.x; i < PREFILL_KEYS * quads; i += blockDim.x) {
+                    const int j = i / quads, d = 4 * (i % quads);
                     const bool real = k0 + j <= last;
                     const size_t at = (size_t)(k0 + j) * kv_width + (size_t)kvh * head_dim + d;
-                    keys[j][d] = real ? k_cache[at] : 0.0f;
-                    values[j][d] = real ? v_cache[at] : 0.0f;
+                    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    *(float4 *)&keys[j][d] = real ? *(const float4 *)(k_cache + at) : zero;
+                    *(float4 *)&values[j][d] = real ? *(const float4 *)(v_cache + at) : zero;
                 }
                 __syncthreads();
         #pragma unroll
@@ -1306,13 +1463,21 @@ enum KernelSource {
         }
 
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
-        // is read once into registers, so the three passes cost one trip to memory.
+        // is read once into registers, so the three passes cost one trip to memory. Before it, as the kernel that
+        // would otherwise run first does it, `mode` ROW_ADD adds `other` into x (add_rows), ROW_RELU2 and ROW_SILU
+        // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back.
         #define WIDE_VALUES 8
-        extern "C" __global__ void rms_norm_quantize_wide(const float *x, const float *weight, float eps, int width,
-                                                          int stride, i8 *q, float *scales) {
+        #define ROW_KEEP 0
+        #define ROW_ADD 1
+        #define ROW_RELU2 2
+        #define ROW_SILU 3
+        extern "C" __global__ void rms_norm_quantize_wide(float *x, const float *weight, float eps, int width,
+                                                          int stride, i8 *q, float *scales, const float *other,
+                                                          int mode) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            const float *row = x + (size_t)blockIdx.x * width;
+            float *row = x + (size_t)blockIdx.x * width;
+            const float *other_row = other + (size_t)blockIdx.x * width;
             float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
         #pragma unroll
@@ -1320,6 +1485,18 @@ enum KernelSource {
                 const int i = threadIdx.x + k * blockDim.x;
                 v[k] = i < width ? row[i] : 0.0f;
                 g[k] = i < width ? weight[i] : 0.0f;
+                if (mode != ROW_KEEP && i < width) {
+                    const float o = other_row[i];
+                    if (mode == ROW_ADD) {
+                        v[k] += o;
+                    } else if (mode == ROW_RELU2) {
+                        const float r = fmaxf(v[k], 0.0f);
+                        v[k] = r * r * o;
+                    } else {
+                        v[k] = v[k] / (1.0f + expf(-v[k])) * o;
+                    }
+                    row[i] = v[k];
+                }
             }
         #pragma unroll
             for (int k = 0; k < WIDE_VALUES; k++) sum += (double)v[k] * (double)v[k];

@@ -95,11 +95,13 @@ public protocol Backend: AnyObject {
     /// ``argmax(_:row:head:)`` of each of `rows`, so a backend can read the head once for all of them and return
     /// only the indices; the default takes the argmax of ``logits(_:rows:head:)`` on the host.
     func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int]
-    /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions` of the sequence
-    /// cached in `cache`; the operations take the tokens and positions as arguments too. A backend may record the
-    /// operations of a step once and replay them for later steps of the same shape, taking only the tokens and
-    /// positions given here. The forward pass calls it for single-token steps.
-    func step(tokens: [Int], positions: [Int32], cache: KeyValueCache, _ body: () -> Void)
+    /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions`, the rows of each
+    /// segment cached in its cache; the operations take the tokens, positions and segments as arguments too. A
+    /// backend may record the operations of a step once and replay them for later steps of the same shape, taking
+    /// only the tokens, positions and caches given here. The forward pass calls it for decoding steps: one token
+    /// of one sequence, or one token of each of several.
+    func step(
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], _ body: () -> Void)
 }
 
 extension Backend {
@@ -120,7 +122,9 @@ extension Backend {
     public func discardRows(of q: QuantizedActivations, after rows: Int) {}
 
     /// Runs `body`.
-    public func step(tokens: [Int], positions: [Int32], cache: KeyValueCache, _ body: () -> Void) {
+    public func step(
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], _ body: () -> Void
+    ) {
         body()
     }
 }

@@ -158,7 +158,7 @@ public final class Transformer<B: Backend> {
     /// One token through the layer stack and the final norm, into row 0 of `normed`, as one backend step.
     private func decodeStep(_ token: Int, at position: Int, cache: B.KeyValueCache) {
         let positions = [Int32(position)]
-        backend.step(tokens: [token], positions: positions, cache: cache) {
+        backend.step(tokens: [token], positions: positions, segments: [(0..<1, cache)]) {
             runLayers([token], positions: positions, segments: [(0..<1, cache)])
             backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: 1, into: normed)
         }
@@ -231,9 +231,23 @@ public final class Transformer<B: Backend> {
             segments.append((positions.count..<positions.count + slice.tokens.count, slice.cache))
             positions += (0..<slice.tokens.count).map { Int32(slice.start + $0) }
         }
-        runLayers(tokens, positions: positions, segments: segments)
-        guard batch.contains(where: \.wantsLogits) else { return batch.map { _ in nil } }
-        backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
+        let wantsLogits = batch.contains(where: \.wantsLogits)
+        if batch.allSatisfy({ $0.tokens.count == 1 }) {
+            // A decoding step: the same operations every time for the same number of sequences, so the backend
+            // may replay them; the final norm is always part of it.
+            backend.step(tokens: tokens, positions: positions, segments: segments) {
+                runLayers(tokens, positions: positions, segments: segments)
+                backend.rmsNorm(
+                    x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
+            }
+        } else {
+            runLayers(tokens, positions: positions, segments: segments)
+            if wantsLogits {
+                backend.rmsNorm(
+                    x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
+            }
+        }
+        guard wantsLogits else { return batch.map { _ in nil } }
         return zip(batch, segments).map { slice, segment in
             slice.wantsLogits && !segment.rows.isEmpty ? segment.rows.upperBound - 1 : nil
         }

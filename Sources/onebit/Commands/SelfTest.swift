@@ -54,8 +54,12 @@ struct SelfTest: AsyncParsableCommand {
                 label: "int8")
         }
         switch device {
-        case .cuda: failures += try DecodeStepCheck.run(on: CUDABackend(), against: reference)
-        case .cpu, .auto: failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
+        case .cuda:
+            failures += try DecodeStepCheck.run(on: CUDABackend(), against: reference)
+            failures += BatchedStepCheck.run(on: try CUDABackend(), against: reference)
+        case .cpu, .auto:
+            failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
+            failures += BatchedStepCheck.run(on: CPUBackend(), against: reference)
         }
         failures += try FixtureCheck(root: fixtures, device: device).run()
         failures += try await BatchInvarianceCheck(device: device).run()
@@ -171,13 +175,15 @@ enum HeadCheck {
 /// 2B-4T's 128 dimensions and group of four (the fixture models' heads are smaller): a 300-token prompt, then
 /// teacher-forced steps whose logits must agree, then greedy steps whose tokens must be the same.
 enum DecodeStepCheck {
+    /// The model: 2B-4T's heads in a small stack.
+    static let config = ModelConfig(
+        architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
+        headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
+        rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true)
+
     /// Prints one line; returns 1 when it failed.
     static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) throws -> Int
     {
-        let config = ModelConfig(
-            architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
-            headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
-            rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true)
         let weights = SyntheticShape(config: config).makeWeights()
         var rng = SplitMix64(seed: 0xDEC0DE)
         let prompt = (0..<300).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
@@ -199,6 +205,56 @@ enum DecodeStepCheck {
             "step     \(ok ? "PASS" : "FAIL")  \(forced.count) steps after a \(prompt.count)-token prompt: largest "
                 + "relative logit difference \(worst); \(got.greedy == expected.greedy ? "same" : "different") greedy "
                 + "tokens over 16 steps")
+        return ok ? 0 : 1
+    }
+}
+
+/// Steps of several sequences at once on a backend against the CPU's scalar backend, on the model of
+/// ``DecodeStepCheck``: prompts of different lengths, then batched steps of one token per sequence (the steps a
+/// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same.
+enum BatchedStepCheck {
+    /// Prompt lengths of the sequences: more positions than one attention run, and fewer.
+    static let promptLengths = [300, 7, 64, 129, 33]
+
+    /// Prints one line; returns 1 when it failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
+        let config = DecodeStepCheck.config
+        let weights = SyntheticShape(config: config).makeWeights()
+        var rng = SplitMix64(seed: 0xBA7C4)
+        let prompts = promptLengths.map { count in (0..<count).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+        let forced = (0..<6).map { _ in prompts.map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+        func run<B: Backend>(_ backend: B) -> (logits: [Float], greedy: [[Int]]) {
+            let transformer = Transformer(backend: backend, config: config, weights: weights)
+            let caches = prompts.map { _ in transformer.makeCache(capacity: 400) }
+            var lengths = prompts.map(\.count)
+            for (prompt, cache) in zip(prompts, caches) {
+                _ = transformer.forward(prompt, startingAt: 0, cache: cache) { _ in false }
+            }
+            func slices(_ tokens: [Int]) -> [Transformer<B>.Slice] {
+                zip(tokens, zip(lengths, caches)).map {
+                    .init(tokens: [$0], start: $1.0, cache: $1.1, wantsLogits: true)
+                }
+            }
+            var logits: [Float] = []
+            for tokens in forced {
+                logits += transformer.forward(batch: slices(tokens)).flatMap { $0 ?? [] }
+                lengths = lengths.map { $0 + 1 }
+            }
+            var greedy = [forced.last!]
+            for _ in 0..<8 {
+                greedy.append(transformer.greedyNext(batch: slices(greedy.last!)).map { $0 ?? -1 })
+                lengths = lengths.map { $0 + 1 }
+            }
+            return (logits, greedy)
+        }
+        let got = run(device)
+        let expected = run(reference)
+        let worst = largestRelativeDifference(got.logits, expected.logits)
+        let ok = worst <= 1e-3 && got.greedy == expected.greedy
+        print(
+            "batched  \(ok ? "PASS" : "FAIL")  \(forced.count) steps of \(prompts.count) sequences: largest relative "
+                + "logit difference \(worst); \(got.greedy == expected.greedy ? "same" : "different") greedy tokens "
+                + "over 8 steps")
         return ok ? 0 : 1
     }
 }
