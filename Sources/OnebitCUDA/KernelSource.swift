@@ -278,20 +278,25 @@ enum KernelSource {
 
         // The products of ternary_rows for many tokens on the tensor cores (sm_80 and later), per-tensor scale only:
         // mma.sync m16n8k32 with int8 operands and exact int32 sums, so every y is bit for bit what ternary_rows
-        // gives. A block of 4 warps computes MMA_ROWS rows for MMA_TOKENS tokens, each warp a 32 x 32 quarter.
-        // Weights and activations go through shared memory MMA_CHUNKS 64-column chunks at a time with cp.async,
-        // two stages deep, so the next chunks load while the tensor cores work on these. A warp decodes its rows'
-        // codes into A fragments (byte i of (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so
-        // code - 1 per byte gives four columns in order); activation rows are padded to MMA_STAGE_WORDS words so the
-        // B fragments' reads hit 32 different banks. Rows and tokens past the ends load the last real one (and are
-        // not stored), chunks past the end are loaded but not used. Few tokens make few tiles: the columns are then
-        // split over more blocks, whose integer sums add up exactly in any order.
+        // gives. A block of MMA_THREADS threads computes MMA_ROWS rows for MMA_TOKENS tokens: warps 0-3 each a 32 x 32
+        // quarter from the first half of every stage's chunks, warps 4-7 the same quarters from the second half, their
+        // sums added at the end (twice the warps of one quarter each, for the same shared memory: a step of few tokens
+        // has few tiles, so more warps per tile hide more of the loads' latency). Weights and activations go through
+        // shared memory MMA_CHUNKS 64-column chunks at a time with cp.async, two stages deep, so the next chunks load
+        // while the tensor cores work on these; each thread copies the same slots of every stage, so their addresses
+        // are worked out once. A warp decodes its rows' codes into A fragments (byte i of (word >> 2j) & 0x03030303 is
+        // the code of column 16m + 4j + i, so code - 1 per byte gives four columns in order); activation rows are
+        // padded to MMA_STAGE_WORDS words so the B fragments' reads hit 32 different banks. Rows and tokens past the
+        // ends load the last real one (and are not stored), chunks past the end are loaded but not used. Few tokens
+        // make few tiles: the columns are then split over more blocks, whose integer sums add up exactly in any order.
         #define MMA_ROWS 64
         #define MMA_TOKENS 64
         #define MMA_CHUNKS 4
         #define MMA_STAGE_WORDS (MMA_CHUNKS * 16 + 4)
+        #define MMA_THREADS 256
+        // Code - 1 in each byte: every byte is lifted by 0x80 for the subtraction, so none borrows from the next.
         __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
-            return __vsub4((word >> (2 * j)) & 0x03030303u, 0x01010101u);
+            return ((((word >> (2 * j)) & 0x03030303u) | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
         }
 
         __device__ __forceinline__ void copy_async_16(void *shared, const void *global) {
@@ -338,7 +343,8 @@ enum KernelSource {
             __shared__ uint4 a_stage[2][MMA_ROWS][MMA_CHUNKS];
             __shared__ __align__(16) u32 b_stage[2][MMA_TOKENS][MMA_STAGE_WORDS];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
-            const int warp_row = (warp & 1) * 32, warp_token = (warp >> 1) * 32;
+            const int quarter = warp & 3, k_first = (warp >> 2) * (MMA_CHUNKS / 2);
+            const int warp_row = (quarter & 1) * 32, warp_token = (quarter >> 1) * 32;
             // blockIdx.y is the token tile plus, with `partial`, the share of the columns times the tiles: share z takes
             // chunks z * split_chunks ..< (z + 1) * split_chunks and adds its exact sums into partial[token][row]
             // (finish_products turns them into y).
@@ -347,18 +353,21 @@ enum KernelSource {
             const size_t stride = (size_t)chunks * 64;
             const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
             const int last = partial ? min(chunks, first + split_chunks) : chunks;
+            // This thread's slots of a stage: chunk a_chunk of row a_row, and 16-byte piece b_piece of tokens
+            // b_token + 16 j.
+            const int a_row = threadIdx.x / MMA_CHUNKS, a_chunk = threadIdx.x % MMA_CHUNKS;
+            const uint4 *a_source = w + (size_t)min(row0 + a_row, rows - 1) * chunks;
+            const int b_piece = threadIdx.x % (MMA_CHUNKS * 4), b_token = threadIdx.x / (MMA_CHUNKS * 4);
+            const i8 *b_source[MMA_TOKENS / 16];
+        #pragma unroll
+            for (int j = 0; j < MMA_TOKENS / 16; j++)
+                b_source[j] = q + (size_t)min(t0 + b_token + 16 * j, tokens - 1) * stride + (b_piece % 4) * 16;
             auto load = [&](int buffer, int c) {
-                for (int i = threadIdx.x; i < MMA_ROWS * MMA_CHUNKS; i += blockDim.x) {
-                    const int r = i / MMA_CHUNKS, k = i % MMA_CHUNKS;
-                    const size_t row = (size_t)min(row0 + r, rows - 1), chunk = (size_t)min(c + k, last - 1);
-                    copy_async_16(&a_stage[buffer][r][k], w + row * chunks + chunk);
-                }
-                for (int i = threadIdx.x; i < MMA_TOKENS * MMA_CHUNKS * 4; i += blockDim.x) {
-                    const int t = i / (MMA_CHUNKS * 4), piece = i % (MMA_CHUNKS * 4);
-                    const size_t token = (size_t)min(t0 + t, tokens - 1);
-                    const size_t chunk = (size_t)min(c + piece / 4, last - 1);
-                    copy_async_16(&b_stage[buffer][t][piece * 4], q + token * stride + chunk * 64 + (piece % 4) * 16);
-                }
+                copy_async_16(&a_stage[buffer][a_row][a_chunk], a_source + min(c + a_chunk, last - 1));
+                const size_t offset = (size_t)min(c + b_piece / 4, last - 1) * 64;
+        #pragma unroll
+                for (int j = 0; j < MMA_TOKENS / 16; j++)
+                    copy_async_16(&b_stage[buffer][b_token + 16 * j][b_piece * 4], b_source[j] + offset);
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
             int acc[2][4][4];
@@ -378,7 +387,7 @@ enum KernelSource {
                 }
                 __syncthreads();
         #pragma unroll
-                for (int k = 0; k < MMA_CHUNKS; k++) {
+                for (int k = k_first; k < k_first + MMA_CHUNKS / 2; k++) {
                     if (c + k >= last) break;
                     uint4 packed[2][2];
         #pragma unroll
@@ -411,6 +420,24 @@ enum KernelSource {
                 }
                 __syncthreads();
             }
+            // Warps 4-7 hand their sums to the warps of the same quarters (through the stage memory, free now).
+            int *handed = (int *)&b_stage[0][0][0];
+            if (k_first) {
+        #pragma unroll
+                for (int m = 0; m < 2; m++)
+        #pragma unroll
+                    for (int n = 0; n < 4; n++)
+        #pragma unroll
+                        for (int k = 0; k < 4; k++) handed[((quarter * 32 + (m * 4 + n) * 4 + k) * 32) + lane] = acc[m][n][k];
+            }
+            __syncthreads();
+            if (k_first) return;
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) acc[m][n][k] += handed[((quarter * 32 + (m * 4 + n) * 4 + k) * 32) + lane];
             const float w_scale = matrix.scales[0];
         #pragma unroll
             for (int m = 0; m < 2; m++)
