@@ -520,7 +520,7 @@ public final class CUDABackend {
                 .address(table), .int(layer))
         }
         let scale = 1 / Float(headDim).squareRoot()
-        if segments.allSatisfy({ $0.rows.count == 1 }) && headDim == 128 && heads / kvHeads <= 8 {
+        if segments.allSatisfy({ $0.rows.count == 1 }) && headDim == 128 && heads / kvHeads <= 4 {
             // One token per sequence: a block per kv head and token reads each key and value once for the whole
             // group of query heads.
             launch(

@@ -946,12 +946,15 @@ enum KernelSource {
         // lane l scores position l of the run against every query head of the group, an online softmax per head
         // carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of each head's output
         // from the run's values. The warps' states are merged at the end.
-        #define ROWS_GROUP 8
+        #define ROWS_GROUP 4
         #define ROWS_WARPS 8
+        #define ROWS_LOADS 4
         #define ROWS_HEAD_DIM 128
-        extern "C" __global__ void attention_rows(const float *q, int heads, int kv_heads, const int *positions,
-                                                  float scale, float *out, const unsigned long long *caches,
-                                                  int layer) {
+        // Three blocks fit an SM (at most 85 registers a thread), so a step of 64 sequences of 2B-4T's shape runs in
+        // one wave.
+        extern "C" __global__ void __launch_bounds__(ROWS_WARPS * 32, 3)
+            attention_rows(const float *q, int heads, int kv_heads, const int *positions, float scale, float *out,
+                           const unsigned long long *caches, int layer) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ __align__(16) float queries[ROWS_GROUP][ROWS_HEAD_DIM];
@@ -984,13 +987,13 @@ enum KernelSource {
                 for (int h = 0; h < ROWS_GROUP; h++) dots[h] = 0.0f;
                 if (p < length) {
                     const float4 *key = (const float4 *)(k_cache + (size_t)p * kv_width);
-                    // Eight loads in flight before the products that wait on them.
-                    for (int d0 = 0; d0 < ROWS_HEAD_DIM / 4; d0 += 8) {
-                        float4 k[8];
+                    // Several loads in flight before the products that wait on them.
+                    for (int d0 = 0; d0 < ROWS_HEAD_DIM / 4; d0 += ROWS_LOADS) {
+                        float4 k[ROWS_LOADS];
         #pragma unroll
-                        for (int u = 0; u < 8; u++) k[u] = key[d0 + u];
+                        for (int u = 0; u < ROWS_LOADS; u++) k[u] = key[d0 + u];
         #pragma unroll
-                        for (int u = 0; u < 8; u++) {
+                        for (int u = 0; u < ROWS_LOADS; u++) {
         #pragma unroll
                             for (int h = 0; h < ROWS_GROUP; h++) {
                                 if (h >= group) break;
@@ -1016,14 +1019,14 @@ enum KernelSource {
                     m[h] = next;
                 }
                 const int count = min(32, length - run);
-                for (int j0 = 0; j0 < count; j0 += 8) {
-                    float4 v[8];
+                for (int j0 = 0; j0 < count; j0 += ROWS_LOADS) {
+                    float4 v[ROWS_LOADS];
         #pragma unroll
-                    for (int u = 0; u < 8; u++)
+                    for (int u = 0; u < ROWS_LOADS; u++)
                         v[u] = j0 + u < count ? *(const float4 *)(v_cache + (size_t)(run + j0 + u) * kv_width + 4 * lane)
                                               : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         #pragma unroll
-                    for (int u = 0; u < 8; u++) {
+                    for (int u = 0; u < ROWS_LOADS; u++) {
                         if (j0 + u >= count) break;
         #pragma unroll
                         for (int h = 0; h < ROWS_GROUP; h++) {
