@@ -91,11 +91,27 @@ public final class CUDABackend {
         let other: CUDAActivations
         let tokens: Int
         let mode: RowOperation
+        /// The rescale that makes `other`, the output of a split product, when it is pending too.
+        var finish: PendingFinish? = nil
     }
 
-    /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_SILU` in the source).
+    /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_ADD_PRODUCT` in the source).
     private enum RowOperation: Int {
-        case keep, add, relu2, silu
+        case keep, add, relu2, silu, addProduct
+    }
+
+    /// The rescale of a split tensor-core product of one or three matrices (``Kernel/finishProducts``) and their
+    /// outputs, not launched yet: a residual add of the one output and the norm after it, or the rotary embedding
+    /// and cache store of the three (query, key, value), do it on the way.
+    private var pendingFinish: (PendingFinish, [CUDAActivations])?
+
+    private struct PendingFinish {
+        let partial: UInt64
+        let tokens: Int
+        let inputScales: UInt64
+        /// Scale, output and rows of each matrix, as ``Kernel/finishProducts`` takes them.
+        let arguments: [Argument]
+        let rows: Int
     }
 
     /// The single-token rotary embedding and cache store of the current layer, not launched yet: the single-token
@@ -305,15 +321,20 @@ public final class CUDABackend {
             // tokens/s and a 64-sequence step from 11,053 to 11,573.
             let threads = max(128, min(1024, (x.width + 8 * 32 - 1) / (8 * 32) * 32))
             var operation = (other: UInt64(0), mode: RowOperation.keep)
+            var product: [Argument] = [.address(0), .address(0), .address(0)]
             if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
                 pendingRowOperation = nil
                 operation = (p.other.buffer.address, p.mode)
+                if let finish = p.finish {
+                    // finish_products' arguments for one matrix: its scale, output and rows.
+                    product = [.address(finish.partial), .address(finish.inputScales), finish.arguments[0]]
+                }
             }
             launch(
                 .rmsNormQuantizeWide, grid: (tokens, 1), block: threads, .address(x.buffer.address),
                 .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
                 .address(q.values.address), .address(q.scales.address), .address(operation.other),
-                .int(operation.mode.rawValue))
+                .int(operation.mode.rawValue), product[0], product[1], product[2])
             return
         }
         launch(
@@ -398,10 +419,15 @@ public final class CUDABackend {
                 .int(chunks), .address(q.values.address), .address(q.scales.address), .int(tokens), .int(share),
                 .address(partial),
             ] + matrices)
-        if parts > 1 {
-            enqueue(
-                .finishProducts, grid: ((tokens * totalRows + 255) / 256, 1), block: 256,
-                [.address(partial), .int(tokens), .address(q.scales.address)] + scales)
+        guard parts > 1 else { return }
+        let finish = PendingFinish(
+            partial: partial, tokens: tokens, inputScales: q.scales.address, arguments: scales, rows: totalRows)
+        if ws.count != 2 {
+            // A residual add and norm, or the rotary embedding and cache store, may follow and do the rescale on
+            // the way.
+            pendingFinish = (finish, ys)
+        } else {
+            launchFinish(finish)
         }
     }
 
@@ -593,6 +619,15 @@ public final class CUDABackend {
             return
         }
         if tokens > 1 && useFusion && x.width <= 8 * 1024 {
+            if let (finish, outputs) = pendingFinish, outputs.count == 1, outputs[0] === delta, delta !== x,
+                finish.tokens == tokens
+            {
+                pendingFinish = nil
+                flush()
+                pendingRowOperation = PendingRowOperation(
+                    target: x, other: delta, tokens: tokens, mode: .addProduct, finish: finish)
+                return
+            }
             flush()
             pendingRowOperation = PendingRowOperation(target: x, other: delta, tokens: tokens, mode: .add)
             return
@@ -870,12 +905,31 @@ public final class CUDABackend {
         releaseRopeStore()
     }
 
-    /// Launches the pending residual add or gated activation as a kernel of its own.
+    /// Rescales the summed integers of a split tensor-core product into its outputs.
+    private func launchFinish(_ finish: PendingFinish) {
+        enqueue(
+            .finishProducts, grid: ((finish.tokens * finish.rows + 255) / 256, 1), block: 256,
+            [.address(finish.partial), .int(finish.tokens), .address(finish.inputScales)] + finish.arguments)
+    }
+
+    /// Launches the pending residual add or gated activation as a kernel of its own, and the rescale of a split
+    /// product before it.
     private func flushRowOperation() {
+        if let (finish, _) = pendingFinish {
+            pendingFinish = nil
+            launchFinish(finish)
+        }
         guard let p = pendingRowOperation else { return }
         pendingRowOperation = nil
+        if let finish = p.finish { launchFinish(finish) }
         let count = p.tokens * p.target.width
-        let kernel: Kernel = p.mode == .add ? .add : p.mode == .relu2 ? .relu2Multiply : .siluMultiply
+        let kernel: Kernel
+        switch p.mode {
+        case .keep: return
+        case .add, .addProduct: kernel = .add
+        case .relu2: kernel = .relu2Multiply
+        case .silu: kernel = .siluMultiply
+        }
         enqueue(
             kernel, grid: ((count + 255) / 256, 1), block: 256,
             [.address(p.target.buffer.address), .address(p.other.buffer.address), .int(count)])
@@ -937,11 +991,22 @@ public final class CUDABackend {
         query: PendingRotation, key: PendingRotation, values: CUDAActivations, keyCache: UInt64, valueCache: UInt64,
         table: UInt64, layer: Int
     ) {
+        var product: [Argument] = [.address(0), .address(0), .int(0), .address(0), .address(0), .address(0)]
+        if let (finish, outputs) = pendingFinish, outputs.count == 3, outputs[0] === query.x, outputs[1] === key.x,
+            outputs[2] === values, finish.tokens == key.tokens
+        {
+            pendingFinish = nil
+            // finish_products' arguments: scale, output and rows of each matrix.
+            product = [
+                .address(finish.partial), .address(finish.inputScales), .int(finish.rows), finish.arguments[0],
+                finish.arguments[3], finish.arguments[6],
+            ]
+        }
         launch(
             .ropeStoreRows, grid: (key.tokens, 1), block: 256, .address(query.x.buffer.address), .int(query.heads),
             .address(key.x.buffer.address), .address(values.buffer.address), .int(key.heads), .int(key.headDim),
             .address(key.positions), .float(key.theta), .address(keyCache), .address(valueCache), .address(table),
-            .int(layer))
+            .int(layer), product[0], product[1], product[2], product[3], product[4], product[5])
     }
 
     /// Launches the queued rotations one by one.

@@ -830,14 +830,34 @@ enum KernelSource {
 
         // Token blockIdx.x of a step: the rotary embedding of its query and key heads in place (as rope_neox), then
         // its keys and values into one layer of the cache at its position (as store_kv, through row_cache), in one
-        // launch instead of three.
-        extern "C" __global__ void rope_store_rows(float *q, int heads, float *k, const float *v, int kv_heads,
-                                                   int head_dim, const int *positions, float theta, float *k_cache,
-                                                   float *v_cache, const unsigned long long *caches, int layer) {
+        // launch instead of three. Where `sums` is not null, q, k and v are first made from the summed integers of
+        // their split product (rows laid end to end, sum_rows per token; token scales sum_scales, weight scales
+        // s_q[0], s_k[0], s_v[0]) as finish_products does.
+        extern "C" __global__ void rope_store_rows(float *q, int heads, float *k, float *v, int kv_heads, int head_dim,
+                                                   const int *positions, float theta, float *k_cache, float *v_cache,
+                                                   const unsigned long long *caches, int layer, int *sums,
+                                                   const float *sum_scales, int sum_rows, const float *s_q,
+                                                   const float *s_k, const float *s_v) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
             const int t = blockIdx.x, half = head_dim / 2;
+            if (sums) {
+                const int q_width = heads * head_dim, kv_width = kv_heads * head_dim;
+                for (int i = threadIdx.x; i < sum_rows; i += blockDim.x) {
+                    int *sum = sums + (size_t)t * sum_rows + i;
+                    const float *s = i < q_width ? s_q : i < q_width + kv_width ? s_k : s_v;
+                    const float value = (float)*sum / sum_scales[t] * s[0];
+                    *sum = 0;
+                    if (i < q_width)
+                        q[(size_t)t * q_width + i] = value;
+                    else if (i < q_width + kv_width)
+                        k[(size_t)t * kv_width + i - q_width] = value;
+                    else
+                        v[(size_t)t * kv_width + i - q_width - kv_width] = value;
+                }
+                __syncthreads();
+            }
             const int position = positions[t];
             for (int i = threadIdx.x; i < half; i += blockDim.x)
                 rope_angle(theta, i, head_dim, (float)position, cosines[i], sines[i]);
@@ -1495,19 +1515,22 @@ enum KernelSource {
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
         // is read once into registers, so the three passes cost one trip to memory. Before it, as the kernel that
         // would otherwise run first does it, `mode` ROW_ADD adds `other` into x (add_rows), ROW_RELU2 and ROW_SILU
-        // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back.
+        // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back. ROW_ADD_PRODUCT first
+        // makes `other` from the summed integers of a split product (`sums`, whose token scales are `sum_scales` and
+        // weight scale w_scale[0]) as finish_products does, then adds it.
         #define WIDE_VALUES 8
         #define ROW_KEEP 0
         #define ROW_ADD 1
         #define ROW_RELU2 2
         #define ROW_SILU 3
+        #define ROW_ADD_PRODUCT 4
         extern "C" __global__ void rms_norm_quantize_wide(float *x, const float *weight, float eps, int width,
-                                                          int stride, i8 *q, float *scales, const float *other,
-                                                          int mode) {
+                                                          int stride, i8 *q, float *scales, float *other, int mode,
+                                                          int *sums, const float *sum_scales, const float *w_scale) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             float *row = x + (size_t)blockIdx.x * width;
-            const float *other_row = other + (size_t)blockIdx.x * width;
+            float *other_row = other + (size_t)blockIdx.x * width;
             float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
         #pragma unroll
@@ -1516,8 +1539,16 @@ enum KernelSource {
                 v[k] = i < width ? row[i] : 0.0f;
                 g[k] = i < width ? weight[i] : 0.0f;
                 if (mode != ROW_KEEP && i < width) {
-                    const float o = other_row[i];
-                    if (mode == ROW_ADD) {
+                    float o;
+                    if (mode == ROW_ADD_PRODUCT) {
+                        int *sum = sums + (size_t)blockIdx.x * width + i;
+                        o = (float)*sum / sum_scales[blockIdx.x] * w_scale[0];
+                        *sum = 0;
+                        other_row[i] = o;
+                    } else {
+                        o = other_row[i];
+                    }
+                    if (mode == ROW_ADD || mode == ROW_ADD_PRODUCT) {
                         v[k] += o;
                     } else if (mode == ROW_RELU2) {
                         const float r = fmaxf(v[k], 0.0f);

@@ -213,8 +213,9 @@ enum DecodeStepCheck {
 /// ``DecodeStepCheck``: prompts of different lengths, then batched steps of one token per sequence (the steps a
 /// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same.
 enum BatchedStepCheck {
-    /// Prompt lengths of the sequences: more positions than one attention run, and fewer.
-    static let promptLengths = [300, 7, 64, 129, 33]
+    /// Prompt lengths of the sequences: more positions than one attention run, and fewer; more sequences than the
+    /// 8 tokens a step takes without the tensor cores.
+    static let promptLengths = [300, 7, 64, 129, 33, 1, 90, 31, 250, 12, 65, 5]
 
     /// Prints one line; returns 1 when it failed.
     static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
