@@ -1533,28 +1533,41 @@ enum KernelSource {
             float *other_row = other + (size_t)blockIdx.x * width;
             float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
+            // Every load is issued before any store, which could alias the rows, so they all wait on memory at once.
         #pragma unroll
             for (int k = 0; k < WIDE_VALUES; k++) {
                 const int i = threadIdx.x + k * blockDim.x;
                 v[k] = i < width ? row[i] : 0.0f;
                 g[k] = i < width ? weight[i] : 0.0f;
-                if (mode != ROW_KEEP && i < width) {
-                    float o;
+            }
+            if (mode != ROW_KEEP) {
+                float o[WIDE_VALUES];
+                int *sum_row = sums + (size_t)blockIdx.x * width;
+        #pragma unroll
+                for (int k = 0; k < WIDE_VALUES; k++) {
+                    const int i = threadIdx.x + k * blockDim.x;
+                    if (i >= width)
+                        o[k] = 0.0f;
+                    else if (mode == ROW_ADD_PRODUCT)
+                        o[k] = (float)sum_row[i] / sum_scales[blockIdx.x] * w_scale[0];
+                    else
+                        o[k] = other_row[i];
+                }
+        #pragma unroll
+                for (int k = 0; k < WIDE_VALUES; k++) {
+                    const int i = threadIdx.x + k * blockDim.x;
+                    if (i >= width) continue;
                     if (mode == ROW_ADD_PRODUCT) {
-                        int *sum = sums + (size_t)blockIdx.x * width + i;
-                        o = (float)*sum / sum_scales[blockIdx.x] * w_scale[0];
-                        *sum = 0;
-                        other_row[i] = o;
-                    } else {
-                        o = other_row[i];
+                        sum_row[i] = 0;
+                        other_row[i] = o[k];
                     }
                     if (mode == ROW_ADD || mode == ROW_ADD_PRODUCT) {
-                        v[k] += o;
+                        v[k] += o[k];
                     } else if (mode == ROW_RELU2) {
                         const float r = fmaxf(v[k], 0.0f);
-                        v[k] = r * r * o;
+                        v[k] = r * r * o[k];
                     } else {
-                        v[k] = v[k] / (1.0f + expf(-v[k])) * o;
+                        v[k] = v[k] / (1.0f + expf(-v[k])) * o[k];
                     }
                     row[i] = v[k];
                 }
