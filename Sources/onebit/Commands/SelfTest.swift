@@ -197,15 +197,9 @@ enum DecodeStepCheck {
             for _ in 0..<16 { greedy.append(try session.appendGreedy(greedy.last!)) }
             return (logits, greedy)
         }
-        let got = try run(device)
-        let expected = try run(reference)
-        let worst = largestRelativeDifference(got.logits, expected.logits)
-        let ok = worst <= 1e-3 && got.greedy == expected.greedy
-        print(
-            "step     \(ok ? "PASS" : "FAIL")  \(forced.count) steps after a \(prompt.count)-token prompt: largest "
-                + "relative logit difference \(worst); \(got.greedy == expected.greedy ? "same" : "different") greedy "
-                + "tokens over 16 steps")
-        return ok ? 0 : 1
+        return reportAgreement(
+            "step     ", "\(forced.count) steps after a \(prompt.count)-token prompt", got: try run(device),
+            expected: try run(reference), greedySteps: 16)
     }
 }
 
@@ -248,16 +242,25 @@ enum BatchedStepCheck {
             }
             return (logits, greedy)
         }
-        let got = run(device)
-        let expected = run(reference)
-        let worst = largestRelativeDifference(got.logits, expected.logits)
-        let ok = worst <= 1e-3 && got.greedy == expected.greedy
-        print(
-            "batched  \(ok ? "PASS" : "FAIL")  \(forced.count) steps of \(prompts.count) sequences: largest relative "
-                + "logit difference \(worst); \(got.greedy == expected.greedy ? "same" : "different") greedy tokens "
-                + "over 8 steps")
-        return ok ? 0 : 1
+        return reportAgreement(
+            "batched  ", "\(forced.count) steps of \(prompts.count) sequences", got: run(device),
+            expected: run(reference), greedySteps: 8)
     }
+}
+
+/// Prints one line, `label` then PASS or FAIL, `what` was run and how far the logits and greedy tokens of a backend
+/// are from the reference's; returns 1 when the logits differ by more than 1e-3 (relative) or the tokens at all.
+private func reportAgreement<Tokens: Equatable>(
+    _ label: String, _ what: String, got: (logits: [Float], greedy: Tokens),
+    expected: (logits: [Float], greedy: Tokens), greedySteps: Int
+) -> Int {
+    let worst = largestRelativeDifference(got.logits, expected.logits)
+    let same = got.greedy == expected.greedy
+    let ok = worst <= 1e-3 && same
+    print(
+        "\(label)\(ok ? "PASS" : "FAIL")  \(what): largest relative logit difference \(worst); "
+            + "\(same ? "same" : "different") greedy tokens over \(greedySteps) steps")
+    return ok ? 0 : 1
 }
 
 /// The largest `|a - b| / max(1, |b|)` over the pairs, infinity when the counts differ (a check's failure).
