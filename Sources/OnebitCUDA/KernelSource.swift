@@ -1524,9 +1524,11 @@ enum KernelSource {
         #define ROW_RELU2 2
         #define ROW_SILU 3
         #define ROW_ADD_PRODUCT 4
-        extern "C" __global__ void rms_norm_quantize_wide(float *x, const float *weight, float eps, int width,
-                                                          int stride, i8 *q, float *scales, float *other, int mode,
-                                                          int *sums, const float *sum_scales, const float *w_scale) {
+        // Up to 1,024 threads (rows of 8,192), so at most 64 registers a thread.
+        extern "C" __global__ void __launch_bounds__(1024)
+            rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
+                                   float *scales, float *other, int mode, int *sums, const float *sum_scales,
+                                   const float *w_scale) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             float *row = x + (size_t)blockIdx.x * width;

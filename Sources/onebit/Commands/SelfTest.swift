@@ -75,10 +75,11 @@ struct SelfTest: AsyncParsableCommand {
 /// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
 enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
-    /// batches that leave partial tiles; one with per-block scales.
+    /// batches that leave partial tiles; one with per-block scales; one whose norm takes 1,024 threads.
     static let cases: [(rows: Int, columns: Int, tokens: Int, block: Int?)] = [
         (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
         (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
+        (33, 8188, 9, nil),
     ]
 
     /// Prints one line per case; returns the number that failed.
