@@ -65,10 +65,50 @@ final class WholeContextCPU: Backend {
     func logits(_ x: CPUActivations, row: Int, head: CPUDenseWeights) -> [Float] { cpu.logits(x, row: row, head: head) }
     func readRows(_ x: CPUActivations, _ rows: Range<Int>) -> [Float] { cpu.readRows(x, rows) }
     func writeRows(_ rows: [Float], count: Int, into x: CPUActivations) { cpu.writeRows(rows, count: count, into: x) }
+
+    /// The rows per segment of every step the forward pass offered for recording and replay.
+    var steps: [[Int]] = []
+
+    func step(
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: CPUKeyValueCache)], _ body: () -> Void
+    ) {
+        steps.append(segments.map(\.rows.count))
+        body()
+    }
 }
 
 @Suite struct WholeContextBackendTests {
     static let model = SchedulerTests.model
+
+    @Test func decodingStepsOfSeveralSequencesAreOfferedForReplayAndGiveTheSameLogits() throws {
+        let backend = WholeContextCPU()
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        let session = LanguageModel(Self.model)
+        let prompts = [Array(1...9), [40, 41], Array(60...72)]
+        let caches = prompts.map { _ in transformer.makeCache(capacity: 64) }
+        // The prompts in one step: several rows per sequence, so the step is not offered.
+        let first = transformer.forward(
+            batch: zip(prompts, caches).map { .init(tokens: $0, start: 0, cache: $1, wantsLogits: true) })
+        #expect(backend.steps.isEmpty)
+        // Then one token per sequence, twice: each step offered whole, the final norm in it.
+        let next = [[5, 6, 7], [8, 9, 10]]
+        var decoded: [[[Float]?]] = []
+        for (step, tokens) in next.enumerated() {
+            decoded.append(
+                transformer.forward(
+                    batch: zip(tokens, zip(prompts, caches)).map {
+                        .init(tokens: [$0], start: $1.0.count + step, cache: $1.1, wantsLogits: true)
+                    }))
+        }
+        #expect(backend.steps == [[1, 1, 1], [1, 1, 1]])
+        for (index, prompt) in prompts.enumerated() {
+            let text = prompt + next.map { $0[index] }
+            let alone = try session.makeSession(capacity: 64).append(text) { _ in true }
+            #expect(first[index] == alone[prompt.count - 1])
+            #expect(decoded[0][index] == alone[prompt.count])
+            #expect(decoded[1][index] == alone[prompt.count + 1])
+        }
+    }
 
     @Test func wholeContextBlocksRunBatchesAndContinueACachedPrefix() throws {
         let transformer = Transformer(
