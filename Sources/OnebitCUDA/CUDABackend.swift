@@ -397,6 +397,8 @@ public final class CUDABackend {
         let splits = max(1, min(2 * context.multiprocessors / tiles, chunks / 8))
         let share = (chunks + splits - 1) / splits
         let parts = (chunks + share - 1) / share
+        // A pending rescale reads the sums buffer, which may be replaced (grown) below.
+        flush()
         let partial = parts > 1 ? scratch(&partialSums, bytes: tokens * totalRows * 4).address : 0
         var matrices: [Argument] = []
         var scales: [Argument] = []
@@ -412,7 +414,6 @@ public final class CUDABackend {
                 scales += [.address(0), .address(0), .int(0)]
             }
         }
-        flush()
         enqueue(
             .ternaryMatmulTensorCores, grid: (rowTiles, (tokens + 63) / 64 * parts), block: 256,
             [
