@@ -157,22 +157,14 @@ public final class Transformer<B: Backend> {
 
     /// One token through the layer stack and the final norm, into row 0 of `normed`, as one backend step.
     private func decodeStep(_ token: Int, at position: Int, cache: B.KeyValueCache) {
-        let positions = [Int32(position)]
-        backend.step(tokens: [token], positions: positions, segments: [(0..<1, cache)]) {
-            runLayers([token], positions: positions, segments: [(0..<1, cache)])
-            backend.rmsNorm(x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: 1, into: normed)
-        }
+        _ = run([Slice(tokens: [token], start: position, cache: cache, wantsLogits: true)])
     }
 
     /// Runs the slices of several sequences as one step: every projection reads the weights once for all their
-    /// tokens, attention runs per sequence against its own cache (one backend call for all of them). Returns, per slice, the logits of its last token
-    /// when wanted. The slices hold at most ``chunkSize`` tokens together.
+    /// tokens, attention runs per sequence against its own cache (one backend call for all of them). Returns, per
+    /// slice, the logits of its last token when wanted. The slices hold at most ``chunkSize`` tokens together.
     public func forward(batch: [Slice]) -> [[Float]?] {
-        step(
-            batch: batch.map {
-                var slice = $0; slice.greedy = false; return slice
-            }
-        ).map {
+        step(batch: batch, greedy: false).map {
             if case .logits(let logits) = $0 { logits } else { nil }
         }
     }
@@ -180,13 +172,19 @@ public final class Transformer<B: Backend> {
     /// ``forward(batch:)`` with only the index of each wanted row's largest logit (the lowest on ties) coming
     /// back, found where the backend runs: the greedy step of many sequences.
     public func greedyNext(batch: [Slice]) -> [Int?] {
-        step(
-            batch: batch.map {
-                var slice = $0; slice.greedy = true; return slice
-            }
-        ).map {
+        step(batch: batch, greedy: true).map {
             if case .token(let token) = $0 { token } else { nil }
         }
+    }
+
+    /// ``step(batch:)`` with every slice's `greedy` set to `greedy`.
+    private func step(batch: [Slice], greedy: Bool) -> [StepOutput?] {
+        step(
+            batch: batch.map {
+                var slice = $0
+                slice.greedy = greedy
+                return slice
+            })
     }
 
     /// Runs the slices as one step; returns per slice what it wants of its last token: its logits, or where
@@ -232,20 +230,20 @@ public final class Transformer<B: Backend> {
             positions += (0..<slice.tokens.count).map { Int32(slice.start + $0) }
         }
         let wantsLogits = batch.contains(where: \.wantsLogits)
-        if batch.allSatisfy({ $0.tokens.count == 1 }) {
-            // A decoding step: the same operations every time for the same number of sequences, so the backend
-            // may replay them; the final norm is always part of it.
-            backend.step(tokens: tokens, positions: positions, segments: segments) {
-                runLayers(tokens, positions: positions, segments: segments)
-                backend.rmsNorm(
-                    x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
-            }
-        } else {
+        // A decoding step (one token per sequence) is the same operations every time for the same number of
+        // sequences, so the backend may replay it; its final norm always runs.
+        let decoding = batch.allSatisfy { $0.tokens.count == 1 }
+        func layersAndNorm() {
             runLayers(tokens, positions: positions, segments: segments)
-            if wantsLogits {
+            if decoding || wantsLogits {
                 backend.rmsNorm(
                     x, weight: finalNorm, epsilon: config.rmsNormEpsilon, tokens: tokens.count, into: normed)
             }
+        }
+        if decoding {
+            backend.step(tokens: tokens, positions: positions, segments: segments, layersAndNorm)
+        } else {
+            layersAndNorm()
         }
         guard wantsLogits else { return batch.map { _ in nil } }
         return zip(batch, segments).map { slice, segment in
