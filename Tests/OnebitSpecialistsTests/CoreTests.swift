@@ -185,18 +185,19 @@ import Testing
 }
 
 @Suite struct SupervisorTests {
-    /// Runs the supervisor on a thread of its own: it blocks, the cooperative pool may have only two threads, and
-    /// other suites' blocking work can hold every Dispatch worker for seconds (a clean-clone run once saw the
-    /// supervisor start twice in 20 s that way).
-    static func start(_ supervisor: ServerSupervisor) -> Task<Void, Never> {
-        Task {
-            await withCheckedContinuation { continuation in
-                Thread.detachNewThread {
-                    #expect(throws: Never.self) { try supervisor.run() }
-                    continuation.resume()
-                }
-            }
+    /// Runs the supervisor on a thread of its own, started at once; the stream gives the instant the supervisor
+    /// returned, then ends. It blocks, the cooperative pool may have only two threads, and other suites' blocking
+    /// work can hold every worker for half a minute: a supervisor started from a task of its own could start only
+    /// after the test's deadline (a full local run saw it start once in 20 s that way), and a test resumed late
+    /// cannot time the stop itself.
+    static func start(_ supervisor: ServerSupervisor) -> AsyncStream<ContinuousClock.Instant> {
+        let (finished, continuation) = AsyncStream<ContinuousClock.Instant>.makeStream()
+        Thread.detachNewThread {
+            #expect(throws: Never.self) { try supervisor.run() }
+            continuation.yield(.now)
+            continuation.finish()
         }
+        return finished
     }
 
     @Test func aChildThatDiesIsStartedAgainUntilStopped() async throws {
@@ -209,7 +210,7 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(20)
         while supervisor.starts < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         supervisor.stop()
-        await running.value
+        for await _ in running {}
         #expect(supervisor.starts >= 3)
     }
 
@@ -224,9 +225,10 @@ import Testing
         while supervisor.starts < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         let started = ContinuousClock.now
         supervisor.stop()
-        await running.value
+        var stopped = ContinuousClock.now
+        for await instant in running { stopped = instant }
         #expect(supervisor.starts >= 2)
         // The child (which honours SIGTERM) is stopped at once, not after the ten-second SIGKILL deadline.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(stopped - started < .seconds(5))
     }
 }
