@@ -33,6 +33,7 @@ static const symbol driver_symbols[] = {
     DRIVER(cuModuleLoadData, "cuModuleLoadData"),
     DRIVER(cuModuleUnload, "cuModuleUnload"),
     DRIVER(cuModuleGetFunction, "cuModuleGetFunction"),
+    DRIVER(cuFuncSetAttribute, "cuFuncSetAttribute"),
     DRIVER(cuLaunchKernel, "cuLaunchKernel"),
     DRIVER(cuLaunchKernelEx, "cuLaunchKernelEx"),
     DRIVER(cuStreamCreate, "cuStreamCreate"),
@@ -90,14 +91,16 @@ int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error,
 }
 
 CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
-                        unsigned int block_x, CUstream stream, void **parameters, int overlap_previous) {
+                        unsigned int block_x, unsigned int shared_bytes, CUstream stream, void **parameters,
+                        int overlap_previous) {
     if (!overlap_previous)
-        return driver->cuLaunchKernel(function, grid_x, grid_y, 1, block_x, 1, 1, 0, stream, parameters, NULL);
+        return driver->cuLaunchKernel(function, grid_x, grid_y, 1, block_x, 1, 1, shared_bytes, stream, parameters,
+                                      NULL);
     ob_cu_launch_attribute attribute;
     memset(&attribute, 0, sizeof attribute);
     attribute.id = OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
     attribute.value.flag = 1;
-    const ob_cu_launch_config config = {grid_x, grid_y, 1, block_x, 1, 1, 0, stream, &attribute, 1};
+    const ob_cu_launch_config config = {grid_x, grid_y, 1, block_x, 1, 1, shared_bytes, stream, &attribute, 1};
     return driver->cuLaunchKernelEx(&config, function, parameters, NULL);
 }
 

@@ -17,6 +17,11 @@ enum Kernel: Int, CaseIterable {
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows
 
+    /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
+    var dynamicSharedBytes: Int {
+        self == .attentionRows ? KernelSource.attentionRowsSharedBytes : 0
+    }
+
     /// The `extern "C"` name in the source.
     var name: String {
         switch self {
@@ -94,6 +99,14 @@ final class KernelModule {
             try CUDAContext.check(
                 context.driver, context.driver.cuModuleGetFunction!(&function, loaded, kernel.name),
                 "cuModuleGetFunction(\(kernel.name))")
+            if kernel.dynamicSharedBytes > 0 {
+                try CUDAContext.check(
+                    context.driver,
+                    context.driver.cuFuncSetAttribute!(
+                        function, Int32(OB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
+                        Int32(kernel.dynamicSharedBytes)),
+                    "cuFuncSetAttribute(\(kernel.name))")
+            }
             functions.append(function!)
         }
         self.functions = functions

@@ -4,6 +4,10 @@
 /// `[layer][position][kv_heads * head_dim]`. Ternary weights and int8 activations use the GPU layout described at
 /// `ternary_rows`. NVRTC compiles with `--fmad=false` so that products and sums round as the CPU's do.
 enum KernelSource {
+    /// Dynamic shared memory of an `attention_rows` block: two stages of 32 keys (rows of 128 floats padded by 4)
+    /// and 32 values.
+    static let attentionRowsSharedBytes = 2 * (32 * 132 + 32 * 128) * 4
+
     static let text = #"""
         typedef unsigned char u8;
         typedef signed char i8;
@@ -960,26 +964,41 @@ enum KernelSource {
             }
         }
 
-        // Attention of a step of several sequences, one token each, for heads of 128 dimensions and at most
-        // ROWS_GROUP query heads per kv head: block (kv head, token) reads each key and value of its sequence's
-        // cache (row_cache) once for the whole group. Warp w takes the runs of 32 positions w, w + ROWS_WARPS, ...:
-        // lane l scores position l of the run against every query head of the group, an online softmax per head
-        // carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of each head's output
-        // from the run's values. The warps' states are merged at the end.
+        // A decoding step of several sequences, one token each, for heads of 128 dimensions and at most ROWS_GROUP
+        // query heads per kv head: block (kv head, token) first does for its heads what rope_store_rows does for the
+        // token (the query and key heads and the value made from the summed integers of their split product where
+        // `sums` is not null, the query and key heads rotated where `rotate` is set, the key and value stored at the
+        // token's position in its sequence's cache, found through row_cache), then attends over the sequence. The
+        // sequence's keys and values go through shared memory 32 positions at a time, copied by cp.async two stages
+        // deep (the first two are requested before the kernel waits for its predecessor: earlier steps wrote those
+        // positions); warp h serves query head h of the group: lane l scores position l of the stage, an online
+        // softmax carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of the output from
+        // the stage's values. Every key and value is read from memory once for the whole group.
         #define ROWS_GROUP 4
-        #define ROWS_WARPS 8
-        #define ROWS_LOADS 4
         #define ROWS_HEAD_DIM 128
-        // Three blocks fit an SM (at most 85 registers a thread), so a step of 64 sequences of 2B-4T's shape runs in
-        // one wave.
-        extern "C" __global__ void __launch_bounds__(ROWS_WARPS * 32, 3)
-            attention_rows(const float *q, int heads, int kv_heads, const int *positions, float scale, float *out,
-                           const unsigned long long *caches, int layer) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
+        #define ROWS_STAGE 32
+        // Key rows are padded by four floats, so the lanes' 16-byte reads of 32 different keys hit different banks.
+        #define ROWS_KEY_STRIDE (ROWS_HEAD_DIM + 4)
+        #define ROWS_STAGE_FLOATS (ROWS_STAGE * ROWS_KEY_STRIDE + ROWS_STAGE * ROWS_HEAD_DIM)
+
+        // Copies 16 bytes, or writes 16 zero bytes where `bytes` is 0.
+        __device__ __forceinline__ void copy_async_16_or_zero(void *shared, const void *global, int bytes) {
+        #if __CUDA_ARCH__ >= 800
+            const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(address), "l"(global), "r"(bytes)
+                         : "memory");
+        #endif
+        }
+
+        extern "C" __global__ void __launch_bounds__(ROWS_GROUP * 32)
+            attention_rows(float *q, int heads, float *k, float *v, int kv_heads, const int *positions, float theta,
+                           int rotate, float scale, float *out, const unsigned long long *caches, int layer,
+                           int *sums, const float *sum_scales, int sum_rows, const float *s_q, const float *s_k,
+                           const float *s_v) {
+            extern __shared__ __align__(16) float staged[];
             __shared__ __align__(16) float queries[ROWS_GROUP][ROWS_HEAD_DIM];
-            __shared__ float maxima[ROWS_WARPS][ROWS_GROUP], sums[ROWS_WARPS][ROWS_GROUP];
-            __shared__ __align__(16) float parts[ROWS_WARPS][ROWS_GROUP][ROWS_HEAD_DIM];
+            __shared__ __align__(16) float fresh[2][ROWS_HEAD_DIM];
+            __shared__ float cosines[ROWS_HEAD_DIM / 2], sines[ROWS_HEAD_DIM / 2];
             const int kvh = blockIdx.x, t = blockIdx.y, group = heads / kv_heads;
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             float *k_cache = nullptr, *v_cache = nullptr;
@@ -987,101 +1006,119 @@ enum KernelSource {
             const size_t kv_width = (size_t)kv_heads * ROWS_HEAD_DIM;
             k_cache += (size_t)kvh * ROWS_HEAD_DIM;
             v_cache += (size_t)kvh * ROWS_HEAD_DIM;
-            const float *qt = q + ((size_t)t * heads + (size_t)kvh * group) * ROWS_HEAD_DIM;
-            for (int i = threadIdx.x; i < group * ROWS_HEAD_DIM; i += blockDim.x)
-                queries[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM] = qt[i];
-            __syncthreads();
-            const int length = positions[t] + 1;
-            float m[ROWS_GROUP], l[ROWS_GROUP], e[ROWS_GROUP];
-            float4 acc[ROWS_GROUP];
-        #pragma unroll
-            for (int h = 0; h < ROWS_GROUP; h++) {
-                m[h] = NEGATIVE_INFINITY;
-                l[h] = 0.0f;
-                acc[h] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            }
-            for (int run = warp * 32; run < length; run += ROWS_WARPS * 32) {
-                const int p = run + lane;
-                float dots[ROWS_GROUP];
-        #pragma unroll
-                for (int h = 0; h < ROWS_GROUP; h++) dots[h] = 0.0f;
-                if (p < length) {
-                    const float4 *key = (const float4 *)(k_cache + (size_t)p * kv_width);
-                    // Several loads in flight before the products that wait on them.
-                    for (int d0 = 0; d0 < ROWS_HEAD_DIM / 4; d0 += ROWS_LOADS) {
-                        float4 k[ROWS_LOADS];
-        #pragma unroll
-                        for (int u = 0; u < ROWS_LOADS; u++) k[u] = key[d0 + u];
-        #pragma unroll
-                        for (int u = 0; u < ROWS_LOADS; u++) {
-        #pragma unroll
-                            for (int h = 0; h < ROWS_GROUP; h++) {
-                                if (h >= group) break;
-                                const float4 a = *(const float4 *)&queries[h][4 * (d0 + u)];
-                                dots[h] += (a.x * k[u].x + a.y * k[u].y) + (a.z * k[u].z + a.w * k[u].w);
-                            }
-                        }
-                    }
+            // Positions below `position` are cached; the token's own key and value are in `fresh`.
+            const int position = positions[t], length = position + 1;
+            const int stages = (length + ROWS_STAGE - 1) / ROWS_STAGE;
+            auto load = [&](int stage) {
+                float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
+                float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
+                for (int i = threadIdx.x; i < ROWS_STAGE * 32; i += blockDim.x) {
+                    const int j = i >> 5, piece = i & 31, p = stage * ROWS_STAGE + j;
+                    const size_t row = (size_t)max(0, min(p, position - 1)) * kv_width + 4 * piece;
+                    const int bytes = p < position ? 16 : 0;
+                    copy_async_16_or_zero(k_stage + j * ROWS_KEY_STRIDE + 4 * piece, k_cache + row, bytes);
+                    copy_async_16_or_zero(v_stage + j * ROWS_HEAD_DIM + 4 * piece, v_cache + row, bytes);
                 }
-        #pragma unroll
-                for (int h = 0; h < ROWS_GROUP; h++) {
-                    if (h >= group) break;
-                    const float score = p < length ? dots[h] * scale : NEGATIVE_INFINITY;
-                    // Position run < length, so every run has a finite maximum.
-                    const float next = fmaxf(m[h], warp_max(score));
-                    const float correction = expf(m[h] - next);
-                    e[h] = p < length ? expf(score - next) : 0.0f;
-                    l[h] = l[h] * correction + warp_sum(e[h]);
-                    acc[h].x *= correction;
-                    acc[h].y *= correction;
-                    acc[h].z *= correction;
-                    acc[h].w *= correction;
-                    m[h] = next;
-                }
-                const int count = min(32, length - run);
-                for (int j0 = 0; j0 < count; j0 += ROWS_LOADS) {
-                    float4 v[ROWS_LOADS];
-        #pragma unroll
-                    for (int u = 0; u < ROWS_LOADS; u++)
-                        v[u] = j0 + u < count ? *(const float4 *)(v_cache + (size_t)(run + j0 + u) * kv_width + 4 * lane)
-                                              : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        #pragma unroll
-                    for (int u = 0; u < ROWS_LOADS; u++) {
-                        if (j0 + u >= count) break;
-        #pragma unroll
-                        for (int h = 0; h < ROWS_GROUP; h++) {
-                            if (h >= group) break;
-                            const float w = __shfl_sync(FULL_MASK, e[h], j0 + u);
-                            acc[h].x += w * v[u].x;
-                            acc[h].y += w * v[u].y;
-                            acc[h].z += w * v[u].z;
-                            acc[h].w += w * v[u].w;
-                        }
-                    }
-                }
-            }
-        #pragma unroll
-            for (int h = 0; h < ROWS_GROUP; h++) {
-                if (h >= group) break;
-                if (lane == 0) {
-                    maxima[warp][h] = m[h];
-                    sums[warp][h] = l[h];
-                }
-                *(float4 *)&parts[warp][h][4 * lane] = acc[h];
-            }
-            __syncthreads();
-            for (int i = threadIdx.x; i < group * ROWS_HEAD_DIM; i += blockDim.x) {
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            load(0);
+            if (stages > 1) load(1);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int q_width = heads * ROWS_HEAD_DIM;
+            for (int i = threadIdx.x; i < (group + 2) * ROWS_HEAD_DIM; i += blockDim.x) {
                 const int h = i / ROWS_HEAD_DIM, d = i % ROWS_HEAD_DIM;
-                float top = NEGATIVE_INFINITY;
-                for (int w = 0; w < ROWS_WARPS; w++) top = fmaxf(top, maxima[w][h]);
-                float total = 0.0f, o = 0.0f;
-                for (int w = 0; w < ROWS_WARPS; w++) {
-                    if (maxima[w][h] == NEGATIVE_INFINITY) continue;
-                    const float weight = expf(maxima[w][h] - top);
-                    total += sums[w][h] * weight;
-                    o += parts[w][h][d] * weight;
+                // Column of the query, key and value products laid end to end.
+                const int column = h < group    ? (kvh * group + h) * ROWS_HEAD_DIM + d
+                                   : h == group ? q_width + kvh * ROWS_HEAD_DIM + d
+                                                : q_width + (int)kv_width + kvh * ROWS_HEAD_DIM + d;
+                float value;
+                if (sums) {
+                    int *sum = sums + (size_t)t * sum_rows + column;
+                    const float *s = h < group ? s_q : h == group ? s_k : s_v;
+                    value = (float)*sum / sum_scales[t] * s[0];
+                    *sum = 0;
+                } else {
+                    value = h < group    ? q[(size_t)t * q_width + column]
+                            : h == group ? k[(size_t)t * kv_width + column - q_width]
+                                         : v[(size_t)t * kv_width + column - q_width - kv_width];
                 }
-                out[((size_t)t * heads + (size_t)kvh * group + h) * ROWS_HEAD_DIM + d] = o / total;
+                if (h < group)
+                    queries[h][d] = value;
+                else
+                    fresh[h - group][d] = value;
+            }
+            for (int i = threadIdx.x; i < ROWS_HEAD_DIM / 2; i += blockDim.x)
+                rope_angle(theta, i, ROWS_HEAD_DIM, (float)position, cosines[i], sines[i]);
+            __syncthreads();
+            if (rotate) {
+                for (int p = threadIdx.x; p < (group + 1) * ROWS_HEAD_DIM / 2; p += blockDim.x) {
+                    const int h = p / (ROWS_HEAD_DIM / 2), i = p % (ROWS_HEAD_DIM / 2);
+                    float *x = h < group ? queries[h] : fresh[0];
+                    rotate_pair(x, x, i, ROWS_HEAD_DIM / 2, cosines[i], sines[i]);
+                }
+                __syncthreads();
+            }
+            for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x)
+                (i < ROWS_HEAD_DIM ? k_cache : v_cache)[(size_t)position * kv_width + i % ROWS_HEAD_DIM] =
+                    fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
+            const float4 *query = (const float4 *)queries[min(warp, group - 1)];
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int stage = 0; stage < stages; stage++) {
+                const float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
+                const float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
+                if (stage + 1 < stages)
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                else
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                const int run = stage * ROWS_STAGE;
+                if (position - run < ROWS_STAGE) {
+                    // The token's own key and value, in the zeroed slot of its position.
+                    const int j = position - run;
+                    for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x) {
+                        float *slot = i < ROWS_HEAD_DIM ? (float *)k_stage + j * ROWS_KEY_STRIDE
+                                                        : (float *)v_stage + j * ROWS_HEAD_DIM;
+                        slot[i % ROWS_HEAD_DIM] = fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
+                    }
+                }
+                __syncthreads();
+                if (warp < group) {
+                    const int p = run + lane;
+                    const float4 *key = (const float4 *)(k_stage + lane * ROWS_KEY_STRIDE);
+                    float dot = 0.0f;
+        #pragma unroll 8
+                    for (int d = 0; d < ROWS_HEAD_DIM / 4; d++) {
+                        const float4 kd = key[d], a = query[d];
+                        dot = __fmaf_rn(a.x, kd.x, __fmaf_rn(a.y, kd.y, __fmaf_rn(a.z, kd.z, __fmaf_rn(a.w, kd.w, dot))));
+                    }
+                    const float score = p < length ? dot * scale : NEGATIVE_INFINITY;
+                    // Position run < length, so every stage has a finite maximum.
+                    const float next = fmaxf(m, warp_max(score));
+                    const float correction = expf(m - next), e = p < length ? expf(score - next) : 0.0f;
+                    l = l * correction + warp_sum(e);
+                    acc.x *= correction;
+                    acc.y *= correction;
+                    acc.z *= correction;
+                    acc.w *= correction;
+                    m = next;
+                    const int count = min(ROWS_STAGE, length - run);
+                    for (int j = 0; j < count; j++) {
+                        const float4 value = *(const float4 *)&v_stage[j * ROWS_HEAD_DIM + 4 * lane];
+                        const float w = __shfl_sync(FULL_MASK, e, j);
+                        acc.x = __fmaf_rn(w, value.x, acc.x);
+                        acc.y = __fmaf_rn(w, value.y, acc.y);
+                        acc.z = __fmaf_rn(w, value.z, acc.z);
+                        acc.w = __fmaf_rn(w, value.w, acc.w);
+                    }
+                }
+                // The stage after next overwrites this one.
+                __syncthreads();
+                if (stage + 2 < stages) load(stage + 2);
+            }
+            if (warp < group) {
+                float4 *target = (float4 *)(out + ((size_t)t * heads + (size_t)kvh * group + warp) * ROWS_HEAD_DIM);
+                target[lane] = make_float4(acc.x / l, acc.y / l, acc.z / l, acc.w / l);
             }
         }
 

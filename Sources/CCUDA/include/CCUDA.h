@@ -56,6 +56,7 @@ enum {
     OB_CU_STREAM_NON_BLOCKING = 1,
     OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
+    OB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
 };
 
 /// The driver functions onebit calls, resolved from libcuda.so.1.
@@ -78,6 +79,7 @@ typedef struct {
     CUresult (*cuModuleLoadData)(CUmodule *module, const void *image);
     CUresult (*cuModuleUnload)(CUmodule module);
     CUresult (*cuModuleGetFunction)(CUfunction *function, CUmodule module, const char *name);
+    CUresult (*cuFuncSetAttribute)(CUfunction function, int attribute, int value);
     CUresult (*cuLaunchKernel)(CUfunction function, unsigned int gridX, unsigned int gridY, unsigned int gridZ,
                                unsigned int blockX, unsigned int blockY, unsigned int blockZ,
                                unsigned int sharedBytes, CUstream stream, void **parameters, void **extra);
@@ -112,11 +114,13 @@ typedef struct {
 /// -1 with a message in `error` (the dlopen or dlsym error); on failure `table` is left unusable.
 int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error, size_t error_size);
 
-/// Launches `function` on `stream` with `parameters`. With `overlap_previous`, the launch may begin before the
-/// kernel before it on the stream has finished (Hopper's programmatic dependent launch): the kernel itself must
-/// wait for its predecessor (`griddepcontrol.wait`) before it reads or writes anything that kernel touches.
+/// Launches `function` on `stream` with `parameters` and `shared_bytes` of dynamic shared memory. With
+/// `overlap_previous`, the launch may begin before the kernel before it on the stream has finished (Hopper's
+/// programmatic dependent launch): the kernel itself must wait for its predecessor (`griddepcontrol.wait`) before it
+/// reads or writes anything that kernel touches.
 CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
-                        unsigned int block_x, CUstream stream, void **parameters, int overlap_previous);
+                        unsigned int block_x, unsigned int shared_bytes, CUstream stream, void **parameters,
+                        int overlap_previous);
 
 /// Opens NVRTC from the first of `libraries` (`count` names or paths) that loads and resolves every function of
 /// `table`. Returns 0, or -1 with the last failure in `error`.
