@@ -18,10 +18,9 @@ public final class CUDABackend {
     private var positionBuffer: DeviceBuffer?
     /// The positions `positionBuffer` holds: every layer passes the same array several times per forward.
     private var uploadedPositions: [Int32] = []
-    /// Per-row cache addresses of a step of several sequences (``attend(keys:values:queries:positions:segments:layer:heads:kvHeads:headDim:into:)``),
-    /// and what the buffer holds.
-    private var cacheTableBuffer: DeviceBuffer?
-    private var uploadedCacheTable: [UInt64] = []
+    /// The block tables of the sequences of a step (``deviceBlockTables(_:rows:)``), and what the buffer holds.
+    private var blockTableBuffer: DeviceBuffer?
+    private var uploadedBlockTables: [UInt64] = []
     private var logitBuffer: DeviceBuffer?
     /// Row indices of ``logits(_:rows:head:)``.
     private var logitRowBuffer: DeviceBuffer?
@@ -127,8 +126,9 @@ public final class CUDABackend {
         let headDim: Int
         let positions: UInt64
         let theta: Float
-        let keyCache: UInt64
-        let valueCache: UInt64
+        /// The device block table of the sequence's cache.
+        let blocks: UInt64
+        let layer: Int
     }
 
     /// Tokens per forward pass the kernels are sized for: a prompt chunk this long fills the GPU (the tensor-core
@@ -262,10 +262,14 @@ public final class CUDABackend {
         return CUDAQuantizedActivations(context, tokens: tokens, width: width)
     }
 
-    /// A cache for `capacity` positions of every layer.
-    public func makeKeyValueCache(layers: Int, capacity: Int, width: Int) -> CUDAKeyValueCache {
+    /// Positions per block of a key/value pool.
+    public static let keyValueBlockPositions = KernelSource.keyValueBlockPositions
+
+    /// A pool of `blocks` blocks for `layers` layers of `width` (`kv_heads * head_dim`) elements, its device memory
+    /// allocated as blocks are first used.
+    public func makeKeyValuePool(layers: Int, width: Int, blocks: Int) -> CUDAKeyValuePool {
         context.makeCurrent()
-        return CUDAKeyValueCache(context, layers: layers, capacity: capacity, width: width)
+        return CUDAKeyValuePool(context, layers: layers, width: width, blocks: blocks)
     }
 
     /// Uploads `tokens` and gathers their embedding rows into `x`. Every forward starts here, so this is where the
@@ -455,26 +459,24 @@ public final class CUDABackend {
         in cache: CUDAKeyValueCache
     ) {
         let positions = devicePositions(positions)
-        if let (query, key) = queuedRotations(keys: keys, tokens: tokens, positions: positions, width: cache.width) {
+        let tables = deviceBlockTables([(0..<tokens, cache)], rows: tokens)
+        let width = keys.width
+        if let (query, key) = queuedRotations(keys: keys, tokens: tokens, positions: positions, width: width) {
             if tokens == 1 {
                 flushProducts()
                 releaseRopeStore()
                 pendingRopeStore = PendingRopeStore(
                     query: query.x, keys: keys, values: values, heads: query.heads, kvHeads: key.heads,
-                    headDim: key.headDim, positions: positions, theta: key.theta,
-                    keyCache: cache.layer(layer, values: false), valueCache: cache.layer(layer, values: true))
+                    headDim: key.headDim, positions: positions, theta: key.theta, blocks: tables.blocks, layer: layer)
                 return
             }
-            launchRopeStore(
-                query: query, key: key, values: values, keyCache: cache.layer(layer, values: false),
-                valueCache: cache.layer(layer, values: true), table: 0, layer: 0)
+            launchRopeStore(query: query, key: key, values: values, tables: tables, layer: layer)
             return
         }
         launch(
-            .storeKeyValue, grid: ((cache.width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
-            .address(values.buffer.address), .int(cache.width), .address(positions),
-            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .address(0),
-            .int(0))
+            .storeKeyValue, grid: ((width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
+            .address(values.buffer.address), .int(width), .address(positions), .address(tables.blocks),
+            .address(tables.rows), .int(layer))
     }
 
     /// Causal attention, one block per head and token.
@@ -483,12 +485,12 @@ public final class CUDABackend {
         heads: Int, kvHeads: Int, headDim: Int, into out: CUDAActivations
     ) {
         let positions = devicePositions(positions)
+        let blocks = deviceBlockTables([(0..<tokens, cache)], rows: tokens).blocks
         let scale = 1 / Float(headDim).squareRoot()
         if tokens == 1 && useFusion {
-            let keyCache = cache.layer(layer, values: false)
             var rope: [Argument] = [.address(0), .address(0), .float(0)]
-            if let r = pendingRopeStore, r.query === queries, r.keyCache == keyCache, r.positions == positions,
-                r.heads == heads, r.kvHeads == kvHeads, r.headDim == headDim
+            if let r = pendingRopeStore, r.query === queries, r.blocks == blocks, r.layer == layer,
+                r.positions == positions, r.heads == heads, r.kvHeads == kvHeads, r.headDim == headDim
             {
                 pendingRopeStore = nil
                 rope = [.address(r.keys.buffer.address), .address(r.values.buffer.address), .float(r.theta)]
@@ -501,10 +503,9 @@ public final class CUDABackend {
                 HeldLaunch(
                     kernel: .attentionSplit, grid: (heads, splits), block: 256,
                     arguments: [
-                        .address(queries.buffer.address), .address(cache.layer(layer, values: false)),
-                        .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
-                        .address(positions), .float(scale), .address(partials.address), .address(out.buffer.address),
-                        .address(counter + 4),
+                        .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
+                        .int(headDim), .address(positions), .float(scale), .address(partials.address),
+                        .address(out.buffer.address), .address(counter + 4),
                     ] + rope,
                     source: out.buffer.address, width: heads * headDim, namesRow: false))
             return
@@ -514,16 +515,15 @@ public final class CUDABackend {
             let tile = 16 / group
             launch(
                 .attentionPrefill, grid: (kvHeads, (tokens + tile - 1) / tile), block: 256,
-                .address(queries.buffer.address), .address(cache.layer(layer, values: false)),
-                .address(cache.layer(layer, values: true)), .int(heads), .int(kvHeads), .int(headDim),
-                .address(positions), .int(tokens), .int(tile), .float(scale), .address(out.buffer.address))
+                .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
+                .int(headDim), .address(positions), .int(tokens), .int(tile), .float(scale),
+                .address(out.buffer.address))
             return
         }
         launch(
-            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address),
-            .address(cache.layer(layer, values: false)), .address(cache.layer(layer, values: true)), .int(heads),
+            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .int(heads),
             .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address),
-            .address(0), .int(0))
+            .address(blocks), .address(0), .int(layer))
     }
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: kernels that take per
@@ -537,7 +537,7 @@ public final class CUDABackend {
     ) {
         let tokens = positions.count
         let positionAddress = devicePositions(positions)
-        let table = deviceCacheTable(segments, rows: tokens)
+        let tables = deviceBlockTables(segments, rows: tokens)
         let width = kvHeads * headDim
         let rotations = queuedRotations(keys: keys, tokens: tokens, positions: positionAddress, width: width)
         let scale = 1 / Float(headDim).squareRoot()
@@ -553,43 +553,58 @@ public final class CUDABackend {
                 .address(queries.buffer.address), .int(heads), .address(keys.buffer.address),
                 .address(values.buffer.address), .int(kvHeads), .address(positionAddress),
                 .float(rotations?.key.theta ?? 0), .int(rotations == nil ? 0 : 1), .float(scale),
-                .address(out.buffer.address), .address(table), .int(layer), product[0], product[1], product[2],
-                product[3], product[4], product[5])
+                .address(out.buffer.address), .address(tables.blocks), .address(tables.rows), .int(layer), product[0],
+                product[1], product[2], product[3], product[4], product[5])
             return
         }
         if let (query, key) = rotations {
-            launchRopeStore(
-                query: query, key: key, values: values, keyCache: 0, valueCache: 0, table: table, layer: layer)
+            launchRopeStore(query: query, key: key, values: values, tables: tables, layer: layer)
         } else {
             launch(
                 .storeKeyValue, grid: ((width + 255) / 256, tokens), block: 256, .address(keys.buffer.address),
-                .address(values.buffer.address), .int(width), .address(positionAddress), .address(0), .address(0),
-                .address(table), .int(layer))
+                .address(values.buffer.address), .int(width), .address(positionAddress), .address(tables.blocks),
+                .address(tables.rows), .int(layer))
         }
         launch(
-            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .address(0),
-            .address(0), .int(heads), .int(kvHeads), .int(headDim), .address(positionAddress), .float(scale),
-            .address(out.buffer.address), .address(table), .int(layer))
+            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .int(heads),
+            .int(kvHeads), .int(headDim), .address(positionAddress), .float(scale), .address(out.buffer.address),
+            .address(tables.blocks), .address(tables.rows), .int(layer))
     }
 
-    /// Per row, the first layer's key and value addresses of its sequence's cache and the bytes between layers,
-    /// uploaded when they differ from the last table (every layer of a step passes the same one).
-    private func deviceCacheTable(_ segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], rows: Int) -> UInt64 {
-        var table = [UInt64](repeating: 0, count: rows * 3)
-        for (range, cache) in segments {
-            for row in range {
-                table[3 * row] = cache.layer(0, values: false)
-                table[3 * row + 1] = cache.layer(0, values: true)
-                table[3 * row + 2] = UInt64(cache.capacity * cache.width * 4)
+    /// The block tables of the caches of a step's `rows` rows on the device, uploaded when they differ from the last
+    /// ones (every layer of a step passes the same), as the kernels read them (`row_blocks`): for one sequence its
+    /// table, and `rows` 0; for several, the row offsets (one `Int32` per row, in table entries from `blocks`) and
+    /// then every sequence's table, laid end to end from `blocks`. The offsets come first so that `blocks` stays put
+    /// for a step of the same rows as tables grow, which a recorded step needs.
+    private func deviceBlockTables(
+        _ segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], rows: Int
+    ) -> (blocks: UInt64, rows: UInt64) {
+        var words: [UInt64] = []
+        var offsetWords = 0
+        if segments.count == 1 {
+            words = segments[0].cache.blockAddresses
+        } else {
+            var offsets = [Int32](repeating: 0, count: rows + rows % 2)
+            var tables: [UInt64] = []
+            for (range, cache) in segments {
+                for row in range { offsets[row] = Int32(tables.count) }
+                tables += cache.blockAddresses
             }
+            offsetWords = offsets.count / 2
+            words = stride(from: 0, to: offsets.count, by: 2).map {
+                UInt64(UInt32(bitPattern: offsets[$0])) | UInt64(UInt32(bitPattern: offsets[$0 + 1])) << 32
+            }
+            words += tables
         }
-        if table == uploadedCacheTable, let buffer = cacheTableBuffer { return buffer.address }
-        // A queued kernel may still read the table this upload replaces.
-        flush()
-        let buffer = scratch(&cacheTableBuffer, bytes: table.count * 8)
-        buffer.upload(table)
-        uploadedCacheTable = table
-        return buffer.address
+        if words != uploadedBlockTables || blockTableBuffer == nil {
+            // A queued kernel may still read the tables this upload replaces.
+            flush()
+            let buffer = scratch(&blockTableBuffer, bytes: words.count * 8, roundingUp: true)
+            buffer.upload(words)
+            uploadedBlockTables = words
+        }
+        let base = blockTableBuffer!.address
+        return offsetWords == 0 ? (base, 0) : (base + UInt64(8 * offsetWords), base)
     }
 
     /// `gate = act(gate) * up`.
@@ -838,9 +853,9 @@ public final class CUDABackend {
     }
 
     /// Runs `body`, the operations of one step of `tokens` at `positions`, each segment's rows cached in its cache.
-    /// A decoding step (one token per segment) is replayed from a CUDA graph: the tokens, positions and (for
-    /// several sequences) the table of cache addresses go up first into the buffers the kernels read them from
-    /// (attention reads the lengths from there too, so one graph serves every position), and the graph recorded for
+    /// A decoding step (one token per segment) is replayed from a CUDA graph: the tokens, positions and block
+    /// tables go up first into the buffers the kernels read them from (attention reads the lengths from there too,
+    /// so one graph serves every position and every set of sequences of that size), and the graph recorded for
     /// this shape, captured on the step's second run, is launched instead of `body` (on an H200, replaying the step of
     /// 64 sequences took `bench -p 128 -n 32 --batch 64` from 11,520 to 12,194 tokens/s).
     public func step(
@@ -862,14 +877,9 @@ public final class CUDABackend {
         tokenInput.upload(tokens.map { Int32($0) })
         positionInput.upload(positions)
         uploadedPositions = positions
-        // What the graph bakes in besides the transformer's own buffers: the input buffers, and the cache's
-        // addresses (one sequence) or the buffer of the table that holds them (several).
-        var key = [UInt64(tokens.count), tokenInput.address, positionInput.address]
-        if let only = segments.first, segments.count == 1 {
-            key += [only.cache.keys.address, only.cache.values.address, UInt64(only.cache.capacity)]
-        } else {
-            key.append(deviceCacheTable(segments, rows: tokens.count))
-        }
+        // What the graph bakes in besides the transformer's own buffers: the addresses of the input buffers.
+        let tables = deviceBlockTables(segments, rows: tokens.count)
+        let key = [UInt64(tokens.count), tokenInput.address, positionInput.address, tables.blocks, tables.rows]
         if let exec = graphs[key] {
             context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
             return
@@ -951,12 +961,12 @@ public final class CUDABackend {
         guard let r = pendingRopeStore else { return }
         pendingRopeStore = nil
         emit(
-            .ropeStoreSingle, grid: (1, 1), block: 1024,
+            .ropeStoreRows, grid: (1, 1), block: 256,
             [
                 .address(r.query.buffer.address), .int(r.heads), .address(r.keys.buffer.address),
                 .address(r.values.buffer.address), .int(r.kvHeads), .int(r.headDim), .address(r.positions),
-                .float(r.theta), .address(r.keyCache), .address(r.valueCache),
-            ])
+                .float(r.theta), .address(r.blocks), .address(0), .int(r.layer),
+            ] + Self.noFinish)
     }
 
     /// Holds `launch` back until the next operation shows whether it can take a norm, launching the one held
@@ -1018,18 +1028,18 @@ public final class CUDABackend {
         ]
     }
 
-    /// Rotates the queries and keys of `query` and `key` and stores keys and values in one layer of the caches:
-    /// `keyCache` and `valueCache`, or the caches of each row's sequence in `table` at `layer`.
+    /// Rotates the queries and keys of `query` and `key` and stores keys and values in layer `layer` of the caches
+    /// whose block tables are `tables`.
     private func launchRopeStore(
-        query: PendingRotation, key: PendingRotation, values: CUDAActivations, keyCache: UInt64, valueCache: UInt64,
-        table: UInt64, layer: Int
+        query: PendingRotation, key: PendingRotation, values: CUDAActivations, tables: (blocks: UInt64, rows: UInt64),
+        layer: Int
     ) {
         let product = takeFinish(query: query.x, key: key.x, values: values, tokens: key.tokens)
         launch(
             .ropeStoreRows, grid: (key.tokens, 1), block: 256, .address(query.x.buffer.address), .int(query.heads),
             .address(key.x.buffer.address), .address(values.buffer.address), .int(key.heads), .int(key.headDim),
-            .address(key.positions), .float(key.theta), .address(keyCache), .address(valueCache), .address(table),
-            .int(layer), product[0], product[1], product[2], product[3], product[4], product[5])
+            .address(key.positions), .float(key.theta), .address(tables.blocks), .address(tables.rows), .int(layer),
+            product[0], product[1], product[2], product[3], product[4], product[5])
     }
 
     /// Launches the queued rotations one by one.
@@ -1135,12 +1145,15 @@ public final class CUDABackend {
         return buffer.address
     }
 
-    /// `buffer`, replaced by a larger one when it holds fewer than `bytes` bytes.
-    private func scratch(_ buffer: inout DeviceBuffer?, bytes: Int) -> DeviceBuffer {
+    /// `buffer`, replaced by a larger one when it holds fewer than `bytes` bytes; `roundingUp` sizes the new one to
+    /// the next power of two, for a buffer that grows a little at a time.
+    private func scratch(_ buffer: inout DeviceBuffer?, bytes: Int, roundingUp: Bool = false) -> DeviceBuffer {
         if let current = buffer, current.byteCount >= bytes { return current }
         // Recorded steps read the buffer this one replaces.
         dropGraphs()
-        let grown = DeviceBuffer(context, byteCount: max(bytes, 4096))
+        let size = max(bytes, 4096)
+        let rounded = roundingUp ? 1 << (Int.bitWidth - (size - 1).leadingZeroBitCount) : size
+        let grown = DeviceBuffer(context, byteCount: rounded)
         buffer = grown
         return grown
     }

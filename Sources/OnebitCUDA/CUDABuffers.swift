@@ -33,26 +33,61 @@ public final class CUDAQuantizedActivations {
     }
 }
 
-/// Keys and values of every layer, `[layer][position][width]` floats.
-public final class CUDAKeyValueCache {
-    let keys: DeviceBuffer
-    let values: DeviceBuffer
-    /// Positions each layer holds.
-    public let capacity: Int
-    /// `kv_heads * head_dim`.
-    public let width: Int
+/// Keys and values of every layer for many sequences, in blocks of ``CUDABackend/keyValueBlockPositions`` positions:
+/// a block is `[layer][keys, values][position][width]` floats, as the CPU's pool lays it out. Device memory is taken
+/// in slabs of blocks when a block is first used, so a pool sized for every sequence's whole context costs only what
+/// the sequences have held so far.
+public final class CUDAKeyValuePool {
+    private let context: CUDAContext
+    /// Blocks in the pool.
+    public let blocks: Int
+    /// Bytes of one block.
+    let blockBytes: Int
+    /// Blocks per slab: enough for about 128 MB, at least one.
+    private let slabBlocks: Int
+    private var slabs: [DeviceBuffer?]
 
-    init(_ context: CUDAContext, layers: Int, capacity: Int, width: Int) {
-        keys = DeviceBuffer(context, byteCount: layers * capacity * width * 4)
-        values = DeviceBuffer(context, byteCount: layers * capacity * width * 4)
-        self.capacity = capacity
-        self.width = width
+    init(_ context: CUDAContext, layers: Int, width: Int, blocks: Int) {
+        self.context = context
+        self.blocks = blocks
+        blockBytes = layers * 2 * CUDABackend.keyValueBlockPositions * width * 4
+        slabBlocks = max(1, (128 << 20) / blockBytes)
+        slabs = Array(repeating: nil, count: (blocks + slabBlocks - 1) / slabBlocks)
     }
 
-    /// The address of layer `layer`'s keys (`values` false) or values.
-    func layer(_ layer: Int, values: Bool) -> UInt64 {
-        (values ? self.values : keys).address + UInt64(layer * capacity * width * 4)
+    /// The device address of block `index`, whose slab is allocated now if none of its blocks was used before.
+    func address(of index: Int) -> UInt64 {
+        precondition(index >= 0 && index < blocks, "block \(index) outside a pool of \(blocks)")
+        let slab = index / slabBlocks
+        if slabs[slab] == nil {
+            // The scheduler's thread may be the first to touch the pool.
+            context.makeCurrent()
+            let count = min(slabBlocks, blocks - slab * slabBlocks)
+            slabs[slab] = DeviceBuffer(context, byteCount: count * blockBytes)
+        }
+        return slabs[slab]!.address + UInt64((index % slabBlocks) * blockBytes)
     }
+
+    /// Bytes of device memory the pool holds now.
+    public var allocatedBytes: Int { slabs.reduce(0) { $0 + ($1?.byteCount ?? 0) } }
+}
+
+/// One sequence's keys and values: the device addresses of the pool blocks that hold its positions, in order
+/// (position `p` in block `blockAddresses[p / CUDABackend.keyValueBlockPositions]`).
+public struct CUDAKeyValueCache {
+    /// The pool, kept alive as long as a view of its memory is.
+    let pool: CUDAKeyValuePool
+    /// Where each block is.
+    let blockAddresses: [UInt64]
+
+    /// The view of `pool`'s blocks `blocks`, in position order.
+    public init(_ pool: CUDAKeyValuePool, blocks: [Int32]) {
+        self.pool = pool
+        blockAddresses = blocks.map { pool.address(of: Int($0)) }
+    }
+
+    /// Positions the blocks hold.
+    public var capacity: Int { blockAddresses.count * CUDABackend.keyValueBlockPositions }
 }
 
 /// A norm weight vector in GPU memory.

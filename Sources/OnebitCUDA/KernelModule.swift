@@ -13,7 +13,7 @@ enum Kernel: Int, CaseIterable {
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
-        ropeStoreSingle, copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
+        copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows
 
@@ -46,7 +46,6 @@ enum Kernel: Int, CaseIterable {
         case .argmaxPartial: "argmax_partial"
         case .argmaxFinal: "argmax_final"
         case .rmsNormQuantizeWide: "rms_norm_quantize_wide"
-        case .ropeStoreSingle: "rope_store_1"
         case .copyWords: "copy_words"
         case .ternaryMatmulTensorCores: "ternary_matmul_mma"
         case .attentionPrefill: "attention_prefill"

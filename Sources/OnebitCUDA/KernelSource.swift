@@ -8,6 +8,9 @@ enum KernelSource {
     /// and 32 values.
     static let attentionRowsSharedBytes = 2 * (32 * 132 + 32 * 128) * 4
 
+    /// Positions per block of the paged key/value cache (`KV_BLOCK`).
+    static let keyValueBlockPositions = 16
+
     static let text = #"""
         typedef unsigned char u8;
         typedef signed char i8;
@@ -806,40 +809,72 @@ enum KernelSource {
             }
         }
 
-        // The key and value layer `layer` of the cache of row t of a step of several sequences: `caches` holds per row
-        // the first layer's key and value addresses and the bytes between layers. Where caches is null, every row
-        // uses k_cache and v_cache.
-        __device__ __forceinline__ void row_cache(const unsigned long long *caches, int layer, int t, float *&k_cache,
-                                                  float *&v_cache) {
-            if (!caches) return;
-            const unsigned long long offset = (unsigned long long)layer * caches[3 * t + 2];
-            k_cache = (float *)(caches[3 * t] + offset);
-            v_cache = (float *)(caches[3 * t + 1] + offset);
+        // The paged key/value cache: a sequence's positions live in blocks of KV_BLOCK positions, anywhere in device
+        // memory, and a table of block addresses in position order says where (position p in blocks[p / KV_BLOCK]).
+        // A block holds [layer][keys, values][KV_BLOCK positions][width] floats, as the CPU's pool does. A step of
+        // several sequences passes the tables of all of them laid end to end, and `rows` says where row t's table
+        // starts; where `rows` is null every row reads the one table.
+        #define KV_BLOCK \#(keyValueBlockPositions)
+        __device__ __forceinline__ const unsigned long long *row_blocks(const unsigned long long *tables,
+                                                                      const int *rows, int t) {
+            return rows ? tables + rows[t] : tables;
         }
 
-        // Copies the keys and values of token blockIdx.y to its position in one layer of the cache (of its own
-        // sequence's cache, with `caches`: see row_cache).
+        // Layer `layer`'s keys in the block at `block`: KV_BLOCK rows of `width` floats, the values' rows right after
+        // them.
+        __device__ __forceinline__ float *layer_keys(unsigned long long block, int layer, size_t width) {
+            return (float *)block + (size_t)2 * layer * KV_BLOCK * width;
+        }
+
+        // The first `count` entries of a block table seen through a window of 32 of them, one per lane of a warp: a
+        // warp finds a block by a shuffle instead of a load that the reads of its keys would wait on, and loads the
+        // table again only every 32 blocks. Every lane of the warp must ask for the same entry.
+        struct BlockWindow {
+            const unsigned long long *blocks;
+            int count, first;
+            unsigned long long entry;
+
+            __device__ __forceinline__ BlockWindow(const unsigned long long *blocks, int count)
+                : blocks(blocks), count(count), first(-32), entry(0) {}
+
+            __device__ __forceinline__ unsigned long long at(int index) {
+                if (index < first || index >= first + 32) {
+                    first = index;
+                    const int e = index + (threadIdx.x & 31);
+                    entry = e < count ? blocks[e] : 0ull;
+                }
+                return __shfl_sync(FULL_MASK, entry, index - first);
+            }
+        };
+
+        // Layer `layer`'s key (`values` 0) or value (1) row of position p, `width` floats. The value row is always
+        // KV_BLOCK * width floats after the key row.
+        __device__ __forceinline__ float *kv_row(const unsigned long long *blocks, int layer, int p, int values,
+                                                 size_t width) {
+            return layer_keys(blocks[p / KV_BLOCK], layer, width) + ((size_t)values * KV_BLOCK + p % KV_BLOCK) * width;
+        }
+
+        // Copies the keys and values of token blockIdx.y to its position in one layer of its sequence's cache.
         extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
-                                            float *k_cache, float *v_cache, const unsigned long long *caches,
-                                            int layer) {
+                                            const unsigned long long *tables, const int *rows, int layer) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= width) return;
-            row_cache(caches, layer, blockIdx.y, k_cache, v_cache);
-            const size_t p = (size_t)positions[blockIdx.y];
-            k_cache[p * width + i] = k[(size_t)blockIdx.y * width + i];
-            v_cache[p * width + i] = v[(size_t)blockIdx.y * width + i];
+            const int t = blockIdx.y;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            kv_row(blocks, layer, positions[t], 0, width)[i] = k[(size_t)t * width + i];
+            kv_row(blocks, layer, positions[t], 1, width)[i] = v[(size_t)t * width + i];
         }
 
         // Token blockIdx.x of a step: the rotary embedding of its query and key heads in place (as rope_neox), then
-        // its keys and values into one layer of the cache at its position (as store_kv, through row_cache), in one
+        // its keys and values into one layer of its sequence's cache at its position (as store_kv), in one
         // launch instead of three. Where `sums` is not null, q, k and v are first made from the summed integers of
         // their split product (rows laid end to end, sum_rows per token; token scales sum_scales, weight scales
         // s_q[0], s_k[0], s_v[0]) as finish_products does.
         extern "C" __global__ void rope_store_rows(float *q, int heads, float *k, float *v, int kv_heads, int head_dim,
-                                                   const int *positions, float theta, float *k_cache, float *v_cache,
-                                                   const unsigned long long *caches, int layer, int *sums,
+                                                   const int *positions, float theta,
+                                                   const unsigned long long *tables, const int *rows, int layer, int *sums,
                                                    const float *sum_scales, int sum_rows, const float *s_q,
                                                    const float *s_k, const float *s_v) {
             AWAIT_PREVIOUS();
@@ -866,9 +901,9 @@ enum KernelSource {
             for (int i = threadIdx.x; i < half; i += blockDim.x)
                 rope_angle(theta, i, head_dim, (float)position, cosines[i], sines[i]);
             __syncthreads();
-            row_cache(caches, layer, t, k_cache, v_cache);
             const size_t width = (size_t)kv_heads * head_dim;
-            float *k_row = k_cache + (size_t)position * width, *v_row = v_cache + (size_t)position * width;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            float *k_row = kv_row(blocks, layer, position, 0, width), *v_row = kv_row(blocks, layer, position, 1, width);
             float *kt = k + (size_t)t * width;
             for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
                 const int h = p / half, i = p % half;
@@ -889,7 +924,7 @@ enum KernelSource {
         // end, with an online softmax. Lane l holds dimensions l, l + 32, ... of the head; the warp leaves its
         // running maximum and sum in maxima[warp] and sums[warp] and its unnormalised output in part[warp], for the
         // block to merge after a barrier.
-        __device__ __forceinline__ void warp_attend(const float *qh, const float *k_cache, const float *v_cache,
+        __device__ __forceinline__ void warp_attend(const float *qh, const unsigned long long *blocks, int layer,
                                                     size_t kv_width, int kvh, int head_dim, int warp, int begin,
                                                     int end, float scale, float *maxima, float *sums,
                                                     float (*part)[MAX_HEAD_DIM]) {
@@ -902,9 +937,11 @@ enum KernelSource {
                 acc[i] = 0.0f;
             }
             float m = NEGATIVE_INFINITY, l = 0.0f;
+            BlockWindow window(blocks, (end + KV_BLOCK - 1) / KV_BLOCK);
             for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
-                const float *kp = k_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
-                const float *vp = v_cache + (size_t)p * kv_width + (size_t)kvh * head_dim;
+                const float *kp = layer_keys(window.at(p / KV_BLOCK), layer, kv_width) +
+                                  (size_t)(p % KV_BLOCK) * kv_width + (size_t)kvh * head_dim;
+                const float *vp = kp + KV_BLOCK * kv_width;
                 float dot = 0.0f;
         #pragma unroll
                 for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
@@ -935,22 +972,22 @@ enum KernelSource {
 
         // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
         // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
-        // at the end. Lane l holds dimensions l, l + 32, ... of the head. With `caches`, each token reads its own
-        // sequence's cache (row_cache), so one launch serves a step of several sequences.
-        extern "C" __global__ void attention(const float *q, float *k_cache, float *v_cache, int heads, int kv_heads,
+        // at the end. Lane l holds dimensions l, l + 32, ... of the head. Each token reads its own sequence's cache,
+        // so one launch serves a step of several sequences.
+        extern "C" __global__ void attention(const float *q, int heads, int kv_heads,
                                              int head_dim, const int *positions, float scale, float *out,
-                                             const unsigned long long *caches, int layer) {
+                                             const unsigned long long *tables, const int *rows, int layer) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
             __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
             const int h = blockIdx.x, t = blockIdx.y;
-            row_cache(caches, layer, t, k_cache, v_cache);
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
             const int warp = threadIdx.x >> 5;
             const int kvh = h / (heads / kv_heads);
             const size_t kv_width = (size_t)kv_heads * head_dim;
             const float *qh = q + ((size_t)t * heads + h) * head_dim;
-            warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, 0, positions[t] + 1, scale, maxima, sums,
+            warp_attend(qh, blocks, layer, kv_width, kvh, head_dim, warp, 0, positions[t] + 1, scale, maxima, sums,
                         partial);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
@@ -968,7 +1005,7 @@ enum KernelSource {
         // query heads per kv head: block (kv head, token) first does for its heads what rope_store_rows does for the
         // token (the query and key heads and the value made from the summed integers of their split product where
         // `sums` is not null, the query and key heads rotated where `rotate` is set, the key and value stored at the
-        // token's position in its sequence's cache, found through row_cache), then attends over the sequence. The
+        // token's position in its sequence's cache), then attends over the sequence. The
         // sequence's keys and values go through shared memory 32 positions at a time, copied by cp.async two stages
         // deep (the first two are requested before the kernel waits for its predecessor: earlier steps wrote those
         // positions); warp h serves query head h of the group: lane l scores position l of the stage, an online
@@ -976,7 +1013,7 @@ enum KernelSource {
         // the stage's values. Every key and value is read from memory once for the whole group.
         #define ROWS_GROUP 4
         #define ROWS_HEAD_DIM 128
-        #define ROWS_STAGE 32
+        #define ROWS_STAGE (2 * KV_BLOCK)
         // Key rows are padded by four floats, so the lanes' 16-byte reads of 32 different keys hit different banks.
         #define ROWS_KEY_STRIDE (ROWS_HEAD_DIM + 4)
         #define ROWS_STAGE_FLOATS (ROWS_STAGE * ROWS_KEY_STRIDE + ROWS_STAGE * ROWS_HEAD_DIM)
@@ -992,7 +1029,8 @@ enum KernelSource {
 
         extern "C" __global__ void __launch_bounds__(ROWS_GROUP * 32)
             attention_rows(float *q, int heads, float *k, float *v, int kv_heads, const int *positions, float theta,
-                           int rotate, float scale, float *out, const unsigned long long *caches, int layer,
+                           int rotate, float scale, float *out, const unsigned long long *tables, const int *rows,
+                           int layer,
                            int *sums, const float *sum_scales, int sum_rows, const float *s_q, const float *s_k,
                            const float *s_v) {
             extern __shared__ __align__(16) float staged[];
@@ -1001,23 +1039,30 @@ enum KernelSource {
             __shared__ float cosines[ROWS_HEAD_DIM / 2], sines[ROWS_HEAD_DIM / 2];
             const int kvh = blockIdx.x, t = blockIdx.y, group = heads / kv_heads;
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-            float *k_cache = nullptr, *v_cache = nullptr;
-            row_cache(caches, layer, t, k_cache, v_cache);
-            const size_t kv_width = (size_t)kv_heads * ROWS_HEAD_DIM;
-            k_cache += (size_t)kvh * ROWS_HEAD_DIM;
-            v_cache += (size_t)kvh * ROWS_HEAD_DIM;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            const size_t kv_width = (size_t)kv_heads * ROWS_HEAD_DIM, head = (size_t)kvh * ROWS_HEAD_DIM;
             // Positions below `position` are cached; the token's own key and value are in `fresh`.
             const int position = positions[t], length = position + 1;
             const int stages = (length + ROWS_STAGE - 1) / ROWS_STAGE;
+            // A stage spans two cache blocks; positions past the cached ones read the last cached one's block (and
+            // are zeroed).
+            const int last = max(0, position - 1);
+            BlockWindow window(blocks, last / KV_BLOCK + 1);
             auto load = [&](int stage) {
                 float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
                 float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
-                for (int i = threadIdx.x; i < ROWS_STAGE * 32; i += blockDim.x) {
-                    const int j = i >> 5, piece = i & 31, p = stage * ROWS_STAGE + j;
-                    const size_t row = (size_t)max(0, min(p, position - 1)) * kv_width + 4 * piece;
+                const int start = stage * ROWS_STAGE;
+                const float *first = layer_keys(window.at(min(start, last) / KV_BLOCK), layer, kv_width) + head;
+                const float *second =
+                    layer_keys(window.at(min(start + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + head;
+        #pragma unroll
+                for (int n = 0; n < ROWS_STAGE * 32 / (ROWS_GROUP * 32); n++) {
+                    const int i = threadIdx.x + n * ROWS_GROUP * 32;
+                    const int j = i >> 5, piece = i & 31, p = start + j, cached = min(p, last);
+                    const float *key = (j < KV_BLOCK ? first : second) + (size_t)(cached % KV_BLOCK) * kv_width + 4 * piece;
                     const int bytes = p < position ? 16 : 0;
-                    copy_async_16_or_zero(k_stage + j * ROWS_KEY_STRIDE + 4 * piece, k_cache + row, bytes);
-                    copy_async_16_or_zero(v_stage + j * ROWS_HEAD_DIM + 4 * piece, v_cache + row, bytes);
+                    copy_async_16_or_zero(k_stage + j * ROWS_KEY_STRIDE + 4 * piece, key, bytes);
+                    copy_async_16_or_zero(v_stage + j * ROWS_HEAD_DIM + 4 * piece, key + KV_BLOCK * kv_width, bytes);
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
@@ -1060,7 +1105,7 @@ enum KernelSource {
                 __syncthreads();
             }
             for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x)
-                (i < ROWS_HEAD_DIM ? k_cache : v_cache)[(size_t)position * kv_width + i % ROWS_HEAD_DIM] =
+                kv_row(blocks, layer, position, i / ROWS_HEAD_DIM, kv_width)[head + i % ROWS_HEAD_DIM] =
                     fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
             const float4 *query = (const float4 *)queries[min(warp, group - 1)];
             float m = NEGATIVE_INFINITY, l = 0.0f;
@@ -1129,10 +1174,10 @@ enum KernelSource {
         // different keys hit different banks).
         // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
         // the sum and the output (dimensions l, l + 32, ...) across stages.
-        #define PREFILL_KEYS 32
+        #define PREFILL_KEYS (2 * KV_BLOCK)
         #define PREFILL_PAIRS 16
         #define PREFILL_HEAD_DIM 128
-        extern "C" __global__ void attention_prefill(const float *q, const float *k_cache, const float *v_cache,
+        extern "C" __global__ void attention_prefill(const float *q, const unsigned long long *blocks, int layer,
                                                      int heads, int kv_heads, int head_dim, const int *positions,
                                                      int tokens, int tile_tokens, float scale, float *out) {
             AWAIT_PREVIOUS();
@@ -1160,16 +1205,22 @@ enum KernelSource {
         #pragma unroll
                 for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] = 0.0f;
             }
+            BlockWindow window(blocks, last / KV_BLOCK + 1);
             for (int k0 = 0; k0 <= last; k0 += PREFILL_KEYS) {
                 __syncthreads();
+                // The stage's keys lie in two cache blocks (the second not read where the last key is in the first).
+                const float *first = layer_keys(window.at(k0 / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
+                const float *second =
+                    layer_keys(window.at(min(k0 + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
                 const int quads = head_dim / 4;
                 for (int i = threadIdx.x; i < PREFILL_KEYS * quads; i += blockDim.x) {
                     const int j = i / quads, d = 4 * (i % quads);
-                    const bool real = k0 + j <= last;
-                    const size_t at = (size_t)(k0 + j) * kv_width + (size_t)kvh * head_dim + d;
                     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    *(float4 *)&keys[j][d] = real ? *(const float4 *)(k_cache + at) : zero;
-                    *(float4 *)&values[j][d] = real ? *(const float4 *)(v_cache + at) : zero;
+                    const float *key = (j < KV_BLOCK ? first + (size_t)j * kv_width
+                                                     : second + (size_t)(j - KV_BLOCK) * kv_width) + d;
+                    const bool real = k0 + j <= last;
+                    *(float4 *)&keys[j][d] = real ? *(const float4 *)key : zero;
+                    *(float4 *)&values[j][d] = real ? *(const float4 *)(key + KV_BLOCK * kv_width) : zero;
                 }
                 __syncthreads();
         #pragma unroll
@@ -1407,9 +1458,9 @@ enum KernelSource {
         // to finish (counters[heads]) then normalises and quantizes out as last_block_norm_quantize does, where
         // norm_q is not null. The counters are left at zero for the next launch. Where k_new is not null, q and
         // k_new are the new token's query and key before the rotary embedding, and k_new and v_new go into the
-        // cache here (theta: the rotary base), so no launch of rope_store_1 precedes this one.
-        extern "C" __global__ void attention_split(const float *q, float *k_cache, float *v_cache, int heads,
-                                                   int kv_heads, int head_dim, const int *positions, float scale,
+        // cache here (theta: the rotary base), so no launch of rope_store_rows precedes this one.
+        extern "C" __global__ void attention_split(const float *q, const unsigned long long *blocks, int layer,
+                                                   int heads, int kv_heads, int head_dim, const int *positions, float scale,
                                                    float *partial, float *out, unsigned *counters,
                                                    const float *k_new, const float *v_new, float theta,
                                                    const float *norm_w, float eps, i8 *norm_q, float *norm_scale) {
@@ -1428,23 +1479,22 @@ enum KernelSource {
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
             if (k_new) {
-                // The rotary embedding and the cache store of rope_store_1, done here: every block rotates its
+                // The rotary embedding and the cache store of rope_store_rows, done here: every block rotates its
                 // query head into shared memory, and the blocks whose share holds the new position rotate and
                 // store that position's key and value (the heads of one group store the same values), which
                 // only they read.
                 const int position = positions[0];
                 rotate_head(qh, head_dim, position, theta, rotated);
                 if (begin <= position && position < end) {
-                    float *k_row = k_cache + (size_t)position * kv_width + (size_t)kvh * head_dim;
+                    float *k_row = kv_row(blocks, layer, position, 0, kv_width) + (size_t)kvh * head_dim;
+                    float *v_row = kv_row(blocks, layer, position, 1, kv_width) + (size_t)kvh * head_dim;
                     rotate_head(k_new + (size_t)kvh * head_dim, head_dim, position, theta, k_row);
-                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
-                        v_cache[(size_t)position * kv_width + (size_t)kvh * head_dim + d] =
-                            v_new[(size_t)kvh * head_dim + d];
+                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) v_row[d] = v_new[(size_t)kvh * head_dim + d];
                 }
                 __syncthreads();
                 qh = rotated;
             }
-            warp_attend(qh, k_cache, v_cache, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
+            warp_attend(qh, blocks, layer, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
             for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
@@ -1629,31 +1679,6 @@ enum KernelSource {
                 if (i < width) q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
             }
             if (threadIdx.x == 0) scales[blockIdx.x] = s;
-        }
-
-        // One token: the rotary embedding of its query and key heads (as rope_neox), then its keys and values into
-        // one layer of the cache at positions[0] (as store_kv). One block.
-        extern "C" __global__ void rope_store_1(float *q, int heads, float *k, const float *v, int kv_heads,
-                                                int head_dim, const int *positions, float theta, float *k_cache,
-                                                float *v_cache) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
-            const int half = head_dim / 2;
-            const float pos = (float)positions[0];
-            for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
-                const int h = p / half, i = p % half;
-                float *x = h < heads ? q + (size_t)h * head_dim : k + (size_t)(h - heads) * head_dim;
-                float c, s;
-                rope_angle(theta, i, head_dim, pos, c, s);
-                rotate_pair(x, x, i, half, c, s);
-            }
-            __syncthreads();
-            const int width = kv_heads * head_dim;
-            const size_t base = (size_t)positions[0] * width;
-            for (int i = threadIdx.x; i < width; i += blockDim.x) {
-                k_cache[base + i] = k[i];
-                v_cache[base + i] = v[i];
-            }
         }
 
         // dst[i] = src[i] for `count` 16-byte words, grid-stride: the device-to-device copy the bench times to

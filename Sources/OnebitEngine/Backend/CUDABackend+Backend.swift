@@ -1,21 +1,21 @@
 import OnebitCUDA
 
-/// The CUDA backend keeps one contiguous cache per sequence (its attention kernels read one run of positions): a
-/// pool's block is a whole sequence's cache of `contextLength` positions, made on first use, so the block
-/// bookkeeping of the engine is the same for every backend.
+/// The CUDA backend pages the key/value cache as the CPU does: the kernels find each position's block through the
+/// sequence's block table.
 extension CUDABackend: Backend {
-    /// A whole context: every sequence holds one block.
-    public func keyValueBlockPositions(contextLength: Int) -> Int { contextLength }
+    /// The kernels' block size, whatever the context.
+    public func keyValueBlockPositions(contextLength: Int) -> Int { CUDABackend.keyValueBlockPositions }
 
-    /// A pool whose blocks are allocated in device memory when first used.
+    /// A pool whose device memory is allocated as its blocks are first used.
     public func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CUDAKeyValuePool {
-        CUDAKeyValuePool(backend: self, layers: layers, width: width, blockPositions: blockPositions, blocks: blocks)
+        precondition(
+            blockPositions == CUDABackend.keyValueBlockPositions, "CUDA blocks hold a fixed number of positions")
+        return makeKeyValuePool(layers: layers, width: width, blocks: blocks)
     }
 
-    /// The cache of the sequence's one block.
+    /// The sequence held in `blocks` of `pool`.
     public func keyValueCache(in pool: CUDAKeyValuePool, blocks: [Int32]) -> CUDAKeyValueCache {
-        precondition(blocks.count == 1, "a CUDA sequence holds one block of a whole context")
-        return pool.block(Int(blocks[0]))
+        CUDAKeyValueCache(pool, blocks: blocks)
     }
 
     /// One sequence through the single-sequence kernels; several in one launch each for store and attention
@@ -34,30 +34,5 @@ extension CUDABackend: Backend {
         attendSequences(
             keys: keys, values: values, queries: queries, positions: positions, segments: segments, layer: layer,
             heads: heads, kvHeads: kvHeads, headDim: headDim, into: out)
-    }
-}
-
-/// Whole-sequence caches of the CUDA backend, made when a block is first used and kept for reuse.
-public final class CUDAKeyValuePool {
-    private let backend: CUDABackend
-    private let layers: Int
-    private let width: Int
-    private let blockPositions: Int
-    private var blocks: [CUDAKeyValueCache?]
-
-    init(backend: CUDABackend, layers: Int, width: Int, blockPositions: Int, blocks: Int) {
-        self.backend = backend
-        self.layers = layers
-        self.width = width
-        self.blockPositions = blockPositions
-        self.blocks = Array(repeating: nil, count: blocks)
-    }
-
-    /// Block `index`, allocated on first use.
-    func block(_ index: Int) -> CUDAKeyValueCache {
-        if let cache = blocks[index] { return cache }
-        let cache = backend.makeKeyValueCache(layers: layers, capacity: blockPositions, width: width)
-        blocks[index] = cache
-        return cache
     }
 }
