@@ -44,6 +44,8 @@ public final class CUDABackend {
         let stride: Int
     }
     private var argmaxBuffer: DeviceBuffer?
+    /// The ranking keys of the passes of ``largestLogits(_:rows:head:count:)``, one buffer for each other pass.
+    private var rankingKeys: (DeviceBuffer?, DeviceBuffer?)
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
     /// Zeroed counters of finished blocks, which single-token kernels use to find their last block: word 0 for the
@@ -821,6 +823,56 @@ public final class CUDABackend {
             .address(index.address))
         let result: [Int32] = download(from: index.address, count: rows)
         return result.map { Int($0) }
+    }
+
+    /// The most logits a row ``largestLogits(_:rows:head:count:)`` brings back: each pass keeps at most half of
+    /// what its blocks sort, so the passes converge.
+    public static let largestLogitsLimit = KernelSource.topChunk / 2
+
+    /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
+    /// ties: the head's products as ``logits(_:rows:head:)`` computes them, ranked on the GPU in passes that sort
+    /// chunks of their keys and keep the first `count` of each (three passes for a 128,256-token vocabulary), and
+    /// only `count` tokens and logits a row come back.
+    public func largestLogits(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int
+    ) -> [[(token: Int, logit: Float)]] {
+        precondition((1...Self.largestLogitsLimit).contains(count), "between 1 and \(Self.largestLogitsLimit) logits")
+        context.makeCurrent()
+        let columns = head.rows
+        let output = scratch(&logitBuffer, bytes: rows.count * columns * 4)
+        if rows.count > 1 && !usesInt8Head(head) {
+            launchHead(x, rows: rows, head: head, into: output.address)
+        } else {
+            for (index, row) in rows.enumerated() {
+                launchHead(x, row: row, head: head, into: output.address + UInt64(index * columns * 4))
+            }
+        }
+        var source = output.address
+        var length = columns
+        var pass = 0
+        while true {
+            let chunks = (length + KernelSource.topChunk - 1) / KernelSource.topChunk
+            let bytes = rows.count * chunks * count * 8
+            let target =
+                pass % 2 == 0 ? scratch(&rankingKeys.0, bytes: bytes) : scratch(&rankingKeys.1, bytes: bytes)
+            launch(
+                pass == 0 ? .topKeysOfLogits : .topKeys, grid: (chunks, rows.count), block: KernelSource.topChunk / 2,
+                .address(source), .int(length), .int(count), .address(target.address))
+            source = target.address
+            length = chunks * count
+            pass += 1
+            if chunks == 1 { break }
+        }
+        let keys: [UInt64] = download(from: source, count: rows.count * count)
+        return (0..<rows.count).map { row in
+            keys[row * count..<(row + 1) * count].compactMap { key in
+                // The largest key marks a logit that is not finite.
+                guard key != .max else { return nil }
+                let ordered = ~UInt32(truncatingIfNeeded: key >> 32)
+                let bits = ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered
+                return (Int(key & 0xFFFF_FFFF), Float(bitPattern: bits))
+            }
+        }
     }
 
     /// The device memory bandwidth, in bytes read and written per second: the best of three rounds of `copies`

@@ -11,6 +11,9 @@ enum KernelSource {
     /// Positions per block of the paged key/value cache (`KV_BLOCK`).
     static let keyValueBlockPositions = 16
 
+    /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
+    static let topChunk = 2048
+
     static let text = #"""
         typedef unsigned char u8;
         typedef signed char i8;
@@ -1597,6 +1600,69 @@ enum KernelSource {
             for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
             argmax_block(best, at, &value, &index);
             if (threadIdx.x == 0) result[blockIdx.x] = index == 0x7fffffff ? 0 : index;
+        }
+
+        // The largest logits of rows for top-k sampling, in passes: block (c, r) sorts TOP_CHUNK keys of row r, chunk
+        // c, in shared memory (a bitonic sort, two keys a thread) and keeps the first `keep`. The key is the host's
+        // ranking key (Sampler.ranked): the logit's order-preserving bits inverted in the high word, the token in the
+        // low one, so ascending keys are the most likely logits first and the lower token first on ties; a logit
+        // that is not finite, and the padding past the row, get the largest key. top_keys_of_logits makes the keys of
+        // `columns`-wide rows of logits, top_keys ranks `columns` keys a row from an earlier pass; each pass leaves
+        // gridDim.x * keep keys a row, until one chunk is left.
+        #define TOP_CHUNK \#(topChunk)
+        __device__ __forceinline__ unsigned long long ranking_key(float logit, int token) {
+            if (!isfinite(logit)) return ~0ull;
+            // -0 and 0 are equal logits: one bit pattern for both keeps the lower token first.
+            const u32 bits = __float_as_uint(logit == 0.0f ? 0.0f : logit);
+            const u32 ordered = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+            return ((unsigned long long)~ordered << 32) | (u32)token;
+        }
+
+        __device__ void sort_chunk(unsigned long long *keys) {
+            for (int size = 2; size <= TOP_CHUNK; size <<= 1) {
+                for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                    __syncthreads();
+                    const int a = 2 * threadIdx.x - (threadIdx.x & (stride - 1)), b = a + stride;
+                    const unsigned long long x = keys[a], y = keys[b];
+                    if ((x > y) == ((a & size) == 0)) {
+                        keys[a] = y;
+                        keys[b] = x;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+
+        __device__ void keep_first(const unsigned long long *keys, int keep, unsigned long long *out) {
+            out += ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * keep;
+            for (int i = threadIdx.x; i < keep; i += blockDim.x) out[i] = keys[i];
+        }
+
+        extern "C" __global__ void top_keys_of_logits(const float *logits, int columns, int keep,
+                                                      unsigned long long *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ unsigned long long keys[TOP_CHUNK];
+            const float *row = logits + (size_t)blockIdx.y * columns;
+            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
+                const int token = blockIdx.x * TOP_CHUNK + i;
+                keys[i] = token < columns ? ranking_key(row[token], token) : ~0ull;
+            }
+            sort_chunk(keys);
+            keep_first(keys, keep, out);
+        }
+
+        extern "C" __global__ void top_keys(const unsigned long long *in, int columns, int keep, unsigned long long *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ unsigned long long keys[TOP_CHUNK];
+            const unsigned long long *row = in + (size_t)blockIdx.y * columns;
+            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
+                const int index = blockIdx.x * TOP_CHUNK + i;
+                keys[i] = index < columns ? row[index] : ~0ull;
+            }
+            sort_chunk(keys);
+            keep_first(keys, keep, out);
         }
 
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row

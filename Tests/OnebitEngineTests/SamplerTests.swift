@@ -52,6 +52,32 @@ import Testing
         #expect(Sampler.ranked(logits) == expected)
     }
 
+    @Test func candidatesDrawWhatTheWholeRowDraws() {
+        var random = SplitMix64(seed: 5)
+        for (topK, topP, minP, temperature) in [
+            (1, 1, 0, 1), (7, 1, 0, 0.7), (40, 0.9, 0, 0.8), (40, 1, 0.05, 1.3), (256, 0.95, 0.02, 1),
+        ] as [(Int, Float, Float, Float)] {
+            for row in 0..<12 {
+                // Coarse values, so ties are common; a few that are not finite.
+                var logits = (0..<5000).map { _ in Float(Int(random.next() % 400)) / 16 - 12 }
+                logits[row] = .nan
+                logits[row + 100] = -.infinity
+                let parameters = SamplingParameters(
+                    temperature: temperature, topK: topK, topP: topP, minP: minP, seed: UInt64(row))
+                var whole = Sampler(parameters)
+                var fromCandidates = Sampler(parameters)
+                #expect(fromCandidates.samplesFromCandidates)
+                let candidates = Sampler.candidates(logits, count: topK)
+                for _ in 0..<20 {
+                    #expect(fromCandidates.sample(candidates: candidates) == whole.sample(logits, history: []))
+                }
+            }
+        }
+        #expect(!Sampler(SamplingParameters(topK: 0)).samplesFromCandidates)
+        #expect(!Sampler(SamplingParameters(topK: 40, repetitionPenalty: 1.1)).samplesFromCandidates)
+        #expect(!Sampler(SamplingParameters(temperature: 0, topK: 40)).samplesFromCandidates)
+    }
+
     @Test func repetitionPenaltyDemotesSeenTokens() {
         var sampler = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
         #expect(sampler.sample(logits, history: [1]) == 5)

@@ -95,6 +95,10 @@ public protocol Backend: AnyObject {
     /// ``argmax(_:row:head:)`` of each of `rows`, so a backend can read the head once for all of them and return
     /// only the indices; the default takes the argmax of ``logits(_:rows:head:)`` on the host.
     func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int]
+    /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
+    /// ties (``Sampler/ranked(_:)``'s order), so that top-k sampling brings back only those; the default ranks
+    /// ``logits(_:rows:head:)`` on the host.
+    func topCandidates(_ x: Activations, rows: [Int], head: DenseWeights, count: Int) -> [[LogitCandidate]]
     /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions`, the rows of each
     /// segment cached in its cache; the operations take the tokens, positions and segments as arguments too. A
     /// backend may record the operations of a step once and replay them for later steps of the same shape, taking
@@ -196,6 +200,11 @@ extension Backend {
     /// One row at a time.
     public func logits(_ x: Activations, rows: [Int], head: DenseWeights) -> [[Float]] {
         rows.map { logits(x, row: $0, head: head) }
+    }
+
+    /// The logits ranked on the host.
+    public func topCandidates(_ x: Activations, rows: [Int], head: DenseWeights, count: Int) -> [[LogitCandidate]] {
+        logits(x, rows: rows, head: head).map { Sampler.candidates($0, count: count) }
     }
 }
 

@@ -13,6 +13,18 @@ extension CUDABackend: Backend {
         return makeKeyValuePool(layers: layers, width: width, blocks: blocks)
     }
 
+    /// The largest logits ranked on the GPU, where the backend can bring back so many; else on the host.
+    public func topCandidates(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int
+    ) -> [[LogitCandidate]] {
+        guard count <= CUDABackend.largestLogitsLimit else {
+            return logits(x, rows: rows, head: head).map { Sampler.candidates($0, count: count) }
+        }
+        return largestLogits(x, rows: rows, head: head, count: count).map { row in
+            row.map { LogitCandidate(token: $0.token, logit: $0.logit) }
+        }
+    }
+
     /// The sequence held in `blocks` of `pool`.
     public func keyValueCache(in pool: CUDAKeyValuePool, blocks: [Int32]) -> CUDAKeyValueCache {
         CUDAKeyValueCache(pool, blocks: blocks)

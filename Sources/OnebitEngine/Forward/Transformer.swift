@@ -6,6 +6,8 @@ public enum StepOutput: Equatable {
     case logits([Float])
     /// The index of the largest logit (the lowest on ties).
     case token(Int)
+    /// The largest logits, most likely first (``Backend/topCandidates(_:rows:head:count:)``).
+    case candidates([LogitCandidate])
 }
 
 /// The BitNet b1.58 forward pass, written once over ``Backend``.
@@ -98,14 +100,21 @@ public final class Transformer<B: Backend> {
         public var wantsLogits: Bool
         /// Whether, of those logits, only the index of the largest is wanted (found where the backend runs).
         public var greedy: Bool
+        /// Where not 0 (and not `greedy`), only this many of the largest logits are wanted, found where the backend
+        /// runs: enough for top-k sampling.
+        public var candidates: Int
 
         /// Describes a slice.
-        public init(tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false) {
+        public init(
+            tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false,
+            candidates: Int = 0
+        ) {
             self.tokens = tokens
             self.start = start
             self.cache = cache
             self.wantsLogits = wantsLogits
             self.greedy = greedy
+            self.candidates = candidates
         }
     }
 
@@ -188,22 +197,34 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the slices as one step; returns per slice what it wants of its last token: its logits, or where
-    /// `greedy` only the index of the largest, or nothing.
+    /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or nothing.
     public func step(batch: [Slice]) -> [StepOutput?] {
         if let only = singleToken(batch) {
-            return only.greedy
-                ? [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))]
-                : [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
+            if only.greedy { return [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))] }
+            if only.candidates > 0 {
+                decodeStep(only.tokens[0], at: only.start, cache: only.cache)
+                return [.candidates(backend.topCandidates(normed, rows: [0], head: head, count: only.candidates)[0])]
+            }
+            return [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
         }
         let rows = run(batch)
         defer { discardScratch(after: batch) }
-        let greedyRows = zip(batch, rows).compactMap { $0.greedy ? $1 : nil }
-        let logitRows = zip(batch, rows).compactMap { $0.greedy ? nil : $1 }
+        let wanted = zip(batch, rows).compactMap { slice, row in row.map { (slice, $0) } }
+        let greedyRows = wanted.filter { $0.0.greedy }.map(\.1)
+        let candidateRows = wanted.filter { !$0.0.greedy && $0.0.candidates > 0 }
+        let logitRows = wanted.filter { !$0.0.greedy && $0.0.candidates == 0 }.map(\.1)
         var tokens = (greedyRows.isEmpty ? [] : backend.argmax(normed, rows: greedyRows, head: head)).makeIterator()
+        let count = candidateRows.map(\.0.candidates).max() ?? 0
+        var candidates =
+            (candidateRows.isEmpty
+            ? [] : backend.topCandidates(normed, rows: candidateRows.map(\.1), head: head, count: count))
+            .makeIterator()
         var logits = (logitRows.isEmpty ? [] : backend.logits(normed, rows: logitRows, head: head)).makeIterator()
         return zip(batch, rows).map { slice, row in
             guard row != nil else { return nil }
-            return slice.greedy ? tokens.next().map { .token($0) } : logits.next().map { .logits($0) }
+            if slice.greedy { return tokens.next().map { .token($0) } }
+            if slice.candidates > 0 { return candidates.next().map { .candidates(Array($0.prefix(slice.candidates))) } }
+            return logits.next().map { .logits($0) }
         }
     }
 

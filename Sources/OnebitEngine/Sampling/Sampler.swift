@@ -16,6 +16,10 @@ public struct Sampler {
         random = SplitMix64(seed: parameters.seed)
     }
 
+    /// The most candidates ``sample(candidates:)`` takes: `top_k` up to this many can be sampled from the largest
+    /// logits alone, found where the backend runs.
+    public static let largestCandidateSet = 256
+
     /// The next token given the logits of the last position and the tokens so far (for the repetition penalty).
     public mutating func sample(_ logits: [Float], history: [Int]) -> Int {
         var logits = logits
@@ -33,49 +37,82 @@ public struct Sampler {
             finite += 1
         }
         if finite == 0 { return Self.argmax(logits) }
-
-        // Weights exp((l - top) / T) by token id; 0 marks a token that is out. The whole vocabulary is sorted only
-        // when top-k or top-p need the most likely tokens in order: a sort per token per step cost more than the
-        // forward pass of a batch of small-model sequences.
-        var weights = [Double](repeating: 0, count: logits.count)
-        let ranked = parameters.topK > 0 && parameters.topK < finite || parameters.topP < 1 ? Self.ranked(logits) : []
-        if parameters.topK > 0, parameters.topK < finite {
-            for token in ranked.prefix(parameters.topK) { weights[token] = weight(logits[token], top: top) }
-        } else {
-            for token in logits.indices where logits[token].isFinite {
-                weights[token] = weight(logits[token], top: top)
-            }
+        // The whole vocabulary is sorted only when top-k or top-p need the most likely tokens in order: a sort per
+        // token per step cost more than the forward pass of a batch of small-model sequences.
+        if parameters.topK > 0 && parameters.topK < finite || parameters.topP < 1 {
+            var ranked = Self.ranked(logits)
+            if parameters.topK > 0 && parameters.topK < finite { ranked.removeLast(ranked.count - parameters.topK) }
+            return choose(ranked.map { LogitCandidate(token: $0, logit: logits[$0]) }, top: top, ranked: true)
         }
-        let total = weights.reduce(0, +)
+        let kept = logits.indices.compactMap {
+            logits[$0].isFinite ? LogitCandidate(token: $0, logit: logits[$0]) : nil
+        }
+        return choose(kept, top: top, ranked: false)
+    }
+
+    /// Whether ``sample(candidates:)`` gives what ``sample(_:history:)`` would for these parameters: top-k sampling
+    /// with at most ``largestCandidateSet`` tokens and no repetition penalty.
+    public var samplesFromCandidates: Bool {
+        parameters.temperature > 0 && parameters.repetitionPenalty == 1
+            && (1...Self.largestCandidateSet).contains(parameters.topK)
+    }
+
+    /// The next token given only the `parameters.topK` largest logits of the last position, most likely first and
+    /// the lower token first on ties (as ``ranked(_:)`` orders them): the same token, drawn with the same random
+    /// numbers, as ``sample(_:history:)`` gives with the whole row where ``samplesFromCandidates``. A row with no finite
+    /// logit gives token 0, as the argmax does of a row of NaN or -infinity.
+    public mutating func sample(candidates: [LogitCandidate]) -> Int {
+        precondition(samplesFromCandidates, "candidates serve top-k sampling without a repetition penalty")
+        let kept = Array(candidates.prefix(parameters.topK).filter(\.logit.isFinite))
+        guard let top = kept.first?.logit else { return 0 }
+        return choose(kept, top: top, ranked: true)
+    }
+
+    /// Draws from `kept`, the tokens top-k left (most likely first where `ranked`, else in token order), whose largest
+    /// logit is `top`: min-p and top-p drop more of them, then one random number picks among the rest. Sums run in
+    /// token order, so they come out the same however `kept` was found.
+    private mutating func choose(_ kept: [LogitCandidate], top: Float, ranked: Bool) -> Int {
+        var weights = kept.map { weight($0.logit, top: top) }
+        let byToken = ranked ? Self.tokenOrder(kept) : Array(kept.indices)
+        let total = byToken.reduce(0) { $0 + weights[$1] }
         if parameters.minP > 0 {
             // The most likely token has weight 1: probability 1 / total.
             let floor = 1 / total * Double(parameters.minP)
-            for token in weights.indices where weights[token] / total < floor { weights[token] = 0 }
+            for index in weights.indices where weights[index] / total < floor { weights[index] = 0 }
         }
         if parameters.topP < 1 {
             var cumulative = 0.0
             var reached = false
-            for token in ranked where weights[token] > 0 {
+            for index in kept.indices where weights[index] > 0 {
                 if reached {
-                    weights[token] = 0
+                    weights[index] = 0
                     continue
                 }
-                cumulative += weights[token] / total
+                cumulative += weights[index] / total
                 reached = cumulative >= Double(parameters.topP)
             }
         }
-        let mass = weights.reduce(0) { $0 + $1 / total }
+        let mass = byToken.reduce(0) { $0 + weights[$1] / total }
         // The draw walks the kept tokens in id order, not probability order: two nearly equal logits that swap
         // places under rounding noise (another kernel, another thread count) then cannot change which token a
         // seed picks.
         var threshold = random.nextUnitInterval() * mass
         var last = 0
-        for token in weights.indices where weights[token] > 0 {
-            threshold -= weights[token] / total
-            if threshold < 0 { return token }
-            last = token
+        for index in byToken where weights[index] > 0 {
+            threshold -= weights[index] / total
+            if threshold < 0 { return kept[index].token }
+            last = kept[index].token
         }
         return last
+    }
+
+    /// The indices of `kept` in token order: a sort for a few candidates, one pass over the token range for a whole
+    /// vocabulary (a comparison sort of 128,256 tokens per row per step cost more than the step).
+    private static func tokenOrder(_ kept: [LogitCandidate]) -> [Int] {
+        if kept.count <= 1024 { return kept.indices.sorted { kept[$0].token < kept[$1].token } }
+        var slots = [Int](repeating: -1, count: (kept.map(\.token).max() ?? 0) + 1)
+        for (index, candidate) in kept.enumerated() { slots[candidate.token] = index }
+        return slots.filter { $0 >= 0 }
     }
 
     /// `exp((logit - top) / T)`, the unnormalised probability of a token.
@@ -101,11 +138,30 @@ public struct Sampler {
         return keys.map { Int($0 & 0xFFFF_FFFF) }
     }
 
+    /// The `count` largest finite logits of `row`, in ``ranked(_:)``'s order.
+    public static func candidates(_ row: [Float], count: Int) -> [LogitCandidate] {
+        ranked(row).prefix(count).map { LogitCandidate(token: $0, logit: row[$0]) }
+    }
+
     /// The index of the largest logit (the lowest such index on ties).
     public static func argmax(_ logits: [Float]) -> Int {
         var best = 0
         for i in logits.indices where logits[i] > logits[best] { best = i }
         return best
+    }
+}
+
+/// A token and its logit, one of the most likely of a row.
+public struct LogitCandidate: Equatable, Sendable {
+    /// The token id.
+    public var token: Int
+    /// Its logit.
+    public var logit: Float
+
+    /// A candidate.
+    public init(token: Int, logit: Float) {
+        self.token = token
+        self.logit = logit
     }
 }
 

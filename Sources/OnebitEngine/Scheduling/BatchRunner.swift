@@ -42,6 +42,8 @@ struct SliceRequest {
     var wantsLogits: Bool
     /// Whether only the argmax of those logits is wanted.
     var greedy = false
+    /// Where not 0, only this many of the largest logits are wanted.
+    var candidates = 0
 }
 
 /// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
@@ -161,7 +163,7 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             batch: zip(slices, views).map { slice, view in
                 Transformer<B>.Slice(
                     tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
-                    greedy: slice.greedy)
+                    greedy: slice.greedy, candidates: slice.candidates)
             })
     }
 }

@@ -96,7 +96,7 @@ final class EngineLoop {
             slices.append(
                 SliceRequest(
                     sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true,
-                    greedy: sequence.needsOnlyArgmax))
+                    greedy: sequence.needsOnlyArgmax, candidates: sequence.candidatesSuffice))
             owners.append(sequence)
             budget -= 1
         }
@@ -106,7 +106,8 @@ final class EngineLoop {
             slices.append(
                 SliceRequest(
                     sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
-                    wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax))
+                    wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax,
+                    candidates: sequence.candidatesSuffice))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
@@ -125,6 +126,8 @@ final class EngineLoop {
             switch results[index] {
             case .logits(let logits): advance(sequence, logits: logits)
             case .token(let token): emit(token, for: sequence, processed: nil)
+            case .candidates(let candidates):
+                emit(sequence.sampler.sample(candidates: candidates), for: sequence, processed: nil)
             case nil: break
             }
         }
@@ -240,6 +243,17 @@ final class SequenceState {
         return request.sampling.temperature == 0 && request.sampling.repetitionPenalty == 1 && request.logitBias.isEmpty
             && request.presencePenalty == 0 && request.frequencyPenalty == 0 && request.topLogprobs == nil
             && constraint == nil
+    }
+
+    /// Where not 0, the number of largest logits the next token can be sampled from (top-k sampling with nothing
+    /// else read from the logits: no penalty, bias, constraint or log-probabilities); the step then brings back
+    /// only those.
+    var candidatesSuffice: Int {
+        let request = job.request
+        guard sampler.samplesFromCandidates, request.logitBias.isEmpty, request.presencePenalty == 0,
+            request.frequencyPenalty == 0, request.topLogprobs == nil, constraint == nil
+        else { return 0 }
+        return request.sampling.topK
     }
 
     /// The logits after the logit bias and the presence and frequency penalties.

@@ -130,8 +130,11 @@ enum HeadCheck {
     ) -> Int {
         var rng = SplitMix64(seed: 0x4EAD)
         var failures = 0
-        // The batched shapes take the tensor cores on a GPU where the columns are a multiple of 32.
-        for (rows, columns, tokens) in [(1_000, 2_560, 1), (333, 100, 5), (1_000, 2_560, 9), (333, 96, 70)] {
+        // The batched shapes take the tensor cores on a GPU where the columns are a multiple of 32; the widest
+        // vocabulary takes three passes of the GPU's top-k ranking.
+        for (rows, columns, tokens) in [
+            (1_000, 2_560, 1), (333, 100, 5), (1_000, 2_560, 9), (333, 96, 70), (300_000, 32, 3),
+        ] {
             let head = DenseMatrix(
                 rows: rows, columns: columns, storage: .bfloat16(rng.smallBFloat16(count: rows * columns)))
             let input = (0..<tokens * columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
@@ -141,11 +144,17 @@ enum HeadCheck {
             // The device's own argmax of every row must be the argmax of the logits it returns.
             let indices = argmax(device, head, input, tokens: tokens)
             let sameArgmax = indices == (0..<tokens).map { Sampler.argmax(Array(got[$0 * rows..<($0 + 1) * rows])) }
-            let ok = worst <= 1e-4 && sameArgmax
+            // And its largest logits for top-k sampling must be those of the logits it returns, in the same order.
+            let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
+                candidates(device, head, input, tokens: tokens, count: count)
+                    == (0..<tokens).map { Sampler.candidates(Array(got[$0 * rows..<($0 + 1) * rows]), count: count) }
+            }
+            let ok = worst <= 1e-4 && sameArgmax && sameCandidates
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
-                    + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs")")
+                    + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); top 1, 40 and "
+                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ")")
         }
         return failures
     }
@@ -160,6 +169,13 @@ enum HeadCheck {
     private static func argmax<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int) -> [Int] {
         let (weights, x) = upload(backend, head, input, tokens: tokens)
         return backend.argmax(x, rows: Array(0..<tokens), head: weights)
+    }
+
+    private static func candidates<B: Backend>(
+        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, count: Int
+    ) -> [[LogitCandidate]] {
+        let (weights, x) = upload(backend, head, input, tokens: tokens)
+        return backend.topCandidates(x, rows: Array(0..<tokens), head: weights, count: count)
     }
 
     /// The head and `tokens` rows of `input` on `backend`.
