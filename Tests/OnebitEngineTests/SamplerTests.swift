@@ -52,6 +52,56 @@ import Testing
         #expect(Sampler.ranked(logits) == expected)
     }
 
+    /// The sampler as written first: every weight, the whole vocabulary ranked. The fast paths must give its tokens.
+    static func plainSample(_ logits: [Float], _ parameters: SamplingParameters, _ random: inout SplitMix64) -> Int {
+        let finite = logits.indices.filter { logits[$0].isFinite }
+        let top = finite.map { logits[$0] }.max()!
+        let ranked = Sampler.ranked(logits)
+        var weights = [Double](repeating: 0, count: logits.count)
+        let kept = parameters.topK > 0 && parameters.topK < finite.count ? Array(ranked.prefix(parameters.topK)) : finite
+        for token in kept { weights[token] = exp(Double((logits[token] - top) / parameters.temperature)) }
+        let total = weights.reduce(0, +)
+        for token in weights.indices where weights[token] / total < 1 / total * Double(parameters.minP) {
+            weights[token] = 0
+        }
+        var cumulative = 0.0
+        for token in ranked where weights[token] > 0 {
+            if cumulative >= Double(parameters.topP) { weights[token] = 0 }
+            cumulative += weights[token] / total
+        }
+        var threshold = random.nextUnitInterval() * weights.reduce(0) { $0 + $1 / total }
+        var last = 0
+        for token in weights.indices where weights[token] > 0 {
+            threshold -= weights[token] / total
+            if threshold < 0 { return token }
+            last = token
+        }
+        return last
+    }
+
+    @Test func theFastPathsDrawWhatTheWholeRankingDraws() {
+        var random = SplitMix64(seed: 9)
+        for (topK, topP, minP, temperature) in [
+            (0, 1, 0, 1), (0, 0.9, 0, 0.8), (0, 0.999, 0, 1.5), (0, 1, 0.05, 1), (0, 0.7, 0.01, 0.6), (40, 1, 0, 1),
+            (40, 0.9, 0.02, 0.8), (9000, 0.95, 0, 1), (1, 1, 0, 1),
+        ] as [(Int, Float, Float, Float)] {
+            for row in 0..<6 {
+                // Peaked rows and flat ones, with ties and a few logits that are not finite.
+                let spread = row % 2 == 0 ? 4 : 400
+                var logits = (0..<8000).map { _ in Float(Int(random.next() % UInt64(spread * 16))) / 16 - 6 }
+                logits[3 * row] = .nan
+                logits[3 * row + 1] = -.infinity
+                let parameters = SamplingParameters(
+                    temperature: temperature, topK: topK, topP: topP, minP: minP, seed: UInt64(row))
+                var fast = Sampler(parameters)
+                var plain = SplitMix64(seed: UInt64(row))
+                for _ in 0..<10 {
+                    #expect(fast.sample(logits, history: []) == Self.plainSample(logits, parameters, &plain))
+                }
+            }
+        }
+    }
+
     @Test func candidatesDrawWhatTheWholeRowDraws() {
         var random = SplitMix64(seed: 5)
         for (topK, topP, minP, temperature) in [

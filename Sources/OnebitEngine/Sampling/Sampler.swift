@@ -37,17 +37,30 @@ public struct Sampler {
             finite += 1
         }
         if finite == 0 { return Self.argmax(logits) }
-        // The whole vocabulary is sorted only when top-k or top-p need the most likely tokens in order: a sort per
-        // token per step cost more than the forward pass of a batch of small-model sequences.
-        if parameters.topK > 0 && parameters.topK < finite || parameters.topP < 1 {
-            var ranked = Self.ranked(logits)
-            if parameters.topK > 0 && parameters.topK < finite { ranked.removeLast(ranked.count - parameters.topK) }
-            return choose(ranked.map { LogitCandidate(token: $0, logit: logits[$0]) }, top: top, ranked: true)
+        if parameters.topK > 0 && parameters.topK < finite {
+            let ranked = Self.largest(logits, count: parameters.topK)
+            return choose(ranked, weights: ranked.map { weight(logits[$0], top: top) }, total: nil, ranked: true)!
         }
-        let kept = logits.indices.compactMap {
-            logits[$0].isFinite ? LogitCandidate(token: $0, logit: logits[$0]) : nil
+        // Every finite token's weight, and their total in token order as the draw sums it.
+        var weights = [Double](repeating: 0, count: logits.count)
+        var total = 0.0
+        for token in logits.indices where logits[token].isFinite {
+            weights[token] = weight(logits[token], top: top)
+            total += weights[token]
         }
-        return choose(kept, top: top, ranked: false)
+        if parameters.topP < 1 {
+            // The nucleus is found among the most likely tokens alone, sorted; the whole vocabulary only where it
+            // reaches past them.
+            let likeliest = Self.likeliest(logits, weights: weights, mass: Double(parameters.topP) * total)
+            if let token = choose(
+                likeliest, weights: likeliest.map { weights[$0] }, total: total, ranked: true, complete: false)
+            {
+                return token
+            }
+            let ranked = Self.ranked(logits)
+            return choose(ranked, weights: ranked.map { weights[$0] }, total: total, ranked: true)!
+        }
+        return choose(nil, weights: weights, total: total, ranked: false)!
     }
 
     /// Whether ``sample(candidates:)`` gives what ``sample(_:history:)`` would for these parameters: top-k sampling
@@ -65,16 +78,27 @@ public struct Sampler {
         precondition(samplesFromCandidates, "candidates serve top-k sampling without a repetition penalty")
         let kept = Array(candidates.prefix(parameters.topK).filter(\.logit.isFinite))
         guard let top = kept.first?.logit else { return 0 }
-        return choose(kept, top: top, ranked: true)
+        return choose(kept.map(\.token), weights: kept.map { weight($0.logit, top: top) }, total: nil, ranked: true)!
     }
 
-    /// Draws from `kept`, the tokens top-k left (most likely first where `ranked`, else in token order), whose largest
-    /// logit is `top`: min-p and top-p drop more of them, then one random number picks among the rest. Sums run in
-    /// token order, so they come out the same however `kept` was found.
-    private mutating func choose(_ kept: [LogitCandidate], top: Float, ranked: Bool) -> Int {
-        var weights = kept.map { weight($0.logit, top: top) }
-        let byToken = ranked ? Self.tokenOrder(kept) : Array(kept.indices)
-        let total = byToken.reduce(0) { $0 + weights[$1] }
+    /// Draws from `kept`, the tokens top-k left (most likely first where `ranked`, else in token order; nil for every
+    /// token, the weight of one that is not finite 0), whose weights are `weights`: min-p and top-p drop more of
+    /// them, then one random number picks among the rest. `total`
+    /// is the weight of every finite token where `kept` does not hold them all (top-p without top-k); where `kept`
+    /// holds only the most likely of them (not `complete`) and top-p reaches past its end, nil, and no random number
+    /// is drawn. Sums run in token order, so they come out the same however `kept` was found.
+    private mutating func choose(
+        _ kept: [Int]?, weights: [Double], total: Double?, ranked: Bool, complete: Bool = true
+    ) -> Int? {
+        var weights = weights
+        // Position n of the token order: `byToken[n]`, or n itself where `kept` is already in token order.
+        let byToken = ranked ? Self.tokenOrder(kept ?? Array(weights.indices)) : nil
+        func sum(_ term: (Double) -> Double) -> Double {
+            var sum = 0.0
+            for position in weights.indices { sum += term(weights[byToken?[position] ?? position]) }
+            return sum
+        }
+        let total = total ?? sum { $0 }
         if parameters.minP > 0 {
             // The most likely token has weight 1: probability 1 / total.
             let floor = 1 / total * Double(parameters.minP)
@@ -83,7 +107,7 @@ public struct Sampler {
         if parameters.topP < 1 {
             var cumulative = 0.0
             var reached = false
-            for index in kept.indices where weights[index] > 0 {
+            for index in weights.indices where weights[index] > 0 {
                 if reached {
                     weights[index] = 0
                     continue
@@ -91,28 +115,87 @@ public struct Sampler {
                 cumulative += weights[index] / total
                 reached = cumulative >= Double(parameters.topP)
             }
+            if !reached && !complete { return nil }
         }
-        let mass = byToken.reduce(0) { $0 + weights[$1] / total }
+        let mass = sum { $0 / total }
         // The draw walks the kept tokens in id order, not probability order: two nearly equal logits that swap
         // places under rounding noise (another kernel, another thread count) then cannot change which token a
         // seed picks.
         var threshold = random.nextUnitInterval() * mass
         var last = 0
-        for index in byToken where weights[index] > 0 {
+        for position in weights.indices {
+            let index = byToken?[position] ?? position
+            guard weights[index] > 0 else { continue }
             threshold -= weights[index] / total
-            if threshold < 0 { return kept[index].token }
-            last = kept[index].token
+            if threshold < 0 { return kept?[index] ?? index }
+            last = kept?[index] ?? index
         }
         return last
     }
 
-    /// The indices of `kept` in token order: a sort for a few candidates, one pass over the token range for a whole
+    /// The indices of `kept` in token order: a sort for a few tokens, one pass over the token range for a whole
     /// vocabulary (a comparison sort of 128,256 tokens per row per step cost more than the step).
-    private static func tokenOrder(_ kept: [LogitCandidate]) -> [Int] {
-        if kept.count <= 1024 { return kept.indices.sorted { kept[$0].token < kept[$1].token } }
-        var slots = [Int](repeating: -1, count: (kept.map(\.token).max() ?? 0) + 1)
-        for (index, candidate) in kept.enumerated() { slots[candidate.token] = index }
+    private static func tokenOrder(_ kept: [Int]) -> [Int] {
+        if kept.count <= 1024 { return kept.indices.sorted { kept[$0] < kept[$1] } }
+        var slots = [Int](repeating: -1, count: (kept.max() ?? 0) + 1)
+        for (index, token) in kept.enumerated() { slots[token] = index }
         return slots.filter { $0 >= 0 }
+    }
+
+    /// The high 32 bits of ``ranked(_:)``'s key of a finite logit: smaller for a more likely one.
+    private static func rankingKey(_ logit: Float) -> UInt32 {
+        // -0 and 0 are equal logits: one bit pattern for both keeps the lower id first.
+        let bits = (logit == 0 ? 0 : logit).bitPattern
+        // Flipping the sign bit of a positive float, or every bit of a negative one, orders the bits like the
+        // values; inverting that puts the largest first.
+        return ~(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000)
+    }
+
+    /// Buckets of the coarse ranking (the top 12 bits of ``rankingKey(_:)``: sign, exponent and 3 bits of the
+    /// mantissa), so that only the buckets that hold the most likely tokens are sorted.
+    private static let bucketShift = 20
+
+    /// The `count` most likely of the finite `logits`, in ``ranked(_:)``'s order: only the tokens of the coarse
+    /// buckets that hold them are sorted.
+    static func largest(_ logits: [Float], count: Int) -> [Int] {
+        var counts = [Int](repeating: 0, count: 1 << (32 - bucketShift))
+        for logit in logits where logit.isFinite { counts[Int(rankingKey(logit) >> bucketShift)] += 1 }
+        var last = 0
+        var seen = counts[0]
+        while seen < count && last + 1 < counts.count {
+            last += 1
+            seen += counts[last]
+        }
+        return ranked(logits, throughBucket: last).prefix(count).map { $0 }
+    }
+
+    /// The most likely of the finite `logits`, in ``ranked(_:)``'s order, whose `weights` add up to at least `mass`
+    /// (and a bucket more, so that a sum in another order cannot fall short of it): the tokens top-p keeps are among
+    /// them, and only they are sorted.
+    static func likeliest(_ logits: [Float], weights: [Double], mass: Double) -> [Int] {
+        var masses = [Double](repeating: 0, count: 1 << (32 - bucketShift))
+        for (token, logit) in logits.enumerated() where logit.isFinite {
+            masses[Int(rankingKey(logit) >> bucketShift)] += weights[token]
+        }
+        var last = 0
+        var seen = masses[0]
+        while seen < mass && last + 1 < masses.count {
+            last += 1
+            seen += masses[last]
+        }
+        if let next = masses[(last + 1)...].firstIndex(where: { $0 > 0 }) { last = next }
+        return ranked(logits, throughBucket: last)
+    }
+
+    /// The finite logits whose coarse bucket is `last` or a more likely one, in ``ranked(_:)``'s order.
+    private static func ranked(_ logits: [Float], throughBucket last: Int) -> [Int] {
+        var keys: [UInt64] = []
+        for (token, logit) in logits.enumerated() where logit.isFinite {
+            let key = rankingKey(logit)
+            if Int(key >> bucketShift) <= last { keys.append(UInt64(key) << 32 | UInt64(token)) }
+        }
+        keys.sort()
+        return keys.map { Int($0 & 0xFFFF_FFFF) }
     }
 
     /// `exp((logit - top) / T)`, the unnormalised probability of a token.
@@ -123,24 +206,12 @@ public struct Sampler {
     /// The finite logits' token ids, most likely first, the lower id first on ties. Sorts one integer key per
     /// token (the logit's order-preserving bits, then the id), not a comparison closure.
     static func ranked(_ logits: [Float]) -> [Int] {
-        var keys: [UInt64] = []
-        keys.reserveCapacity(logits.count)
-        for (token, logit) in logits.enumerated() where logit.isFinite {
-            // -0 and 0 are equal logits: one bit pattern for both keeps the lower id first.
-            let logit = logit == 0 ? 0 : logit
-            // Flipping the sign bit of a positive float, or every bit of a negative one, orders the bits like the
-            // values; inverting that puts the largest first.
-            let bits = logit.bitPattern
-            let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
-            keys.append(UInt64(~ordered) << 32 | UInt64(token))
-        }
-        keys.sort()
-        return keys.map { Int($0 & 0xFFFF_FFFF) }
+        ranked(logits, throughBucket: Int.max)
     }
 
     /// The `count` largest finite logits of `row`, in ``ranked(_:)``'s order.
     public static func candidates(_ row: [Float], count: Int) -> [LogitCandidate] {
-        ranked(row).prefix(count).map { LogitCandidate(token: $0, logit: row[$0]) }
+        largest(row, count: count).map { LogitCandidate(token: $0, logit: row[$0]) }
     }
 
     /// The index of the largest logit (the lowest such index on ties).
