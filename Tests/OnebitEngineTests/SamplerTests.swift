@@ -58,7 +58,8 @@ import Testing
         let top = finite.map { logits[$0] }.max()!
         let ranked = Sampler.ranked(logits)
         var weights = [Double](repeating: 0, count: logits.count)
-        let kept = parameters.topK > 0 && parameters.topK < finite.count ? Array(ranked.prefix(parameters.topK)) : finite
+        let topK = parameters.topK > 0 && parameters.topK < finite.count
+        let kept = topK ? Array(ranked.prefix(parameters.topK)) : finite
         for token in kept { weights[token] = exp(Double((logits[token] - top) / parameters.temperature)) }
         let total = weights.reduce(0, +)
         for token in weights.indices where weights[token] / total < 1 / total * Double(parameters.minP) {
