@@ -44,6 +44,9 @@ public final class CUDABackend {
         let stride: Int
     }
     private var argmaxBuffer: DeviceBuffer?
+    /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:temperatures:minPs:units:)``, then
+    /// the tokens drawn.
+    private var drawBuffer: DeviceBuffer?
     /// The ranking keys of the passes of ``largestLogits(_:rows:head:count:)``, one buffer for each other pass.
     private var rankingKeys: (DeviceBuffer?, DeviceBuffer?)
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
@@ -873,6 +876,40 @@ public final class CUDABackend {
                 return (Int(key & 0xFFFF_FFFF), Float(bitPattern: bits))
             }
         }
+    }
+
+    /// The token drawn from each of `rows` of `x` by temperature sampling over the whole row (with min-p, 0 for
+    /// none), as the host's sampler draws with the random number in `units`: the head's products as
+    /// ``logits(_:rows:head:)`` computes them, then one block per row (`draw_rows`), and only the token ids come back.
+    public func drawTokens(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
+        units: [Double]
+    ) -> [Int] {
+        precondition(temperatures.count == rows.count && minPs.count == rows.count && units.count == rows.count)
+        context.makeCurrent()
+        let columns = head.rows
+        let output = scratch(&logitBuffer, bytes: rows.count * columns * 4)
+        if rows.count > 1 && !usesInt8Head(head) {
+            launchHead(x, rows: rows, head: head, into: output.address)
+        } else {
+            for (index, row) in rows.enumerated() {
+                launchHead(x, row: row, head: head, into: output.address + UInt64(index * columns * 4))
+            }
+        }
+        // The random numbers (8 bytes a row), then the temperatures, the min-p and the tokens (4 bytes a row each).
+        let inputs = scratch(&drawBuffer, bytes: rows.count * 20)
+        // A queued kernel may still read the inputs this upload replaces.
+        flush()
+        let words = units.flatMap { [UInt32(truncatingIfNeeded: $0.bitPattern), UInt32($0.bitPattern >> 32)] }
+        inputs.upload(words + temperatures.map(\.bitPattern) + minPs.map(\.bitPattern))
+        let base = inputs.address
+        let row = UInt64(rows.count * 4)
+        let tokens = base + 4 * row
+        launch(
+            .drawRows, grid: (rows.count, 1), block: 1024, .address(output.address), .int(columns),
+            .address(base + 2 * row), .address(base + 3 * row), .address(base), .address(tokens))
+        let drawn: [Int32] = download(from: tokens, count: rows.count)
+        return drawn.map { Int($0) }
     }
 
     /// The device memory bandwidth, in bytes read and written per second: the best of three rounds of `copies`

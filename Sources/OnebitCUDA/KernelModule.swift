@@ -15,7 +15,7 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys
+        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -62,6 +62,7 @@ enum Kernel: Int, CaseIterable {
         case .attentionRows: "attention_rows"
         case .topKeysOfLogits: "top_keys_of_logits"
         case .topKeys: "top_keys"
+        case .drawRows: "draw_rows"
         }
     }
 }

@@ -1665,6 +1665,105 @@ enum KernelSource {
             keep_first(keys, keep, out);
         }
 
+        // Temperature sampling of whole rows where the logits are, as the host's Sampler draws (token(drawing:from:)):
+        // block r reads row r of `logits` (`columns` wide) and, with T = temperatures[r], finds the largest finite
+        // logit `top`; the total of w = exp((logit - top) / T) over the finite logits, in double; with min-p, which
+        // tokens it keeps (w / total at least min_ps[r] / total); their mass; and then, walking the row in token order
+        // DRAW_VALUES tokens a thread at a time, the first token at which the running sum of w / total passes
+        // units[r] * mass (the last kept token where rounding keeps the sum short of it). A row without a finite logit
+        // gives its first +infinity, else token 0, as the host's argmax does. The sums run in another order than the
+        // host's, so a draw can differ from it only where the random number falls within rounding of a boundary.
+        #define DRAW_VALUES 4
+        __device__ double block_scan_exclusive(double v, double &total) {
+            __shared__ double warp_totals[32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+            double inclusive = v;
+            for (int o = 1; o < 32; o <<= 1) {
+                const double other = __shfl_up_sync(FULL_MASK, inclusive, o);
+                if (lane >= o) inclusive += other;
+            }
+            if (lane == 31) warp_totals[warp] = inclusive;
+            __syncthreads();
+            double before = 0.0;
+            total = 0.0;
+            for (int w = 0; w < warps; w++) {
+                if (w < warp) before += warp_totals[w];
+                total += warp_totals[w];
+            }
+            __syncthreads();
+            return before + inclusive - v;
+        }
+
+        extern "C" __global__ void draw_rows(const float *logits, int columns, const float *temperatures,
+                                             const float *min_ps, const double *units, int *tokens) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ int found, latest;
+            const float *row = logits + (size_t)blockIdx.x * columns;
+            const float temperature = temperatures[blockIdx.x];
+            float top = NEGATIVE_INFINITY;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) top = fmaxf(top, row[i]);
+            top = block_max(top);
+            if (threadIdx.x == 0) {
+                found = 0x7fffffff;
+                latest = -1;
+            }
+            __syncthreads();
+            if (top == NEGATIVE_INFINITY) {
+                for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                    if (row[i] == __int_as_float(0x7f800000)) atomicMin(&found, i);
+                __syncthreads();
+                if (threadIdx.x == 0) tokens[blockIdx.x] = found == 0x7fffffff ? 0 : found;
+                return;
+            }
+            double total = 0.0;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) total += exp((double)((row[i] - top) / temperature));
+            total = block_sum(total);
+            const double floor = min_ps[blockIdx.x] > 0.0f ? 1.0 / total * (double)min_ps[blockIdx.x] : 0.0;
+            // The share of token i of the kept mass, 0 where it is not kept.
+            auto share = [&](int i) -> double {
+                if (i >= columns || !isfinite(row[i])) return 0.0;
+                const double p = exp((double)((row[i] - top) / temperature)) / total;
+                return p < floor ? 0.0 : p;
+            };
+            double mass = 0.0;
+            int last = -1;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x) {
+                const double p = share(i);
+                mass += p;
+                if (p > 0.0) last = i;
+            }
+            atomicMax(&latest, last);
+            mass = block_sum(mass);
+            const double threshold = units[blockIdx.x] * mass;
+            double passed = 0.0;
+            for (int base = 0; base < columns; base += blockDim.x * DRAW_VALUES) {
+                const int first = base + threadIdx.x * DRAW_VALUES;
+                double p[DRAW_VALUES], own = 0.0;
+        #pragma unroll
+                for (int k = 0; k < DRAW_VALUES; k++) {
+                    p[k] = share(first + k);
+                    own += p[k];
+                }
+                double chunk;
+                double running = passed + block_scan_exclusive(own, chunk);
+        #pragma unroll
+                for (int k = 0; k < DRAW_VALUES; k++) {
+                    running += p[k];
+                    if (p[k] > 0.0 && running > threshold) {
+                        atomicMin(&found, first + k);
+                        break;
+                    }
+                }
+                __syncthreads();
+                if (found != 0x7fffffff) break;
+                passed += chunk;
+            }
+            if (threadIdx.x == 0) tokens[blockIdx.x] = found != 0x7fffffff ? found : latest;
+        }
+
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
         // is read once into registers, so the three passes cost one trip to memory. Before it, as the kernel that
         // would otherwise run first does it, `mode` ROW_ADD adds `other` into x (add_rows), ROW_RELU2 and ROW_SILU

@@ -73,16 +73,21 @@ import Testing
         #expect(scheduler.statistics.steps > 0)
     }
 
-    @Test func topKRequestsDrawFromTheLargestLogitsWhatTheWholeRowsGive() async throws {
+    @Test(arguments: [
+        // The scheduler brings back only the 30 largest logits of each row.
+        SamplingParameters(temperature: 1.2, topK: 30, topP: 0.9, minP: 0.01, seed: 11),
+        // The backend draws the token from the whole row itself.
+        SamplingParameters(temperature: 0.9, minP: 0.02, seed: 5),
+    ])
+    func requestsThatNeedLessThanTheLogitsGetWhatTheWholeRowsGive(_ sampling: SamplingParameters) async throws {
         let scheduler = Scheduler(
             model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 128))
         let language = LanguageModel(Self.model)
-        let sampling = SamplingParameters(temperature: 1.2, topK: 30, topP: 0.9, minP: 0.01, seed: 11)
-        // The scheduler brings back only the 30 largest logits of these; generate samples from the whole rows.
         let streams = try Self.prompts.map {
             try scheduler.submit(GenerationRequest(prompt: $0, maxTokens: 16, sampling: sampling))
         }
         for (prompt, stream) in zip(Self.prompts, streams) {
+            // generate samples from the whole rows.
             let expected = try language.generate(prompt: prompt, maxTokens: 16, sampling: sampling).tokens
             #expect(await drain(stream).0 == expected)
         }

@@ -99,6 +99,10 @@ public protocol Backend: AnyObject {
     /// ties (``Sampler/ranked(_:)``'s order), so that top-k sampling brings back only those; the default ranks
     /// ``logits(_:rows:head:)`` on the host.
     func topCandidates(_ x: Activations, rows: [Int], head: DenseWeights, count: Int) -> [[LogitCandidate]]
+    /// The token each of `draws` picks from the logits of its row of `rows` (``Sampler/token(drawing:from:)``), so
+    /// that temperature sampling brings back only token ids; the default draws from ``logits(_:rows:head:)`` on the
+    /// host.
+    func draw(_ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw]) -> [Int]
     /// Runs `body`, which queues the operations of one forward step of `tokens` at `positions`, the rows of each
     /// segment cached in its cache; the operations take the tokens, positions and segments as arguments too. A
     /// backend may record the operations of a step once and replay them for later steps of the same shape, taking
@@ -200,6 +204,11 @@ extension Backend {
     /// One row at a time.
     public func logits(_ x: Activations, rows: [Int], head: DenseWeights) -> [[Float]] {
         rows.map { logits(x, row: $0, head: head) }
+    }
+
+    /// The draws made on the host.
+    public func draw(_ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw]) -> [Int] {
+        zip(logits(x, rows: rows, head: head), draws).map { Sampler.token(drawing: $1, from: $0) }
     }
 
     /// The logits ranked on the host.

@@ -25,6 +25,13 @@ extension CUDABackend: Backend {
         }
     }
 
+    /// The draws made on the GPU.
+    public func draw(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: [RowDraw]) -> [Int] {
+        drawTokens(
+            x, rows: rows, head: head, temperatures: draws.map(\.temperature), minPs: draws.map(\.minP),
+            units: draws.map(\.unit))
+    }
+
     /// The sequence held in `blocks` of `pool`.
     public func keyValueCache(in pool: CUDAKeyValuePool, blocks: [Int32]) -> CUDAKeyValueCache {
         CUDAKeyValueCache(pool, blocks: blocks)

@@ -103,11 +103,14 @@ public final class Transformer<B: Backend> {
         /// Where not 0 (and not `greedy`), only this many of the largest logits are wanted, found where the backend
         /// runs: enough for top-k sampling.
         public var candidates: Int
+        /// Where not nil (and not `greedy`), only the token this draw picks from the logits is wanted, drawn where
+        /// the backend runs.
+        public var draw: RowDraw?
 
         /// Describes a slice.
         public init(
             tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false,
-            candidates: Int = 0
+            candidates: Int = 0, draw: RowDraw? = nil
         ) {
             self.tokens = tokens
             self.start = start
@@ -115,6 +118,7 @@ public final class Transformer<B: Backend> {
             self.wantsLogits = wantsLogits
             self.greedy = greedy
             self.candidates = candidates
+            self.draw = draw
         }
     }
 
@@ -197,12 +201,16 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the slices as one step; returns per slice what it wants of its last token: its logits, or where
-    /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or nothing.
+    /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or where `draw`
+    /// only the token it picks, or nothing.
     public func step(batch: [Slice]) -> [StepOutput?] {
         if let only = singleToken(batch) {
             if only.greedy { return [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))] }
-            if only.candidates > 0 {
+            if only.candidates > 0 || only.draw != nil {
                 decodeStep(only.tokens[0], at: only.start, cache: only.cache)
+                if let draw = only.draw {
+                    return [.token(backend.draw(normed, rows: [0], head: head, draws: [draw])[0])]
+                }
                 return [.candidates(backend.topCandidates(normed, rows: [0], head: head, count: only.candidates)[0])]
             }
             return [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
@@ -211,9 +219,14 @@ public final class Transformer<B: Backend> {
         defer { discardScratch(after: batch) }
         let wanted = zip(batch, rows).compactMap { slice, row in row.map { (slice, $0) } }
         let greedyRows = wanted.filter { $0.0.greedy }.map(\.1)
-        let candidateRows = wanted.filter { !$0.0.greedy && $0.0.candidates > 0 }
-        let logitRows = wanted.filter { !$0.0.greedy && $0.0.candidates == 0 }.map(\.1)
+        let drawRows = wanted.filter { !$0.0.greedy && $0.0.draw != nil }
+        let candidateRows = wanted.filter { !$0.0.greedy && $0.0.draw == nil && $0.0.candidates > 0 }
+        let logitRows = wanted.filter { !$0.0.greedy && $0.0.draw == nil && $0.0.candidates == 0 }.map(\.1)
         var tokens = (greedyRows.isEmpty ? [] : backend.argmax(normed, rows: greedyRows, head: head)).makeIterator()
+        var drawn =
+            (drawRows.isEmpty
+            ? [] : backend.draw(normed, rows: drawRows.map(\.1), head: head, draws: drawRows.map { $0.0.draw! }))
+            .makeIterator()
         let count = candidateRows.map(\.0.candidates).max() ?? 0
         var candidates =
             (candidateRows.isEmpty
@@ -223,6 +236,7 @@ public final class Transformer<B: Backend> {
         return zip(batch, rows).map { slice, row in
             guard row != nil else { return nil }
             if slice.greedy { return tokens.next().map { .token($0) } }
+            if slice.draw != nil { return drawn.next().map { .token($0) } }
             if slice.candidates > 0 { return candidates.next().map { .candidates(Array($0.prefix(slice.candidates))) } }
             return logits.next().map { .logits($0) }
         }

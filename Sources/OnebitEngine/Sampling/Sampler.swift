@@ -22,6 +22,11 @@ public struct Sampler {
 
     /// The next token given the logits of the last position and the tokens so far (for the repetition penalty).
     public mutating func sample(_ logits: [Float], history: [Int]) -> Int {
+        sample(logits, history: history, unit: nil)
+    }
+
+    /// ``sample(_:history:)`` with `unit` as its random number where not nil.
+    private mutating func sample(_ logits: [Float], history: [Int], unit: Double?) -> Int {
         var logits = logits
         if parameters.repetitionPenalty != 1 {
             for token in Set(history) where token >= 0 && token < logits.count {
@@ -39,7 +44,8 @@ public struct Sampler {
         if finite == 0 { return Self.argmax(logits) }
         if parameters.topK > 0 && parameters.topK < finite {
             let ranked = Self.largest(logits, count: parameters.topK)
-            return choose(ranked, weights: ranked.map { weight(logits[$0], top: top) }, total: nil, ranked: true)!
+            return choose(
+                ranked, weights: ranked.map { weight(logits[$0], top: top) }, total: nil, ranked: true, unit: unit)!
         }
         // Every finite token's weight, and their total in token order as the draw sums it.
         var weights = [Double](repeating: 0, count: logits.count)
@@ -53,14 +59,36 @@ public struct Sampler {
             // reaches past them.
             let likeliest = Self.likeliest(logits, weights: weights, mass: Double(parameters.topP) * total)
             if let token = choose(
-                likeliest, weights: likeliest.map { weights[$0] }, total: total, ranked: true, complete: false)
+                likeliest, weights: likeliest.map { weights[$0] }, total: total, ranked: true, complete: false,
+                unit: unit)
             {
                 return token
             }
             let ranked = Self.ranked(logits)
-            return choose(ranked, weights: ranked.map { weights[$0] }, total: total, ranked: true)!
+            return choose(ranked, weights: ranked.map { weights[$0] }, total: total, ranked: true, unit: unit)!
         }
-        return choose(nil, weights: weights, total: total, ranked: false)!
+        return choose(nil, weights: weights, total: total, ranked: false, unit: unit)!
+    }
+
+    /// Whether the draw over a whole row (temperature, min-p, no other filter or penalty) can run where the logits
+    /// are: ``nextRowDraw()`` then gives what it needs, and ``token(drawing:from:)`` what it must find.
+    public var drawsFromWholeRow: Bool {
+        parameters.temperature > 0 && parameters.repetitionPenalty == 1 && parameters.topK == 0
+            && parameters.topP == 1
+    }
+
+    /// The parameters and the random number of the next draw, for a backend that draws where the logits are; the
+    /// sampler's random stream moves on as ``sample(_:history:)`` moves it.
+    public mutating func nextRowDraw() -> RowDraw {
+        precondition(drawsFromWholeRow, "only a draw over a whole row runs where the logits are")
+        return RowDraw(
+            temperature: parameters.temperature, minP: parameters.minP, unit: random.nextUnitInterval())
+    }
+
+    /// The token `draw` picks from `logits`: what ``sample(_:history:)`` gives for its parameters and random number.
+    public static func token(drawing draw: RowDraw, from logits: [Float]) -> Int {
+        var sampler = Sampler(SamplingParameters(temperature: draw.temperature, minP: draw.minP))
+        return sampler.sample(logits, history: [], unit: draw.unit)
     }
 
     /// Whether ``sample(candidates:)`` gives what ``sample(_:history:)`` would for these parameters: top-k sampling
@@ -88,7 +116,7 @@ public struct Sampler {
     /// holds only the most likely of them (not `complete`) and top-p reaches past its end, nil, and no random number
     /// is drawn. Sums run in token order, so they come out the same however `kept` was found.
     private mutating func choose(
-        _ kept: [Int]?, weights: [Double], total: Double?, ranked: Bool, complete: Bool = true
+        _ kept: [Int]?, weights: [Double], total: Double?, ranked: Bool, complete: Bool = true, unit: Double? = nil
     ) -> Int? {
         var weights = weights
         // Position n of the token order: `byToken[n]`, or n itself where `kept` is already in token order.
@@ -121,7 +149,7 @@ public struct Sampler {
         // The draw walks the kept tokens in id order, not probability order: two nearly equal logits that swap
         // places under rounding noise (another kernel, another thread count) then cannot change which token a
         // seed picks.
-        var threshold = random.nextUnitInterval() * mass
+        var threshold = (unit ?? random.nextUnitInterval()) * mass
         var last = 0
         for position in weights.indices {
             let index = byToken?[position] ?? position
@@ -219,6 +247,24 @@ public struct Sampler {
         var best = 0
         for i in logits.indices where logits[i] > logits[best] { best = i }
         return best
+    }
+}
+
+/// One draw of temperature sampling over a whole row (with min-p), made where the logits are: the parameters and the
+/// random number the sampler chose for it.
+public struct RowDraw: Equatable, Sendable {
+    /// Softmax temperature, above 0.
+    public var temperature: Float
+    /// Drop tokens less likely than `minP` times the most likely one (0 keeps all).
+    public var minP: Float
+    /// The uniform random number in [0, 1) that picks the token.
+    public var unit: Double
+
+    /// A draw.
+    public init(temperature: Float, minP: Float, unit: Double) {
+        self.temperature = temperature
+        self.minP = minP
+        self.unit = unit
     }
 }
 

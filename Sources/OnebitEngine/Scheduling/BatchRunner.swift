@@ -44,6 +44,8 @@ struct SliceRequest {
     var greedy = false
     /// Where not 0, only this many of the largest logits are wanted.
     var candidates = 0
+    /// Where not nil, only the token this draw picks is wanted.
+    var draw: RowDraw?
 }
 
 /// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
@@ -163,7 +165,7 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             batch: zip(slices, views).map { slice, view in
                 Transformer<B>.Slice(
                     tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
-                    greedy: slice.greedy, candidates: slice.candidates)
+                    greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw)
             })
     }
 }

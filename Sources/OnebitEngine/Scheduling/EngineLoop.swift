@@ -96,7 +96,8 @@ final class EngineLoop {
             slices.append(
                 SliceRequest(
                     sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true,
-                    greedy: sequence.needsOnlyArgmax, candidates: sequence.candidatesSuffice))
+                    greedy: sequence.needsOnlyArgmax, candidates: sequence.candidatesSuffice,
+                    draw: sequence.nextRowDraw()))
             owners.append(sequence)
             budget -= 1
         }
@@ -107,7 +108,7 @@ final class EngineLoop {
                 SliceRequest(
                     sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
                     wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax,
-                    candidates: sequence.candidatesSuffice))
+                    candidates: sequence.candidatesSuffice, draw: end == prompt.count ? sequence.nextRowDraw() : nil))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
@@ -254,6 +255,17 @@ final class SequenceState {
             request.frequencyPenalty == 0, request.topLogprobs == nil, constraint == nil
         else { return 0 }
         return request.sampling.topK
+    }
+
+    /// The next draw over a whole row, where the next token is drawn from the whole row with nothing else read from
+    /// the logits (no penalty, bias, constraint or log-probabilities), so the step brings back only the token; else
+    /// nil. It takes the sampler's next random number.
+    func nextRowDraw() -> RowDraw? {
+        let request = job.request
+        guard sampler.drawsFromWholeRow, request.logitBias.isEmpty, request.presencePenalty == 0,
+            request.frequencyPenalty == 0, request.topLogprobs == nil, constraint == nil
+        else { return nil }
+        return sampler.nextRowDraw()
     }
 
     /// The logits after the logit bias and the presence and frequency penalties.

@@ -149,12 +149,23 @@ enum HeadCheck {
                 candidates(device, head, input, tokens: tokens, count: count)
                     == (0..<tokens).map { Sampler.candidates(Array(got[$0 * rows..<($0 + 1) * rows]), count: count) }
             }
-            let ok = worst <= 1e-4 && sameArgmax && sameCandidates
+            // And the tokens it draws must be those the host's sampler draws from those logits.
+            let draws = (0..<tokens).map { token -> RowDraw in
+                let temperature: Float = token % 2 == 0 ? 0.7 : 1.3
+                let minP: Float = token % 3 == 0 ? 0 : 0.05
+                return RowDraw(temperature: temperature, minP: minP, unit: Double(rng.next() >> 11) * 0x1.0p-53)
+            }
+            let hostDraws = (0..<tokens).map { token -> Int in
+                Sampler.token(drawing: draws[token], from: Array(got[token * rows..<(token + 1) * rows]))
+            }
+            let sameDraws = draw(device, head, input, tokens: tokens, draws: draws) == hostDraws
+            let ok = worst <= 1e-4 && sameArgmax && sameCandidates && sameDraws
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
                     + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); top 1, 40 and "
-                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ")")
+                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); draws "
+                    + "\(sameDraws ? "agree" : "differ")")
         }
         return failures
     }
@@ -169,6 +180,13 @@ enum HeadCheck {
     private static func argmax<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int) -> [Int] {
         let (weights, x) = upload(backend, head, input, tokens: tokens)
         return backend.argmax(x, rows: Array(0..<tokens), head: weights)
+    }
+
+    private static func draw<B: Backend>(
+        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, draws: [RowDraw]
+    ) -> [Int] {
+        let (weights, x) = upload(backend, head, input, tokens: tokens)
+        return backend.draw(x, rows: Array(0..<tokens), head: weights, draws: draws)
     }
 
     private static func candidates<B: Backend>(
