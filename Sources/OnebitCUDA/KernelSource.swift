@@ -940,10 +940,10 @@ enum KernelSource {
                 acc[i] = 0.0f;
             }
             float m = NEGATIVE_INFINITY, l = 0.0f;
-            BlockWindow window(blocks, (end + KV_BLOCK - 1) / KV_BLOCK);
+            // A warp takes few positions of a split, so it reads each one's block address itself rather than a
+            // window of them (BlockWindow cost single-token decoding 15% on an H200).
             for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
-                const float *kp = layer_keys(window.at(p / KV_BLOCK), layer, kv_width) +
-                                  (size_t)(p % KV_BLOCK) * kv_width + (size_t)kvh * head_dim;
+                const float *kp = kv_row(blocks, layer, p, 0, kv_width) + (size_t)kvh * head_dim;
                 const float *vp = kp + KV_BLOCK * kv_width;
                 float dot = 0.0f;
         #pragma unroll
