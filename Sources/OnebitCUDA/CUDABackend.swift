@@ -835,10 +835,12 @@ public final class CUDABackend {
     /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
     /// ties: the head's products as ``logits(_:rows:head:)`` computes them, ranked on the GPU in passes that sort
     /// chunks of their keys and keep the first `count` of each (three passes for a 128,256-token vocabulary), and
-    /// only `count` tokens and logits a row come back.
+    /// only `count` tokens and logits a row come back. With `temperatures` (one a row), each row's total weight
+    /// `exp((logit - largest) / T)` over its finite logits comes back too (`row_totals`; 0 for a row without one),
+    /// for top-p sampling from the largest logits.
     public func largestLogits(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int
-    ) -> [[(token: Int, logit: Float)]] {
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int, temperatures: [Float]? = nil
+    ) -> (ranked: [[(token: Int, logit: Float)]], totals: [Double]?) {
         precondition((1...Self.largestLogitsLimit).contains(count), "between 1 and \(Self.largestLogitsLimit) logits")
         context.makeCurrent()
         let columns = head.rows
@@ -849,6 +851,20 @@ public final class CUDABackend {
             for (index, row) in rows.enumerated() {
                 launchHead(x, row: row, head: head, into: output.address + UInt64(index * columns * 4))
             }
+        }
+        var totals: [Double]?
+        if let temperatures {
+            precondition(temperatures.count == rows.count, "one temperature a row")
+            // The temperatures, then the totals.
+            let buffer = scratch(&drawBuffer, bytes: rows.count * 12)
+            // A queued kernel may still read what this upload replaces.
+            flush()
+            buffer.upload(temperatures)
+            let sums = buffer.address + UInt64(rows.count * 4 + rows.count % 2 * 4)
+            launch(
+                .rowTotals, grid: (rows.count, 1), block: 1024, .address(output.address), .int(columns),
+                .address(buffer.address), .address(sums))
+            totals = download(from: sums, count: rows.count)
         }
         var source = output.address
         var length = columns
@@ -867,8 +883,8 @@ public final class CUDABackend {
             if chunks == 1 { break }
         }
         let keys: [UInt64] = download(from: source, count: rows.count * count)
-        return (0..<rows.count).map { row in
-            keys[row * count..<(row + 1) * count].compactMap { key in
+        let ranked = (0..<rows.count).map { row in
+            keys[row * count..<(row + 1) * count].compactMap { key -> (token: Int, logit: Float)? in
                 // The largest key marks a logit that is not finite.
                 guard key != .max else { return nil }
                 let ordered = ~UInt32(truncatingIfNeeded: key >> 32)
@@ -876,6 +892,7 @@ public final class CUDABackend {
                 return (Int(key & 0xFFFF_FFFF), Float(bitPattern: bits))
             }
         }
+        return (ranked, totals)
     }
 
     /// The token drawn from each of `rows` of `x` by temperature sampling over the whole row (with min-p, 0 for

@@ -15,7 +15,7 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows
+        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -63,6 +63,7 @@ enum Kernel: Int, CaseIterable {
         case .topKeysOfLogits: "top_keys_of_logits"
         case .topKeys: "top_keys"
         case .drawRows: "draw_rows"
+        case .rowTotals: "row_totals"
         }
     }
 }

@@ -1694,6 +1694,35 @@ enum KernelSource {
             return before + inclusive - v;
         }
 
+        // The largest finite logit of a row of `columns`, -infinity where none is finite.
+        __device__ float row_top(const float *row, int columns) {
+            float top = NEGATIVE_INFINITY;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) top = fmaxf(top, row[i]);
+            return block_max(top);
+        }
+
+        // The total weight exp((logit - top) / temperature) of a row's finite logits, in double, as the host's
+        // sampler adds it up (in another order).
+        __device__ double row_total(const float *row, int columns, float top, float temperature) {
+            double total = 0.0;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) total += exp((double)((row[i] - top) / temperature));
+            return block_sum(total);
+        }
+
+        // totals[r]: row_total of row r of `logits` at temperatures[r], for top-p sampling from the largest logits
+        // (0 for a row without a finite logit).
+        extern "C" __global__ void row_totals(const float *logits, int columns, const float *temperatures,
+                                              double *totals) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float *row = logits + (size_t)blockIdx.x * columns;
+            const float top = row_top(row, columns);
+            const double total = top == NEGATIVE_INFINITY ? 0.0 : row_total(row, columns, top, temperatures[blockIdx.x]);
+            if (threadIdx.x == 0) totals[blockIdx.x] = total;
+        }
+
         extern "C" __global__ void draw_rows(const float *logits, int columns, const float *temperatures,
                                              const float *min_ps, const double *units, int *tokens) {
             AWAIT_PREVIOUS();
@@ -1701,10 +1730,7 @@ enum KernelSource {
             __shared__ int found, latest;
             const float *row = logits + (size_t)blockIdx.x * columns;
             const float temperature = temperatures[blockIdx.x];
-            float top = NEGATIVE_INFINITY;
-            for (int i = threadIdx.x; i < columns; i += blockDim.x)
-                if (isfinite(row[i])) top = fmaxf(top, row[i]);
-            top = block_max(top);
+            const float top = row_top(row, columns);
             if (threadIdx.x == 0) {
                 found = 0x7fffffff;
                 latest = -1;
@@ -1717,10 +1743,7 @@ enum KernelSource {
                 if (threadIdx.x == 0) tokens[blockIdx.x] = found == 0x7fffffff ? 0 : found;
                 return;
             }
-            double total = 0.0;
-            for (int i = threadIdx.x; i < columns; i += blockDim.x)
-                if (isfinite(row[i])) total += exp((double)((row[i] - top) / temperature));
-            total = block_sum(total);
+            const double total = row_total(row, columns, top, temperature);
             const double floor = min_ps[blockIdx.x] > 0.0f ? 1.0 / total * (double)min_ps[blockIdx.x] : 0.0;
             // The share of token i of the kept mass, 0 where it is not kept.
             auto share = [&](int i) -> double {

@@ -78,6 +78,9 @@ import Testing
         SamplingParameters(temperature: 1.2, topK: 30, topP: 0.9, minP: 0.01, seed: 11),
         // The backend draws the token from the whole row itself.
         SamplingParameters(temperature: 0.9, minP: 0.02, seed: 5),
+        // Top-p from the largest logits and the row's total weight, or the whole row where they are not enough.
+        SamplingParameters(temperature: 0.8, topP: 0.9, minP: 0.01, seed: 3),
+        SamplingParameters(temperature: 3, topP: 0.99, seed: 4),
     ])
     func requestsThatNeedLessThanTheLogitsGetWhatTheWholeRowsGive(_ sampling: SamplingParameters) async throws {
         let scheduler = Scheduler(

@@ -96,9 +96,12 @@ public protocol Backend: AnyObject {
     /// only the indices; the default takes the argmax of ``logits(_:rows:head:)`` on the host.
     func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int]
     /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
-    /// ties (``Sampler/ranked(_:)``'s order), so that top-k sampling brings back only those; the default ranks
-    /// ``logits(_:rows:head:)`` on the host.
-    func topCandidates(_ x: Activations, rows: [Int], head: DenseWeights, count: Int) -> [[LogitCandidate]]
+    /// ties (``Sampler/ranked(_:)``'s order), so that top-k and top-p sampling bring back only those; with
+    /// `temperatures` (one a row), each row's total weight at its temperature too (``Sampler/total(of:temperature:)``).
+    /// The default ranks ``logits(_:rows:head:)`` on the host.
+    func topCandidates(
+        _ x: Activations, rows: [Int], head: DenseWeights, count: Int, temperatures: [Float]?
+    ) -> [RankedLogits]
     /// The token each of `draws` picks from the logits of its row of `rows` (``Sampler/token(drawing:from:)``), so
     /// that temperature sampling brings back only token ids; the default draws from ``logits(_:rows:head:)`` on the
     /// host.
@@ -212,8 +215,10 @@ extension Backend {
     }
 
     /// The logits ranked on the host.
-    public func topCandidates(_ x: Activations, rows: [Int], head: DenseWeights, count: Int) -> [[LogitCandidate]] {
-        logits(x, rows: rows, head: head).map { Sampler.candidates($0, count: count) }
+    public func topCandidates(
+        _ x: Activations, rows: [Int], head: DenseWeights, count: Int, temperatures: [Float]?
+    ) -> [RankedLogits] {
+        Sampler.rank(logits(x, rows: rows, head: head), count: count, temperatures: temperatures)
     }
 }
 

@@ -13,15 +13,18 @@ extension CUDABackend: Backend {
         return makeKeyValuePool(layers: layers, width: width, blocks: blocks)
     }
 
-    /// The largest logits ranked on the GPU, where the backend can bring back so many; else on the host.
+    /// The largest logits ranked, and the totals summed, on the GPU where the backend can bring back so many;
+    /// else on the host.
     public func topCandidates(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int
-    ) -> [[LogitCandidate]] {
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int, temperatures: [Float]?
+    ) -> [RankedLogits] {
         guard count <= CUDABackend.largestLogitsLimit else {
-            return logits(x, rows: rows, head: head).map { Sampler.candidates($0, count: count) }
+            return Sampler.rank(logits(x, rows: rows, head: head), count: count, temperatures: temperatures)
         }
-        return largestLogits(x, rows: rows, head: head, count: count).map { row in
-            row.map { LogitCandidate(token: $0.token, logit: $0.logit) }
+        let (ranked, totals) = largestLogits(x, rows: rows, head: head, count: count, temperatures: temperatures)
+        return ranked.enumerated().map { index, row in
+            RankedLogits(
+                candidates: row.map { LogitCandidate(token: $0.token, logit: $0.logit) }, total: totals?[index])
         }
     }
 

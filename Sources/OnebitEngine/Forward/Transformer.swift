@@ -6,8 +6,9 @@ public enum StepOutput: Equatable {
     case logits([Float])
     /// The index of the largest logit (the lowest on ties).
     case token(Int)
-    /// The largest logits, most likely first (``Backend/topCandidates(_:rows:head:count:)``).
-    case candidates([LogitCandidate])
+    /// The largest logits, most likely first, and the row's total weight where asked
+    /// (``Backend/topCandidates(_:rows:head:count:temperatures:)``).
+    case candidates(RankedLogits)
 }
 
 /// The BitNet b1.58 forward pass, written once over ``Backend``.
@@ -35,6 +36,11 @@ public final class Transformer<B: Backend> {
 
     // Scratch buffers, sized for one chunk.
     private let x, normed, q, k, v, attention, projected, gate, up: B.Activations
+    /// The row of `normed` that holds each slice's last token after the last ``step(batch:)``.
+    private var lastRows: [Int?] = []
+    /// The scratch rows a step that ran prompt tokens keeps for the decoding steps after it, given back when the
+    /// next step starts: until then ``logits(ofLastStepSlice:)`` reads them.
+    private var rowsToKeep: Int?
     private let quantizedHidden, quantizedAttention, quantizedFeedForward: B.QuantizedActivations
 
     /// Prepares `weights` for `backend`.
@@ -106,11 +112,13 @@ public final class Transformer<B: Backend> {
         /// Where not nil (and not `greedy`), only the token this draw picks from the logits is wanted, drawn where
         /// the backend runs.
         public var draw: RowDraw?
+        /// Where not nil, the candidates come with the row's total weight at this temperature (top-p sampling).
+        public var totalAt: Float?
 
         /// Describes a slice.
         public init(
             tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false,
-            candidates: Int = 0, draw: RowDraw? = nil
+            candidates: Int = 0, draw: RowDraw? = nil, totalAt: Float? = nil
         ) {
             self.tokens = tokens
             self.start = start
@@ -119,6 +127,7 @@ public final class Transformer<B: Backend> {
             self.greedy = greedy
             self.candidates = candidates
             self.draw = draw
+            self.totalAt = totalAt
         }
     }
 
@@ -204,6 +213,10 @@ public final class Transformer<B: Backend> {
     /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or where `draw`
     /// only the token it picks, or nothing.
     public func step(batch: [Slice]) -> [StepOutput?] {
+        if let rows = rowsToKeep {
+            discardScratch(keepingRows: rows)
+            rowsToKeep = nil
+        }
         if let only = singleToken(batch) {
             if only.greedy { return [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))] }
             if only.candidates > 0 || only.draw != nil {
@@ -211,12 +224,16 @@ public final class Transformer<B: Backend> {
                 if let draw = only.draw {
                     return [.token(backend.draw(normed, rows: [0], head: head, draws: [draw])[0])]
                 }
-                return [.candidates(backend.topCandidates(normed, rows: [0], head: head, count: only.candidates)[0])]
+                lastRows = [0]
+                let ranked = backend.topCandidates(
+                    normed, rows: [0], head: head, count: only.candidates, temperatures: only.totalAt.map { [$0] })
+                return [.candidates(ranked[0])]
             }
             return [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
         }
         let rows = run(batch)
-        defer { discardScratch(after: batch) }
+        lastRows = rows
+        if batch.contains(where: { $0.tokens.count > 1 }) { rowsToKeep = batch.count }
         let wanted = zip(batch, rows).compactMap { slice, row in row.map { (slice, $0) } }
         let greedyRows = wanted.filter { $0.0.greedy }.map(\.1)
         let drawRows = wanted.filter { !$0.0.greedy && $0.0.draw != nil }
@@ -228,23 +245,36 @@ public final class Transformer<B: Backend> {
             ? [] : backend.draw(normed, rows: drawRows.map(\.1), head: head, draws: drawRows.map { $0.0.draw! }))
             .makeIterator()
         let count = candidateRows.map(\.0.candidates).max() ?? 0
+        // Rows that need no total take temperature 1 and leave theirs unread.
+        let temperatures =
+            candidateRows.contains { $0.0.totalAt != nil } ? candidateRows.map { $0.0.totalAt ?? 1 } : nil
         var candidates =
             (candidateRows.isEmpty
-            ? [] : backend.topCandidates(normed, rows: candidateRows.map(\.1), head: head, count: count))
+            ? []
+            : backend.topCandidates(
+                normed, rows: candidateRows.map(\.1), head: head, count: count, temperatures: temperatures))
             .makeIterator()
         var logits = (logitRows.isEmpty ? [] : backend.logits(normed, rows: logitRows, head: head)).makeIterator()
         return zip(batch, rows).map { slice, row in
             guard row != nil else { return nil }
             if slice.greedy { return tokens.next().map { .token($0) } }
             if slice.draw != nil { return drawn.next().map { .token($0) } }
-            if slice.candidates > 0 { return candidates.next().map { .candidates(Array($0.prefix(slice.candidates))) } }
+            if slice.candidates > 0 {
+                return candidates.next().map {
+                    .candidates(
+                        RankedLogits(
+                            candidates: Array($0.candidates.prefix(slice.candidates)),
+                            total: slice.totalAt == nil ? nil : $0.total))
+                }
+            }
             return logits.next().map { .logits($0) }
         }
     }
 
-    /// After a step that ran prompt tokens, keeps one scratch row per sequence for the decoding steps after it.
-    private func discardScratch(after batch: [Slice]) {
-        if batch.contains(where: { $0.tokens.count > 1 }) { discardScratch(keepingRows: batch.count) }
+    /// The logits of slice `index` of the last ``step(batch:)``, which wanted them: for a row whose largest logits
+    /// were not enough. Valid until the next step.
+    public func logits(ofLastStepSlice index: Int) -> [Float] {
+        backend.logits(normed, row: lastRows[index]!, head: head)
     }
 
     /// The batch's one slice when it is a single token that wants its logits: a decode step of its own.

@@ -18,6 +18,8 @@ protocol BatchRunner: AnyObject {
     func release(_ sequence: Int)
     /// Runs one step; returns per slice what it wants of its last token (its logits, or only the argmax).
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
+    /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
+    func logits(ofLastStepSlice index: Int) -> [Float]
 }
 
 /// How the blocks of a pool are used.
@@ -46,6 +48,8 @@ struct SliceRequest {
     var candidates = 0
     /// Where not nil, only the token this draw picks is wanted.
     var draw: RowDraw?
+    /// Where not nil, the candidates come with the row's total weight at this temperature.
+    var totalAt: Float?
 }
 
 /// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
@@ -165,7 +169,11 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             batch: zip(slices, views).map { slice, view in
                 Transformer<B>.Slice(
                     tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
-                    greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw)
+                    greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw, totalAt: slice.totalAt)
             })
+    }
+
+    func logits(ofLastStepSlice index: Int) -> [Float] {
+        transformer.logits(ofLastStepSlice: index)
     }
 }

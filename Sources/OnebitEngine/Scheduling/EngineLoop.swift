@@ -97,7 +97,7 @@ final class EngineLoop {
                 SliceRequest(
                     sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true,
                     greedy: sequence.needsOnlyArgmax, candidates: sequence.candidatesSuffice,
-                    draw: sequence.nextRowDraw()))
+                    draw: sequence.nextRowDraw(), totalAt: sequence.nucleusTemperature))
             owners.append(sequence)
             budget -= 1
         }
@@ -108,7 +108,8 @@ final class EngineLoop {
                 SliceRequest(
                     sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
                     wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax,
-                    candidates: sequence.candidatesSuffice, draw: end == prompt.count ? sequence.nextRowDraw() : nil))
+                    candidates: sequence.candidatesSuffice, draw: end == prompt.count ? sequence.nextRowDraw() : nil,
+                    totalAt: sequence.nucleusTemperature))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
@@ -127,8 +128,16 @@ final class EngineLoop {
             switch results[index] {
             case .logits(let logits): advance(sequence, logits: logits)
             case .token(let token): emit(token, for: sequence, processed: nil)
-            case .candidates(let candidates):
-                emit(sequence.sampler.sample(candidates: candidates), for: sequence, processed: nil)
+            case .candidates(let ranked):
+                guard let total = ranked.total else {
+                    emit(sequence.sampler.sample(candidates: ranked.candidates), for: sequence, processed: nil)
+                    break
+                }
+                if let token = sequence.sampler.sample(candidates: ranked.candidates, total: total) {
+                    emit(token, for: sequence, processed: nil)
+                } else {
+                    advance(sequence, logits: runner.logits(ofLastStepSlice: index))
+                }
             case nil: break
             }
         }
@@ -246,26 +255,33 @@ final class SequenceState {
             && constraint == nil
     }
 
-    /// Where not 0, the number of largest logits the next token can be sampled from (top-k sampling with nothing
-    /// else read from the logits: no penalty, bias, constraint or log-probabilities); the step then brings back
-    /// only those.
+    /// Where not 0, the number of largest logits the next token can be sampled from (top-k sampling, or top-p tried
+    /// first on them, with nothing else read from the logits: no penalty, bias, constraint or log-probabilities);
+    /// the step then brings back only those.
     var candidatesSuffice: Int {
+        guard readsOnlySampledToken else { return 0 }
+        if sampler.samplesFromCandidates { return job.request.sampling.topK }
+        return sampler.samplesFromNucleus ? Sampler.largestCandidateSet : 0
+    }
+
+    /// Where the next token may be drawn by top-p from the largest logits, the temperature of the total weight
+    /// that needs; else nil.
+    var nucleusTemperature: Float? {
+        readsOnlySampledToken && sampler.samplesFromNucleus ? job.request.sampling.temperature : nil
+    }
+
+    /// Whether nothing but the sampler reads the logits: no penalty, bias, constraint or log-probabilities.
+    private var readsOnlySampledToken: Bool {
         let request = job.request
-        guard sampler.samplesFromCandidates, request.logitBias.isEmpty, request.presencePenalty == 0,
-            request.frequencyPenalty == 0, request.topLogprobs == nil, constraint == nil
-        else { return 0 }
-        return request.sampling.topK
+        return request.logitBias.isEmpty && request.presencePenalty == 0 && request.frequencyPenalty == 0
+            && request.topLogprobs == nil && constraint == nil
     }
 
     /// The next draw over a whole row, where the next token is drawn from the whole row with nothing else read from
     /// the logits (no penalty, bias, constraint or log-probabilities), so the step brings back only the token; else
     /// nil. It takes the sampler's next random number.
     func nextRowDraw() -> RowDraw? {
-        let request = job.request
-        guard sampler.drawsFromWholeRow, request.logitBias.isEmpty, request.presencePenalty == 0,
-            request.frequencyPenalty == 0, request.topLogprobs == nil, constraint == nil
-        else { return nil }
-        return sampler.nextRowDraw()
+        readsOnlySampledToken && sampler.drawsFromWholeRow ? sampler.nextRowDraw() : nil
     }
 
     /// The logits after the logit bias and the presence and frequency penalties.

@@ -144,10 +144,17 @@ enum HeadCheck {
             // The device's own argmax of every row must be the argmax of the logits it returns.
             let indices = argmax(device, head, input, tokens: tokens)
             let sameArgmax = indices == (0..<tokens).map { Sampler.argmax(Array(got[$0 * rows..<($0 + 1) * rows])) }
-            // And its largest logits for top-k sampling must be those of the logits it returns, in the same order.
+            // And its largest logits for top-k and top-p sampling must be those of the logits it returns, in the same
+            // order, and its totals theirs but for the order of the sums.
+            let temperatures = (0..<tokens).map { Float(0.5 + 0.25 * Double($0 % 4)) }
             let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
-                candidates(device, head, input, tokens: tokens, count: count)
-                    == (0..<tokens).map { Sampler.candidates(Array(got[$0 * rows..<($0 + 1) * rows]), count: count) }
+                let ranked = candidates(device, head, input, tokens: tokens, count: count, temperatures: temperatures)
+                return (0..<tokens).allSatisfy { token in
+                    let row = Array(got[token * rows..<(token + 1) * rows])
+                    let total = Sampler.total(of: row, temperature: temperatures[token])
+                    return ranked[token].candidates == Sampler.candidates(row, count: count)
+                        && abs(ranked[token].total! - total) <= 1e-12 * total
+                }
             }
             // And the tokens it draws must be those the host's sampler draws from those logits.
             let draws = (0..<tokens).map { token -> RowDraw in
@@ -164,7 +171,7 @@ enum HeadCheck {
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
                     + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); top 1, 40 and "
-                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); draws "
+                    + "\(Sampler.largestCandidateSet) with totals \(sameCandidates ? "agree" : "differ"); draws "
                     + "\(sameDraws ? "agree" : "differ")")
         }
         return failures
@@ -190,10 +197,11 @@ enum HeadCheck {
     }
 
     private static func candidates<B: Backend>(
-        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, count: Int
-    ) -> [[LogitCandidate]] {
+        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, count: Int, temperatures: [Float]
+    ) -> [RankedLogits] {
         let (weights, x) = upload(backend, head, input, tokens: tokens)
-        return backend.topCandidates(x, rows: Array(0..<tokens), head: weights, count: count)
+        return backend.topCandidates(
+            x, rows: Array(0..<tokens), head: weights, count: count, temperatures: temperatures)
     }
 
     /// The head and `tokens` rows of `input` on `backend`.
