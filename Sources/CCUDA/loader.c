@@ -27,6 +27,7 @@ static const symbol driver_symbols[] = {
     DRIVER(cuCtxSetCurrent, "cuCtxSetCurrent"),
     DRIVER(cuMemAlloc, "cuMemAlloc_v2"),
     DRIVER(cuMemFree, "cuMemFree_v2"),
+    DRIVER(cuMemGetInfo, "cuMemGetInfo_v2"),
     DRIVER(cuMemsetD8Async, "cuMemsetD8Async"),
     DRIVER(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
     DRIVER(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),

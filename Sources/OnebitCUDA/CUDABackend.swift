@@ -276,6 +276,18 @@ public final class CUDABackend {
     /// Positions per block of a key/value pool.
     public static let keyValueBlockPositions = KernelSource.keyValueBlockPositions
 
+    /// Device memory a key/value pool leaves free for everything else (scratch that grows with the steps, recorded
+    /// steps, the driver's own).
+    static let keyValueHeadroom = 2 << 30
+
+    /// The most key/value blocks for `layers` layers of `width` elements the GPU has memory for now, past
+    /// ``keyValueHeadroom``: a pool of more could not allocate them all once its sequences hold them.
+    public func keyValueBlockLimit(layers: Int, width: Int) -> Int {
+        context.makeCurrent()
+        let blockBytes = layers * 2 * Self.keyValueBlockPositions * width * 4
+        return max(1, (context.freeMemory() - Self.keyValueHeadroom) / blockBytes)
+    }
+
     /// A pool of `blocks` blocks for `layers` layers of `width` (`kv_heads * head_dim`) elements, its device memory
     /// allocated as blocks are first used.
     public func makeKeyValuePool(layers: Int, width: Int, blocks: Int) -> CUDAKeyValuePool {

@@ -74,6 +74,14 @@ final class CUDAContext {
         must(driver.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
     }
 
+    /// Bytes of device memory free now.
+    func freeMemory() -> Int {
+        var free = 0
+        var total = 0
+        must(driver.cuMemGetInfo!(&free, &total), "cuMemGetInfo")
+        return free
+    }
+
     /// Stops the program on a failed call during a run: after a fault the GPU's state is unknown and nothing can
     /// be recovered.
     func must(_ result: CUresult, _ function: String) {

@@ -73,6 +73,7 @@ typedef struct {
     CUresult (*cuCtxSetCurrent)(CUcontext context);
     CUresult (*cuMemAlloc)(CUdeviceptr *pointer, size_t bytes);
     CUresult (*cuMemFree)(CUdeviceptr pointer);
+    CUresult (*cuMemGetInfo)(size_t *free, size_t *total);
     CUresult (*cuMemsetD8Async)(CUdeviceptr pointer, unsigned char value, size_t count, CUstream stream);
     CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr destination, const void *source, size_t bytes, CUstream stream);
     CUresult (*cuMemcpyDtoHAsync)(void *destination, CUdeviceptr source, size_t bytes, CUstream stream);

@@ -41,6 +41,10 @@ public protocol Backend: AnyObject {
     /// whose attention reads one contiguous cache per sequence answers `contextLength`: every sequence then holds
     /// one block, and the block bookkeeping above it is the same.
     func keyValueBlockPositions(contextLength: Int) -> Int
+    /// The most blocks of a pool the device has memory for, where that bounds it: a pool sized for every sequence's
+    /// whole context may ask for more than a GPU holds. The default, nil, leaves the pool as asked (the CPU's maps
+    /// pages the system commits as they are touched).
+    func keyValueBlockLimit(layers: Int, width: Int, blockPositions: Int) -> Int?
     /// A pool of `blocks` blocks of `blockPositions` positions for `layers` layers of `width` (`kv_heads *
     /// head_dim`) elements.
     func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> KeyValuePool
@@ -208,6 +212,9 @@ extension Backend {
     public func logits(_ x: Activations, rows: [Int], head: DenseWeights) -> [[Float]] {
         rows.map { logits(x, row: $0, head: head) }
     }
+
+    /// No bound.
+    public func keyValueBlockLimit(layers: Int, width: Int, blockPositions: Int) -> Int? { nil }
 
     /// The draws made on the host.
     public func draw(_ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw]) -> [Int] {

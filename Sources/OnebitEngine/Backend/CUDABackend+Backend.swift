@@ -6,6 +6,11 @@ extension CUDABackend: Backend {
     /// The kernels' block size, whatever the context.
     public func keyValueBlockPositions(contextLength: Int) -> Int { CUDABackend.keyValueBlockPositions }
 
+    /// What the GPU's free memory holds.
+    public func keyValueBlockLimit(layers: Int, width: Int, blockPositions: Int) -> Int? {
+        keyValueBlockLimit(layers: layers, width: width)
+    }
+
     /// A pool whose device memory is allocated as its blocks are first used.
     public func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CUDAKeyValuePool {
         precondition(

@@ -87,6 +87,12 @@ public final class Transformer<B: Backend> {
         return backend.keyValueCache(in: pool, blocks: (0..<blocks).map { Int32($0) })
     }
 
+    /// The most KV blocks of `blockPositions` positions the device has memory for, where that bounds a pool.
+    public func keyValueBlockLimit(blockPositions: Int) -> Int? {
+        backend.keyValueBlockLimit(
+            layers: config.layerCount, width: config.kvHeadCount * config.headDim, blockPositions: blockPositions)
+    }
+
     /// A pool of `blocks` KV blocks of `blockPositions` positions, shared by the sequences of a scheduler.
     public func makeKeyValuePool(blockPositions: Int, blocks: Int) -> B.KeyValuePool {
         backend.makeKeyValuePool(

@@ -75,7 +75,9 @@ final class TransformerRunner<B: Backend>: BatchRunner {
         self.transformer = transformer
         self.contextLength = contextLength
         let blockPositions = transformer.backend.keyValueBlockPositions(contextLength: contextLength)
-        let count = blockCount(blockPositions)
+        // No more than the device holds: a pool the GPU cannot fill would fail as its sequences grow.
+        let limit = transformer.keyValueBlockLimit(blockPositions: blockPositions) ?? .max
+        let count = min(blockCount(blockPositions), limit)
         blocks = KeyValueBlocks(count: count, blockPositions: blockPositions)
         pool = transformer.makeKeyValuePool(blockPositions: blockPositions, blocks: count)
     }
