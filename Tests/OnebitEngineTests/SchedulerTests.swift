@@ -90,10 +90,27 @@ import Testing
             try scheduler.submit(GenerationRequest(prompt: $0, maxTokens: 16, sampling: sampling))
         }
         for (prompt, stream) in zip(Self.prompts, streams) {
-            // generate samples from the whole rows.
-            let expected = try language.generate(prompt: prompt, maxTokens: 16, sampling: sampling).tokens
+            let expected = try Self.wholeRowTokens(language, prompt: prompt, maxTokens: 16, sampling: sampling)
             #expect(await drain(stream).0 == expected)
+            #expect(try language.generate(prompt: prompt, maxTokens: 16, sampling: sampling).tokens == expected)
         }
+    }
+
+    /// Generation that samples every token from its whole row of logits on the host.
+    static func wholeRowTokens(
+        _ language: LanguageModel, prompt: [Int], maxTokens: Int, sampling: SamplingParameters
+    ) throws -> [Int] {
+        let session = language.makeSession(capacity: prompt.count + maxTokens)
+        var sampler = Sampler(sampling)
+        var logits = try session.append(prompt) { $0 == prompt.count - 1 }[prompt.count - 1]!
+        var tokens: [Int] = []
+        while tokens.count < maxTokens {
+            let token = sampler.sample(logits, history: prompt + tokens)
+            if language.model.endOfSequenceTokenIDs.contains(token) { break }
+            tokens.append(token)
+            logits = try session.append([token]) { _ in true }[0]!
+        }
+        return tokens
     }
 
     @Test func finishedAndCancelledSequencesFreeTheirCache() async throws {

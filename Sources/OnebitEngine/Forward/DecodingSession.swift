@@ -16,6 +16,14 @@ public protocol DecodingSession: AnyObject {
     /// Appends `token` and returns the index of the largest logit of its position (the lowest on ties), without
     /// bringing the logits to the host where the backend can avoid it.
     func appendGreedy(_ token: Int) throws(SessionError) -> Int
+    /// Appends `token` and returns the token `draw` picks from the logits of its position
+    /// (``Sampler/token(drawing:from:)``), drawn where the backend runs.
+    func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int
+    /// Appends `token` and returns the `count` largest logits of its position and, with `totalAt`, their row's total
+    /// weight at that temperature, found where the backend runs; ``lastLogits()`` then still gives the whole row.
+    func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits
+    /// The logits of the last position ``appendRanking(_:count:totalAt:)`` appended.
+    func lastLogits() -> [Float]
 }
 
 extension DecodingSession {
@@ -78,6 +86,33 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         let next = transformer.greedyNext(token, at: length, cache: cache)
         length += 1
         return next
+    }
+
+    func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int {
+        let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true, draw: draw)
+        guard case .token(let next) = try step(slice) else { preconditionFailure("a drawing step gives a token") }
+        return next
+    }
+
+    func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits {
+        let slice = Transformer<B>.Slice(
+            tokens: [token], start: length, cache: cache, wantsLogits: true, candidates: count, totalAt: totalAt)
+        guard case .candidates(let ranked) = try step(slice) else {
+            preconditionFailure("a ranking step gives candidates")
+        }
+        return ranked
+    }
+
+    func lastLogits() -> [Float] {
+        transformer.logits(ofLastStepSlice: 0)
+    }
+
+    /// Runs `slice`, one token of this session, as a step.
+    private func step(_ slice: Transformer<B>.Slice) throws(SessionError) -> StepOutput {
+        try check(slice.tokens)
+        let output = transformer.step(batch: [slice])[0]!
+        length += 1
+        return output
     }
 
     func truncate(to newLength: Int) {

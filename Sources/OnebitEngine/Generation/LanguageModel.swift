@@ -132,8 +132,20 @@ public final class LanguageModel {
                 reason = .contextFull
                 break
             }
+            // Only what the sampler needs of the next logits comes back where the backend runs: the argmax, the
+            // token it draws, or the largest logits.
             if greedy {
                 next = try session.appendGreedy(token)
+            } else if sampler.drawsFromWholeRow {
+                next = try session.appendDrawing(token, sampler.nextRowDraw())
+            } else if sampler.samplesFromCandidates {
+                next = sampler.sample(
+                    candidates: try session.appendRanking(token, count: sampling.topK, totalAt: nil).candidates)
+            } else if sampler.samplesFromNucleus {
+                let ranked = try session.appendRanking(
+                    token, count: Sampler.largestCandidateSet, totalAt: sampling.temperature)
+                next = sampler.sample(candidates: ranked.candidates, total: ranked.total!)
+                if next == nil { logits = session.lastLogits() }
             } else {
                 logits = try session.append([token]) { _ in true }[0]!
             }
