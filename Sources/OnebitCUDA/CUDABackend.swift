@@ -700,10 +700,23 @@ public final class CUDABackend {
     public func logits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [[Float]] {
         guard rows.count > 1, !usesInt8Head(head) else { return rows.map { logits(x, row: $0, head: head) } }
         context.makeCurrent()
-        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
-        launchHead(x, rows: rows, head: head, into: output.address)
+        let output = queueLogits(x, rows: rows, head: head)
         let all: [Float] = download(from: output.address, count: rows.count * head.rows)
         return (0..<rows.count).map { Array(all[$0 * head.rows..<($0 + 1) * head.rows]) }
+    }
+
+    /// Queues the logits of each of `rows` of `x` into the logit buffer, `head.rows` floats a row in the order of
+    /// `rows`, as ``logits(_:rows:head:)`` computes them (one row at a time with the int8 head), and returns it.
+    private func queueLogits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> DeviceBuffer {
+        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        if rows.count > 1 && !usesInt8Head(head) {
+            launchHead(x, rows: rows, head: head, into: output.address)
+        } else {
+            for (index, row) in rows.enumerated() {
+                launchHead(x, row: row, head: head, into: output.address + UInt64(index * head.rows * 4))
+            }
+        }
+        return output
     }
 
     /// Queues the head's products with each of `rows` of `x` into `output` (`head.rows` floats per row, in the
@@ -862,14 +875,7 @@ public final class CUDABackend {
         precondition((1...Self.largestLogitsLimit).contains(count), "between 1 and \(Self.largestLogitsLimit) logits")
         context.makeCurrent()
         let columns = head.rows
-        let output = scratch(&logitBuffer, bytes: rows.count * columns * 4)
-        if rows.count > 1 && !usesInt8Head(head) {
-            launchHead(x, rows: rows, head: head, into: output.address)
-        } else {
-            for (index, row) in rows.enumerated() {
-                launchHead(x, row: row, head: head, into: output.address + UInt64(index * columns * 4))
-            }
-        }
+        let output = queueLogits(x, rows: rows, head: head)
         var totals: [Double]?
         if let temperatures {
             precondition(temperatures.count == rows.count, "one temperature a row")
@@ -923,14 +929,7 @@ public final class CUDABackend {
         precondition(temperatures.count == rows.count && minPs.count == rows.count && units.count == rows.count)
         context.makeCurrent()
         let columns = head.rows
-        let output = scratch(&logitBuffer, bytes: rows.count * columns * 4)
-        if rows.count > 1 && !usesInt8Head(head) {
-            launchHead(x, rows: rows, head: head, into: output.address)
-        } else {
-            for (index, row) in rows.enumerated() {
-                launchHead(x, row: row, head: head, into: output.address + UInt64(index * columns * 4))
-            }
-        }
+        let output = queueLogits(x, rows: rows, head: head)
         // The random numbers (8 bytes a row), then the temperatures, the min-p and the tokens (4 bytes a row each).
         let inputs = scratch(&drawBuffer, bytes: rows.count * 20)
         // A queued kernel may still read the inputs this upload replaces.
