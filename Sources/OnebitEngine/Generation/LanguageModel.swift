@@ -138,13 +138,9 @@ public final class LanguageModel {
                 next = try session.appendGreedy(token)
             } else if sampler.drawsFromWholeRow {
                 next = try session.appendDrawing(token, sampler.nextRowDraw())
-            } else if sampler.samplesFromCandidates {
-                next = sampler.sample(
-                    candidates: try session.appendRanking(token, count: sampling.topK, totalAt: nil).candidates)
-            } else if sampler.samplesFromNucleus {
-                let ranked = try session.appendRanking(
-                    token, count: Sampler.largestCandidateSet, totalAt: sampling.temperature)
-                next = sampler.sample(candidates: ranked.candidates, total: ranked.total!)
+            } else if let ranking = sampler.ranking {
+                let ranked = try session.appendRanking(token, count: ranking.count, totalAt: ranking.totalAt)
+                next = sampler.sample(ranked: ranked)
                 if next == nil { logits = session.lastLogits() }
             } else {
                 logits = try session.append([token]) { _ in true }[0]!

@@ -101,6 +101,21 @@ public struct Sampler {
         }
     }
 
+    /// How much of the next logits is enough to sample from, where the largest of them are: their number and, for
+    /// top-p, the temperature of the row's total weight (``sample(ranked:)``); nil where the whole row is needed.
+    public var ranking: (count: Int, totalAt: Float?)? {
+        if samplesFromCandidates { return (parameters.topK, nil) }
+        if samplesFromNucleus { return (Self.largestCandidateSet, parameters.temperature) }
+        return nil
+    }
+
+    /// ``sample(candidates:)``, or ``sample(candidates:total:)`` where `ranked` carries the row's total weight: nil
+    /// where the whole row is needed after all.
+    public mutating func sample(ranked: RankedLogits) -> Int? {
+        guard let total = ranked.total else { return sample(candidates: ranked.candidates) }
+        return sample(candidates: ranked.candidates, total: total)
+    }
+
     /// The total weight of `logits` at `temperature` as ``sample(candidates:total:)`` takes it: `exp((logit -
     /// largest) / T)` over the finite logits, summed in token order as ``sample(_:history:)`` sums it.
     public static func total(of logits: [Float], temperature: Float) -> Double {

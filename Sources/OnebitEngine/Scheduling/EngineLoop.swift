@@ -129,11 +129,7 @@ final class EngineLoop {
             case .logits(let logits): advance(sequence, logits: logits)
             case .token(let token): emit(token, for: sequence, processed: nil)
             case .candidates(let ranked):
-                guard let total = ranked.total else {
-                    emit(sequence.sampler.sample(candidates: ranked.candidates), for: sequence, processed: nil)
-                    break
-                }
-                if let token = sequence.sampler.sample(candidates: ranked.candidates, total: total) {
+                if let token = sequence.sampler.sample(ranked: ranked) {
                     emit(token, for: sequence, processed: nil)
                 } else {
                     advance(sequence, logits: runner.logits(ofLastStepSlice: index))
@@ -249,25 +245,20 @@ final class SequenceState {
     /// Whether the next token is the argmax of the raw logits and nothing else is read from them: greedy, no
     /// penalty, bias, constraint or log-probabilities. The step then brings back only that index.
     var needsOnlyArgmax: Bool {
-        let request = job.request
-        return request.sampling.temperature == 0 && request.sampling.repetitionPenalty == 1 && request.logitBias.isEmpty
-            && request.presencePenalty == 0 && request.frequencyPenalty == 0 && request.topLogprobs == nil
-            && constraint == nil
+        readsOnlySampledToken && job.request.sampling.temperature == 0 && job.request.sampling.repetitionPenalty == 1
     }
 
     /// Where not 0, the number of largest logits the next token can be sampled from (top-k sampling, or top-p tried
     /// first on them, with nothing else read from the logits: no penalty, bias, constraint or log-probabilities);
     /// the step then brings back only those.
     var candidatesSuffice: Int {
-        guard readsOnlySampledToken else { return 0 }
-        if sampler.samplesFromCandidates { return job.request.sampling.topK }
-        return sampler.samplesFromNucleus ? Sampler.largestCandidateSet : 0
+        readsOnlySampledToken ? sampler.ranking?.count ?? 0 : 0
     }
 
     /// Where the next token may be drawn by top-p from the largest logits, the temperature of the total weight
     /// that needs; else nil.
     var nucleusTemperature: Float? {
-        readsOnlySampledToken && sampler.samplesFromNucleus ? job.request.sampling.temperature : nil
+        readsOnlySampledToken ? sampler.ranking?.totalAt : nil
     }
 
     /// Whether nothing but the sampler reads the logits: no penalty, bias, constraint or log-probabilities.
