@@ -223,20 +223,6 @@ public final class Transformer<B: Backend> {
             discardScratch(keepingRows: rows)
             rowsToKeep = nil
         }
-        if let only = singleToken(batch) {
-            if only.greedy { return [.token(greedyNext(only.tokens[0], at: only.start, cache: only.cache))] }
-            if only.candidates > 0 || only.draw != nil {
-                decodeStep(only.tokens[0], at: only.start, cache: only.cache)
-                if let draw = only.draw {
-                    return [.token(backend.draw(normed, rows: [0], head: head, draws: [draw])[0])]
-                }
-                lastRows = [0]
-                let ranked = backend.topCandidates(
-                    normed, rows: [0], head: head, count: only.candidates, temperatures: only.totalAt.map { [$0] })
-                return [.candidates(ranked[0])]
-            }
-            return [.logits(forward(only.tokens, startingAt: only.start, cache: only.cache) { _ in true }[0]!)]
-        }
         let rows = run(batch)
         lastRows = rows
         if batch.contains(where: { $0.tokens.count > 1 }) { rowsToKeep = batch.count }
@@ -281,11 +267,6 @@ public final class Transformer<B: Backend> {
     /// were not enough. Valid until the next step.
     public func logits(ofLastStepSlice index: Int) -> [Float] {
         backend.logits(normed, row: lastRows[index]!, head: head)
-    }
-
-    /// The batch's one slice when it is a single token that wants its logits: a decode step of its own.
-    private func singleToken(_ batch: [Slice]) -> Slice? {
-        batch.count == 1 && batch[0].tokens.count == 1 && batch[0].wantsLogits ? batch[0] : nil
     }
 
     /// Runs the slices as one step and the final norm of the rows whose logits are wanted; returns per slice the
