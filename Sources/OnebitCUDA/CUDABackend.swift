@@ -284,7 +284,7 @@ public final class CUDABackend {
     /// ``keyValueHeadroom``: a pool of more could not allocate them all once its sequences hold them.
     public func keyValueBlockLimit(layers: Int, width: Int) -> Int {
         context.makeCurrent()
-        let blockBytes = layers * 2 * Self.keyValueBlockPositions * width * 4
+        let blockBytes = CUDAKeyValuePool.blockBytes(layers: layers, width: width)
         return max(1, (context.freeMemory() - Self.keyValueHeadroom) / blockBytes)
     }
 

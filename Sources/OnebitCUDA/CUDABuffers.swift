@@ -50,9 +50,14 @@ public final class CUDAKeyValuePool {
     init(_ context: CUDAContext, layers: Int, width: Int, blocks: Int) {
         self.context = context
         self.blocks = blocks
-        blockBytes = layers * 2 * CUDABackend.keyValueBlockPositions * width * 4
+        blockBytes = Self.blockBytes(layers: layers, width: width)
         slabBlocks = max(1, (128 << 20) / blockBytes)
         slabs = Array(repeating: nil, count: (blocks + slabBlocks - 1) / slabBlocks)
+    }
+
+    /// Bytes of a block of `layers` layers of `width` floats, keys and values.
+    static func blockBytes(layers: Int, width: Int) -> Int {
+        layers * 2 * CUDABackend.keyValueBlockPositions * width * 4
     }
 
     /// The device address of block `index`, whose slab is allocated now if none of its blocks was used before.
@@ -67,9 +72,6 @@ public final class CUDAKeyValuePool {
         }
         return slabs[slab]!.address + UInt64((index % slabBlocks) * blockBytes)
     }
-
-    /// Bytes of device memory the pool holds now.
-    public var allocatedBytes: Int { slabs.reduce(0) { $0 + ($1?.byteCount ?? 0) } }
 }
 
 /// One sequence's keys and values: the device addresses of the pool blocks that hold its positions, in order
