@@ -19,7 +19,11 @@ enum Kernel: Int, CaseIterable {
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
-        self == .attentionRows ? KernelSource.attentionRowsSharedBytes : 0
+        switch self {
+        case .attentionRows: KernelSource.attentionRowsSharedBytes
+        case .ternaryMatmulTensorCores: KernelSource.mmaSharedBytes
+        default: 0
+        }
     }
 
     /// The `extern "C"` name in the source.
