@@ -1169,12 +1169,22 @@ enum KernelSource {
                 if (warp < group) {
                     const int p = run + lane;
                     const float4 *key = (const float4 *)(k_stage + lane * ROWS_KEY_STRIDE);
-                    float dot = 0.0f;
-        #pragma unroll 8
-                    for (int d = 0; d < ROWS_HEAD_DIM / 4; d++) {
-                        const float4 kd = key[d], a = query[d];
-                        dot = __fmaf_rn(a.x, kd.x, __fmaf_rn(a.y, kd.y, __fmaf_rn(a.z, kd.z, __fmaf_rn(a.w, kd.w, dot))));
+                    // Eight running sums, so the products do not wait on one another: a warp serves one query head,
+                    // and a single chain of 128 dependent multiply-adds per stage left it stalled most of the time.
+                    float4 even = make_float4(0.0f, 0.0f, 0.0f, 0.0f), odd = even;
+        #pragma unroll
+                    for (int d = 0; d < ROWS_HEAD_DIM / 4; d += 2) {
+                        const float4 k0 = key[d], a0 = query[d], k1 = key[d + 1], a1 = query[d + 1];
+                        even.x = __fmaf_rn(a0.x, k0.x, even.x);
+                        even.y = __fmaf_rn(a0.y, k0.y, even.y);
+                        even.z = __fmaf_rn(a0.z, k0.z, even.z);
+                        even.w = __fmaf_rn(a0.w, k0.w, even.w);
+                        odd.x = __fmaf_rn(a1.x, k1.x, odd.x);
+                        odd.y = __fmaf_rn(a1.y, k1.y, odd.y);
+                        odd.z = __fmaf_rn(a1.z, k1.z, odd.z);
+                        odd.w = __fmaf_rn(a1.w, k1.w, odd.w);
                     }
+                    const float dot = ((even.x + odd.x) + (even.y + odd.y)) + ((even.z + odd.z) + (even.w + odd.w));
                     const float score = p < length ? dot * scale : NEGATIVE_INFINITY;
                     // Position run < length, so every stage has a finite maximum.
                     const float next = fmaxf(m, warp_max(score));
@@ -1185,8 +1195,10 @@ enum KernelSource {
                     acc.z *= correction;
                     acc.w *= correction;
                     m = next;
-                    const int count = min(ROWS_STAGE, length - run);
-                    for (int j = 0; j < count; j++) {
+                    // Every position of the stage, also those past the sequence: their values are zero (copied as
+                    // zeros) and so are their weights, and a loop of fixed length unrolls.
+        #pragma unroll 8
+                    for (int j = 0; j < ROWS_STAGE; j++) {
                         const float4 value = *(const float4 *)&v_stage[j * ROWS_HEAD_DIM + 4 * lane];
                         const float w = __shfl_sync(FULL_MASK, e, j);
                         acc.x = __fmaf_rn(w, value.x, acc.x);
