@@ -307,9 +307,11 @@ enum KernelSource {
         // their addresses are worked out once. A warp decodes its rows' codes into A fragments (byte i of
         // (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so code - 1 per byte gives four columns in
         // order); weight chunks are swizzled and activation rows padded to MMA_STAGE_WORDS words so that fragment
-        // loads hit different banks. Rows and tokens past the ends load the last real one (and are not stored),
-        // chunks past the end of a stage are loaded but not used. Few tokens make few tiles: the columns are then
-        // split over more blocks, whose integer sums add up exactly in any order.
+        // loads hit different banks. Rows past the end load the last real one (and are not stored); tokens past the
+        // end load nothing and their warps skip them (loading the last real token in their place made a step of 16
+        // sequences three times slower than one of 64: every block read the same line over and over); chunks past
+        // the end of a stage are loaded but not used. Few tokens make few tiles: the columns are then split over
+        // more blocks, whose integer sums add up exactly in any order.
         #define MMA_ROWS 64
         #define MMA_TOKENS 64
         #define MMA_CHUNKS \#(mmaStageChunks)
@@ -409,8 +411,9 @@ enum KernelSource {
                     const size_t offset = (size_t)min(c + b_piece / 4, last - 1) * 64;
         #pragma unroll
                     for (int j = 0; j < MMA_B_SLOTS; j++)
-                        copy_async_16(&b_stage[buffer][b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4))][b_piece * 4],
-                                      b_source[j] + offset);
+                        if (t0 + b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)) < tokens)
+                            copy_async_16(&b_stage[buffer][b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4))][b_piece * 4],
+                                          b_source[j] + offset);
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
@@ -430,7 +433,7 @@ enum KernelSource {
                 load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
         #pragma unroll
                 for (int k = k_first; k < k_first + MMA_CHUNKS / 2; k++) {
-                    if (c + k >= last) break;
+                    if (c + k >= last || t0 + warp_token >= tokens) break;
                     uint4 packed[2][2];
         #pragma unroll
                     for (int m = 0; m < 2; m++)
@@ -450,6 +453,7 @@ enum KernelSource {
                         }
         #pragma unroll
                         for (int n = 0; n < 4; n++) {
+                            if (t0 + warp_token + n * 8 >= tokens) break;
                             const u32 *b = b_stage[buffer][warp_token + n * 8 + group] + k * 16 + 8 * half + tig;
                             const u32 b0 = b[0], b1 = b[4];
         #pragma unroll
@@ -664,7 +668,8 @@ enum KernelSource {
         // y[token][row] = w[row] . (hi + mid + lo)[token] with mma.sync m16n8k16 (bf16 in, fp32 sums), for `cols` a
         // multiple of 32: block (b, z) computes rows 128b ... 128b + 127 (16 per warp) for tokens 64z ... 64z + 63.
         // Per 32 columns a lane reads 16 bytes of its two rows straight from global memory (columns 8t ... 8t + 7 for
-        // lane 4g + t), and the planes go through shared memory with cp.async, two stages deep. Within the 32
+        // lane 4g + t), and the planes go through shared memory with cp.async, two stages deep (the rows of tokens
+        // past `count` load nothing, and their products are not stored). Within the 32
         // columns the k order is permuted the same way for w and the planes (the sum does not care): the first
         // m16n8k16 takes columns 8t ... 8t + 3 of every lane, the second 8t + 4 ... 8t + 7.
         #define HEAD_WARPS 8
@@ -684,8 +689,8 @@ enum KernelSource {
             auto load = [&](int buffer, int k0) {
                 for (int i = threadIdx.x; i < 3 * HEAD_TOKENS * 4; i += blockDim.x) {
                     const int p = i / (HEAD_TOKENS * 4), token = (i / 4) % HEAD_TOKENS, piece = i % 4;
-                    const size_t source = ((size_t)p * tokens + t0 + min(token, count - 1)) * cols + k0 + 8 * piece;
-                    copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
+                    const size_t source = ((size_t)p * tokens + t0 + token) * cols + k0 + 8 * piece;
+                    if (token < count) copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
