@@ -308,10 +308,11 @@ enum KernelSource {
         // (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so code - 1 per byte gives four columns in
         // order); weight chunks are swizzled and activation rows padded to MMA_STAGE_WORDS words so that fragment
         // loads hit different banks. Rows past the end load the last real one (and are not stored); tokens past the
-        // end load nothing and their warps skip them (loading the last real token in their place made a step of 16
-        // sequences three times slower than one of 64: every block read the same line over and over); chunks past
-        // the end of a stage are loaded but not used. Few tokens make few tiles: the columns are then split over
-        // more blocks, whose integer sums add up exactly in any order.
+        // end load nothing (their sums are not stored either), and a warp whose 32 tokens are all past it skips
+        // them: loading the last real token in their place made a step of 16 sequences three times slower than one
+        // of 64, every block reading the same line over and over. Chunks past the end of a stage are loaded but not
+        // used. Few tokens make few tiles: the columns are then split over more blocks, whose integer sums add up
+        // exactly in any order.
         #define MMA_ROWS 64
         #define MMA_TOKENS 64
         #define MMA_CHUNKS \#(mmaStageChunks)
@@ -453,7 +454,6 @@ enum KernelSource {
                         }
         #pragma unroll
                         for (int n = 0; n < 4; n++) {
-                            if (t0 + warp_token + n * 8 >= tokens) break;
                             const u32 *b = b_stage[buffer][warp_token + n * 8 + group] + k * 16 + 8 * half + tig;
                             const u32 b0 = b[0], b1 = b[4];
         #pragma unroll
