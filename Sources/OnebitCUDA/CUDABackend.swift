@@ -224,14 +224,53 @@ public final class CUDABackend {
         return String(cString: value) != "0"
     }
 
+    /// Device memory a model takes on the GPU: its weights as the kernels lay them out (with the int8 copy of the
+    /// head where `int8Head`), the working buffers of a forward chunk with the logits of every row, one sequence's
+    /// key/value cache at full context (what `say` or `ppl` allocate), and ``workingHeadroom``.
+    public static func residentBytes(config: ModelConfig, weights: ModelWeights, int8Head: Bool) -> Int {
+        func ternary(_ m: TernaryMatrix) -> Int {
+            let scales: Int
+            switch m.scale {
+            case .perTensor: scales = 1
+            case .perBlock(_, let values): scales = values.count
+            }
+            return m.rows * CUDATernaryWeights.chunks(columns: m.columns) * 16 + scales * 4
+        }
+        var bytes = weights.layers.reduce(0) { total, layer in
+            let norms =
+                layer.attentionNorm.count + layer.attentionSubNorm.count + layer.feedForwardNorm.count
+                + layer.feedForwardSubNorm.count
+            return total + layer.projections.reduce(norms * 4) { $0 + ternary($1.matrix) }
+        }
+        bytes += weights.embeddings.byteCount + (weights.outputHead?.byteCount ?? 0) + weights.finalNorm.count * 4
+        let head = weights.head
+        if int8Head { bytes += head.rows * ((head.columns + 15) / 16 * 16) + head.rows * 4 }
+        let attention = config.headCount * config.headDim, keyValue = config.kvHeadCount * config.headDim
+        let hidden = config.hiddenSize, ffn = config.intermediateSize
+        let floats = 3 * hidden + 2 * attention + 2 * keyValue + 2 * ffn
+        bytes += chunkSize * (floats * 4 + hidden + attention + ffn + head.rows * 4)
+        bytes += config.contextLength * config.layerCount * 2 * keyValue * 4
+        return bytes + workingHeadroom
+    }
+
+    /// Device memory past the model's own for scratch buffers that grow with the steps, recorded steps and the
+    /// compiled kernels.
+    static let workingHeadroom = 512 << 20
+
     /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
     public var deviceDescription: String { "\(context.name) (sm_\(context.major)\(context.minor))" }
 
-    /// Throws if the kernels cannot run a model of `config` with `weights`.
+    /// Throws if the kernels cannot run a model of `config` with `weights`, or the GPU has too little free memory
+    /// for it (``residentBytes(config:weights:int8Head:)``): a model that does not fit is refused before any of it
+    /// is uploaded, instead of an allocation failing halfway.
     public func validate(_ config: ModelConfig, weights: ModelWeights) throws(CUDAError) {
         guard config.headDim <= 256 && config.headDim % 2 == 0 else {
             throw .unsupportedShape("head_dim \(config.headDim) (at most 256, even)")
         }
+        context.makeCurrent()
+        let needed = Self.residentBytes(config: config, weights: weights, int8Head: int8Head)
+        let free = context.freeMemory()
+        guard needed <= free else { throw .insufficientMemory(needed: needed, free: free) }
         for layer in weights.layers {
             for matrix in [layer.query, layer.key, layer.value, layer.output, layer.gate, layer.up, layer.down] {
                 if case .perBlock(let size, _) = matrix.scale,

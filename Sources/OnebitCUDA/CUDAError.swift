@@ -12,6 +12,8 @@ public enum CUDAError: Error, CustomStringConvertible, Equatable {
     case compilation(String)
     /// The model has a shape the kernels do not handle.
     case unsupportedShape(String)
+    /// The GPU has less free memory than the model needs.
+    case insufficientMemory(needed: Int, free: Int)
 
     /// A message that names the problem and what to do about it.
     public var description: String {
@@ -29,6 +31,16 @@ public enum CUDAError: Error, CustomStringConvertible, Equatable {
             "compiling the CUDA kernels failed:\n\(log)"
         case .unsupportedShape(let reason):
             "the CUDA kernels do not handle this model: \(reason); use --device cpu"
+        case .insufficientMemory(let needed, let free):
+            "the model needs about \(gigabytes(needed)) GB of GPU memory and the GPU has \(gigabytes(free)) GB free; "
+                + "free memory on the GPU (nvidia-smi lists what holds it) or use --device cpu"
         }
     }
+}
+
+/// `bytes` in GB with two decimals.
+private func gigabytes(_ bytes: Int) -> String {
+    let hundredths = (bytes + 5_000_000) / 10_000_000
+    let fraction = hundredths % 100
+    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
 }
