@@ -226,7 +226,8 @@ public final class CUDABackend {
 
     /// Device memory a model takes on the GPU: its weights as the kernels lay them out (with the int8 copy of the
     /// head where `int8Head`), the working buffers of a forward chunk with the logits of every row, one sequence's
-    /// key/value cache at full context (what `say` or `ppl` allocate), and ``workingHeadroom``.
+    /// key/value cache of up to ``checkedContext`` positions (what `say` or `ppl` allocate), and
+    /// ``workingHeadroom``.
     public static func residentBytes(config: ModelConfig, weights: ModelWeights, int8Head: Bool) -> Int {
         func ternary(_ m: TernaryMatrix) -> Int {
             let scales: Int
@@ -249,13 +250,18 @@ public final class CUDABackend {
         let hidden = config.hiddenSize, ffn = config.intermediateSize
         let floats = 3 * hidden + 2 * attention + 2 * keyValue + 2 * ffn
         bytes += chunkSize * (floats * 4 + hidden + attention + ffn + head.rows * 4)
-        bytes += config.contextLength * config.layerCount * 2 * keyValue * 4
+        bytes += min(config.contextLength, Self.checkedContext) * config.layerCount * 2 * keyValue * 4
         return bytes + workingHeadroom
     }
 
     /// Device memory past the model's own for scratch buffers that grow with the steps, recorded steps and the
     /// compiled kernels.
     static let workingHeadroom = 512 << 20
+
+    /// Positions of the one sequence's cache ``residentBytes(config:weights:int8Head:)`` counts: a model's whole
+    /// context up to this. A model of a long context is not refused for a cache its commands rarely fill (32,768
+    /// positions of Falcon3-10B's are 10.7 GB); the scheduler's pool has its own cap.
+    static let checkedContext = 4_096
 
     /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
     public var deviceDescription: String { "\(context.name) (sm_\(context.major)\(context.minor))" }

@@ -38,7 +38,8 @@ private func zeroWeights() -> ModelWeights {
     let codes = weights.layers.reduce(0) { total, layer in
         total + layer.projections.reduce(0) { $0 + $1.matrix.codes.count }
     }
-    let cache = config.contextLength * config.layerCount * 2 * config.kvHeadCount * config.headDim * 4
+    let positions = min(config.contextLength, CUDABackend.checkedContext)
+    let cache = positions * config.layerCount * 2 * config.kvHeadCount * config.headDim * 4
     let logits = CUDABackend.chunkSize * config.vocabSize * 4
     let floor = codes + weights.embeddings.byteCount + cache + logits + CUDABackend.workingHeadroom
     #expect(estimate >= floor)
@@ -58,4 +59,13 @@ private func zeroWeights() -> ModelWeights {
     #expect(message.contains("1.50 GB"))
     #expect(message.contains("0.25 GB"))
     #expect(message.contains("--device cpu"))
+}
+
+@Test func aLongContextCountsNoMoreThanTheCheckedPositions() {
+    var long = config
+    long.contextLength = 32_768
+    let weights = zeroWeights()
+    let estimate = CUDABackend.residentBytes(config: long, weights: weights, int8Head: false)
+    let checked = CUDABackend.residentBytes(config: config, weights: weights, int8Head: false)
+    #expect(estimate == checked)
 }
