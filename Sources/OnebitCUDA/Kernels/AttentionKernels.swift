@@ -1,0 +1,478 @@
+extension KernelSource {
+    /// The paged key/value cache and attention: the cache store with the rotary embedding, attention of a step of many
+    /// sequences, and of a prompt chunk.
+    static let attentionSource = #"""
+        // The paged key/value cache: a sequence's positions live in blocks of KV_BLOCK positions, anywhere in device
+        // memory, and a table of block addresses in position order says where (position p in blocks[p / KV_BLOCK]).
+        // A block holds [layer][keys, values][KV_BLOCK positions][width] floats, as the CPU's pool does. A step of
+        // several sequences passes the tables of all of them laid end to end, and `rows` says where row t's table
+        // starts; where `rows` is null every row reads the one table.
+        #define KV_BLOCK \#(keyValueBlockPositions)
+        __device__ __forceinline__ const unsigned long long *row_blocks(const unsigned long long *tables,
+                                                                      const int *rows, int t) {
+            return rows ? tables + rows[t] : tables;
+        }
+
+        // Layer `layer`'s keys in the block at `block`: KV_BLOCK rows of `width` floats, the values' rows right after
+        // them.
+        __device__ __forceinline__ float *layer_keys(unsigned long long block, int layer, size_t width) {
+            return (float *)block + (size_t)2 * layer * KV_BLOCK * width;
+        }
+
+        // The first `count` entries of a block table seen through a window of 32 of them, one per lane of a warp: a
+        // warp finds a block by a shuffle instead of a load that the reads of its keys would wait on, and loads the
+        // table again only every 32 blocks. Every lane of the warp must ask for the same entry.
+        struct BlockWindow {
+            const unsigned long long *blocks;
+            int count, first;
+            unsigned long long entry;
+
+            __device__ __forceinline__ BlockWindow(const unsigned long long *blocks, int count)
+                : blocks(blocks), count(count), first(-32), entry(0) {}
+
+            __device__ __forceinline__ unsigned long long at(int index) {
+                if (index < first || index >= first + 32) {
+                    first = index;
+                    const int e = index + (threadIdx.x & 31);
+                    entry = e < count ? blocks[e] : 0ull;
+                }
+                return __shfl_sync(FULL_MASK, entry, index - first);
+            }
+        };
+
+        // Layer `layer`'s key (`values` 0) or value (1) row of position p, `width` floats. The value row is always
+        // KV_BLOCK * width floats after the key row.
+        __device__ __forceinline__ float *kv_row(const unsigned long long *blocks, int layer, int p, int values,
+                                                 size_t width) {
+            return layer_keys(blocks[p / KV_BLOCK], layer, width) + ((size_t)values * KV_BLOCK + p % KV_BLOCK) * width;
+        }
+
+        // Copies the keys and values of token blockIdx.y to its position in one layer of its sequence's cache.
+        extern "C" __global__ void store_kv(const float *k, const float *v, int width, const int *positions,
+                                            const unsigned long long *tables, const int *rows, int layer) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= width) return;
+            const int t = blockIdx.y;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            kv_row(blocks, layer, positions[t], 0, width)[i] = k[(size_t)t * width + i];
+            kv_row(blocks, layer, positions[t], 1, width)[i] = v[(size_t)t * width + i];
+        }
+
+        // Token blockIdx.x of a step: the rotary embedding of its query and key heads in place (as rope_neox), then
+        // its keys and values into one layer of its sequence's cache at its position (as store_kv), in one
+        // launch instead of three. Where `sums` is not null, q, k and v are first made from the summed integers of
+        // their split product (rows laid end to end, sum_rows per token; token scales sum_scales, weight scales
+        // s_q[0], s_k[0], s_v[0]) as finish_products does.
+        extern "C" __global__ void rope_store_rows(float *q, int heads, float *k, float *v, int kv_heads, int head_dim,
+                                                   const int *positions, float theta,
+                                                   const unsigned long long *tables, const int *rows, int layer, int *sums,
+                                                   const float *sum_scales, int sum_rows, const float *s_q,
+                                                   const float *s_k, const float *s_v) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
+            const int t = blockIdx.x, half = head_dim / 2;
+            if (sums) {
+                const int q_width = heads * head_dim, kv_width = kv_heads * head_dim;
+                for (int i = threadIdx.x; i < sum_rows; i += blockDim.x) {
+                    int *sum = sums + (size_t)t * sum_rows + i;
+                    const float *s = i < q_width ? s_q : i < q_width + kv_width ? s_k : s_v;
+                    const float value = (float)*sum / sum_scales[t] * s[0];
+                    *sum = 0;
+                    if (i < q_width)
+                        q[(size_t)t * q_width + i] = value;
+                    else if (i < q_width + kv_width)
+                        k[(size_t)t * kv_width + i - q_width] = value;
+                    else
+                        v[(size_t)t * kv_width + i - q_width - kv_width] = value;
+                }
+                __syncthreads();
+            }
+            const int position = positions[t];
+            for (int i = threadIdx.x; i < half; i += blockDim.x)
+                rope_angle(theta, i, head_dim, (float)position, cosines[i], sines[i]);
+            __syncthreads();
+            const size_t width = (size_t)kv_heads * head_dim;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            float *k_row = kv_row(blocks, layer, position, 0, width), *v_row = kv_row(blocks, layer, position, 1, width);
+            float *kt = k + (size_t)t * width;
+            for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
+                const int h = p / half, i = p % half;
+                if (h < heads) {
+                    float *x = q + ((size_t)t * heads + h) * head_dim;
+                    rotate_pair(x, x, i, half, cosines[i], sines[i]);
+                } else {
+                    float *x = kt + (size_t)(h - heads) * head_dim;
+                    rotate_pair(x, x, i, half, cosines[i], sines[i]);
+                    k_row[(size_t)(h - heads) * head_dim + i] = x[i];
+                    k_row[(size_t)(h - heads) * head_dim + i + half] = x[i + half];
+                }
+            }
+            for (size_t i = threadIdx.x; i < width; i += blockDim.x) v_row[i] = v[(size_t)t * width + i];
+        }
+
+        // One warp's share of a head's attention: positions begin + warp, begin + warp + ATTENTION_WARPS, ... below
+        // end, with an online softmax. Lane l holds dimensions l, l + 32, ... of the head; the warp leaves its
+        // running maximum and sum in maxima[warp] and sums[warp] and its unnormalised output in part[warp], for the
+        // block to merge after a barrier.
+        __device__ __forceinline__ void warp_attend(const float *qh, const unsigned long long *blocks, int layer,
+                                                    size_t kv_width, int kvh, int head_dim, int warp, int begin,
+                                                    int end, float scale, float *maxima, float *sums,
+                                                    float (*part)[MAX_HEAD_DIM]) {
+            const int lane = threadIdx.x & 31;
+            float qr[MAX_HEAD_DIM / 32], acc[MAX_HEAD_DIM / 32];
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                qr[i] = d < head_dim ? qh[d] : 0.0f;
+                acc[i] = 0.0f;
+            }
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            // A warp takes few positions of a split, so it reads each one's block address itself rather than a
+            // window of them (BlockWindow cost single-token decoding 15% on an H200).
+            for (int p = begin + warp; p < end; p += ATTENTION_WARPS) {
+                const float *kp = kv_row(blocks, layer, p, 0, kv_width) + (size_t)kvh * head_dim;
+                const float *vp = kp + KV_BLOCK * kv_width;
+                float dot = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) dot += qr[i] * kp[d];
+                }
+                const float score = warp_sum(dot) * scale;
+                const float next = fmaxf(m, score);
+                const float correction = expf(m - next), e = expf(score - next);
+                l = l * correction + e;
+        #pragma unroll
+                for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                    const int d = lane + 32 * i;
+                    if (d < head_dim) acc[i] = acc[i] * correction + e * vp[d];
+                }
+                m = next;
+            }
+            if (lane == 0) {
+                maxima[warp] = m;
+                sums[warp] = l;
+            }
+        #pragma unroll
+            for (int i = 0; i < MAX_HEAD_DIM / 32; i++) {
+                const int d = lane + 32 * i;
+                if (d < head_dim) part[warp][d] = acc[i];
+            }
+        }
+
+        // Causal grouped-query attention: block (head, token) over positions 0 ... positions[token]. Each warp
+        // takes every ATTENTION_WARPS-th position with an online softmax; the warps' partial results are merged
+        // at the end. Lane l holds dimensions l, l + 32, ... of the head. Each token reads its own sequence's cache,
+        // so one launch serves a step of several sequences.
+        extern "C" __global__ void attention(const float *q, int heads, int kv_heads,
+                                             int head_dim, const int *positions, float scale, float *out,
+                                             const unsigned long long *tables, const int *rows, int layer) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
+            __shared__ float partial[ATTENTION_WARPS][MAX_HEAD_DIM];
+            const int h = blockIdx.x, t = blockIdx.y;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            const int warp = threadIdx.x >> 5;
+            const int kvh = h / (heads / kv_heads);
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            const float *qh = q + ((size_t)t * heads + h) * head_dim;
+            warp_attend(qh, blocks, layer, kv_width, kvh, head_dim, warp, 0, positions[t] + 1, scale, maxima, sums,
+                        partial);
+            __syncthreads();
+            float top = NEGATIVE_INFINITY;
+            for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
+            float total = 0.0f;
+            for (int w = 0; w < ATTENTION_WARPS; w++) total += sums[w] * expf(maxima[w] - top);
+            for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+                float o = 0.0f;
+                for (int w = 0; w < ATTENTION_WARPS; w++) o += partial[w][d] * expf(maxima[w] - top);
+                out[((size_t)t * heads + h) * head_dim + d] = o / total;
+            }
+        }
+
+        // A decoding step of several sequences, one token each, for heads of 128 dimensions and at most ROWS_GROUP
+        // query heads per kv head: block (kv head, token) first does for its heads what rope_store_rows does for the
+        // token (the query and key heads and the value made from the summed integers of their split product where
+        // `sums` is not null, the query and key heads rotated where `rotate` is set, the key and value stored at the
+        // token's position in its sequence's cache), then attends over the sequence. The
+        // sequence's keys and values go through shared memory 32 positions at a time, copied by cp.async two stages
+        // deep (the first two are requested before the kernel waits for its predecessor: earlier steps wrote those
+        // positions); warp h serves query head h of the group: lane l scores position l of the stage, an online
+        // softmax carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of the output from
+        // the stage's values. Every key and value is read from memory once for the whole group.
+        #define ROWS_GROUP 4
+        #define ROWS_HEAD_DIM 128
+        #define ROWS_STAGE (2 * KV_BLOCK)
+        // Key rows are padded by four floats, so the lanes' 16-byte reads of 32 different keys hit different banks.
+        #define ROWS_KEY_STRIDE (ROWS_HEAD_DIM + 4)
+        #define ROWS_STAGE_FLOATS (ROWS_STAGE * ROWS_KEY_STRIDE + ROWS_STAGE * ROWS_HEAD_DIM)
+
+        // Copies 16 bytes, or writes 16 zero bytes where `bytes` is 0.
+        __device__ __forceinline__ void copy_async_16_or_zero(void *shared, const void *global, int bytes) {
+        #if __CUDA_ARCH__ >= 800
+            const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(address), "l"(global), "r"(bytes)
+                         : "memory");
+        #endif
+        }
+
+        extern "C" __global__ void __launch_bounds__(ROWS_GROUP * 32)
+            attention_rows(float *q, int heads, float *k, float *v, int kv_heads, const int *positions, float theta,
+                           int rotate, float scale, float *out, const unsigned long long *tables, const int *rows,
+                           int layer,
+                           int *sums, const float *sum_scales, int sum_rows, const float *s_q, const float *s_k,
+                           const float *s_v) {
+            extern __shared__ __align__(16) float staged[];
+            __shared__ __align__(16) float queries[ROWS_GROUP][ROWS_HEAD_DIM];
+            __shared__ __align__(16) float fresh[2][ROWS_HEAD_DIM];
+            __shared__ float cosines[ROWS_HEAD_DIM / 2], sines[ROWS_HEAD_DIM / 2];
+            const int kvh = blockIdx.x, t = blockIdx.y, group = heads / kv_heads;
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const unsigned long long *blocks = row_blocks(tables, rows, t);
+            const size_t kv_width = (size_t)kv_heads * ROWS_HEAD_DIM, head = (size_t)kvh * ROWS_HEAD_DIM;
+            // Positions below `position` are cached; the token's own key and value are in `fresh`.
+            const int position = positions[t], length = position + 1;
+            const int stages = (length + ROWS_STAGE - 1) / ROWS_STAGE;
+            // A stage spans two cache blocks; positions past the cached ones read the last cached one's block (and
+            // are zeroed).
+            const int last = max(0, position - 1);
+            BlockWindow window(blocks, last / KV_BLOCK + 1);
+            auto load = [&](int stage) {
+                float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
+                float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
+                const int start = stage * ROWS_STAGE;
+                const float *first = layer_keys(window.at(min(start, last) / KV_BLOCK), layer, kv_width) + head;
+                const float *second =
+                    layer_keys(window.at(min(start + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + head;
+        #pragma unroll
+                for (int n = 0; n < ROWS_STAGE * 32 / (ROWS_GROUP * 32); n++) {
+                    const int i = threadIdx.x + n * ROWS_GROUP * 32;
+                    const int j = i >> 5, piece = i & 31, p = start + j, cached = min(p, last);
+                    const float *key = (j < KV_BLOCK ? first : second) + (size_t)(cached % KV_BLOCK) * kv_width + 4 * piece;
+                    const int bytes = p < position ? 16 : 0;
+                    copy_async_16_or_zero(k_stage + j * ROWS_KEY_STRIDE + 4 * piece, key, bytes);
+                    copy_async_16_or_zero(v_stage + j * ROWS_HEAD_DIM + 4 * piece, key + KV_BLOCK * kv_width, bytes);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            load(0);
+            if (stages > 1) load(1);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int q_width = heads * ROWS_HEAD_DIM;
+            for (int i = threadIdx.x; i < (group + 2) * ROWS_HEAD_DIM; i += blockDim.x) {
+                const int h = i / ROWS_HEAD_DIM, d = i % ROWS_HEAD_DIM;
+                // Column of the query, key and value products laid end to end.
+                const int column = h < group    ? (kvh * group + h) * ROWS_HEAD_DIM + d
+                                   : h == group ? q_width + kvh * ROWS_HEAD_DIM + d
+                                                : q_width + (int)kv_width + kvh * ROWS_HEAD_DIM + d;
+                float value;
+                if (sums) {
+                    int *sum = sums + (size_t)t * sum_rows + column;
+                    const float *s = h < group ? s_q : h == group ? s_k : s_v;
+                    value = (float)*sum / sum_scales[t] * s[0];
+                    *sum = 0;
+                } else {
+                    value = h < group    ? q[(size_t)t * q_width + column]
+                            : h == group ? k[(size_t)t * kv_width + column - q_width]
+                                         : v[(size_t)t * kv_width + column - q_width - kv_width];
+                }
+                if (h < group)
+                    queries[h][d] = value;
+                else
+                    fresh[h - group][d] = value;
+            }
+            for (int i = threadIdx.x; i < ROWS_HEAD_DIM / 2; i += blockDim.x)
+                rope_angle(theta, i, ROWS_HEAD_DIM, (float)position, cosines[i], sines[i]);
+            __syncthreads();
+            if (rotate) {
+                for (int p = threadIdx.x; p < (group + 1) * ROWS_HEAD_DIM / 2; p += blockDim.x) {
+                    const int h = p / (ROWS_HEAD_DIM / 2), i = p % (ROWS_HEAD_DIM / 2);
+                    float *x = h < group ? queries[h] : fresh[0];
+                    rotate_pair(x, x, i, ROWS_HEAD_DIM / 2, cosines[i], sines[i]);
+                }
+                __syncthreads();
+            }
+            for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x)
+                kv_row(blocks, layer, position, i / ROWS_HEAD_DIM, kv_width)[head + i % ROWS_HEAD_DIM] =
+                    fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
+            const float4 *query = (const float4 *)queries[min(warp, group - 1)];
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int stage = 0; stage < stages; stage++) {
+                const float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
+                const float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
+                if (stage + 1 < stages)
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                else
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                const int run = stage * ROWS_STAGE;
+                if (position - run < ROWS_STAGE) {
+                    // The token's own key and value, in the zeroed slot of its position.
+                    const int j = position - run;
+                    for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x) {
+                        float *slot = i < ROWS_HEAD_DIM ? (float *)k_stage + j * ROWS_KEY_STRIDE
+                                                        : (float *)v_stage + j * ROWS_HEAD_DIM;
+                        slot[i % ROWS_HEAD_DIM] = fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
+                    }
+                }
+                __syncthreads();
+                if (warp < group) {
+                    const int p = run + lane;
+                    const float4 *key = (const float4 *)(k_stage + lane * ROWS_KEY_STRIDE);
+                    // Eight running sums, so the products do not wait on one another: a warp serves one query head,
+                    // and a single chain of 128 dependent multiply-adds per stage left it stalled most of the time.
+                    float4 even = make_float4(0.0f, 0.0f, 0.0f, 0.0f), odd = even;
+        #pragma unroll
+                    for (int d = 0; d < ROWS_HEAD_DIM / 4; d += 2) {
+                        const float4 k0 = key[d], a0 = query[d], k1 = key[d + 1], a1 = query[d + 1];
+                        even.x = __fmaf_rn(a0.x, k0.x, even.x);
+                        even.y = __fmaf_rn(a0.y, k0.y, even.y);
+                        even.z = __fmaf_rn(a0.z, k0.z, even.z);
+                        even.w = __fmaf_rn(a0.w, k0.w, even.w);
+                        odd.x = __fmaf_rn(a1.x, k1.x, odd.x);
+                        odd.y = __fmaf_rn(a1.y, k1.y, odd.y);
+                        odd.z = __fmaf_rn(a1.z, k1.z, odd.z);
+                        odd.w = __fmaf_rn(a1.w, k1.w, odd.w);
+                    }
+                    const float dot = ((even.x + odd.x) + (even.y + odd.y)) + ((even.z + odd.z) + (even.w + odd.w));
+                    const float score = p < length ? dot * scale : NEGATIVE_INFINITY;
+                    // Position run < length, so every stage has a finite maximum.
+                    const float next = fmaxf(m, warp_max(score));
+                    const float correction = expf(m - next), e = p < length ? expf(score - next) : 0.0f;
+                    l = l * correction + warp_sum(e);
+                    acc.x *= correction;
+                    acc.y *= correction;
+                    acc.z *= correction;
+                    acc.w *= correction;
+                    m = next;
+                    // Every position of the stage, also those past the sequence: their values are zero (copied as
+                    // zeros) and so are their weights, and a loop of fixed length unrolls.
+        #pragma unroll 8
+                    for (int j = 0; j < ROWS_STAGE; j++) {
+                        const float4 value = *(const float4 *)&v_stage[j * ROWS_HEAD_DIM + 4 * lane];
+                        const float w = __shfl_sync(FULL_MASK, e, j);
+                        acc.x = __fmaf_rn(w, value.x, acc.x);
+                        acc.y = __fmaf_rn(w, value.y, acc.y);
+                        acc.z = __fmaf_rn(w, value.z, acc.z);
+                        acc.w = __fmaf_rn(w, value.w, acc.w);
+                    }
+                }
+                // The stage after next overwrites this one.
+                __syncthreads();
+                if (stage + 2 < stages) load(stage + 2);
+            }
+            if (warp < group) {
+                float4 *target = (float4 *)(out + ((size_t)t * heads + (size_t)kvh * group + warp) * ROWS_HEAD_DIM);
+                target[lane] = make_float4(acc.x / l, acc.y / l, acc.z / l, acc.w / l);
+            }
+        }
+
+        // Causal attention of a prompt chunk, for head_dim up to PREFILL_HEAD_DIM: block (kv head, tile of
+        // `tile_tokens` tokens) serves every query head of the group for those tokens (at most PREFILL_PAIRS
+        // token-head pairs, two per warp), so each key and value is read once per tile, staged in
+        // shared memory PREFILL_KEYS positions at a time (key rows padded by four words, so the lanes' 16-byte reads of
+        // different keys hit different banks).
+        // Lane l scores key l of the stage against a pair's query; an online softmax per pair carries the maximum,
+        // the sum and the output (dimensions l, l + 32, ...) across stages.
+        #define PREFILL_KEYS (2 * KV_BLOCK)
+        #define PREFILL_PAIRS 16
+        #define PREFILL_HEAD_DIM 128
+        extern "C" __global__ void attention_prefill(const float *q, const unsigned long long *blocks, int layer,
+                                                     int heads, int kv_heads, int head_dim, const int *positions,
+                                                     int tokens, int tile_tokens, float scale, float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ __align__(16) float queries[PREFILL_PAIRS][PREFILL_HEAD_DIM];
+            __shared__ __align__(16) float keys[PREFILL_KEYS][PREFILL_HEAD_DIM + 4];
+            __shared__ __align__(16) float values[PREFILL_KEYS][PREFILL_HEAD_DIM];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+            const int kvh = blockIdx.x, group = heads / kv_heads;
+            const int t0 = blockIdx.y * tile_tokens, count = min(tile_tokens, tokens - t0);
+            const int pairs = count * group;
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            int last = 0;
+            for (int i = 0; i < count; i++) last = max(last, positions[t0 + i]);
+            for (int i = threadIdx.x; i < pairs * head_dim; i += blockDim.x) {
+                const int pair = i / head_dim, d = i % head_dim;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+                queries[pair][d] = q[((size_t)t * heads + h) * head_dim + d];
+            }
+            float m[PREFILL_PAIRS / 8], l[PREFILL_PAIRS / 8], acc[PREFILL_PAIRS / 8][PREFILL_HEAD_DIM / 32];
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                m[p] = NEGATIVE_INFINITY;
+                l[p] = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] = 0.0f;
+            }
+            BlockWindow window(blocks, last / KV_BLOCK + 1);
+            for (int k0 = 0; k0 <= last; k0 += PREFILL_KEYS) {
+                __syncthreads();
+                // The stage's keys lie in two cache blocks (the second not read where the last key is in the first).
+                const float *first = layer_keys(window.at(k0 / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
+                const float *second =
+                    layer_keys(window.at(min(k0 + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
+                const int quads = head_dim / 4;
+                for (int i = threadIdx.x; i < PREFILL_KEYS * quads; i += blockDim.x) {
+                    const int j = i / quads, d = 4 * (i % quads);
+                    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    const float *key = (j < KV_BLOCK ? first + (size_t)j * kv_width
+                                                     : second + (size_t)(j - KV_BLOCK) * kv_width) + d;
+                    const bool real = k0 + j <= last;
+                    *(float4 *)&keys[j][d] = real ? *(const float4 *)key : zero;
+                    *(float4 *)&values[j][d] = real ? *(const float4 *)(key + KV_BLOCK * kv_width) : zero;
+                }
+                __syncthreads();
+        #pragma unroll
+                for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                    const int pair = warp + p * warps;
+                    if (pair >= pairs) continue;
+                    const int position = positions[t0 + pair / group];
+                    if (k0 > position) continue;
+                    float score = NEGATIVE_INFINITY;
+                    if (k0 + lane <= position) {
+                        // Four running sums, so the products do not wait on one another.
+                        float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                        for (int d = 0; d < head_dim; d += 4) {
+                            const float4 a = *(const float4 *)&queries[pair][d];
+                            const float4 b = *(const float4 *)&keys[lane][d];
+                            sum.x += a.x * b.x;
+                            sum.y += a.y * b.y;
+                            sum.z += a.z * b.z;
+                            sum.w += a.w * b.w;
+                        }
+                        score = ((sum.x + sum.y) + (sum.z + sum.w)) * scale;
+                    }
+                    const float next = fmaxf(m[p], warp_max(score));
+                    const float correction = expf(m[p] - next);
+                    const float e = score == NEGATIVE_INFINITY ? 0.0f : expf(score - next);
+                    l[p] = l[p] * correction + warp_sum(e);
+        #pragma unroll
+                    for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++) acc[p][i] *= correction;
+                    for (int j = 0; j < PREFILL_KEYS; j++) {
+                        const float weight = __shfl_sync(FULL_MASK, e, j);
+        #pragma unroll
+                        for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                            if (lane + 32 * i < head_dim) acc[p][i] += weight * values[j][lane + 32 * i];
+                    }
+                    m[p] = next;
+                }
+            }
+        #pragma unroll
+            for (int p = 0; p < PREFILL_PAIRS / 8; p++) {
+                const int pair = warp + p * warps;
+                if (pair >= pairs) continue;
+                const int t = t0 + pair / group, h = kvh * group + pair % group;
+        #pragma unroll
+                for (int i = 0; i < PREFILL_HEAD_DIM / 32; i++)
+                    if (lane + 32 * i < head_dim)
+                        out[((size_t)t * heads + h) * head_dim + lane + 32 * i] = acc[p][i] / l[p];
+            }
+        }
+        """#
+}

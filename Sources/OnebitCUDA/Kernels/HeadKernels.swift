@@ -1,0 +1,262 @@
+extension KernelSource {
+    /// Dense products (the output head): GEMV and GEMM in the stored precision, the bf16 head on the tensor cores, and
+    /// the opt-in int8 head.
+    static let headSource = #"""
+        // y[t][r] = dot(row r of w, token t's row of x), one warp per row, 16-byte loads when rows allow them, for
+        // up to TILE tokens per pass over the weights: tokens t0 ..< t0 + TILE of `count` (t0 = blockIdx.y * TILE),
+        // token t's row being x_rows[t] of x (rows x_width floats apart), or row t where x_rows is null. Every token
+        // is summed in the same order whatever TILE is, so a row's logits do not depend on the batch.
+        template <int KIND, int TILE>
+        __device__ void dense_rows(const void *w, int rows, int cols, const float *x, int x_width, const int *x_rows,
+                                   int count, float *y) {
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int t0 = blockIdx.y * TILE, n = min(TILE, count - t0);
+            const float *xs[TILE];
+        #pragma unroll
+            for (int t = 0; t < TILE; t++)
+                xs[t] = x + (size_t)(t < n ? (x_rows ? x_rows[t0 + t] : t0 + t) : 0) * x_width;
+            const int per = KIND == KIND_F32 ? 4 : 8;
+            float sum[TILE];
+        #pragma unroll
+            for (int t = 0; t < TILE; t++) sum[t] = 0.0f;
+            if (cols % per == 0) {
+                const uint4 *r = (const uint4 *)((const char *)w + (size_t)row * cols * (KIND == KIND_F32 ? 4 : 2));
+                for (int g = lane; g < cols / per; g += 32) {
+                    const uint4 v = load_once(r + g);
+                    const u32 words[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                    for (int t = 0; t < TILE; t++) {
+                        if (t >= n) break;
+                        const float4 *xv = (const float4 *)(xs[t] + (size_t)g * per);
+                        if (KIND == KIND_F32) {
+                            const float4 a = xv[0];
+                            sum[t] += __uint_as_float(v.x) * a.x + __uint_as_float(v.y) * a.y +
+                                      __uint_as_float(v.z) * a.z + __uint_as_float(v.w) * a.w;
+                        } else {
+        #pragma unroll
+                            for (int k = 0; k < 2; k++) {
+                                const float4 a = xv[k];
+                                const u32 lo = words[2 * k], hi = words[2 * k + 1];
+                                if (KIND == KIND_BF16)
+                                    sum[t] += bf16_value(lo & 0xffffu) * a.x + bf16_value(lo >> 16) * a.y +
+                                              bf16_value(hi & 0xffffu) * a.z + bf16_value(hi >> 16) * a.w;
+                                else
+                                    sum[t] += f16_value(lo & 0xffffu) * a.x + f16_value(lo >> 16) * a.y +
+                                              f16_value(hi & 0xffffu) * a.z + f16_value(hi >> 16) * a.w;
+                            }
+                        }
+                    }
+                }
+            } else {
+                for (int c = lane; c < cols; c += 32) {
+                    const float e = element<KIND>(w, (size_t)row * cols + c);
+        #pragma unroll
+                    for (int t = 0; t < TILE; t++)
+                        if (t < n) sum[t] += e * xs[t][c];
+                }
+            }
+        #pragma unroll
+            for (int t = 0; t < TILE; t++) {
+                if (t >= n) break;
+                const float total = warp_sum(sum[t]);
+                if (lane == 0) y[(size_t)(t0 + t) * rows + row] = total;
+            }
+        }
+
+        extern "C" __global__ void dense_gemv_f32(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F32, 1>(w, rows, cols, x, 0, nullptr, 1, y);
+        }
+        extern "C" __global__ void dense_gemv_f16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F16, 1>(w, rows, cols, x, 0, nullptr, 1, y);
+        }
+        extern "C" __global__ void dense_gemv_bf16(const void *w, int rows, int cols, const float *x, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_BF16, 1>(w, rows, cols, x, 0, nullptr, 1, y);
+        }
+
+        // The head of several tokens (rows x_rows of x), 8 per pass over the weights: y is [count][rows].
+        extern "C" __global__ void dense_gemm_f32(const void *w, int rows, int cols, const float *x, int x_width,
+                                                  const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F32, 8>(w, rows, cols, x, x_width, x_rows, count, y);
+        }
+        extern "C" __global__ void dense_gemm_f16(const void *w, int rows, int cols, const float *x, int x_width,
+                                                  const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_F16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
+        }
+        extern "C" __global__ void dense_gemm_bf16(const void *w, int rows, int cols, const float *x, int x_width,
+                                                   const int *x_rows, int count, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            dense_rows<KIND_BF16, 8>(w, rows, cols, x, x_width, x_rows, count, y);
+        }
+
+        // The bf16 head of several tokens on the tensor cores (sm_80 and later). split_bf16 writes rows x_rows of x
+        // as three bf16 planes [plane][token][width], hi + mid + lo == x (each plane the bf16 rounding of what the
+        // planes before leave), so that bf16 x bf16 products, exact in fp32, carry every bit of the activations.
+        extern "C" __global__ void split_bf16(const float *x, int x_width, const int *x_rows, int tokens, int width,
+                                              u16 *planes) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int t = blockIdx.y;
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x) {
+                float v = x[(size_t)x_rows[t] * x_width + i];
+                for (int p = 0; p < 3; p++) {
+                    const u32 bits = __float_as_uint(v);
+                    const u32 rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+                    planes[((size_t)p * tokens + t) * width + i] = (u16)(rounded >> 16);
+                    v -= __uint_as_float(rounded);
+                }
+            }
+        }
+
+        __device__ __forceinline__ void mma_bf16(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                         "{%8, %9}, {%0, %1, %2, %3};"
+                         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+
+        // y[token][row] = w[row] . (hi + mid + lo)[token] with mma.sync m16n8k16 (bf16 in, fp32 sums), for `cols` a
+        // multiple of 32: block (b, z) computes rows 128b ... 128b + 127 (16 per warp) for tokens 64z ... 64z + 63.
+        // Per 32 columns a lane reads 16 bytes of its two rows straight from global memory (columns 8t ... 8t + 7 for
+        // lane 4g + t), and the planes go through shared memory with cp.async, two stages deep (the rows of tokens
+        // past `count` load nothing, and their products are not stored). Within the 32
+        // columns the k order is permuted the same way for w and the planes (the sum does not care): the first
+        // m16n8k16 takes columns 8t ... 8t + 3 of every lane, the second 8t + 4 ... 8t + 7.
+        #define HEAD_WARPS 8
+        #define HEAD_TOKENS 64
+        extern "C" __global__ void dense_gemm_bf16_mma(const u16 *w, int rows, int cols, const u16 *planes,
+                                                       int tokens, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            __shared__ __align__(16) u16 stage[2][3][HEAD_TOKENS][32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+            const int r0 = blockIdx.x * (HEAD_WARPS * 16) + warp * 16;
+            const int t0 = blockIdx.y * HEAD_TOKENS;
+            const int count = min(HEAD_TOKENS, tokens - t0);
+            const uint4 *wa = (const uint4 *)(w + (size_t)min(r0 + g, rows - 1) * cols);
+            const uint4 *wb = (const uint4 *)(w + (size_t)min(r0 + g + 8, rows - 1) * cols);
+            auto load = [&](int buffer, int k0) {
+                for (int i = threadIdx.x; i < 3 * HEAD_TOKENS * 4; i += blockDim.x) {
+                    const int p = i / (HEAD_TOKENS * 4), token = (i / 4) % HEAD_TOKENS, piece = i % 4;
+                    const size_t source = ((size_t)p * tokens + t0 + token) * cols + k0 + 8 * piece;
+                    if (token < count) copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            float acc[HEAD_TOKENS / 8][4];
+        #pragma unroll
+            for (int j = 0; j < HEAD_TOKENS / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+            const int steps = cols / 32;
+            load(0, 0);
+            uint4 a = load_once(wa + t), b = load_once(wb + t);
+            for (int s = 0; s < steps; s++) {
+                if (s + 1 < steps) {
+                    load((s + 1) & 1, 32 * (s + 1));
+                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                } else {
+                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                }
+                __syncthreads();
+                const uint4 ca = a, cb = b;
+                if (s + 1 < steps) {
+                    a = load_once(wa + 4 * (s + 1) + t);
+                    b = load_once(wb + 4 * (s + 1) + t);
+                }
+        #pragma unroll
+                for (int j = 0; j < HEAD_TOKENS / 8; j++) {
+                    if (8 * j < count) {
+        #pragma unroll
+                        for (int p = 0; p < 3; p++) {
+                            const uint4 v = *(const uint4 *)&stage[s & 1][p][8 * j + g][8 * t];
+                            mma_bf16(acc[j], ca.x, cb.x, ca.y, cb.y, v.x, v.y);
+                            mma_bf16(acc[j], ca.z, cb.z, ca.w, cb.w, v.z, v.w);
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+        #pragma unroll
+            for (int j = 0; j < HEAD_TOKENS / 8; j++) {
+                const int token = 8 * j + 2 * t;
+                const int ra = r0 + g, rb = r0 + g + 8;
+                if (ra < rows && token < count) y[(size_t)(t0 + token) * rows + ra] = acc[j][0];
+                if (ra < rows && token + 1 < count) y[(size_t)(t0 + token + 1) * rows + ra] = acc[j][1];
+                if (rb < rows && token < count) y[(size_t)(t0 + token) * rows + rb] = acc[j][2];
+                if (rb < rows && token + 1 < count) y[(size_t)(t0 + token + 1) * rows + rb] = acc[j][3];
+            }
+        #endif
+        }
+
+        // The opt-in int8 output head, as the CPU computes it (ob_int8_rows_from_bf16, ob_quantize_rows,
+        // ob_int8_gemv). int8_rows_from_bf16: block r quantizes bf16 row r of w (`cols` wide) to int8 with one scale
+        // per row (max|w| / 127, 1 for a zero row; round-half-even, clamped to +-127) into q, whose rows are
+        // `stride` bytes (a multiple of 16, zero past `cols`).
+        extern "C" __global__ void int8_rows_from_bf16(const unsigned short *w, int cols, int stride, i8 *q,
+                                                       float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const unsigned short *row = w + (size_t)blockIdx.x * cols;
+            float largest = 0.0f;
+            for (int c = threadIdx.x; c < cols; c += blockDim.x) largest = fmaxf(largest, fabsf(bf16_value(row[c])));
+            largest = block_max(largest);
+            const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
+            for (int c = threadIdx.x; c < stride; c += blockDim.x)
+                q[(size_t)blockIdx.x * stride + c] =
+                    c < cols ? (i8)fminf(127.0f, fmaxf(-127.0f, rintf(bf16_value(row[c]) / scale))) : (i8)0;
+            if (threadIdx.x == 0) scales[blockIdx.x] = scale;
+        }
+
+        // One token's row x (`width` floats) to int8 with s = 127 / max(max|x|, 1e-5), round-half-even, clamped to
+        // [-128, 127], into q (zero up to `stride` bytes) and *scale; one block.
+        extern "C" __global__ void quantize_row(const float *x, int width, int stride, i8 *q, float *scale) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            float largest = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) largest = fmaxf(largest, fabsf(x[i]));
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+            for (int i = threadIdx.x; i < stride; i += blockDim.x)
+                q[i] = i < width ? (i8)fminf(127.0f, fmaxf(-128.0f, rintf(x[i] * s))) : (i8)0;
+            if (threadIdx.x == 0) *scale = s;
+        }
+
+        // y[r] = dot(q row r, xq) * scales[r] / x_scale: the dot exact in integers, one warp per row, 16 bytes a
+        // load; rows `stride` bytes apart.
+        extern "C" __global__ void int8_gemv(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
+                                             const float *x_scale, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int4 *r = (const int4 *)(q + (size_t)row * stride);
+            const int4 *x = (const int4 *)xq;
+            int dot = 0;
+            for (int g = lane; g < stride / 16; g += 32) {
+                const uint4 w = load_once((const uint4 *)(r + g));
+                const int4 a = x[g];
+                dot = __dp4a((int)w.x, a.x, dot);
+                dot = __dp4a((int)w.y, a.y, dot);
+                dot = __dp4a((int)w.z, a.z, dot);
+                dot = __dp4a((int)w.w, a.w, dot);
+            }
+            dot = warp_sum(dot);
+            if (lane == 0) y[row] = (float)dot * scales[row] / x_scale[0];
+        }
+        """#
+}

@@ -1,0 +1,157 @@
+extension KernelSource {
+    /// RMSNorm, alone and fused with the per-token int8 quantization of its output, for one row or many.
+    static let normSource = #"""
+        // 1 / sqrt(mean(x^2) + eps) as the CPU reference computes it: squares summed in double.
+        __device__ float rms_inverse(const float *row, int width, float eps) {
+            double sum = 0.0;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) sum += (double)row[i] * (double)row[i];
+            sum = block_sum(sum);
+            return 1.0f / sqrtf((float)(sum / (double)width) + eps);
+        }
+
+        // One block per token.
+        extern "C" __global__ void rms_norm(const float *x, const float *weight, float eps, int width, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float *row = x + (size_t)blockIdx.x * width;
+            const float inv = rms_inverse(row, width, eps);
+            for (int i = threadIdx.x; i < width; i += blockDim.x)
+                y[(size_t)blockIdx.x * width + i] = weight[i] * (row[i] * inv);
+        }
+
+        // RMSNorm then per-token int8 of one row by the whole block: s = 127 / max(max|y|, 1e-5),
+        // q = clamp(rint(y * s)); the bytes of q past `width` stay zero. The row is read through L2 (`__ldcg`):
+        // when the last block of a grid normalises what the other blocks wrote, its L1 may not have seen it.
+        __device__ void norm_quantize_row(const float *row, const float *weight, float eps, int width, i8 *q,
+                                          float *scale) {
+            double sum = 0.0;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                const float v = __ldcg(row + i);
+                sum += (double)v * (double)v;
+            }
+            sum = block_sum(sum);
+            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            float largest = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x)
+                largest = fmaxf(largest, fabsf(weight[i] * (__ldcg(row + i) * inv)));
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+            for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                const float v = rintf(weight[i] * (__ldcg(row + i) * inv) * s);
+                q[i] = (i8)fminf(127.0f, fmaxf(-128.0f, v));
+            }
+            if (threadIdx.x == 0) *scale = s;
+        }
+
+        // One block per token; rows of q are `stride` bytes apart.
+        extern "C" __global__ void rms_norm_quantize(const float *x, const float *weight, float eps, int width,
+                                                     int stride, i8 *q, float *scales) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            norm_quantize_row(x + (size_t)blockIdx.x * width, weight, eps, width, q + (size_t)blockIdx.x * stride,
+                              scales + blockIdx.x);
+        }
+
+        // Called by every thread of every block of a grid once the block's outputs are written: the block that
+        // arrives last (counted in *counter, which it resets for the next launch) normalises and quantizes the
+        // row x of `width` elements into q and *scale, so the RMSNorm + quantize that follows a single-token
+        // kernel needs no launch of its own. Does nothing when q is null.
+        __device__ void last_block_norm_quantize(unsigned *counter, const float *x, const float *weight, float eps,
+                                                 int width, i8 *q, float *scale) {
+            __shared__ bool last;
+            if (q == nullptr) return;
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                __threadfence();
+                last = atomicAdd(counter, 1u) == gridDim.x * gridDim.y - 1;
+            }
+            __syncthreads();
+            if (!last) return;
+            __threadfence();
+            norm_quantize_row(x, weight, eps, width, q, scale);
+            if (threadIdx.x == 0) *counter = 0;
+        }
+
+        // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row
+        // is read once into registers, so the three passes cost one trip to memory. Before it, as the kernel that
+        // would otherwise run first does it, `mode` ROW_ADD adds `other` into x (add_rows), ROW_RELU2 and ROW_SILU
+        // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back. ROW_ADD_PRODUCT first
+        // makes `other` from the summed integers of a split product (`sums`, whose token scales are `sum_scales` and
+        // weight scale w_scale[0]) as finish_products does, then adds it.
+        #define WIDE_VALUES 8
+        #define ROW_KEEP 0
+        #define ROW_ADD 1
+        #define ROW_RELU2 2
+        #define ROW_SILU 3
+        #define ROW_ADD_PRODUCT 4
+        // Up to 1,024 threads (rows of 8,192), so at most 64 registers a thread.
+        extern "C" __global__ void __launch_bounds__(1024)
+            rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
+                                   float *scales, float *other, int mode, int *sums, const float *sum_scales,
+                                   const float *w_scale) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            float *row = x + (size_t)blockIdx.x * width;
+            float *other_row = other + (size_t)blockIdx.x * width;
+            float v[WIDE_VALUES], g[WIDE_VALUES];
+            double sum = 0.0;
+            // Every load is issued before any store, which could alias the rows, so they all wait on memory at once.
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                v[k] = i < width ? row[i] : 0.0f;
+                g[k] = i < width ? weight[i] : 0.0f;
+            }
+            if (mode != ROW_KEEP) {
+                float o[WIDE_VALUES];
+                int *sum_row = sums + (size_t)blockIdx.x * width;
+        #pragma unroll
+                for (int k = 0; k < WIDE_VALUES; k++) {
+                    const int i = threadIdx.x + k * blockDim.x;
+                    if (i >= width)
+                        o[k] = 0.0f;
+                    else if (mode == ROW_ADD_PRODUCT)
+                        o[k] = (float)sum_row[i] / sum_scales[blockIdx.x] * w_scale[0];
+                    else
+                        o[k] = other_row[i];
+                }
+        #pragma unroll
+                for (int k = 0; k < WIDE_VALUES; k++) {
+                    const int i = threadIdx.x + k * blockDim.x;
+                    if (i >= width) continue;
+                    if (mode == ROW_ADD_PRODUCT) {
+                        sum_row[i] = 0;
+                        other_row[i] = o[k];
+                    }
+                    if (mode == ROW_ADD || mode == ROW_ADD_PRODUCT) {
+                        v[k] += o[k];
+                    } else if (mode == ROW_RELU2) {
+                        const float r = fmaxf(v[k], 0.0f);
+                        v[k] = r * r * o[k];
+                    } else {
+                        v[k] = v[k] / (1.0f + expf(-v[k])) * o[k];
+                    }
+                    row[i] = v[k];
+                }
+            }
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) sum += (double)v[k] * (double)v[k];
+            sum = block_sum(sum);
+            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            float largest = 0.0f;
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                v[k] = g[k] * (v[k] * inv);
+                largest = fmaxf(largest, fabsf(v[k]));
+            }
+            largest = block_max(largest);
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                if (i < width) q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
+            }
+            if (threadIdx.x == 0) scales[blockIdx.x] = s;
+        }
+        """#
+}

@@ -1,0 +1,250 @@
+extension KernelSource {
+    /// Greedy, top-k and temperature sampling where the logits are: argmax, ranking passes, whole-row draws and totals.
+    static let samplingSource = #"""
+        // Argmax in two launches: block (b, r) of argmax_partial reduces its stretch of row r of x (rows of n values)
+        // to (value, index) in values[r * gridDim.x + b], indices[...]; block r of argmax_final reduces row r's
+        // `count` pairs into result[r]. The lowest index wins ties; 0 when nothing compares larger than -infinity,
+        // as the host's argmax would give for such a row.
+        __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
+            if (v > best || (v == best && i < index)) {
+                best = v;
+                index = i;
+            }
+        }
+
+        __device__ void argmax_block(float best, int index, float *value_out, int *index_out) {
+            __shared__ float best_values[32];
+            __shared__ int best_indices[32];
+            for (int o = 16; o > 0; o >>= 1)
+                argmax_pick(best, index, __shfl_xor_sync(FULL_MASK, best, o), __shfl_xor_sync(FULL_MASK, index, o));
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            if (lane == 0) {
+                best_values[warp] = best;
+                best_indices[warp] = index;
+            }
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                for (int w = 1; w < (int)(blockDim.x >> 5); w++) argmax_pick(best, index, best_values[w], best_indices[w]);
+                *value_out = best;
+                *index_out = index;
+            }
+        }
+
+        extern "C" __global__ void argmax_partial(const float *x, int n, float *values, int *indices) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            x += (size_t)blockIdx.y * n;
+            values += (size_t)blockIdx.y * gridDim.x;
+            indices += (size_t)blockIdx.y * gridDim.x;
+            float best = NEGATIVE_INFINITY;
+            int index = 0x7fffffff;
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+                const float v = x[i];
+                if (v > best) {
+                    best = v;
+                    index = i;
+                }
+            }
+            argmax_block(best, index, values + blockIdx.x, indices + blockIdx.x);
+        }
+
+        extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ float value;
+            __shared__ int index;
+            values += (size_t)blockIdx.x * count;
+            indices += (size_t)blockIdx.x * count;
+            float best = NEGATIVE_INFINITY;
+            int at = 0x7fffffff;
+            for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
+            argmax_block(best, at, &value, &index);
+            if (threadIdx.x == 0) result[blockIdx.x] = index == 0x7fffffff ? 0 : index;
+        }
+
+        // The largest logits of rows for top-k sampling, in passes: block (c, r) sorts TOP_CHUNK keys of row r, chunk
+        // c, in shared memory (a bitonic sort, two keys a thread) and keeps the first `keep`. The key is the host's
+        // ranking key (Sampler.ranked): the logit's order-preserving bits inverted in the high word, the token in the
+        // low one, so ascending keys are the most likely logits first and the lower token first on ties; a logit
+        // that is not finite, and the padding past the row, get the largest key. top_keys_of_logits makes the keys of
+        // `columns`-wide rows of logits, top_keys ranks `columns` keys a row from an earlier pass; each pass leaves
+        // gridDim.x * keep keys a row, until one chunk is left.
+        #define TOP_CHUNK \#(topChunk)
+        __device__ __forceinline__ unsigned long long ranking_key(float logit, int token) {
+            if (!isfinite(logit)) return ~0ull;
+            // -0 and 0 are equal logits: one bit pattern for both keeps the lower token first.
+            const u32 bits = __float_as_uint(logit == 0.0f ? 0.0f : logit);
+            const u32 ordered = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+            return ((unsigned long long)~ordered << 32) | (u32)token;
+        }
+
+        __device__ void sort_chunk(unsigned long long *keys) {
+            for (int size = 2; size <= TOP_CHUNK; size <<= 1) {
+                for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                    __syncthreads();
+                    const int a = 2 * threadIdx.x - (threadIdx.x & (stride - 1)), b = a + stride;
+                    const unsigned long long x = keys[a], y = keys[b];
+                    if ((x > y) == ((a & size) == 0)) {
+                        keys[a] = y;
+                        keys[b] = x;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+
+        __device__ void keep_first(const unsigned long long *keys, int keep, unsigned long long *out) {
+            out += ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * keep;
+            for (int i = threadIdx.x; i < keep; i += blockDim.x) out[i] = keys[i];
+        }
+
+        extern "C" __global__ void top_keys_of_logits(const float *logits, int columns, int keep,
+                                                      unsigned long long *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ unsigned long long keys[TOP_CHUNK];
+            const float *row = logits + (size_t)blockIdx.y * columns;
+            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
+                const int token = blockIdx.x * TOP_CHUNK + i;
+                keys[i] = token < columns ? ranking_key(row[token], token) : ~0ull;
+            }
+            sort_chunk(keys);
+            keep_first(keys, keep, out);
+        }
+
+        extern "C" __global__ void top_keys(const unsigned long long *in, int columns, int keep, unsigned long long *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ unsigned long long keys[TOP_CHUNK];
+            const unsigned long long *row = in + (size_t)blockIdx.y * columns;
+            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
+                const int index = blockIdx.x * TOP_CHUNK + i;
+                keys[i] = index < columns ? row[index] : ~0ull;
+            }
+            sort_chunk(keys);
+            keep_first(keys, keep, out);
+        }
+
+        // Temperature sampling of whole rows where the logits are, as the host's Sampler draws (token(drawing:from:)):
+        // block r reads row r of `logits` (`columns` wide) and, with T = temperatures[r], finds the largest finite
+        // logit `top`; the total of w = exp((logit - top) / T) over the finite logits, in double; with min-p, which
+        // tokens it keeps (w / total at least min_ps[r] / total); their mass; and then, walking the row in token order
+        // DRAW_VALUES tokens a thread at a time, the first token at which the running sum of w / total passes
+        // units[r] * mass (the last kept token where rounding keeps the sum short of it). A row without a finite logit
+        // gives its first +infinity, else token 0, as the host's argmax does. The sums run in another order than the
+        // host's, so a draw can differ from it only where the random number falls within rounding of a boundary.
+        #define DRAW_VALUES 4
+        __device__ double block_scan_exclusive(double v, double &total) {
+            __shared__ double warp_totals[32];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+            double inclusive = v;
+            for (int o = 1; o < 32; o <<= 1) {
+                const double other = __shfl_up_sync(FULL_MASK, inclusive, o);
+                if (lane >= o) inclusive += other;
+            }
+            if (lane == 31) warp_totals[warp] = inclusive;
+            __syncthreads();
+            double before = 0.0;
+            total = 0.0;
+            for (int w = 0; w < warps; w++) {
+                if (w < warp) before += warp_totals[w];
+                total += warp_totals[w];
+            }
+            __syncthreads();
+            return before + inclusive - v;
+        }
+
+        // The largest finite logit of a row of `columns`, -infinity where none is finite.
+        __device__ float row_top(const float *row, int columns) {
+            float top = NEGATIVE_INFINITY;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) top = fmaxf(top, row[i]);
+            return block_max(top);
+        }
+
+        // The total weight exp((logit - top) / temperature) of a row's finite logits, in double, as the host's
+        // sampler adds it up (in another order).
+        __device__ double row_total(const float *row, int columns, float top, float temperature) {
+            double total = 0.0;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                if (isfinite(row[i])) total += exp((double)((row[i] - top) / temperature));
+            return block_sum(total);
+        }
+
+        // totals[r]: row_total of row r of `logits` at temperatures[r], for top-p sampling from the largest logits
+        // (0 for a row without a finite logit).
+        extern "C" __global__ void row_totals(const float *logits, int columns, const float *temperatures,
+                                              double *totals) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float *row = logits + (size_t)blockIdx.x * columns;
+            const float top = row_top(row, columns);
+            const double total = top == NEGATIVE_INFINITY ? 0.0 : row_total(row, columns, top, temperatures[blockIdx.x]);
+            if (threadIdx.x == 0) totals[blockIdx.x] = total;
+        }
+
+        extern "C" __global__ void draw_rows(const float *logits, int columns, const float *temperatures,
+                                             const float *min_ps, const double *units, int *tokens) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ int found, latest;
+            const float *row = logits + (size_t)blockIdx.x * columns;
+            const float temperature = temperatures[blockIdx.x];
+            const float top = row_top(row, columns);
+            if (threadIdx.x == 0) {
+                found = 0x7fffffff;
+                latest = -1;
+            }
+            __syncthreads();
+            if (top == NEGATIVE_INFINITY) {
+                for (int i = threadIdx.x; i < columns; i += blockDim.x)
+                    if (row[i] == __int_as_float(0x7f800000)) atomicMin(&found, i);
+                __syncthreads();
+                if (threadIdx.x == 0) tokens[blockIdx.x] = found == 0x7fffffff ? 0 : found;
+                return;
+            }
+            const double total = row_total(row, columns, top, temperature);
+            const double floor = min_ps[blockIdx.x] > 0.0f ? 1.0 / total * (double)min_ps[blockIdx.x] : 0.0;
+            // The share of token i of the kept mass, 0 where it is not kept.
+            auto share = [&](int i) -> double {
+                if (i >= columns || !isfinite(row[i])) return 0.0;
+                const double p = exp((double)((row[i] - top) / temperature)) / total;
+                return p < floor ? 0.0 : p;
+            };
+            double mass = 0.0;
+            int last = -1;
+            for (int i = threadIdx.x; i < columns; i += blockDim.x) {
+                const double p = share(i);
+                mass += p;
+                if (p > 0.0) last = i;
+            }
+            atomicMax(&latest, last);
+            mass = block_sum(mass);
+            const double threshold = units[blockIdx.x] * mass;
+            double passed = 0.0;
+            for (int base = 0; base < columns; base += blockDim.x * DRAW_VALUES) {
+                const int first = base + threadIdx.x * DRAW_VALUES;
+                double p[DRAW_VALUES], own = 0.0;
+        #pragma unroll
+                for (int k = 0; k < DRAW_VALUES; k++) {
+                    p[k] = share(first + k);
+                    own += p[k];
+                }
+                double chunk;
+                double running = passed + block_scan_exclusive(own, chunk);
+        #pragma unroll
+                for (int k = 0; k < DRAW_VALUES; k++) {
+                    running += p[k];
+                    if (p[k] > 0.0 && running > threshold) {
+                        atomicMin(&found, first + k);
+                        break;
+                    }
+                }
+                __syncthreads();
+                if (found != 0x7fffffff) break;
+                passed += chunk;
+            }
+            if (threadIdx.x == 0) tokens[blockIdx.x] = found != 0x7fffffff ? found : latest;
+        }
+        """#
+}

@@ -1,0 +1,337 @@
+extension KernelSource {
+    /// Ternary x int8 products of several tokens: the dp4a kernel for up to 8 tokens a pass, and the int8 tensor-core
+    /// kernel with its split finish.
+    static let ternaryProductSource = #"""
+        // dot(w, a) over one 64-column chunk: `words` its packed codes (layout below), `a` its 64 activations;
+        // dot(code, a) - sum(a), exact in integers.
+        __device__ __forceinline__ int chunk_dot(const u32 words[4], const int4 *a) {
+            int dot = 0, sum = 0;
+        #pragma unroll
+            for (int m = 0; m < 4; m++) {
+                const int4 v = a[m];
+                const int act[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    dot = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[j], dot);
+                    sum = __dp4a(act[j], 0x01010101, sum);
+                }
+            }
+            return dot - sum;
+        }
+
+        // y[t][r] = (sum_c w[r][c] q[t][c]) / q_scales[t] * w_scale, the dot product exact in integers.
+        //
+        // Weights: `chunks` 16-byte chunks of 64 columns per row. In word m of a chunk, byte i holds in bits
+        // 2j..2j+1 the code w + 1 of column 16m + 4j + i, so (word >> 2j) & 0x03030303 lines up with the j-th
+        // int32 of those 16 activations, and dot(w, a) = dot(code, a) - sum(a). Activations: `chunks * 64` bytes
+        // per token, zero past the real width. Scales: one per tensor (`block_chunks` 0), or one per
+        // `block_chunks` chunks of each row. One warp per row; blockIdx.y picks a tile of TOKEN_TILE tokens (more
+        // tokens take more blocks along y, which reread the weights from L2). A tile of one token, the decode step,
+        // needs far fewer registers, so more warps stream weights at once.
+        template <int TOKEN_TILE>
+        __device__ void ternary_rows(const uint4 *__restrict__ w, int rows, int chunks, const i8 *__restrict__ q,
+                                     const float *__restrict__ q_scales, int tokens,
+                                     const float *__restrict__ w_scales, int block_chunks, float *__restrict__ y) {
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+            if (row >= rows) return;
+            const int t0 = blockIdx.y * TOKEN_TILE;
+            const int count = min(TOKEN_TILE, tokens - t0);
+            const size_t stride = (size_t)chunks * 64;
+            const uint4 *weights = w + (size_t)row * chunks;
+            int exact[TOKEN_TILE];
+            float blocked[TOKEN_TILE];
+        #pragma unroll
+            for (int t = 0; t < TOKEN_TILE; t++) {
+                exact[t] = 0;
+                blocked[t] = 0.0f;
+            }
+            for (int c = lane; c < chunks; c += 32) {
+                const uint4 packed = load_once(weights + c);
+                const u32 words[4] = {packed.x, packed.y, packed.z, packed.w};
+                const float block_scale =
+                    block_chunks ? w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks] : 0.0f;
+        #pragma unroll
+                for (int t = 0; t < TOKEN_TILE; t++) {
+                    if (t < count) {
+                        const int d = chunk_dot(words, (const int4 *)(q + (size_t)(t0 + t) * stride) + c * 4);
+                        if (block_chunks)
+                            blocked[t] += (float)d * block_scale;
+                        else
+                            exact[t] += d;
+                    }
+                }
+            }
+        #pragma unroll
+            for (int t = 0; t < TOKEN_TILE; t++) {
+                if (t < count) {
+                    if (block_chunks) {
+                        const float total = warp_sum(blocked[t]);
+                        if (lane == 0) y[(size_t)(t0 + t) * rows + row] = total / q_scales[t0 + t];
+                    } else {
+                        const int total = warp_sum(exact[t]);
+                        if (lane == 0) y[(size_t)(t0 + t) * rows + row] = (float)total / q_scales[t0 + t] * w_scales[0];
+                    }
+                }
+            }
+        }
+
+        extern "C" __global__ void ternary_matmul_1(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            ternary_rows<1>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        extern "C" __global__ void ternary_matmul_8(const uint4 *w, int rows, int chunks, const i8 *q,
+                                                    const float *q_scales, int tokens, const float *w_scales,
+                                                    int block_chunks, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            ternary_rows<8>(w, rows, chunks, q, q_scales, tokens, w_scales, block_chunks, y);
+        }
+
+        // The products of ternary_rows for many tokens on the tensor cores (sm_80 and later), per-tensor scale only:
+        // mma.sync m16n8k32 with int8 operands and exact int32 sums, so every y is bit for bit what ternary_rows
+        // gives. A block of MMA_THREADS threads computes MMA_ROWS rows for MMA_TOKENS tokens: warps 0-3 each a 32 x 32
+        // quarter from the first half of every stage's chunks, warps 4-7 the same quarters from the second half, their
+        // sums added at the end (twice the warps of one quarter each, for the same shared memory: a step of few tokens
+        // has few tiles, so more warps per tile hide more of the loads' latency). Weights and activations go through
+        // shared memory MMA_CHUNKS 64-column chunks at a time with cp.async, MMA_STAGES stages deep, so the next
+        // chunks load while the tensor cores work on these; each thread copies the same slots of every stage, so
+        // their addresses are worked out once. A warp decodes its rows' codes into A fragments (byte i of
+        // (word >> 2j) & 0x03030303 is the code of column 16m + 4j + i, so code - 1 per byte gives four columns in
+        // order); weight chunks are swizzled and activation rows padded to MMA_STAGE_WORDS words so that fragment
+        // loads hit different banks. Rows past the end load the last real one (and are not stored); tokens past the
+        // end load nothing (their sums are not stored either), and a warp whose 32 tokens are all past it skips
+        // them: loading the last real token in their place made a step of 16 sequences three times slower than one
+        // of 64, every block reading the same line over and over. Chunks past the end of a stage are loaded but not
+        // used. Few tokens make few tiles: the columns are then split over more blocks, whose integer sums add up
+        // exactly in any order.
+        #define MMA_ROWS 64
+        #define MMA_TOKENS 64
+        #define MMA_CHUNKS \#(mmaStageChunks)
+        #define MMA_STAGES \#(mmaStages)
+        #define MMA_STAGE_WORDS (MMA_CHUNKS * 16 + 4)
+        #define MMA_THREADS 256
+        #define MMA_A_SLOTS (MMA_ROWS * MMA_CHUNKS / MMA_THREADS)
+        #define MMA_B_SLOTS (MMA_TOKENS * MMA_CHUNKS * 4 / MMA_THREADS)
+        // Where chunk `chunk` of weight row `row` sits in a stage: the eight rows a warp's fragment loads read at
+        // once then fall in eight different 16-byte bank groups (MMA_CHUNKS 2, 4 or 8).
+        #define MMA_SWIZZLE(row, chunk) ((chunk) ^ (((row) / (8 / MMA_CHUNKS)) & (MMA_CHUNKS - 1)))
+        // Code - 1 in each byte: every byte is lifted by 0x80 for the subtraction, so none borrows from the next.
+        __device__ __forceinline__ u32 ternary_bytes(u32 word, int j) {
+            return ((((word >> (2 * j)) & 0x03030303u) | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
+        }
+
+        __device__ __forceinline__ void copy_async_16(void *shared, const void *global) {
+        #if __CUDA_ARCH__ >= 800
+            const unsigned address = (unsigned)__cvta_generic_to_shared(shared);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(address), "l"(global) : "memory");
+        #endif
+        }
+
+        // Up to three matrices of the same width that read the same activations (query, key and value; gate and
+        // up) in one launch: their 64-row tiles laid end to end along blockIdx.x, matrix m's outputs in y_m, and,
+        // when split, its exact sums in columns offset_m ... of partial[token][rows0 + rows1 + rows2].
+        struct MmaMatrix {
+            const uint4 *w;
+            const float *scales;
+            float *y;
+            int rows, offset;
+        };
+
+        __device__ __forceinline__ MmaMatrix mma_matrix(int &tile, const uint4 *w0, const float *s0, float *y0,
+                                                        int rows0, const uint4 *w1, const float *s1, float *y1,
+                                                        int rows1, const uint4 *w2, const float *s2, float *y2,
+                                                        int rows2) {
+            const int tiles0 = (rows0 + MMA_ROWS - 1) / MMA_ROWS, tiles1 = (rows1 + MMA_ROWS - 1) / MMA_ROWS;
+            if (tile < tiles0) return MmaMatrix{w0, s0, y0, rows0, 0};
+            tile -= tiles0;
+            if (tile < tiles1) return MmaMatrix{w1, s1, y1, rows1, rows0};
+            tile -= tiles1;
+            return MmaMatrix{w2, s2, y2, rows2, rows0 + rows1};
+        }
+
+        extern "C" __global__ void ternary_matmul_mma(int chunks, const i8 *q, const float *q_scales, int tokens,
+                                                      int split_chunks, int *partial, const uint4 *w0,
+                                                      const float *s0, float *y0, int rows0, const uint4 *w1,
+                                                      const float *s1, float *y1, int rows1, const uint4 *w2,
+                                                      const float *s2, float *y2, int rows2) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            int tile = blockIdx.x;
+            const MmaMatrix matrix = mma_matrix(tile, w0, s0, y0, rows0, w1, s1, y1, rows1, w2, s2, y2, rows2);
+            const uint4 *w = matrix.w;
+            const int rows = matrix.rows, total_rows = rows0 + rows1 + rows2;
+            // MMA_STAGES stages of MMA_CHUNKS chunks of MMA_ROWS weight rows, then as many of MMA_TOKENS tokens.
+            extern __shared__ __align__(16) uint4 mma_shared[];
+            typedef uint4 AStage[MMA_ROWS][MMA_CHUNKS];
+            typedef u32 BStage[MMA_TOKENS][MMA_STAGE_WORDS];
+            AStage *a_stage = (AStage *)mma_shared;
+            BStage *b_stage = (BStage *)(a_stage + MMA_STAGES);
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int quarter = warp & 3, k_first = (warp >> 2) * (MMA_CHUNKS / 2);
+            const int warp_row = (quarter & 1) * 32, warp_token = (quarter >> 1) * 32;
+            // blockIdx.y is the token tile plus, with `partial`, the share of the columns times the tiles: share z takes
+            // chunks z * split_chunks ..< (z + 1) * split_chunks and adds its exact sums into partial[token][row]
+            // (finish_products turns them into y).
+            const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
+            const int row0 = tile * MMA_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
+            const size_t stride = (size_t)chunks * 64;
+            const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
+            const int last = partial ? min(chunks, first + split_chunks) : chunks;
+            // This thread's slots of a stage: chunk a_chunk of rows a_row + i * (MMA_THREADS / MMA_CHUNKS), and
+            // 16-byte piece b_piece of tokens b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)).
+            const int a_row = threadIdx.x / MMA_CHUNKS, a_chunk = threadIdx.x % MMA_CHUNKS;
+            const int a_slot = MMA_SWIZZLE(a_row, a_chunk);
+            const uint4 *a_source[MMA_A_SLOTS];
+        #pragma unroll
+            for (int i = 0; i < MMA_A_SLOTS; i++)
+                a_source[i] = w + (size_t)min(row0 + a_row + i * (MMA_THREADS / MMA_CHUNKS), rows - 1) * chunks;
+            const int b_piece = threadIdx.x % (MMA_CHUNKS * 4), b_token = threadIdx.x / (MMA_CHUNKS * 4);
+            const i8 *b_source[MMA_B_SLOTS];
+        #pragma unroll
+            for (int j = 0; j < MMA_B_SLOTS; j++)
+                b_source[j] = q + (size_t)min(t0 + b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)), tokens - 1) *
+                                      stride + (b_piece % 4) * 16;
+            // Every stage commits a group, empty past the last chunk, so waiting for all but MMA_STAGES - 2 groups
+            // always means the oldest stage has landed.
+            auto load = [&](int buffer, int c) {
+                if (c < last) {
+        #pragma unroll
+                    for (int i = 0; i < MMA_A_SLOTS; i++)
+                        copy_async_16(&a_stage[buffer][a_row + i * (MMA_THREADS / MMA_CHUNKS)][a_slot],
+                                      a_source[i] + min(c + a_chunk, last - 1));
+                    const size_t offset = (size_t)min(c + b_piece / 4, last - 1) * 64;
+        #pragma unroll
+                    for (int j = 0; j < MMA_B_SLOTS; j++)
+                        if (t0 + b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)) < tokens)
+                            copy_async_16(&b_stage[buffer][b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4))][b_piece * 4],
+                                          b_source[j] + offset);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            int acc[2][4][4];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
+        #pragma unroll
+            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load(stage, first + stage * MMA_CHUNKS);
+            for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer = (buffer + 1) % MMA_STAGES) {
+                asm volatile("cp.async.wait_group %0;" :: "n"(MMA_STAGES - 2) : "memory");
+                // Every warp is done with the stage the load below refills (the one before this).
+                __syncthreads();
+                load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
+        #pragma unroll
+                for (int k = k_first; k < k_first + MMA_CHUNKS / 2; k++) {
+                    if (c + k >= last || t0 + warp_token >= tokens) break;
+                    uint4 packed[2][2];
+        #pragma unroll
+                    for (int m = 0; m < 2; m++)
+        #pragma unroll
+                        for (int h = 0; h < 2; h++)
+                            packed[m][h] = a_stage[buffer][warp_row + 16 * m + 8 * h + group]
+                                                  [MMA_SWIZZLE(warp_row + 16 * m + 8 * h + group, k)];
+        #pragma unroll
+                    for (int half = 0; half < 2; half++) {
+                        u32 a[2][4];
+        #pragma unroll
+                        for (int m = 0; m < 2; m++) {
+                            a[m][0] = ternary_bytes(half ? packed[m][0].z : packed[m][0].x, tig);
+                            a[m][1] = ternary_bytes(half ? packed[m][1].z : packed[m][1].x, tig);
+                            a[m][2] = ternary_bytes(half ? packed[m][0].w : packed[m][0].y, tig);
+                            a[m][3] = ternary_bytes(half ? packed[m][1].w : packed[m][1].y, tig);
+                        }
+        #pragma unroll
+                        for (int n = 0; n < 4; n++) {
+                            const u32 *b = b_stage[buffer][warp_token + n * 8 + group] + k * 16 + 8 * half + tig;
+                            const u32 b0 = b[0], b1 = b[4];
+        #pragma unroll
+                            for (int m = 0; m < 2; m++)
+                                asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                    "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                                    : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                    : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b0), "r"(b1));
+                        }
+                    }
+                }
+            }
+            // Warps 4-7 hand their sums to the warps of the same quarters (through the stage memory, free once the
+            // empty trailing groups are waited for and every warp is done).
+            asm volatile("cp.async.wait_group 0;" ::: "memory");
+            __syncthreads();
+            int *handed = (int *)&b_stage[0][0][0];
+            if (k_first) {
+        #pragma unroll
+                for (int m = 0; m < 2; m++)
+        #pragma unroll
+                    for (int n = 0; n < 4; n++)
+        #pragma unroll
+                        for (int k = 0; k < 4; k++) handed[((quarter * 32 + (m * 4 + n) * 4 + k) * 32) + lane] = acc[m][n][k];
+            }
+            __syncthreads();
+            if (k_first) return;
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) acc[m][n][k] += handed[((quarter * 32 + (m * 4 + n) * 4 + k) * 32) + lane];
+            const float w_scale = matrix.scales[0];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int n = 0; n < 4; n++)
+        #pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        const int r = row0 + warp_row + 16 * m + group + 8 * (k >> 1);
+                        const int t = t0 + warp_token + n * 8 + tig * 2 + (k & 1);
+                        if (r < rows && t < tokens) {
+                            if (partial)
+                                atomicAdd(partial + (size_t)t * total_rows + matrix.offset + r, acc[m][n][k]);
+                            else
+                                matrix.y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                        }
+                    }
+        #endif
+        }
+
+        // y_m[t][r] = partial[t][offset_m + r] / q_scales[t] * s_m[0], the rescale ternary_matmul_mma does when it is
+        // not split, for the (up to three) matrices of one launch; partial is left at zero for the next split
+        // product. One thread per output of `tokens` tokens.
+        extern "C" __global__ void finish_products(int *partial, int tokens, const float *q_scales, const float *s0,
+                                                   float *y0, int rows0, const float *s1, float *y1, int rows1,
+                                                   const float *s2, float *y2, int rows2) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int total = rows0 + rows1 + rows2;
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= tokens * total) return;
+            const int t = i / total;
+            int r = i % total;
+            const float *s = s0;
+            float *y = y0;
+            int rows = rows0;
+            if (r >= rows0) {
+                r -= rows0;
+                s = s1;
+                y = y1;
+                rows = rows1;
+                if (r >= rows1) {
+                    r -= rows1;
+                    s = s2;
+                    y = y2;
+                    rows = rows2;
+                }
+            }
+            y[(size_t)t * rows + r] = (float)partial[i] / q_scales[t] * s[0];
+            partial[i] = 0;
+        }
+        """#
+}
