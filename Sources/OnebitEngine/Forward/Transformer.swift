@@ -135,7 +135,16 @@ public final class Transformer<B: Backend> {
             self.draw = draw
             self.totalAt = totalAt
         }
+
+        /// What the step brings back of the last token's logits, where they are wanted: the first of `greedy`,
+        /// `draw` and `candidates` that is set, else the whole row.
+        fileprivate var output: Output {
+            greedy ? .argmax : draw != nil ? .draw : candidates > 0 ? .candidates : .logits
+        }
     }
+
+    /// What a slice wants of its last token's logits (``Slice/output``).
+    fileprivate enum Output { case argmax, draw, candidates, logits }
 
     /// Runs `tokens` at positions `start ..< start + tokens.count` of the sequence whose cache is `cache`, and
     /// returns the logits of the positions `wantLogits` selects (indices into `tokens`).
@@ -227,10 +236,10 @@ public final class Transformer<B: Backend> {
         lastRows = rows
         if batch.contains(where: { $0.tokens.count > 1 }) { rowsToKeep = batch.count }
         let wanted = zip(batch, rows).compactMap { slice, row in row.map { (slice, $0) } }
-        let greedyRows = wanted.filter { $0.0.greedy }.map(\.1)
-        let drawRows = wanted.filter { !$0.0.greedy && $0.0.draw != nil }
-        let candidateRows = wanted.filter { !$0.0.greedy && $0.0.draw == nil && $0.0.candidates > 0 }
-        let logitRows = wanted.filter { !$0.0.greedy && $0.0.draw == nil && $0.0.candidates == 0 }.map(\.1)
+        let greedyRows = wanted.filter { $0.0.output == .argmax }.map(\.1)
+        let drawRows = wanted.filter { $0.0.output == .draw }
+        let candidateRows = wanted.filter { $0.0.output == .candidates }
+        let logitRows = wanted.filter { $0.0.output == .logits }.map(\.1)
         var tokens = (greedyRows.isEmpty ? [] : backend.argmax(normed, rows: greedyRows, head: head)).makeIterator()
         var drawn =
             (drawRows.isEmpty
@@ -249,17 +258,18 @@ public final class Transformer<B: Backend> {
         var logits = (logitRows.isEmpty ? [] : backend.logits(normed, rows: logitRows, head: head)).makeIterator()
         return zip(batch, rows).map { slice, row in
             guard row != nil else { return nil }
-            if slice.greedy { return tokens.next().map { .token($0) } }
-            if slice.draw != nil { return drawn.next().map { .token($0) } }
-            if slice.candidates > 0 {
+            switch slice.output {
+            case .argmax: return tokens.next().map { .token($0) }
+            case .draw: return drawn.next().map { .token($0) }
+            case .candidates:
                 return candidates.next().map {
                     .candidates(
                         RankedLogits(
                             candidates: Array($0.candidates.prefix(slice.candidates)),
                             total: slice.totalAt == nil ? nil : $0.total))
                 }
+            case .logits: return logits.next().map { .logits($0) }
             }
-            return logits.next().map { .logits($0) }
         }
     }
 
