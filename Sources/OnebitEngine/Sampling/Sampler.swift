@@ -242,13 +242,7 @@ public struct Sampler {
     static func largest(_ logits: [Float], count: Int) -> [Int] {
         var counts = [Int](repeating: 0, count: 1 << (32 - bucketShift))
         for logit in logits where logit.isFinite { counts[Int(rankingKey(logit) >> bucketShift)] += 1 }
-        var last = 0
-        var seen = counts[0]
-        while seen < count && last + 1 < counts.count {
-            last += 1
-            seen += counts[last]
-        }
-        return ranked(logits, throughBucket: last).prefix(count).map { $0 }
+        return ranked(logits, throughBucket: bucket(reaching: count, in: counts)).prefix(count).map { $0 }
     }
 
     /// The most likely of the finite `logits`, in ``ranked(_:)``'s order, whose `weights` add up to at least `mass`
@@ -259,14 +253,23 @@ public struct Sampler {
         for (token, logit) in logits.enumerated() where logit.isFinite {
             masses[Int(rankingKey(logit) >> bucketShift)] += weights[token]
         }
-        var last = 0
-        var seen = masses[0]
-        while seen < mass && last + 1 < masses.count {
-            last += 1
-            seen += masses[last]
-        }
+        var last = bucket(reaching: mass, in: masses)
         if let next = masses[(last + 1)...].firstIndex(where: { $0 > 0 }) { last = next }
         return ranked(logits, throughBucket: last)
+    }
+
+    /// The first bucket, most likely first, at which the `amounts` of the buckets up to it add up to `target` (the
+    /// last bucket where they never do).
+    private static func bucket<Amount: AdditiveArithmetic & Comparable>(reaching target: Amount, in amounts: [Amount])
+        -> Int
+    {
+        var last = 0
+        var seen = amounts[0]
+        while seen < target && last + 1 < amounts.count {
+            last += 1
+            seen += amounts[last]
+        }
+        return last
     }
 
     /// The finite logits whose coarse bucket is `last` or a more likely one, in ``ranked(_:)``'s order.
