@@ -138,17 +138,21 @@ enum HeadCheck {
             let head = DenseMatrix(
                 rows: rows, columns: columns, storage: .bfloat16(rng.smallBFloat16(count: rows * columns)))
             let input = (0..<tokens * columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
-            let got = logits(device, head, input, tokens: tokens)
+            // The head goes up to the device once; every check below reads the same copy.
+            let (weights, x) = upload(device, head, input, tokens: tokens)
+            let all = Array(0..<tokens)
+            let got = device.logits(x, rows: all, head: weights).flatMap { $0 }
             let expected = logits(reference, head, input, tokens: tokens)
             let worst = largestRelativeDifference(got, expected)
             // The device's own argmax of every row must be the argmax of the logits it returns.
-            let indices = argmax(device, head, input, tokens: tokens)
+            let indices = device.argmax(x, rows: all, head: weights)
             let sameArgmax = indices == (0..<tokens).map { Sampler.argmax(Array(got[$0 * rows..<($0 + 1) * rows])) }
             // And its largest logits for top-k and top-p sampling must be those of the logits it returns, in the same
             // order, and its totals theirs but for the order of the sums.
             let temperatures = (0..<tokens).map { Float(0.5 + 0.25 * Double($0 % 4)) }
             let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
-                let ranked = candidates(device, head, input, tokens: tokens, count: count, temperatures: temperatures)
+                let ranked = device.topCandidates(
+                    x, rows: all, head: weights, count: count, temperatures: temperatures)
                 return (0..<tokens).allSatisfy { token in
                     let row = Array(got[token * rows..<(token + 1) * rows])
                     let total = Sampler.total(of: row, temperature: temperatures[token])
@@ -165,7 +169,7 @@ enum HeadCheck {
             let hostDraws = (0..<tokens).map { token -> Int in
                 Sampler.token(drawing: draws[token], from: Array(got[token * rows..<(token + 1) * rows]))
             }
-            let sameDraws = draw(device, head, input, tokens: tokens, draws: draws) == hostDraws
+            let sameDraws = device.draw(x, rows: all, head: weights, draws: draws) == hostDraws
             let ok = worst <= 1e-4 && sameArgmax && sameCandidates && sameDraws
             if !ok { failures += 1 }
             print(
@@ -182,26 +186,6 @@ enum HeadCheck {
     {
         let (weights, x) = upload(backend, head, input, tokens: tokens)
         return backend.logits(x, rows: Array(0..<tokens), head: weights).flatMap { $0 }
-    }
-
-    private static func argmax<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int) -> [Int] {
-        let (weights, x) = upload(backend, head, input, tokens: tokens)
-        return backend.argmax(x, rows: Array(0..<tokens), head: weights)
-    }
-
-    private static func draw<B: Backend>(
-        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, draws: [RowDraw]
-    ) -> [Int] {
-        let (weights, x) = upload(backend, head, input, tokens: tokens)
-        return backend.draw(x, rows: Array(0..<tokens), head: weights, draws: draws)
-    }
-
-    private static func candidates<B: Backend>(
-        _ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int, count: Int, temperatures: [Float]
-    ) -> [RankedLogits] {
-        let (weights, x) = upload(backend, head, input, tokens: tokens)
-        return backend.topCandidates(
-            x, rows: Array(0..<tokens), head: weights, count: count, temperatures: temperatures)
     }
 
     /// The head and `tokens` rows of `input` on `backend`.
