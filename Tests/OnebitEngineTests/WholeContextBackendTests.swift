@@ -9,6 +9,8 @@ import Testing
 /// moves each sequence's rows to the front of the buffers. Lets the engine's side of that split run without a GPU.
 final class WholeContextCPU: Backend {
     let cpu = CPUBackend()
+    /// The most blocks the backend says it has memory for; `nil` for no bound, as on the CPU.
+    var blockLimit: Int?
 
     func prepare(_ matrix: TernaryMatrix) -> CPUTernaryWeights { cpu.prepare(matrix) }
     func prepare(_ vector: [Float]) -> [Float] { cpu.prepare(vector) }
@@ -20,6 +22,7 @@ final class WholeContextCPU: Backend {
         cpu.makeQuantizedActivations(tokens: tokens, width: width)
     }
     func keyValueBlockPositions(contextLength: Int) -> Int { contextLength }
+    func keyValueBlockLimit(layers: Int, width: Int, blockPositions: Int) -> Int? { blockLimit }
     func makeKeyValuePool(layers: Int, width: Int, blockPositions: Int, blocks: Int) -> CPUKeyValuePool {
         cpu.makeKeyValuePool(layers: layers, width: width, blockPositions: blockPositions, blocks: blocks)
     }
@@ -107,6 +110,25 @@ final class WholeContextCPU: Backend {
             #expect(first[index] == alone[prompt.count - 1])
             #expect(decoded[0][index] == alone[prompt.count])
             #expect(decoded[1][index] == alone[prompt.count + 1])
+        }
+    }
+
+    @Test func aSessionTheDeviceHasNoMemoryForFailsBeforeItAllocates() throws {
+        let backend = WholeContextCPU()
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        backend.blockLimit = 0
+        let starved = transformer.makeSession(capacity: 64)
+        #expect(starved.capacity == 0)
+        #expect(throws: SessionError.deviceMemoryFull(capacity: 0, requested: 3)) {
+            try starved.append([1, 2, 3]) { _ in true }
+        }
+        #expect(SessionError.deviceMemoryFull(capacity: 0, requested: 3).description.contains("--device cpu"))
+        // Room for the whole capacity: the context window is what ends the sequence.
+        backend.blockLimit = 1
+        let roomy = transformer.makeSession(capacity: 8)
+        #expect(roomy.capacity == 8)
+        #expect(throws: SessionError.contextFull(capacity: 8, requested: 9)) {
+            try roomy.append(Array(1...9)) { _ in true }
         }
     }
 

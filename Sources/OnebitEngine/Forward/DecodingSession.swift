@@ -37,6 +37,8 @@ extension DecodingSession {
 public enum SessionError: Error, CustomStringConvertible, Equatable {
     /// The sequence would outgrow the context window.
     case contextFull(capacity: Int, requested: Int)
+    /// The sequence would outgrow the keys and values the device had memory for when the session began.
+    case deviceMemoryFull(capacity: Int, requested: Int)
     /// A token id is outside the vocabulary.
     case invalidToken(id: Int, vocabularySize: Int)
     /// Generation needs at least one prompt token.
@@ -47,6 +49,9 @@ public enum SessionError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .contextFull(let capacity, let requested):
             "the sequence needs \(requested) tokens but the context holds \(capacity); use a shorter prompt or a larger --ctx"
+        case .deviceMemoryFull(let capacity, let requested):
+            "the sequence needs \(requested) tokens but the device has memory for the keys and values of \(capacity); "
+                + "use a shorter prompt or fewer new tokens, free device memory, or use --device cpu"
         case .invalidToken(let id, let vocabularySize):
             "token id \(id) is outside the vocabulary (0..<\(vocabularySize))"
         case .emptyPrompt:
@@ -56,7 +61,7 @@ public enum SessionError: Error, CustomStringConvertible, Equatable {
 }
 
 extension Transformer {
-    /// A fresh session holding up to `capacity` tokens.
+    /// A fresh session holding up to `capacity` tokens, or fewer where the device has memory for fewer.
     public func makeSession(capacity: Int) -> any DecodingSession {
         TransformerSession(transformer: self, capacity: capacity)
     }
@@ -66,12 +71,18 @@ private final class TransformerSession<B: Backend>: DecodingSession {
     let transformer: Transformer<B>
     let cache: B.KeyValueCache
     let capacity: Int
+    /// The capacity asked for, where device memory cut it down to ``capacity``.
+    let requestedCapacity: Int
     var length = 0
 
     init(transformer: Transformer<B>, capacity: Int) {
         self.transformer = transformer
-        self.capacity = capacity
-        cache = transformer.makeCache(capacity: capacity)
+        requestedCapacity = capacity
+        // A cache allocates its device memory as the sequence grows: one larger than the memory free now would
+        // fail halfway through a generation instead of before it.
+        self.capacity = transformer.cachePositions(upTo: capacity)
+        // At least one position: a backend may size its blocks by the capacity.
+        cache = transformer.makeCache(capacity: max(self.capacity, 1))
     }
 
     func append(_ tokens: [Int], logitsFor wantLogits: (Int) -> Bool) throws(SessionError) -> [Int: [Float]] {
@@ -122,7 +133,10 @@ private final class TransformerSession<B: Backend>: DecodingSession {
     /// Throws unless `tokens` fit the session and the vocabulary.
     private func check(_ tokens: [Int]) throws(SessionError) {
         guard length + tokens.count <= capacity else {
-            throw .contextFull(capacity: capacity, requested: length + tokens.count)
+            if length + tokens.count <= requestedCapacity {
+                throw .deviceMemoryFull(capacity: capacity, requested: length + tokens.count)
+            }
+            throw .contextFull(capacity: requestedCapacity, requested: length + tokens.count)
         }
         let vocabularySize = transformer.config.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {

@@ -87,6 +87,14 @@ public final class Transformer<B: Backend> {
         return backend.keyValueCache(in: pool, blocks: (0..<blocks).map { Int32($0) })
     }
 
+    /// The most positions, up to `capacity`, that one sequence's cache (``makeCache(capacity:)``) can hold in the
+    /// device memory free now: `capacity` where the device does not bound it.
+    public func cachePositions(upTo capacity: Int) -> Int {
+        let blockPositions = backend.keyValueBlockPositions(contextLength: capacity)
+        guard let blocks = keyValueBlockLimit(blockPositions: blockPositions) else { return capacity }
+        return min(capacity, blocks * blockPositions)
+    }
+
     /// The most KV blocks of `blockPositions` positions the device has memory for, where that bounds a pool.
     public func keyValueBlockLimit(blockPositions: Int) -> Int? {
         backend.keyValueBlockLimit(

@@ -101,10 +101,10 @@ public final class LanguageModel {
     ) throws(SessionError) -> GenerationResult {
         guard !prompt.isEmpty else { throw .emptyPrompt }
         // The cache holds only what this generation can reach, not the whole context window.
-        let session = makeSession(capacity: min(contextLength, prompt.count + maxTokens))
-        guard prompt.count <= session.capacity else {
+        guard prompt.count <= contextLength else {
             throw .contextFull(capacity: contextLength, requested: prompt.count)
         }
+        let session = makeSession(capacity: min(contextLength, prompt.count + maxTokens))
         var sampler = Sampler(sampling)
         var history = prompt
         var generated: [Int] = []

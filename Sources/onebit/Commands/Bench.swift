@@ -167,7 +167,7 @@ struct Bench: ParsableCommand {
         for run in 1...repetitions {
             let label = repetitions > 1 ? " (run \(run) of \(repetitions))" : ""
             if batch > 1 {
-                let (prefill, decode) = runBatch(transformer, prompt: prompt, status: status, label: label)
+                let (prefill, decode) = try runBatch(transformer, prompt: prompt, status: status, label: label)
                 prefillRates.append(prefill)
                 decodeRates.append(decode)
                 continue
@@ -216,8 +216,12 @@ struct Bench: ParsableCommand {
     /// (generation rate: tokens of all sequences per second). Returns both rates.
     private func runBatch<B: Backend>(
         _ transformer: Transformer<B>, prompt: [Int], status: StatusLine, label: String
-    ) -> (prefill: Double, decode: Double) {
+    ) throws(SessionError) -> (prefill: Double, decode: Double) {
         let clock = ContinuousClock()
+        // The caches take device memory as they fill: caches that cannot all fit fail before the first step.
+        let positions = batch * (promptTokens + generatedTokens)
+        let room = transformer.cachePositions(upTo: positions)
+        guard room >= positions else { throw .deviceMemoryFull(capacity: room, requested: positions) }
         let caches = (0..<batch).map { _ in transformer.makeCache(capacity: promptTokens + generatedTokens) }
         status.show("prompt: \(batch) x \(promptTokens) tokens\(label)")
         let prefill = clock.measure {
