@@ -162,8 +162,8 @@ public final class CUDATernaryWeights {
     /// 64-column chunks that hold `columns` columns.
     static func chunks(columns: Int) -> Int { (columns + 63) / 64 }
 
-    /// The kernel's layout: per row, `chunks * 4` words; in word `w`, byte `i` holds in bits `2j ..< 2j + 2` the
-    /// code of column `16w + 4j + i`. Columns past the matrix get code 1 (weight 0).
+    /// The kernel's layout: per row, `chunks * 4` words; in word `4c + m` (word `m` of chunk `c`), byte `i` holds in
+    /// bits `2j ..< 2j + 2` the code of column `64c + 16j + 4m + i`. Columns past the matrix get code 1 (weight 0).
     static func repack(_ matrix: TernaryMatrix) -> [UInt32] {
         let wordsPerRow = chunks(columns: matrix.columns) * 4
         let bytesPerRow = matrix.bytesPerRow
@@ -173,10 +173,11 @@ public final class CUDATernaryWeights {
                 for row in 0..<matrix.rows {
                     let input = row * bytesPerRow
                     for word in 0..<wordsPerRow {
-                        // Source byte 4w + j holds columns 16w + 4j + i in bits 2i: a 4 x 4 transpose of bit pairs.
+                        // Source byte 16c + 4j + m holds columns 64c + 16j + 4m + i in bits 2i: a 4 x 4 transpose of
+                        // bit pairs.
                         var value: UInt32 = 0
                         for j in 0..<4 {
-                            let index = 4 * word + j
+                            let index = 16 * (word / 4) + 4 * j + word % 4
                             let byte = index < bytesPerRow ? UInt32(source[input + index]) : 0x55
                             for i in 0..<4 { value |= ((byte >> UInt32(2 * i)) & 3) << UInt32(8 * i + 2 * j) }
                         }

@@ -10,10 +10,11 @@
 /// options, under `$XDG_CACHE_HOME/onebit/cuda` (or `~/.cache/onebit/cuda`). A cache that cannot be read or written
 /// only costs a recompilation.
 enum KernelBuild {
-    /// NVRTC options for a GPU of compute capability `major.minor`: machine code for exactly that GPU, and no
-    /// fused multiply-add contraction, so products and sums round as on the CPU.
+    /// NVRTC options for a GPU of compute capability `major.minor`: machine code for exactly that GPU (with its
+    /// architecture-specific instructions on 9.0, where the products use `wgmma`), and no fused multiply-add
+    /// contraction, so products and sums round as on the CPU.
     static func options(major: Int, minor: Int) -> [String] {
-        ["--gpu-architecture=sm_\(major)\(minor)", "--std=c++17", "--fmad=false"]
+        ["--gpu-architecture=sm_\(major)\(minor)\(major == 9 && minor == 0 ? "a" : "")", "--std=c++17", "--fmad=false"]
     }
 
     /// A 64-bit FNV-1a hash of the source and options, as 16 hex digits.

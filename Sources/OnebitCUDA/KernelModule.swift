@@ -15,13 +15,14 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals
+        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals, ternaryMatmulWarpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
         switch self {
         case .attentionRows: KernelSource.attentionRowsSharedBytes
         case .ternaryMatmulTensorCores: KernelSource.mmaSharedBytes
+        case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
         default: 0
         }
     }
@@ -52,6 +53,7 @@ enum Kernel: Int, CaseIterable {
         case .rmsNormQuantizeWide: "rms_norm_quantize_wide"
         case .copyWords: "copy_words"
         case .ternaryMatmulTensorCores: "ternary_matmul_mma"
+        case .ternaryMatmulWarpgroup: "ternary_matmul_wgmma"
         case .attentionPrefill: "attention_prefill"
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"

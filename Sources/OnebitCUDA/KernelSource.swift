@@ -21,6 +21,15 @@ enum KernelSource {
     /// activation chunks of 64 tokens (rows padded by 4 words).
     static var mmaSharedBytes: Int { mmaStages * (64 * mmaStageChunks * 16 + 64 * (mmaStageChunks * 16 + 4) * 4) }
 
+    /// Rows of a `ternary_matmul_wgmma` block (`WG_ROWS`).
+    static let warpgroupRows = 128
+
+    /// Dynamic shared memory of a `ternary_matmul_wgmma` block: per stage, the weight chunks of 128 rows and the
+    /// activation chunks of 64 tokens, and up to 1,024 bytes to align the activations' swizzle atoms.
+    static var warpgroupSharedBytes: Int {
+        mmaStages * (warpgroupRows * mmaStageChunks * 16 + 64 * mmaStageChunks * 64) + 1024
+    }
+
     /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
     static let topChunk = 2048
 

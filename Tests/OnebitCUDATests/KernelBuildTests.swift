@@ -11,8 +11,10 @@ import Testing
 
 @Test func compilerOptionsTargetTheGPUAndKeepCPURounding() {
     let options = KernelBuild.options(major: 9, minor: 0)
-    #expect(options.contains("--gpu-architecture=sm_90"))
+    // Hopper's warpgroup instructions need the architecture-specific target.
+    #expect(options.contains("--gpu-architecture=sm_90a"))
     #expect(options.contains("--fmad=false"))
+    #expect(KernelBuild.options(major: 8, minor: 9).contains("--gpu-architecture=sm_89"))
     #expect(KernelBuild.options(major: 12, minor: 0).contains("--gpu-architecture=sm_120"))
 }
 

@@ -4,7 +4,8 @@ import Testing
 @testable import OnebitCUDA
 
 /// The integer dot product exactly as `ternary_matmul` forms it from the repacked words: per chunk and word,
-/// `(word >> 2j) & 0x03030303` against the j-th four activations, codes minus the activation sum.
+/// `(word m >> 2j) & 0x03030303` against the four activations of columns `16j + 4m ..< 16j + 4m + 4`, codes minus the
+/// activation sum.
 private func kernelDot(_ words: [UInt32], row: Int, chunks: Int, activations: [Int8]) -> Int {
     var total = 0
     for chunk in 0..<chunks {
@@ -13,7 +14,7 @@ private func kernelDot(_ words: [UInt32], row: Int, chunks: Int, activations: [I
             for j in 0..<4 {
                 let lanes = (word >> UInt32(2 * j)) & 0x0303_0303
                 for i in 0..<4 {
-                    let column = chunk * 64 + 16 * m + 4 * j + i
+                    let column = chunk * 64 + 16 * j + 4 * m + i
                     let a = column < activations.count ? Int(activations[column]) : 0
                     total += Int((lanes >> UInt32(8 * i)) & 0xff) * a - a
                 }
