@@ -87,10 +87,11 @@ public final class CUDABackend {
     /// Whether products of two or more tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
     /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
     private let useTensorCores: Bool
-    /// Whether those products run on Hopper's warpgroup tensor cores (`wgmma`, sm_90a: compute capability 9.0) in
-    /// blocks of 128 rows, instead of `mma.sync` in blocks of 64. On an H200 it took a 64-sequence step from about
-    /// 18,000 generated tokens/s to 19,000-20,500 and 512-token prompts from 30,000 to 36,700.
-    /// `ONEBIT_CUDA_WARPGROUP=0` turns it off.
+    /// Whether those products, and the bf16 head of several tokens, run on Hopper's warpgroup tensor cores (`wgmma`,
+    /// sm_90a: compute capability 9.0) instead of `mma.sync`: the products in blocks of 128 rows instead of 64. On an
+    /// H200 the products took a 64-sequence step from about 18,000 generated tokens/s to 19,000-20,500 and 512-token
+    /// prompts from 30,000 to 36,700; the head then took it to 22,500-23,000 (211 us a step instead of 498).
+    /// `ONEBIT_CUDA_WARPGROUP=0` turns both off.
     private let useWarpgroups: Bool
 
     /// A residual add or gated activation of several tokens, not launched yet: the RMSNorm + quantize of its
@@ -790,6 +791,13 @@ public final class CUDABackend {
                 .splitBF16, grid: ((head.columns + 255) / 256, rows.count), block: 256, .address(x.buffer.address),
                 .int(x.width), .address(indices.address), .int(rows.count), .int(head.columns),
                 .address(planes.address))
+            if useWarpgroups && head.columns % 64 == 0 {
+                launch(
+                    .denseGemmBF16Warpgroup, grid: ((head.rows + 255) / 256, (rows.count + 63) / 64), block: 256,
+                    .address(head.buffer.address), .int(head.rows), .int(head.columns), .address(planes.address),
+                    .int(rows.count), .address(output))
+                return
+            }
             launch(
                 .denseGemmBF16TensorCores, grid: ((head.rows + 127) / 128, (rows.count + 63) / 64), block: 256,
                 .address(head.buffer.address), .int(head.rows), .int(head.columns), .address(planes.address),

@@ -15,7 +15,8 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals, ternaryMatmulWarpgroup
+        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals, ternaryMatmulWarpgroup,
+        denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -23,6 +24,7 @@ enum Kernel: Int, CaseIterable {
         case .attentionRows: KernelSource.attentionRowsSharedBytes
         case .ternaryMatmulTensorCores: KernelSource.mmaSharedBytes
         case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
+        case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
         default: 0
         }
     }
@@ -54,6 +56,7 @@ enum Kernel: Int, CaseIterable {
         case .copyWords: "copy_words"
         case .ternaryMatmulTensorCores: "ternary_matmul_mma"
         case .ternaryMatmulWarpgroup: "ternary_matmul_wgmma"
+        case .denseGemmBF16Warpgroup: "dense_gemm_bf16_wgmma"
         case .attentionPrefill: "attention_prefill"
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"

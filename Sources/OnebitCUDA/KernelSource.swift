@@ -30,6 +30,13 @@ enum KernelSource {
         mmaStages * (warpgroupRows * mmaStageChunks * 16 + 64 * mmaStageChunks * 64) + 1024
     }
 
+    /// Stages of `dense_gemm_bf16_wgmma`'s pipeline (`HEAD_WG_STAGES`).
+    static let headWarpgroupStages = 3
+
+    /// Dynamic shared memory of a `dense_gemm_bf16_wgmma` block: per stage, 64 columns of 256 bf16 weight rows and
+    /// of three planes of 64 tokens, and up to 1,024 bytes to align the swizzle atoms.
+    static var headWarpgroupSharedBytes: Int { headWarpgroupStages * (256 * 128 + 3 * 64 * 128) + 1024 }
+
     /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
     static let topChunk = 2048
 

@@ -202,6 +202,121 @@ extension KernelSource {
         #endif
         }
 
+        // dense_gemm_bf16_mma on Hopper's warpgroup tensor cores (sm_90a), for `cols` a multiple of 64: block (b, z)
+        // computes rows 256b ... 256b + 255 (128 per warpgroup, two m64 tiles) for tokens 64z ... 64z + 63 with
+        // wgmma m64n64k16, both operands read by the tensor cores from shared memory. Each stage holds 64 columns
+        // (128 bytes a row) of the 256 weight rows and of the three planes' 64 tokens, K-major in the 128-byte
+        // swizzled layout (piece p of row r at piece p ^ (r % 8) of 1024-byte atoms of 8 rows), loaded with
+        // cp.async HEAD_WG_STAGES deep; the rows of tokens past `count` load nothing and are not stored, rows past
+        // `rows` load the last row.
+        #define HEAD_WG_ROWS 256
+        #define HEAD_WG_STAGES \#(headWarpgroupStages)
+        #define HEAD_WG_A_BYTES (HEAD_WG_ROWS * 128)
+        #define HEAD_WG_B_BYTES (3 * HEAD_TOKENS * 128)
+
+        __device__ __forceinline__ void wgmma_bf16_m64n64k16(float (&d)[32], unsigned long long a, unsigned long long b) {
+        #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+            asm volatile(
+                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                "%32, %33, 1, 1, 1, 0, 0;"
+                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+                  "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+                  "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+                  "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                : "l"(a), "l"(b)
+                : "memory");
+        #endif
+        }
+
+        extern "C" __global__ void dense_gemm_bf16_wgmma(const u16 *w, int rows, int cols, const u16 *planes,
+                                                         int tokens, float *y) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+            extern __shared__ __align__(16) u8 head_shared[];
+            // The swizzle works on address bits, so the atoms start on a 1024-byte boundary.
+            u8 *base = head_shared + ((1024u - ((unsigned)__cvta_generic_to_shared(head_shared) & 1023u)) & 1023u);
+            auto a_stage = [&](int s) { return base + s * (HEAD_WG_A_BYTES + HEAD_WG_B_BYTES); };
+            auto b_stage = [&](int s) { return a_stage(s) + HEAD_WG_A_BYTES; };
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int warpgroup = warp >> 2;
+            const int r0 = blockIdx.x * HEAD_WG_ROWS, t0 = blockIdx.y * HEAD_TOKENS;
+            const int count = min(HEAD_TOKENS, tokens - t0);
+            // This thread copies piece `piece` of weight rows a_row + 32i and of plane rows b_row + 32j (plane b_row /
+            // 64 + ..., token b_row % 64).
+            const int piece = threadIdx.x % 8, a_row = threadIdx.x / 8;
+            auto load = [&](int s, int k0) {
+                if (k0 < cols) {
+                    u8 *a = a_stage(s), *b = b_stage(s);
+        #pragma unroll
+                    for (int i = 0; i < HEAD_WG_ROWS / 32; i++) {
+                        const int r = a_row + 32 * i;
+                        copy_async_16(a + (r / 8) * 1024 + (r % 8) * 128 + ((piece ^ (r % 8)) * 16),
+                                      w + (size_t)min(r0 + r, rows - 1) * cols + k0 + 8 * piece);
+                    }
+        #pragma unroll
+                    for (int j = 0; j < 3 * HEAD_TOKENS / 32; j++) {
+                        const int row = a_row + 32 * j, p = row / HEAD_TOKENS, t = row % HEAD_TOKENS;
+                        if (t < count)
+                            copy_async_16(b + p * (HEAD_TOKENS * 128) + (t / 8) * 1024 + (t % 8) * 128 +
+                                              ((piece ^ (t % 8)) * 16),
+                                          planes + ((size_t)p * tokens + t0 + t) * cols + k0 + 8 * piece);
+                    }
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            };
+            float acc[2][32];
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int i = 0; i < 32; i++) acc[m][i] = 0.0f;
+            const int steps = cols / 64;
+        #pragma unroll
+            for (int s = 0; s < HEAD_WG_STAGES - 1; s++) load(s, 64 * s);
+            for (int s = 0; s < steps; s++) {
+                const int buffer = s % HEAD_WG_STAGES;
+                // The last step's products are done with the stage the load below refills, and this step's stage has
+                // landed where the tensor cores read it.
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                asm volatile("cp.async.wait_group %0;" :: "n"(HEAD_WG_STAGES - 2) : "memory");
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                __syncthreads();
+                load((s + HEAD_WG_STAGES - 1) % HEAD_WG_STAGES, 64 * (s + HEAD_WG_STAGES - 1));
+                asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+        #pragma unroll
+                for (int k = 0; k < 4; k++)
+        #pragma unroll
+                    for (int m = 0; m < 2; m++) {
+                        const unsigned long long a = wgmma_swizzled_descriptor(
+                            a_stage(buffer) + (warpgroup * 128 + m * 64) / 8 * 1024 + 32 * k, 1024);
+        #pragma unroll
+                        for (int p = 0; p < 3; p++)
+                            wgmma_bf16_m64n64k16(
+                                acc[m], a,
+                                wgmma_swizzled_descriptor(b_stage(buffer) + p * (HEAD_TOKENS * 128) + 32 * k, 1024));
+                    }
+                asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+            }
+            asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+            // The sums are read only after the wait, which does not name them.
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int i = 0; i < 32; i++) asm volatile("" : "+f"(acc[m][i])::"memory");
+        #pragma unroll
+            for (int m = 0; m < 2; m++)
+        #pragma unroll
+                for (int i = 0; i < 32; i++) {
+                    const int r = r0 + warpgroup * 128 + m * 64 + (warp & 3) * 16 + group + 8 * ((i >> 1) & 1);
+                    const int t = 8 * (i >> 2) + 2 * tig + (i & 1);
+                    if (r < rows && t < count) y[(size_t)(t0 + t) * rows + r] = acc[m][i];
+                }
+        #endif
+        }
+
         // The opt-in int8 output head, as the CPU computes it (ob_int8_rows_from_bf16, ob_quantize_rows,
         // ob_int8_gemv). int8_rows_from_bf16: block r quantizes bf16 row r of w (`cols` wide) to int8 with one scale
         // per row (max|w| / 127, 1 for a zero row; round-half-even, clamped to +-127) into q, whose rows are
