@@ -29,6 +29,11 @@ enum Kernel: Int, CaseIterable {
         }
     }
 
+    /// Whether the kernel runs only on compute capability 9.0, where it uses `wgmma`. Elsewhere it compiles to an
+    /// empty body and is never launched, and its shared memory may be more than such a GPU allows a block (99 KB on
+    /// sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
+    var needsHopper: Bool { self == .ternaryMatmulWarpgroup || self == .denseGemmBF16Warpgroup }
+
     /// The `extern "C"` name in the source.
     var name: String {
         switch self {
@@ -111,7 +116,8 @@ final class KernelModule {
             try CUDAContext.check(
                 context.driver, context.driver.cuModuleGetFunction!(&function, loaded, kernel.name),
                 "cuModuleGetFunction(\(kernel.name))")
-            if kernel.dynamicSharedBytes > 0 {
+            // A GPU refuses more shared memory than it has, even for a kernel it will not run.
+            if kernel.dynamicSharedBytes > 0 && (!kernel.needsHopper || (context.major == 9 && context.minor == 0)) {
                 try CUDAContext.check(
                     context.driver,
                     context.driver.cuFuncSetAttribute!(

@@ -18,6 +18,14 @@ import Testing
     #expect(KernelBuild.options(major: 12, minor: 0).contains("--gpu-architecture=sm_120"))
 }
 
+@Test func everyKernelAsksForNoMoreSharedMemoryThanTheGPUsThatRunItAllow() {
+    for kernel in Kernel.allCases {
+        // A block's most dynamic shared memory: 227 KB on sm_90, 99 KB on the smallest of sm_80 and later.
+        let limit = kernel.needsHopper ? 227 * 1024 : 99 * 1024
+        #expect(kernel.dynamicSharedBytes <= limit, "\(kernel.name) asks for \(kernel.dynamicSharedBytes) bytes")
+    }
+}
+
 @Test func cacheKeysFollowSourceAndOptions() {
     let key = KernelBuild.key(source: "a", options: ["x"])
     #expect(key.count == 16 && key.allSatisfy(\.isHexDigit))
