@@ -89,8 +89,8 @@ public final class CUDABackend {
     private let useTensorCores: Bool
     /// Whether those products, and the bf16 head of several tokens, run on Hopper's warpgroup tensor cores (`wgmma`,
     /// sm_90a: compute capability 9.0) instead of `mma.sync`: the products in blocks of 128 rows instead of 64. On an
-    /// H200 the products took a 64-sequence step from about 18,000 generated tokens/s to 19,000-20,500 and 512-token
-    /// prompts from 30,000 to 36,700; the head then took it to 22,500-23,000 (211 us a step instead of 498).
+    /// H200 the products took a 64-sequence step from 17,700-18,900 generated tokens/s to 19,200-20,600 and 512-token
+    /// prompts from 30,100 to 36,800; the head then took it to 22,550-23,040 (211 us a step instead of 498).
     /// `ONEBIT_CUDA_WARPGROUP=0` turns both off.
     private let useWarpgroups: Bool
 
