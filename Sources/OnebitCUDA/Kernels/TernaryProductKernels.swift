@@ -320,13 +320,13 @@ extension KernelSource {
         // every column, with one wgmma m64n64k32 a 32-column step. A lane decodes its A fragments into registers from
         // word tig of its two rows' chunks, as in ternary_matmul_mma (warp w of a group: rows 16w ... 16w + 15); the
         // tensor cores read B straight from shared memory, which both warpgroups share, so each block reads the
-        // activations once for 128 rows instead of 64 (on an H200 a 64-sequence step's gate and up product took
-        // 14.2 us instead of 17.4 with 64-row tiles of this kernel, and 512-token prompts ran 9% faster than with
-        // 64). B is stored K-major in the 128-byte swizzled layout: a stage's 256 bytes of a token are two columns
-        // of 1024-byte atoms of 8 tokens x 128 bytes, the 16-byte piece p of token t at piece p ^ (t % 8) of its
-        // row, so the 16 threads that copy a token's 256 contiguous bytes write 16 different bank groups; a step's
-        // descriptor starts at its 32 bytes within the atom row, 1024 bytes to the next 8 tokens. The stages, their
-        // loads and the split over columns are ternary_matmul_mma's.
+        // activations once for 128 rows instead of 64 (on an H200 512-token prompts ran 9% faster than with 64-row
+        // blocks, which already took a 64-sequence step's gate and up product from 17.4 us with mma.sync to 14.2).
+        // B is stored K-major in the 128-byte swizzled layout: a stage's 256 bytes of a token are two columns of
+        // 1024-byte atoms of 8 tokens x 128 bytes, the 16-byte piece p of token t at piece p ^ (t % 8) of its row,
+        // so the eight threads that copy 128 contiguous bytes of a token write each 16-byte bank group once; a
+        // step's descriptor starts at its 32 bytes within the atom row, 1024 bytes to the next 8 tokens. The stages,
+        // their loads and the split over columns are ternary_matmul_mma's.
         #define WG_ROWS \#(warpgroupRows)
         #define WG_A_SLOTS (WG_ROWS * MMA_CHUNKS / MMA_THREADS)
         #define WG_B_PIECES (MMA_CHUNKS * 4)
