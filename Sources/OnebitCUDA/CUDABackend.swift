@@ -219,7 +219,9 @@ public final class CUDABackend {
         kernels = try KernelModule(context)
         overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
         useTensorCores = context.major >= 8 && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
-        useWarpgroups = context.major == 9 && context.minor == 0 && CUDABackend.flag("ONEBIT_CUDA_WARPGROUP")
+        useWarpgroups =
+            KernelBuild.hasWarpgroups(major: context.major, minor: context.minor)
+            && CUDABackend.flag("ONEBIT_CUDA_WARPGROUP")
     }
 
     deinit {

@@ -14,8 +14,13 @@ enum KernelBuild {
     /// architecture-specific instructions on 9.0, where the products use `wgmma`), and no fused multiply-add
     /// contraction, so products and sums round as on the CPU.
     static func options(major: Int, minor: Int) -> [String] {
-        ["--gpu-architecture=sm_\(major)\(minor)\(major == 9 && minor == 0 ? "a" : "")", "--std=c++17", "--fmad=false"]
+        let suffix = hasWarpgroups(major: major, minor: minor) ? "a" : ""
+        return ["--gpu-architecture=sm_\(major)\(minor)\(suffix)", "--std=c++17", "--fmad=false"]
     }
+
+    /// Whether a GPU of compute capability `major.minor` runs the `wgmma` kernels (``Kernel/needsHopper``): 9.0, for
+    /// which the module is compiled with its architecture-specific instructions.
+    static func hasWarpgroups(major: Int, minor: Int) -> Bool { major == 9 && minor == 0 }
 
     /// A 64-bit FNV-1a hash of the source and options, as 16 hex digits.
     static func key(source: String, options: [String]) -> String {

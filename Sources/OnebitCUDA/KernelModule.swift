@@ -117,7 +117,9 @@ final class KernelModule {
                 context.driver, context.driver.cuModuleGetFunction!(&function, loaded, kernel.name),
                 "cuModuleGetFunction(\(kernel.name))")
             // A GPU refuses more shared memory than it has, even for a kernel it will not run.
-            if kernel.dynamicSharedBytes > 0 && (!kernel.needsHopper || (context.major == 9 && context.minor == 0)) {
+            if kernel.dynamicSharedBytes > 0
+                && (!kernel.needsHopper || KernelBuild.hasWarpgroups(major: context.major, minor: context.minor))
+            {
                 try CUDAContext.check(
                     context.driver,
                     context.driver.cuFuncSetAttribute!(
