@@ -156,6 +156,66 @@ extension KernelSource {
             return MmaMatrix{w2, s2, y2, rows2, rows0 + rows1};
         }
 
+        // The tokens and columns of block (blockIdx.x, blockIdx.y): blockIdx.y is the token tile plus, with `partial`,
+        // the share of the columns times the tiles: share z takes chunks z * split_chunks ..< (z + 1) * split_chunks
+        // and adds its exact sums into partial[token][row] (finish_products turns them into y).
+        struct MmaShare {
+            int t0, first, last;
+        };
+
+        __device__ __forceinline__ MmaShare mma_share(int tokens, int chunks, int split_chunks, const int *partial) {
+            const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
+            const int first = partial ? (int)(blockIdx.y / token_tiles) * split_chunks : 0;
+            return MmaShare{(int)(blockIdx.y % token_tiles) * MMA_TOKENS, first,
+                            partial ? min(chunks, first + split_chunks) : chunks};
+        }
+
+        // This thread's copies of a stage: chunk threadIdx.x % MMA_CHUNKS of weight rows threadIdx.x / MMA_CHUNKS +
+        // i * (MMA_THREADS / MMA_CHUNKS) of the block's (the last real row past the end), and 16-byte piece
+        // threadIdx.x % (MMA_CHUNKS * 4) of tokens threadIdx.x / (MMA_CHUNKS * 4) + j * (MMA_THREADS / (MMA_CHUNKS * 4))
+        // of its tile (not copied past the last token).
+        #define MMA_B_PIECES (MMA_CHUNKS * 4)
+        template <int SLOTS>
+        struct MmaCopies {
+            const uint4 *weights[SLOTS];
+            const i8 *activations[MMA_B_SLOTS];
+            int row, chunk, slot, piece, token;
+
+            __device__ __forceinline__ MmaCopies(const uint4 *w, int row0, int rows, int chunks, const i8 *q, int t0,
+                                                 int tokens) {
+                row = threadIdx.x / MMA_CHUNKS;
+                chunk = threadIdx.x % MMA_CHUNKS;
+                slot = MMA_SWIZZLE(row, chunk);
+                piece = threadIdx.x % MMA_B_PIECES;
+                token = threadIdx.x / MMA_B_PIECES;
+        #pragma unroll
+                for (int i = 0; i < SLOTS; i++)
+                    weights[i] = w + (size_t)min(row0 + row + i * (MMA_THREADS / MMA_CHUNKS), rows - 1) * chunks;
+        #pragma unroll
+                for (int j = 0; j < MMA_B_SLOTS; j++)
+                    activations[j] = q + (size_t)min(t0 + token + j * (MMA_THREADS / MMA_B_PIECES), tokens - 1) *
+                                             chunks * 64 + (piece % 4) * 16;
+            }
+
+            // Copies the weights of chunks c ... c + MMA_CHUNKS - 1 (the last one again past `last`) into `stage`.
+            __device__ __forceinline__ void copy_weights(uint4 (*stage)[MMA_CHUNKS], int c, int last) const {
+        #pragma unroll
+                for (int i = 0; i < SLOTS; i++)
+                    copy_async_16(&stage[row + i * (MMA_THREADS / MMA_CHUNKS)][slot], weights[i] + min(c + chunk, last - 1));
+            }
+
+            // Calls place(j, token, source) for each activation copy of chunks c ... that is inside the tile.
+            template <typename Place>
+            __device__ __forceinline__ void copy_activations(int c, int last, int t0, int tokens, Place place) const {
+                const size_t offset = (size_t)min(c + piece / 4, last - 1) * 64;
+        #pragma unroll
+                for (int j = 0; j < MMA_B_SLOTS; j++) {
+                    const int t = token + j * (MMA_THREADS / MMA_B_PIECES);
+                    if (t0 + t < tokens) place(t, activations[j] + offset);
+                }
+            }
+        };
+
         extern "C" __global__ void ternary_matmul_mma(int chunks, const i8 *q, const float *q_scales, int tokens,
                                                       int split_chunks, int *partial, const uint4 *w0,
                                                       const float *s0, float *y0, int rows0, const uint4 *w1,
@@ -177,42 +237,17 @@ extension KernelSource {
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
             const int quarter = warp & 3, k_first = (warp >> 2) * (MMA_CHUNKS / 2);
             const int warp_row = (quarter & 1) * 32, warp_token = (quarter >> 1) * 32;
-            // blockIdx.y is the token tile plus, with `partial`, the share of the columns times the tiles: share z takes
-            // chunks z * split_chunks ..< (z + 1) * split_chunks and adds its exact sums into partial[token][row]
-            // (finish_products turns them into y).
-            const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
-            const int row0 = tile * MMA_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
-            const size_t stride = (size_t)chunks * 64;
-            const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
-            const int last = partial ? min(chunks, first + split_chunks) : chunks;
-            // This thread's slots of a stage: chunk a_chunk of rows a_row + i * (MMA_THREADS / MMA_CHUNKS), and
-            // 16-byte piece b_piece of tokens b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)).
-            const int a_row = threadIdx.x / MMA_CHUNKS, a_chunk = threadIdx.x % MMA_CHUNKS;
-            const int a_slot = MMA_SWIZZLE(a_row, a_chunk);
-            const uint4 *a_source[MMA_A_SLOTS];
-        #pragma unroll
-            for (int i = 0; i < MMA_A_SLOTS; i++)
-                a_source[i] = w + (size_t)min(row0 + a_row + i * (MMA_THREADS / MMA_CHUNKS), rows - 1) * chunks;
-            const int b_piece = threadIdx.x % (MMA_CHUNKS * 4), b_token = threadIdx.x / (MMA_CHUNKS * 4);
-            const i8 *b_source[MMA_B_SLOTS];
-        #pragma unroll
-            for (int j = 0; j < MMA_B_SLOTS; j++)
-                b_source[j] = q + (size_t)min(t0 + b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)), tokens - 1) *
-                                      stride + (b_piece % 4) * 16;
+            const MmaShare share = mma_share(tokens, chunks, split_chunks, partial);
+            const int row0 = tile * MMA_ROWS, t0 = share.t0, first = share.first, last = share.last;
+            const MmaCopies<MMA_A_SLOTS> copies(w, row0, rows, chunks, q, t0, tokens);
             // Every stage commits a group, empty past the last chunk, so waiting for all but MMA_STAGES - 2 groups
             // always means the oldest stage has landed.
             auto load = [&](int buffer, int c) {
                 if (c < last) {
-        #pragma unroll
-                    for (int i = 0; i < MMA_A_SLOTS; i++)
-                        copy_async_16(&a_stage[buffer][a_row + i * (MMA_THREADS / MMA_CHUNKS)][a_slot],
-                                      a_source[i] + min(c + a_chunk, last - 1));
-                    const size_t offset = (size_t)min(c + b_piece / 4, last - 1) * 64;
-        #pragma unroll
-                    for (int j = 0; j < MMA_B_SLOTS; j++)
-                        if (t0 + b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4)) < tokens)
-                            copy_async_16(&b_stage[buffer][b_token + j * (MMA_THREADS / (MMA_CHUNKS * 4))][b_piece * 4],
-                                          b_source[j] + offset);
+                    copies.copy_weights(a_stage[buffer], c, last);
+                    copies.copy_activations(c, last, t0, tokens, [&](int t, const i8 *source) {
+                        copy_async_16(&b_stage[buffer][t][copies.piece * 4], source);
+                    });
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
@@ -329,7 +364,6 @@ extension KernelSource {
         // their loads and the split over columns are ternary_matmul_mma's.
         #define WG_ROWS \#(warpgroupRows)
         #define WG_A_SLOTS (WG_ROWS * MMA_CHUNKS / MMA_THREADS)
-        #define WG_B_PIECES (MMA_CHUNKS * 4)
 
         // The shared-memory matrix descriptor of a 128-byte swizzled K-major operand whose 8-row groups are
         // `stride` bytes apart.
@@ -361,39 +395,18 @@ extension KernelSource {
             BStage *b_stage = (BStage *)b_base;
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
             const int warp_row = (warp >> 2) * 64 + (warp & 3) * 16;
-            const int token_tiles = (tokens + MMA_TOKENS - 1) / MMA_TOKENS;
-            const int row0 = tile * WG_ROWS, t0 = (blockIdx.y % token_tiles) * MMA_TOKENS;
-            const size_t stride = (size_t)chunks * 64;
-            const int first = partial ? (blockIdx.y / token_tiles) * split_chunks : 0;
-            const int last = partial ? min(chunks, first + split_chunks) : chunks;
-            const int a_row = threadIdx.x / MMA_CHUNKS, a_chunk = threadIdx.x % MMA_CHUNKS;
-            const int a_slot = MMA_SWIZZLE(a_row, a_chunk);
-            const uint4 *a_source[WG_A_SLOTS];
-        #pragma unroll
-            for (int i = 0; i < WG_A_SLOTS; i++)
-                a_source[i] = w + (size_t)min(row0 + a_row + i * (MMA_THREADS / MMA_CHUNKS), rows - 1) * chunks;
-            // Copy j of this thread: 16-byte piece b_piece of token b_token + j * (MMA_THREADS / WG_B_PIECES).
-            const int b_piece = threadIdx.x % WG_B_PIECES, b_token = threadIdx.x / WG_B_PIECES;
-            const i8 *b_source[MMA_B_SLOTS];
-        #pragma unroll
-            for (int j = 0; j < MMA_B_SLOTS; j++)
-                b_source[j] = q + (size_t)min(t0 + b_token + j * (MMA_THREADS / WG_B_PIECES), tokens - 1) * stride +
-                              (b_piece % 4) * 16;
+            const MmaShare share = mma_share(tokens, chunks, split_chunks, partial);
+            const int row0 = tile * WG_ROWS, t0 = share.t0, first = share.first, last = share.last;
+            const MmaCopies<WG_A_SLOTS> copies(w, row0, rows, chunks, q, t0, tokens);
             auto load = [&](int buffer, int c) {
                 if (c < last) {
-        #pragma unroll
-                    for (int i = 0; i < WG_A_SLOTS; i++)
-                        copy_async_16(&a_stage[buffer][a_row + i * (MMA_THREADS / MMA_CHUNKS)][a_slot],
-                                      a_source[i] + min(c + a_chunk, last - 1));
-                    const size_t offset = (size_t)min(c + b_piece / 4, last - 1) * 64;
-        #pragma unroll
-                    for (int j = 0; j < MMA_B_SLOTS; j++) {
-                        const int t = b_token + j * (MMA_THREADS / WG_B_PIECES);
-                        if (t0 + t < tokens)
-                            copy_async_16(&b_stage[buffer][(b_piece / 8) * (MMA_TOKENS * 128) + (t / 8) * 1024 +
-                                                           (t % 8) * 128 + ((b_piece % 8) ^ (t % 8)) * 16],
-                                          b_source[j] + offset);
-                    }
+                    copies.copy_weights(a_stage[buffer], c, last);
+                    const int p = copies.piece;
+                    copies.copy_activations(c, last, t0, tokens, [&](int t, const i8 *source) {
+                        copy_async_16(&b_stage[buffer][(p / 8) * (MMA_TOKENS * 128) + (t / 8) * 1024 + (t % 8) * 128 +
+                                                       ((p % 8) ^ (t % 8)) * 16],
+                                      source);
+                    });
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
             };
