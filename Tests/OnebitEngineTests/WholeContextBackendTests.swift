@@ -132,6 +132,18 @@ final class WholeContextCPU: Backend {
         }
     }
 
+    @Test func sequencesShareTheDevicesBlocksNotItsPositions() {
+        let backend = WholeContextCPU()
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        // Whole-context blocks: three of them hold three sequences of the full capacity, and no fourth.
+        backend.blockLimit = 3
+        #expect(transformer.cachePositions(upTo: 40, sequences: 3) == 40)
+        #expect(transformer.cachePositions(upTo: 40, sequences: 4) == 0)
+        #expect(transformer.cachePositions(upTo: 40) == 40)
+        backend.blockLimit = nil
+        #expect(transformer.cachePositions(upTo: 40, sequences: 1_000) == 40)
+    }
+
     @Test func wholeContextBlocksRunBatchesAndContinueACachedPrefix() throws {
         let transformer = Transformer(
             backend: WholeContextCPU(), config: Self.model.config, weights: Self.model.weights)

@@ -87,12 +87,13 @@ public final class Transformer<B: Backend> {
         return backend.keyValueCache(in: pool, blocks: (0..<blocks).map { Int32($0) })
     }
 
-    /// The most positions, up to `capacity`, that one sequence's cache (``makeCache(capacity:)``) can hold in the
-    /// device memory free now: `capacity` where the device does not bound it.
-    public func cachePositions(upTo capacity: Int) -> Int {
+    /// The most positions, up to `capacity`, that each of `sequences` caches (``makeCache(capacity:)``) can hold
+    /// in the device memory free now: `capacity` where the device does not bound it. Each cache takes whole blocks,
+    /// so the device's blocks are shared out, not its positions.
+    public func cachePositions(upTo capacity: Int, sequences: Int = 1) -> Int {
         let blockPositions = backend.keyValueBlockPositions(contextLength: capacity)
         guard let blocks = keyValueBlockLimit(blockPositions: blockPositions) else { return capacity }
-        return min(capacity, blocks * blockPositions)
+        return min(capacity, blocks / max(sequences, 1) * blockPositions)
     }
 
     /// The most KV blocks of `blockPositions` positions the device has memory for, where that bounds a pool.

@@ -219,8 +219,8 @@ struct Bench: ParsableCommand {
     ) throws(SessionError) -> (prefill: Double, decode: Double) {
         let clock = ContinuousClock()
         // The caches take device memory as they fill: caches that cannot all fit fail before the first step.
-        let positions = batch * (promptTokens + generatedTokens)
-        let room = transformer.cachePositions(upTo: positions)
+        let positions = promptTokens + generatedTokens
+        let room = transformer.cachePositions(upTo: positions, sequences: batch)
         guard room >= positions else { throw .deviceMemoryFull(capacity: room, requested: positions) }
         let caches = (0..<batch).map { _ in transformer.makeCache(capacity: promptTokens + generatedTokens) }
         status.show("prompt: \(batch) x \(promptTokens) tokens\(label)")
