@@ -93,6 +93,9 @@ public final class CUDABackend {
     /// prompts from 30,100 to 36,800; the head then took it to 22,550-23,040 (211 us a step instead of 498).
     /// `ONEBIT_CUDA_WARPGROUP=0` turns both off.
     private let useWarpgroups: Bool
+    /// Whether steps of several sequences attend with ``Kernel/attentionRows``, which stages keys and values with
+    /// `cp.async` (sm_80 and later); before that, the rotary store and plain attention kernels serve them.
+    private let stagesAttentionRows: Bool
 
     /// A residual add or gated activation of several tokens, not launched yet: the RMSNorm + quantize of its
     /// result that follows in a layer does it on the way (``Kernel/rmsNormQuantizeWide``); anything else launches
@@ -218,7 +221,10 @@ public final class CUDABackend {
         context = try CUDAContext()
         kernels = try KernelModule(context)
         overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
-        useTensorCores = context.major >= 8 && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
+        useTensorCores =
+            Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
+            && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
+        stagesAttentionRows = Kernel.attentionRows.runs(major: context.major, minor: context.minor)
         useWarpgroups =
             KernelBuild.hasWarpgroups(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_WARPGROUP")
@@ -623,7 +629,8 @@ public final class CUDABackend {
         let width = kvHeads * headDim
         let rotations = queuedRotations(keys: keys, tokens: tokens, positions: positionAddress, width: width)
         let scale = 1 / Float(headDim).squareRoot()
-        if segments.allSatisfy({ $0.rows.count == 1 }) && headDim == 128 && heads / kvHeads <= 4 {
+        if stagesAttentionRows && segments.allSatisfy({ $0.rows.count == 1 }) && headDim == 128 && heads / kvHeads <= 4
+        {
             // One token per sequence: a block per kv head and token rotates and stores its heads, then reads each key
             // and value once for the whole group of query heads.
             var product = Self.noFinish

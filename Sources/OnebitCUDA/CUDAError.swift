@@ -10,6 +10,8 @@ public enum CUDAError: Error, CustomStringConvertible, Equatable {
     case driverCall(function: String, code: Int32, message: String)
     /// NVRTC rejected the kernel source or failed.
     case compilation(String)
+    /// The GPU is older than the oldest one NVRTC compiles the kernels for.
+    case unsupportedGPU(name: String, major: Int, minor: Int)
     /// The model has a shape the kernels do not handle.
     case unsupportedShape(String)
     /// The GPU has less free memory than the model needs.
@@ -29,6 +31,9 @@ public enum CUDAError: Error, CustomStringConvertible, Equatable {
             "\(function) failed with CUDA error \(code) (\(message))"
         case .compilation(let log):
             "compiling the CUDA kernels failed:\n\(log)"
+        case .unsupportedGPU(let name, let major, let minor):
+            "the \(name) has compute capability \(major).\(minor); the kernels need \(KernelBuild.oldestGPU.major)."
+                + "\(KernelBuild.oldestGPU.minor) (Turing) or later, the oldest CUDA 13 compiles for; use --device cpu"
         case .unsupportedShape(let reason):
             "the CUDA kernels do not handle this model: \(reason); use --device cpu"
         case .insufficientMemory(let needed, let free):

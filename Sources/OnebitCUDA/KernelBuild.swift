@@ -18,7 +18,13 @@ enum KernelBuild {
         return ["--gpu-architecture=sm_\(major)\(minor)\(suffix)", "--std=c++17", "--fmad=false"]
     }
 
-    /// Whether a GPU of compute capability `major.minor` runs the `wgmma` kernels (``Kernel/needsHopper``): 9.0, for
+    /// The oldest compute capability CUDA 13's NVRTC compiles for (7.5, Turing): what a GPU needs to run the kernels.
+    static let oldestGPU = (major: 7, minor: 5)
+
+    /// Whether the kernels compile for a GPU of compute capability `major.minor`.
+    static func compiles(major: Int, minor: Int) -> Bool { (major, minor) >= oldestGPU }
+
+    /// Whether a GPU of compute capability `major.minor` runs the `wgmma` kernels (``Kernel/runs(major:minor:)``): 9.0, for
     /// which the module is compiled with its architecture-specific instructions.
     static func hasWarpgroups(major: Int, minor: Int) -> Bool { major == 9 && minor == 0 }
 

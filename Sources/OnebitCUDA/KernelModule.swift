@@ -29,10 +29,17 @@ enum Kernel: Int, CaseIterable {
         }
     }
 
-    /// Whether the kernel runs only on compute capability 9.0, where it uses `wgmma`. Elsewhere it compiles to an
-    /// empty body and is never launched, and its shared memory may be more than such a GPU allows a block (99 KB on
-    /// sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
-    var needsHopper: Bool { self == .ternaryMatmulWarpgroup || self == .denseGemmBF16Warpgroup }
+    /// Whether a GPU of compute capability `major.minor` runs the kernel: the `wgmma` kernels only on 9.0, the
+    /// `mma.sync` and `cp.async` ones from 8.0 (Ampere) on, the others everywhere. Elsewhere a kernel compiles to an
+    /// empty body or copies nothing and is never launched, and its shared memory may be more than such a GPU allows
+    /// a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
+    func runs(major: Int, minor: Int) -> Bool {
+        switch self {
+        case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
+        case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows: major >= 8
+        default: true
+        }
+    }
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -91,6 +98,9 @@ final class KernelModule {
     /// Loads the cached module for this GPU, or compiles it with NVRTC and caches it.
     init(_ context: CUDAContext) throws(CUDAError) {
         self.context = context
+        guard KernelBuild.compiles(major: context.major, minor: context.minor) else {
+            throw .unsupportedGPU(name: context.name, major: context.major, minor: context.minor)
+        }
         let options = KernelBuild.options(major: context.major, minor: context.minor)
         let key = KernelBuild.key(source: KernelSource.text, options: options)
         let file = KernelBuild.fileName(key: key, major: context.major, minor: context.minor)
@@ -117,9 +127,7 @@ final class KernelModule {
                 context.driver, context.driver.cuModuleGetFunction!(&function, loaded, kernel.name),
                 "cuModuleGetFunction(\(kernel.name))")
             // A GPU refuses more shared memory than it has, even for a kernel it will not run.
-            if kernel.dynamicSharedBytes > 0
-                && (!kernel.needsHopper || KernelBuild.hasWarpgroups(major: context.major, minor: context.minor))
-            {
+            if kernel.dynamicSharedBytes > 0 && kernel.runs(major: context.major, minor: context.minor) {
                 try CUDAContext.check(
                     context.driver,
                     context.driver.cuFuncSetAttribute!(

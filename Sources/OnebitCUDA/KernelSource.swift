@@ -77,6 +77,17 @@ enum KernelSource {
         #define RELEASE_NEXT()
         #endif
 
+        // cp.async (sm_80+): close the group of copies requested so far; wait until at most n groups are pending.
+        // Below sm_80 both are empty, and the kernels that copy this way are never launched there
+        // (Kernel.runs(major:minor:)), so the module still compiles for Turing.
+        #if __CUDA_ARCH__ >= 800
+        #define COPY_ASYNC_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
+        #define COPY_ASYNC_WAIT(n) asm volatile("cp.async.wait_group %0;" :: "n"(n) : "memory")
+        #else
+        #define COPY_ASYNC_COMMIT()
+        #define COPY_ASYNC_WAIT(n)
+        #endif
+
         // Starts pulling `bytes` (a multiple of 16) at the 16-byte aligned `p` into L2, without waiting.
         __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
         #if __CUDA_ARCH__ >= 900

@@ -19,11 +19,28 @@ import Testing
 }
 
 @Test func everyKernelAsksForNoMoreSharedMemoryThanTheGPUsThatRunItAllow() {
-    for kernel in Kernel.allCases {
-        // A block's most dynamic shared memory: 227 KB on sm_90, 99 KB on the smallest of sm_80 and later.
-        let limit = kernel.needsHopper ? 227 * 1024 : 99 * 1024
-        #expect(kernel.dynamicSharedBytes <= limit, "\(kernel.name) asks for \(kernel.dynamicSharedBytes) bytes")
+    // A block's most dynamic shared memory on each compute capability.
+    let limits = [(7, 5, 64), (8, 0, 163), (8, 6, 99), (8, 9, 99), (9, 0, 227), (12, 0, 99)]
+    for (major, minor, kilobytes) in limits {
+        for kernel in Kernel.allCases where kernel.runs(major: major, minor: minor) {
+            #expect(
+                kernel.dynamicSharedBytes <= kilobytes * 1024,
+                "\(kernel.name) asks sm_\(major)\(minor) for \(kernel.dynamicSharedBytes) bytes")
+        }
     }
+    // The tensor-core kernels leave Turing, the warpgroup ones everything but Hopper.
+    #expect(!Kernel.ternaryMatmulTensorCores.runs(major: 7, minor: 5))
+    #expect(Kernel.ternaryMatmulTensorCores.runs(major: 8, minor: 6))
+    #expect(!Kernel.ternaryMatmulWarpgroup.runs(major: 12, minor: 0))
+    #expect(Kernel.ternaryMatmulWarpgroup.runs(major: 9, minor: 0))
+}
+
+@Test func gpusOlderThanTuringGetAMessageInsteadOfACompilerLog() {
+    #expect(!KernelBuild.compiles(major: 7, minor: 0))
+    #expect(KernelBuild.compiles(major: 7, minor: 5))
+    #expect(KernelBuild.compiles(major: 12, minor: 0))
+    let message = CUDAError.unsupportedGPU(name: "Tesla V100-SXM2-16GB", major: 7, minor: 0).description
+    #expect(message.contains("7.0") && message.contains("7.5") && message.contains("--device cpu"))
 }
 
 @Test func cacheKeysFollowSourceAndOptions() {
@@ -81,8 +98,8 @@ private let compilerPresent: Bool = {
 }()
 
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
-func theKernelsCompileForHopperAndBlackwell() throws {
-    for (major, minor) in [(9, 0), (12, 0)] {
+func theKernelsCompileFromTuringToBlackwell() throws {
+    for (major, minor) in [(7, 5), (8, 0), (9, 0), (12, 0)] {
         let image = try KernelModule.compile(options: KernelBuild.options(major: major, minor: minor))
         // An ELF image, as the driver loads it.
         #expect(Array(image.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])

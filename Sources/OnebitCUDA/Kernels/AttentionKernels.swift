@@ -257,7 +257,7 @@ extension KernelSource {
                     copy_async_16_or_zero(k_stage + j * ROWS_KEY_STRIDE + 4 * piece, key, bytes);
                     copy_async_16_or_zero(v_stage + j * ROWS_HEAD_DIM + 4 * piece, key + KV_BLOCK * kv_width, bytes);
                 }
-                asm volatile("cp.async.commit_group;" ::: "memory");
+                COPY_ASYNC_COMMIT();
             };
             load(0);
             if (stages > 1) load(1);
@@ -307,9 +307,9 @@ extension KernelSource {
                 const float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
                 const float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
                 if (stage + 1 < stages)
-                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                    COPY_ASYNC_WAIT(1);
                 else
-                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                    COPY_ASYNC_WAIT(0);
                 const int run = stage * ROWS_STAGE;
                 if (position - run < ROWS_STAGE) {
                     // The token's own key and value, in the zeroed slot of its position.

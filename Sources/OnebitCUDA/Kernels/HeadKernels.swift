@@ -156,7 +156,7 @@ extension KernelSource {
                     const size_t source = ((size_t)p * tokens + t0 + token) * cols + k0 + 8 * piece;
                     if (token < count) copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
                 }
-                asm volatile("cp.async.commit_group;" ::: "memory");
+                COPY_ASYNC_COMMIT();
             };
             float acc[HEAD_TOKENS / 8][4];
         #pragma unroll
@@ -167,9 +167,9 @@ extension KernelSource {
             for (int s = 0; s < steps; s++) {
                 if (s + 1 < steps) {
                     load((s + 1) & 1, 32 * (s + 1));
-                    asm volatile("cp.async.wait_group 1;" ::: "memory");
+                    COPY_ASYNC_WAIT(1);
                 } else {
-                    asm volatile("cp.async.wait_group 0;" ::: "memory");
+                    COPY_ASYNC_WAIT(0);
                 }
                 __syncthreads();
                 const uint4 ca = a, cb = b;
@@ -266,7 +266,7 @@ extension KernelSource {
                                           planes + ((size_t)p * tokens + t0 + t) * cols + k0 + 8 * piece);
                     }
                 }
-                asm volatile("cp.async.commit_group;" ::: "memory");
+                COPY_ASYNC_COMMIT();
             };
             float acc[2][32];
         #pragma unroll
@@ -281,7 +281,7 @@ extension KernelSource {
                 // The last step's products are done with the stage the load below refills, and this step's stage has
                 // landed where the tensor cores read it.
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                asm volatile("cp.async.wait_group %0;" :: "n"(HEAD_WG_STAGES - 2) : "memory");
+                COPY_ASYNC_WAIT(HEAD_WG_STAGES - 2);
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 __syncthreads();
                 load((s + HEAD_WG_STAGES - 1) % HEAD_WG_STAGES, 64 * (s + HEAD_WG_STAGES - 1));

@@ -249,7 +249,7 @@ extension KernelSource {
                         copy_async_16(&b_stage[buffer][t][copies.piece * 4], source);
                     });
                 }
-                asm volatile("cp.async.commit_group;" ::: "memory");
+                COPY_ASYNC_COMMIT();
             };
             int acc[2][4][4];
         #pragma unroll
@@ -261,7 +261,7 @@ extension KernelSource {
         #pragma unroll
             for (int stage = 0; stage < MMA_STAGES - 1; stage++) load(stage, first + stage * MMA_CHUNKS);
             for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer = (buffer + 1) % MMA_STAGES) {
-                asm volatile("cp.async.wait_group %0;" :: "n"(MMA_STAGES - 2) : "memory");
+                COPY_ASYNC_WAIT(MMA_STAGES - 2);
                 // Every warp is done with the stage the load below refills (the one before this).
                 __syncthreads();
                 load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
@@ -312,7 +312,7 @@ extension KernelSource {
             }
             // Warps 4-7 hand their sums to the warps of the same quarters (through the stage memory, free once the
             // empty trailing groups are waited for and every warp is done).
-            asm volatile("cp.async.wait_group 0;" ::: "memory");
+            COPY_ASYNC_WAIT(0);
             __syncthreads();
             int *handed = (int *)&b_stage[0][0][0];
             if (k_first) {
@@ -408,7 +408,7 @@ extension KernelSource {
                                       source);
                     });
                 }
-                asm volatile("cp.async.commit_group;" ::: "memory");
+                COPY_ASYNC_COMMIT();
             };
             int acc[32];
         #pragma unroll
@@ -419,7 +419,7 @@ extension KernelSource {
                 // The last stage's products are done with the stage the load below refills, and this stage has landed
                 // where the tensor cores (another proxy than the copies') read it.
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                asm volatile("cp.async.wait_group %0;" :: "n"(MMA_STAGES - 2) : "memory");
+                COPY_ASYNC_WAIT(MMA_STAGES - 2);
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 __syncthreads();
                 load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
