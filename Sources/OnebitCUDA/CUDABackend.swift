@@ -63,14 +63,9 @@ public final class CUDABackend {
     private var pending: [PendingProduct] = []
     /// Whether ``step(tokens:positions:cache:_:)`` has uploaded the step's token and position already.
     private var stepInputsUploaded = false
-    /// Instantiated decode-step graphs, by the input addresses they bake in (one per number of sequences, as long
-    /// as no buffer grows), and when each was last launched. The graphs also bake in the addresses of the
-    /// transformer's scratch buffers: a backend serves one transformer.
-    private var graphs: [[UInt64]: (exec: CUgraphExec, lastUse: Int)] = [:]
-    /// Decoding steps launched from graphs so far, the clock of `lastUse`.
-    private var graphLaunches = 0
-    /// Keys whose step ran once eagerly: the first run of a shape allocates scratch, which a capture must not.
-    private var warmedKeys: Set<[UInt64]> = []
+    /// Recorded decoding steps. The graphs also bake in the addresses of the transformer's scratch buffers: a
+    /// backend serves one transformer.
+    private let graphs: StepGraphs
 
     /// Variants for measurement: `ONEBIT_CUDA_GRAPHS=0` runs decode steps eagerly, `ONEBIT_CUDA_FUSION=0` keeps
     /// one launch per product and the single-pass attention.
@@ -220,6 +215,7 @@ public final class CUDABackend {
         self.int8Head = int8Head
         context = try CUDAContext()
         kernels = try KernelModule(context)
+        graphs = StepGraphs(context, limit: Self.graphLimit)
         overlapLaunches = context.major >= 9 && CUDABackend.flag("ONEBIT_CUDA_OVERLAP")
         useTensorCores =
             Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
@@ -228,10 +224,6 @@ public final class CUDABackend {
         useWarpgroups =
             KernelBuild.hasWarpgroups(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_WARPGROUP")
-    }
-
-    deinit {
-        for recorded in graphs.values { _ = context.driver.cuGraphExecDestroy!(recorded.exec) }
     }
 
     private static func flag(_ name: String) -> Bool {
@@ -1076,45 +1068,18 @@ public final class CUDABackend {
         // What the graph bakes in besides the transformer's own buffers: the addresses of the input buffers.
         let tables = deviceBlockTables(segments, rows: tokens.count)
         let key = [UInt64(tokens.count), tokenInput.address, positionInput.address, tables.blocks, tables.rows]
-        graphLaunches += 1
-        if let recorded = graphs[key] {
-            graphs[key]!.lastUse = graphLaunches
-            context.must(context.driver.cuGraphLaunch!(recorded.exec, context.stream), "cuGraphLaunch")
-            return
-        }
+        if graphs.launch(key) { return }
         stepInputsUploaded = true
         defer { stepInputsUploaded = false }
-        guard warmedKeys.contains(key) else {
-            warmedKeys.insert(key)
+        if graphs.isFirstRun(of: key) {
             body()
             flush()
             return
         }
-        if graphs.count >= Self.graphLimit, let oldest = graphs.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-            // A graph still running is freed when it ends.
-            _ = context.driver.cuGraphExecDestroy!(oldest.value.exec)
-            graphs[oldest.key] = nil
-            warmedKeys.remove(oldest.key)
+        graphs.record(key) {
+            body()
+            flush()
         }
-        context.must(
-            context.driver.cuStreamBeginCapture!(context.stream, Int32(OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)),
-            "cuStreamBeginCapture")
-        body()
-        flush()
-        var graph: CUgraph?
-        context.must(context.driver.cuStreamEndCapture!(context.stream, &graph), "cuStreamEndCapture")
-        var exec: CUgraphExec?
-        context.must(context.driver.cuGraphInstantiate!(&exec, graph, 0), "cuGraphInstantiate")
-        _ = context.driver.cuGraphDestroy!(graph)
-        graphs[key] = (exec!, graphLaunches)
-        context.must(context.driver.cuGraphLaunch!(exec, context.stream), "cuGraphLaunch")
-    }
-
-    /// Forgets every recorded step: the next steps of each shape run eagerly once and are recorded again.
-    private func dropGraphs() {
-        for recorded in graphs.values { _ = context.driver.cuGraphExecDestroy!(recorded.exec) }
-        graphs = [:]
-        warmedKeys = []
     }
 
     /// Launches everything queued.
@@ -1350,7 +1315,7 @@ public final class CUDABackend {
     private func scratch(_ buffer: inout DeviceBuffer?, bytes: Int, roundingUp: Bool = false) -> DeviceBuffer {
         if let current = buffer, current.byteCount >= bytes { return current }
         // Recorded steps read the buffer this one replaces.
-        dropGraphs()
+        graphs.dropAll()
         let size = max(bytes, 4096)
         let rounded = roundingUp ? 1 << (Int.bitWidth - (size - 1).leadingZeroBitCount) : size
         let grown = DeviceBuffer(context, byteCount: rounded)
