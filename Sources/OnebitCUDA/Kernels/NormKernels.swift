@@ -89,18 +89,24 @@ extension KernelSource {
             rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
                                    float *scales, float *other, int mode, int *sums, const float *sum_scales,
                                    const float *w_scale) {
+            float v[WIDE_VALUES], g[WIDE_VALUES];
+            // The norm's weights are no kernel's output: requested before waiting for the kernel before, they come
+            // from memory while it ends.
+        #pragma unroll
+            for (int k = 0; k < WIDE_VALUES; k++) {
+                const int i = threadIdx.x + k * blockDim.x;
+                g[k] = i < width ? weight[i] : 0.0f;
+            }
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             float *row = x + (size_t)blockIdx.x * width;
             float *other_row = other + (size_t)blockIdx.x * width;
-            float v[WIDE_VALUES], g[WIDE_VALUES];
             double sum = 0.0;
             // Every load is issued before any store, which could alias the rows, so they all wait on memory at once.
         #pragma unroll
             for (int k = 0; k < WIDE_VALUES; k++) {
                 const int i = threadIdx.x + k * blockDim.x;
                 v[k] = i < width ? row[i] : 0.0f;
-                g[k] = i < width ? weight[i] : 0.0f;
             }
             if (mode != ROW_KEEP) {
                 float o[WIDE_VALUES];

@@ -221,8 +221,6 @@ extension KernelSource {
                                                       const float *s0, float *y0, int rows0, const uint4 *w1,
                                                       const float *s1, float *y1, int rows1, const uint4 *w2,
                                                       const float *s2, float *y2, int rows2) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
             int tile = blockIdx.x;
             const MmaMatrix matrix = mma_matrix(tile, w0, s0, y0, rows0, w1, s1, y1, rows1, w2, s2, y2, rows2);
@@ -240,11 +238,14 @@ extension KernelSource {
             const MmaShare share = mma_share(tokens, chunks, split_chunks, partial);
             const int row0 = tile * MMA_ROWS, t0 = share.t0, first = share.first, last = share.last;
             const MmaCopies<MMA_A_SLOTS> copies(w, row0, rows, chunks, q, t0, tokens);
+            // A stage's copies: its weights, then its activations and the commit that closes the stage's group.
             // Every stage commits a group, empty past the last chunk, so waiting for all but MMA_STAGES - 2 groups
             // always means the oldest stage has landed.
-            auto load = [&](int buffer, int c) {
+            auto load_weights = [&](int buffer, int c) {
+                if (c < last) copies.copy_weights(a_stage[buffer], c, last);
+            };
+            auto load_activations = [&](int buffer, int c) {
                 if (c < last) {
-                    copies.copy_weights(a_stage[buffer], c, last);
                     copies.copy_activations(c, last, t0, tokens, [&](int t, const i8 *source) {
                         copy_async_16(&b_stage[buffer][t][copies.piece * 4], source);
                     });
@@ -258,13 +259,20 @@ extension KernelSource {
                 for (int n = 0; n < 4; n++)
         #pragma unroll
                     for (int k = 0; k < 4; k++) acc[m][n][k] = 0;
+            // The weights are no kernel's output: the first stages' are requested before waiting for the kernel
+            // before, as in ternary_matmul_wgmma.
         #pragma unroll
-            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load(stage, first + stage * MMA_CHUNKS);
+            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_weights(stage, first + stage * MMA_CHUNKS);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #pragma unroll
+            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_activations(stage, first + stage * MMA_CHUNKS);
             for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer = (buffer + 1) % MMA_STAGES) {
                 COPY_ASYNC_WAIT(MMA_STAGES - 2);
                 // Every warp is done with the stage the load below refills (the one before this).
                 __syncthreads();
-                load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
+                load_weights((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
+                load_activations((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
         #pragma unroll
                 for (int k = k_first; k < k_first + MMA_CHUNKS / 2; k++) {
                     if (c + k >= last || t0 + warp_token >= tokens) break;
@@ -378,8 +386,6 @@ extension KernelSource {
                                                         const float *s0, float *y0, int rows0, const uint4 *w1,
                                                         const float *s1, float *y1, int rows1, const uint4 *w2,
                                                         const float *s2, float *y2, int rows2) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
         #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
             int tile = blockIdx.x;
             const MmaMatrix matrix = mma_matrix<WG_ROWS>(tile, w0, s0, y0, rows0, w1, s1, y1, rows1, w2, s2, y2, rows2);
@@ -398,9 +404,12 @@ extension KernelSource {
             const MmaShare share = mma_share(tokens, chunks, split_chunks, partial);
             const int row0 = tile * WG_ROWS, t0 = share.t0, first = share.first, last = share.last;
             const MmaCopies<WG_A_SLOTS> copies(w, row0, rows, chunks, q, t0, tokens);
-            auto load = [&](int buffer, int c) {
+            // A stage's copies: its weights, then its activations and the commit that closes the stage's group.
+            auto load_weights = [&](int buffer, int c) {
+                if (c < last) copies.copy_weights(a_stage[buffer], c, last);
+            };
+            auto load_activations = [&](int buffer, int c) {
                 if (c < last) {
-                    copies.copy_weights(a_stage[buffer], c, last);
                     const int p = copies.piece;
                     copies.copy_activations(c, last, t0, tokens, [&](int t, const i8 *source) {
                         copy_async_16(&b_stage[buffer][(p / 8) * (MMA_TOKENS * 128) + (t / 8) * 1024 + (t % 8) * 128 +
@@ -413,8 +422,14 @@ extension KernelSource {
             int acc[32];
         #pragma unroll
             for (int i = 0; i < 32; i++) acc[i] = 0;
+            // The weights are no kernel's output: the first stages' are requested before waiting for the kernel
+            // before, and land while it ends; the activations follow once it has.
         #pragma unroll
-            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load(stage, first + stage * MMA_CHUNKS);
+            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_weights(stage, first + stage * MMA_CHUNKS);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #pragma unroll
+            for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_activations(stage, first + stage * MMA_CHUNKS);
             for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer = (buffer + 1) % MMA_STAGES) {
                 // The last stage's products are done with the stage the load below refills, and this stage has landed
                 // where the tensor cores (another proxy than the copies') read it.
@@ -422,7 +437,8 @@ extension KernelSource {
                 COPY_ASYNC_WAIT(MMA_STAGES - 2);
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 __syncthreads();
-                load((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
+                load_weights((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
+                load_activations((buffer + MMA_STAGES - 1) % MMA_STAGES, c + (MMA_STAGES - 1) * MMA_CHUNKS);
                 u32 a[MMA_CHUNKS][2][4];
         #pragma unroll
                 for (int k = 0; k < MMA_CHUNKS; k++) {
