@@ -61,13 +61,9 @@ extension KernelSource {
             __shared__ bool last;
             if (q == nullptr) return;
             __syncthreads();
-            if (threadIdx.x == 0) {
-                __threadfence();
-                last = atomicAdd(counter, 1u) == gridDim.x * gridDim.y - 1;
-            }
+            if (threadIdx.x == 0) last = add_acquire_release(counter, 1u) == gridDim.x * gridDim.y - 1;
             __syncthreads();
             if (!last) return;
-            __threadfence();
             norm_quantize_row(x, weight, eps, width, q, scale);
             if (threadIdx.x == 0) *counter = 0;
         }

@@ -222,24 +222,16 @@ extension KernelSource {
                 out_split[head_dim + 1] = total;
             }
             __syncthreads();
-            if (threadIdx.x == 0) {
-                __threadfence();
-                last = atomicAdd(counters + h, 1u) == (unsigned)splits - 1;
-            }
+            if (threadIdx.x == 0) last = add_acquire_release(counters + h, 1u) == (unsigned)splits - 1;
             __syncthreads();
             if (!last) return;
-            __threadfence();
             combine_head(partial + (size_t)h * splits * (head_dim + 2), splits, head_dim, out + (size_t)h * head_dim);
             if (threadIdx.x == 0) counters[h] = 0;
             if (norm_q == nullptr) return;
             __syncthreads();
-            if (threadIdx.x == 0) {
-                __threadfence();
-                last = atomicAdd(counters + heads, 1u) == (unsigned)heads - 1;
-            }
+            if (threadIdx.x == 0) last = add_acquire_release(counters + heads, 1u) == (unsigned)heads - 1;
             __syncthreads();
             if (!last) return;
-            __threadfence();
             norm_quantize_row(out, norm_w, eps, heads * head_dim, norm_q, norm_scale);
             if (threadIdx.x == 0) counters[heads] = 0;
         }
