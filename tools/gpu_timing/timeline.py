@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Reads the CSV that kernel_trace.c writes and tells where a decoding step's time goes.
+
+For the steps launched as CUDA graphs (one graph launch each, after the first steps that record them) it prints:
+the time from one step's graph launch to the next, the span of the step's kernels on the GPU, and for each kernel
+(by name and grid) how many run per step, how long each runs and how much each moves the end of the step's
+critical path: its end minus the end of the kernel before it, which is what the step would save without it when
+kernels overlap their predecessors. `--sequence N` lists the first N kernels of one late step in order.
+
+    python3 tools/gpu_timing/timeline.py trace.csv [--sequence 20]
+"""
+
+import argparse
+import collections
+import statistics
+
+
+def read(path):
+    kernels, calls = [], []
+    with open(path) as lines:
+        for line in lines:
+            kind, start, end, a, b, c, graph, name = line.rstrip("\n").split(",", 7)
+            if kind == "kernel":
+                kernels.append((int(start), int(end), name, int(a), int(b), int(c), graph == "1"))
+            elif kind == "call":
+                calls.append((int(start), int(end), name))
+    kernels.sort()
+    return kernels, calls
+
+
+def graph_steps(kernels, calls):
+    """The graph kernels of each step, split at the graph launches that start steps."""
+    launches = sorted(c[0] for c in calls if c[2] == "cuGraphLaunch")
+    graph_kernels = [k for k in kernels if k[6]]
+    steps, index = [], 0
+    for i, launch in enumerate(launches):
+        following = launches[i + 1] if i + 1 < len(launches) else float("inf")
+        step = []
+        while index < len(graph_kernels) and graph_kernels[index][0] < following:
+            if graph_kernels[index][0] >= launch:
+                step.append(graph_kernels[index])
+            index += 1
+        if step:
+            steps.append((launch, step))
+    return steps
+
+
+def label(kernel):
+    return "%s %dx%d/%d" % (kernel[2][:36], kernel[3], kernel[4], kernel[5])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("trace")
+    parser.add_argument("--sequence", type=int, default=0, help="list the first N kernels of one late step")
+    arguments = parser.parse_args()
+    kernels, calls = read(arguments.trace)
+    steps = graph_steps(kernels, calls)
+    if len(steps) < 4:
+        raise SystemExit("fewer than 4 graph-launched steps in %s: trace a longer run" % arguments.trace)
+    # The first steps run eagerly or are being recorded; the last may be cut short.
+    steady = steps[2:-1]
+    periods = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
+    spans = [s[-1][1] - s[0][0] for _, s in steady]
+    print("%d steps: %.1f us from one step's launch to the next, kernels spanning %.1f us, %d kernels a step"
+          % (len(steady), statistics.mean(periods) / 1e3, statistics.mean(spans) / 1e3, len(steady[0][1])))
+    durations, increments = collections.defaultdict(list), collections.defaultdict(list)
+    for _, step in steady:
+        for before, kernel in zip([None] + step[:-1], step):
+            durations[label(kernel)].append(kernel[1] - kernel[0])
+            if before is not None:
+                increments[label(kernel)].append(kernel[1] - before[1])
+    print("%-50s %9s %9s %14s %12s" % ("kernel", "per step", "us each", "us on the path", "us a step"))
+    rows = sorted(durations, key=lambda k: -sum(increments.get(k, [0])))
+    for key in rows:
+        added = increments.get(key, [0])
+        print("%-50s %9.1f %9.2f %14.2f %12.1f" % (key, len(durations[key]) / len(steady),
+              statistics.mean(durations[key]) / 1e3, statistics.mean(added) / 1e3, sum(added) / len(steady) / 1e3))
+    if arguments.sequence:
+        _, step = steady[-1]
+        origin, previous_end = step[0][0], step[0][0]
+        print("\none step, in order (us from its first kernel): start, length, end, end moved by")
+        for kernel in step[: arguments.sequence]:
+            print("%8.1f %7.1f %8.1f %+7.1f  %s" % ((kernel[0] - origin) / 1e3, (kernel[1] - kernel[0]) / 1e3,
+                  (kernel[1] - origin) / 1e3, (kernel[1] - previous_end) / 1e3, label(kernel)))
+            previous_end = kernel[1]
+
+
+if __name__ == "__main__":
+    main()
