@@ -42,12 +42,14 @@ struct SelfTest: AsyncParsableCommand {
         switch device {
         case .cuda:
             failures += try KernelCheck.run(on: CUDABackend(), against: reference)
+            failures += try FeedForwardCheck.run(on: CUDABackend(), against: reference)
             failures += try HeadCheck.run(on: CUDABackend(), against: reference, label: "bf16")
             failures += try HeadCheck.run(
                 on: CUDABackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
                 label: "int8")
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
+            failures += FeedForwardCheck.run(on: CPUBackend(), against: reference)
             failures += HeadCheck.run(on: CPUBackend(), against: reference, label: "bf16")
             failures += HeadCheck.run(
                 on: CPUBackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
@@ -118,6 +120,61 @@ enum KernelCheck {
         backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
         let y = backend.makeActivations(tokens: tokens, width: matrix.rows)
         backend.multiply(weights, q, tokens: tokens, into: y)
+        return backend.readRows(y, 0..<tokens)
+    }
+}
+
+/// A feed-forward block (norm, gate and up in one product, relu², norm, down) on a backend against the CPU's scalar
+/// kernels: one token (the fused single-token kernels) and several (the tensor-core products, whose gate and up rows
+/// are few enough that the product splits its columns and the shares are added and rescaled before the relu² norm).
+/// The model checks never reach that path: their rows are too narrow to split.
+enum FeedForwardCheck {
+    static let tokens = [1, 9, 40]
+    static let (hidden, intermediate) = (2_560, 1_000)
+
+    /// Prints one line per case; returns the number that failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
+        var rng = SplitMix64(seed: 0xFEED_F0)
+        func matrix(_ rows: Int, _ columns: Int) -> TernaryMatrix {
+            let values = (0..<rows * columns).map { _ in Int8(Int(rng.next() % 3) - 1) }
+            return TernaryMatrix(rows: rows, columns: columns, values: values, scale: .perTensor(0.02))
+        }
+        let gate = matrix(intermediate, hidden)
+        let up = matrix(intermediate, hidden)
+        let down = matrix(hidden, intermediate)
+        var failures = 0
+        for count in tokens {
+            let input = (0..<count * hidden).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let got = block(device, gate, up, down, input, tokens: count)
+            let expected = block(reference, gate, up, down, input, tokens: count)
+            let worst = largestRelativeDifference(got, expected)
+            let ok = worst <= 1e-5
+            if !ok { failures += 1 }
+            print(
+                "ffn      \(ok ? "PASS" : "FAIL")  \(hidden) -> \(intermediate) -> \(hidden), \(count) token(s): largest "
+                    + "relative difference \(worst)")
+        }
+        return failures
+    }
+
+    private static func block<B: Backend>(
+        _ backend: B, _ gate: TernaryMatrix, _ up: TernaryMatrix, _ down: TernaryMatrix, _ input: [Float], tokens: Int
+    ) -> [Float] {
+        let (gateWeights, upWeights, downWeights) = (backend.prepare(gate), backend.prepare(up), backend.prepare(down))
+        let ones = backend.prepare([Float](repeating: 1, count: hidden))
+        let twos = backend.prepare([Float](repeating: 2, count: intermediate))
+        let x = backend.makeActivations(tokens: tokens, width: hidden)
+        backend.writeRows(input, count: tokens, into: x)
+        let q = backend.makeQuantizedActivations(tokens: tokens, width: hidden)
+        backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
+        let gated = backend.makeActivations(tokens: tokens, width: intermediate)
+        let upped = backend.makeActivations(tokens: tokens, width: intermediate)
+        backend.multiply([gateWeights, upWeights], q, tokens: tokens, into: [gated, upped])
+        backend.gatedActivation(.relu2, gate: gated, up: upped, tokens: tokens)
+        let q2 = backend.makeQuantizedActivations(tokens: tokens, width: intermediate)
+        backend.rmsNormQuantize(gated, weight: twos, epsilon: 1e-5, tokens: tokens, into: q2)
+        let y = backend.makeActivations(tokens: tokens, width: hidden)
+        backend.multiply(downWeights, q2, tokens: tokens, into: y)
         return backend.readRows(y, 0..<tokens)
     }
 }
