@@ -74,6 +74,19 @@ struct SelfTest: AsyncParsableCommand {
     }
 }
 
+/// The random values the kernel checks feed a backend and its reference.
+extension SplitMix64 {
+    /// Ternary weights, -1, 0 or 1.
+    mutating func ternaryValues(count: Int) -> [Int8] {
+        (0..<count).map { _ in Int8(Int(next() % 3) - 1) }
+    }
+
+    /// Activations in [-4, 4] in steps of 1/250.
+    mutating func checkInputs(count: Int) -> [Float] {
+        (0..<count).map { _ in Float(Int(next() % 2001) - 1000) / 250 }
+    }
+}
+
 /// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
 enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
@@ -90,13 +103,13 @@ enum KernelCheck {
         var rng = SplitMix64(seed: 0x5E1F_7E57)
         var failures = 0
         for shape in cases {
-            let values = (0..<shape.rows * shape.columns).map { _ in Int8(Int(rng.next() % 3) - 1) }
+            let values = rng.ternaryValues(count: shape.rows * shape.columns)
             var scale = TernaryScale.perTensor(0.02)
             if let block = shape.block {
                 scale = .perBlock(blockSize: block, [Float](repeating: 0.01, count: shape.rows * shape.columns / block))
             }
             let matrix = TernaryMatrix(rows: shape.rows, columns: shape.columns, values: values, scale: scale)
-            let input = (0..<shape.tokens * shape.columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let input = rng.checkInputs(count: shape.tokens * shape.columns)
             let got = product(device, matrix, input, tokens: shape.tokens)
             let expected = product(reference, matrix, input, tokens: shape.tokens)
             let worst = largestRelativeDifference(got, expected)
@@ -136,15 +149,15 @@ enum FeedForwardCheck {
     static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
         var rng = SplitMix64(seed: 0xFEED_F0)
         func matrix(_ rows: Int, _ columns: Int) -> TernaryMatrix {
-            let values = (0..<rows * columns).map { _ in Int8(Int(rng.next() % 3) - 1) }
-            return TernaryMatrix(rows: rows, columns: columns, values: values, scale: .perTensor(0.02))
+            TernaryMatrix(
+                rows: rows, columns: columns, values: rng.ternaryValues(count: rows * columns), scale: .perTensor(0.02))
         }
         let gate = matrix(intermediate, hidden)
         let up = matrix(intermediate, hidden)
         let down = matrix(hidden, intermediate)
         var failures = 0
         for count in tokens {
-            let input = (0..<count * hidden).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let input = rng.checkInputs(count: count * hidden)
             let got = block(device, gate, up, down, input, tokens: count)
             let expected = block(reference, gate, up, down, input, tokens: count)
             let worst = largestRelativeDifference(got, expected)
@@ -195,7 +208,7 @@ enum HeadCheck {
         ] {
             let head = DenseMatrix(
                 rows: rows, columns: columns, storage: .bfloat16(rng.smallBFloat16(count: rows * columns)))
-            let input = (0..<tokens * columns).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
+            let input = rng.checkInputs(count: tokens * columns)
             // The head goes up to the device once; every check below reads the same copy.
             let (weights, x) = upload(device, head, input, tokens: tokens)
             let all = Array(0..<tokens)
