@@ -189,6 +189,8 @@ public final class CUDABackend {
         /// Whether the kernel takes the counter and the row among its norm arguments (the products) or knows them
         /// (attention).
         let namesRow: Bool
+        /// Bytes of dynamic shared memory the launch gets, where not the kernel's own ``Kernel/dynamicSharedBytes``.
+        var sharedBytes: Int?
 
         /// The arguments that end the launch: a norm into `q` (its values and scale addresses) with `weight`, or
         /// none where `q` is 0.
@@ -386,7 +388,7 @@ public final class CUDABackend {
                 held = nil
                 let counter = counters(heads: 0)
                 emit(
-                    h.kernel, grid: h.grid, block: h.block,
+                    h.kernel, grid: h.grid, block: h.block, sharedBytes: h.sharedBytes,
                     h.arguments
                         + h.normArguments(
                             counter: counter, weight: weight.buffer.address, epsilon: epsilon,
@@ -429,7 +431,7 @@ public final class CUDABackend {
         _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
     ) {
         precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
-        if tokens == 1 && useFusion {
+        if tokens == 1 && useFusion && w.chunks <= KernelSource.singleTokenMaximumChunks {
             flushRotations()
             if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
             pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
@@ -1146,7 +1148,7 @@ public final class CUDABackend {
         guard let h = held else { return }
         held = nil
         emit(
-            h.kernel, grid: h.grid, block: h.block,
+            h.kernel, grid: h.grid, block: h.block, sharedBytes: h.sharedBytes,
             h.arguments + h.normArguments(counter: counters(heads: 0), weight: 0, epsilon: 0, q: 0, scale: 0))
     }
 
@@ -1221,15 +1223,24 @@ public final class CUDABackend {
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
     /// with the activation applied. Held back instead where the launch ends in a row a norm may read: the gated
     /// row, or the residual row the products were added to.
+    ///
+    /// Rows of up to 64 chunks take 16 lanes each, longer rows and rows of per-block scales a warp: on an H200 a
+    /// 2B-4T step (rows of 40 chunks but the down product's 108) decoded 809-833 tokens/s against 791-796 with
+    /// 32 lanes a row and 801-811 with 8. The grid is at most ``singleTokenBlocksPerMultiprocessor`` blocks a
+    /// multiprocessor, every block resident while the kernel before runs, so that every lane's first weights are
+    /// requested before the wait.
     private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
         pending = []
         let input = products[0].input
-        let warps = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
+        let chunks = products[0].weights.chunks
+        let rows = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
+        let lanes = products.contains { $0.weights.blockChunks != 0 } || chunks > 64 ? 32 : 16
+        let warps = (rows * lanes + 31) / 32
         var arguments: [Argument] = [
-            .address(input.values.address), .address(input.scales.address), .int(products[0].weights.chunks),
-            .int(activation),
+            .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
+            .int(lanes),
         ]
         for index in 0..<3 {
             if index < products.count {
@@ -1244,11 +1255,19 @@ public final class CUDABackend {
         }
         let source = activation != 0 ? products[0].output : products.last?.residual
         let launch = HeldLaunch(
-            kernel: .ternaryFusedSingle, grid: ((warps + 7) / 8, 1), block: 256, arguments: arguments,
-            source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true)
+            kernel: .ternaryFusedSingle,
+            grid: (min((warps + 7) / 8, Self.singleTokenBlocksPerMultiprocessor * context.multiprocessors), 1),
+            block: 256,
+            arguments: arguments, source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true,
+            sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks))
         hold(launch)
         if source == nil { releaseHeld() }
     }
+
+    /// Most blocks of `ternary_fused_1` a multiprocessor gets. Four hold every block resident (47 registers a
+    /// thread allow five); on an H200 a 2B-4T step decoded 809-825 tokens/s with four, 808-809 with five and
+    /// 798-800 with three.
+    private static let singleTokenBlocksPerMultiprocessor = 4
 
     // MARK: Plumbing
 
@@ -1271,8 +1290,11 @@ public final class CUDABackend {
         emit(kernel, grid: grid, block: block, arguments)
     }
 
-    /// Queues `kernel` on the stream, after the pending rotary embedding and cache store.
-    private func emit(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
+    /// Queues `kernel` on the stream, after the pending rotary embedding and cache store, with `sharedBytes` of
+    /// dynamic shared memory (by default the kernel's ``Kernel/dynamicSharedBytes``).
+    private func emit(
+        _ kernel: Kernel, grid: (Int, Int), block: Int, sharedBytes: Int? = nil, _ arguments: [Argument]
+    ) {
         releaseRopeStore()
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
             withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
@@ -1289,7 +1311,7 @@ public final class CUDABackend {
                     context.must(
                         ob_cuda_launch(
                             driver, kernels[kernel], UInt32(grid.0), UInt32(grid.1), UInt32(block),
-                            UInt32(kernel.dynamicSharedBytes), context.stream, pointers.baseAddress,
+                            UInt32(sharedBytes ?? kernel.dynamicSharedBytes), context.stream, pointers.baseAddress,
                             overlapLaunches ? 1 : 0),
                         "cuLaunchKernel(\(kernel.name))")
                 }

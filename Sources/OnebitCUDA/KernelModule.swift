@@ -25,6 +25,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulTensorCores: KernelSource.mmaSharedBytes
         case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
+        case .ternaryFusedSingle: KernelSource.singleTokenSharedBytes(chunks: KernelSource.singleTokenMaximumChunks)
         default: 0
         }
     }

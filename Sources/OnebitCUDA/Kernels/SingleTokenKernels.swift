@@ -1,122 +1,228 @@
 extension KernelSource {
+    /// Weight chunks each lane of `ternary_fused_1` copies into shared memory before it waits (`STAGE_SLOTS`).
+    static let stageSlots = 8
+
+    /// Most chunks a row of `ternary_fused_1` may have, its activations in shared memory (28,672 columns): with the
+    /// staged weights, 60 KB a block, within what every GPU the kernels compile for allows. Wider rows take
+    /// `ternary_matmul_1`.
+    static let singleTokenMaximumChunks = 448
+
+    /// Dynamic shared memory of a `ternary_fused_1` block of 256 threads for rows of `chunks` chunks: 16 bytes a
+    /// slot and lane, then the token's activations.
+    static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
+
     /// The kernels of a one-token step: fused products that fold the residual add and the next norm into their last
     /// block, and attention split over the cached positions.
     static let singleTokenSource = #"""
-        // The rescaled product of row `row` of a ternary matrix with one token's int8 activations, in every lane of
-        // the warp; the same operations in the same order as ternary_rows<1>, so the result is bit for bit the same.
-        __device__ __forceinline__ float ternary_row_1(const uint4 *__restrict__ w, int row, int chunks,
-                                                       const i8 *__restrict__ q, float q_scale,
-                                                       const float *__restrict__ w_scales, int block_chunks) {
-            const int lane = threadIdx.x & 31;
+        // Chunks of weights each lane of ternary_fused_1 copies into shared memory before the kernel waits for the
+        // one before it (STAGE_SLOTS * 512 bytes a warp, as its dynamic shared memory); none before sm_80, which has
+        // no cp.async.
+        #if __CUDA_ARCH__ >= 800
+        #define STAGE_SLOTS \#(stageSlots)
+        #else
+        #define STAGE_SLOTS 0
+        #endif
+
+        // This lane's next weight chunk: from its slot in shared memory while the lane's staged chunks last (`slot`
+        // counts them, in the order stage_row requested them), else from memory.
+        __device__ __forceinline__ uint4 next_chunk(const uint4 *weights, int c, const uint4 *slots, int &slot) {
+            if (slot < STAGE_SLOTS) return slots[32 * slot++];
+            return load_once(weights + c);
+        }
+
+        // sum over the chunk of code * a, added to `dot`: chunk_dot without the activations' sum, which a row of
+        // per-tensor scale subtracts once for the whole row.
+        __device__ __forceinline__ int chunk_codes_dot(const u32 words[4], const int4 *a, int stride, int dot) {
+            int dots[4] = {dot, 0, 0, 0};
+        #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int4 v = a[j * stride];
+                const int act[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                for (int m = 0; m < 4; m++) dots[j] = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[m], dots[j]);
+            }
+            return (dots[0] + dots[1]) + (dots[2] + dots[3]);
+        }
+
+        // v summed over the LANES lanes of a group (aligned lanes of a warp); every lane of the group gets it.
+        template <int LANES, typename T> __device__ __forceinline__ T group_sum(T v) {
+        #pragma unroll
+            for (int o = LANES / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+            return v;
+        }
+
+        // The rescaled product of row `row` of a ternary matrix with one token's int8 activations (`pieces`, the
+        // token's chunks piece-major; `total`, the sum of all its activations), in every lane of a group of LANES.
+        // Lane i of the group takes chunks i, i + LANES, ...: with 32 lanes the same operations in the same order as
+        // ternary_rows<1>, so even float sums of per-block scales come out bit for bit the same; integer sums do
+        // with any LANES. A lane whose row is not `valid` reads nothing but joins the group's shuffles.
+        template <int LANES>
+        __device__ __forceinline__ float ternary_row_1(const uint4 *__restrict__ w, int row, bool valid, int chunks,
+                                                       const int4 *pieces, int total, float q_scale,
+                                                       const float *__restrict__ w_scales, int block_chunks,
+                                                       const uint4 *slots, int &slot) {
             const uint4 *weights = w + (size_t)row * chunks;
             int exact = 0;
             float blocked = 0.0f;
-            for (int c = lane; c < chunks; c += 32) {
-                const uint4 packed = load_once(weights + c);
+            for (int c = threadIdx.x & (LANES - 1); valid && c < chunks; c += LANES) {
+                const uint4 packed = next_chunk(weights, c, slots, slot);
                 const u32 words[4] = {packed.x, packed.y, packed.z, packed.w};
-                const float block_scale =
-                    block_chunks ? w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks] : 0.0f;
-                const int d = chunk_dot(words, (const int4 *)q + c * 4);
-                if (block_chunks)
-                    blocked += (float)d * block_scale;
-                else
-                    exact += d;
+                if (block_chunks) {
+                    const float block_scale = w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks];
+                    blocked += (float)chunk_dot(words, pieces + c, chunks) * block_scale;
+                } else {
+                    exact = chunk_codes_dot(words, pieces + c, chunks, exact);
+                }
             }
-            if (block_chunks) return warp_sum(blocked) / q_scale;
-            return (float)warp_sum(exact) / q_scale * w_scales[0];
+            if (block_chunks) return group_sum<LANES>(blocked) / q_scale;
+            return (float)(group_sum<LANES>(exact) - total) / q_scale * w_scales[0];
         }
 
-        // Up to three ternary products of the same token's activations in one launch, one warp per output row.
-        // activation 0: warp g computes row g of the rows of matrices 0, 1, 2 laid end to end; y[row] = product,
-        // and residual[row] += product where residual is not null (the residual add folded into the projection).
-        // activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the same rows; warp g computes row g
-        // of both and writes y0[g] = act(gate) * up, y1[g] = up, as gated activation after the two products would.
+        // Requests this lane's chunks of row `row` (those ternary_row_1 takes) into its free slots (16-byte slots 32
+        // apart, one per lane), or, once the group's first lane (which has the most chunks) has none left, the whole
+        // row into L2.
+        template <int LANES>
+        __device__ __forceinline__ void stage_row(const uint4 *w, int row, int chunks, uint4 *slots, int &slot) {
+            const int lane = threadIdx.x & (LANES - 1);
+            const uint4 *weights = w + (size_t)row * chunks;
+            if (lane == 0 && slot >= STAGE_SLOTS) prefetch_l2(weights, 16u * (unsigned)chunks);
+            for (int c = lane; c < chunks && slot < STAGE_SLOTS; c += LANES)
+                copy_async_16_or_zero(slots + 32 * slot++, weights + c, 16);
+        }
+
+        // Row g of the rows of matrices 0, 1, 2 laid end to end, as its matrix's weights, scales, block size, output,
+        // residual and row; false past the last row.
+        struct ProductRow {
+            const uint4 *w;
+            const float *s;
+            int b, row;
+            float *y, *r;
+        };
+        __device__ __forceinline__ bool product_row(int g, const uint4 *w0, const float *s0, int b0, int rows0,
+                                                    float *y0, float *r0, const uint4 *w1, const float *s1, int b1,
+                                                    int rows1, float *y1, float *r1, const uint4 *w2,
+                                                    const float *s2, int b2, int rows2, float *y2, float *r2,
+                                                    ProductRow &p) {
+            if (g < rows0) {
+                p = {w0, s0, b0, g, y0, r0};
+            } else if ((g -= rows0) < rows1) {
+                p = {w1, s1, b1, g, y1, r1};
+            } else if ((g -= rows1) < rows2) {
+                p = {w2, s2, b2, g, y2, r2};
+            } else {
+                p = {w0, s0, b0, 0, y0, r0};
+                return false;
+            }
+            return true;
+        }
+
+        // Up to three ternary products of the same token's activations in one launch, a group of LANES (16 or 32)
+        // lanes per output row, the groups of the grid taking rows in turn. activation 0: the rows of matrices 0, 1, 2 laid
+        // end to end; y[row] = product, and residual[row] += product where residual is not null (the residual add
+        // folded into the projection). activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the
+        // same rows; a group's row g is row g of both and it writes y0[g] = act(gate) * up, y1[g] = up, as gated
+        // activation after the two products would.
+        //
+        // Each lane first copies its first STAGE_SLOTS chunks into shared memory, before waiting for the kernel
+        // before: nothing writes the weights, so they stream in while that kernel runs. After the wait the token's
+        // activations go to shared memory piece-major (int4 j of chunk c at j * chunks + c), so the lanes of a group,
+        // reading the same piece of consecutive chunks, read consecutive bytes. In the token's own order their reads
+        // were 64 bytes apart and took four times the L1 cycles, which bounded the kernel: on an H200 the gate and
+        // up product went from 8.4 to 6.6 us with this layout alone.
+                template <int LANES>
         __device__ void fused_products(const i8 *q, const float *q_scales, int chunks, int activation,
                                        const uint4 *w0, const float *s0, int b0, int rows0, float *y0, float *r0,
                                        const uint4 *w1, const float *s1, int b1, int rows1, float *y1, float *r1,
                                        const uint4 *w2, const float *s2, int b2, int rows2, float *y2, float *r2) {
-            const int lane = threadIdx.x & 31;
-            int g = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+            extern __shared__ uint4 weight_slots[];
+            __shared__ int activation_total;
+            const int lane = threadIdx.x & 31, group = lane / LANES;
+            // Row of the warp's first group, and rows between a group's turns.
+            const int lead = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / LANES);
+            const int step = gridDim.x * (blockDim.x >> 5) * (32 / LANES);
+            const int rows = activation ? rows0 : rows0 + rows1 + rows2;
+            uint4 *slots = weight_slots + (threadIdx.x >> 5) * 32 * STAGE_SLOTS + lane;
+            int slot = 0;
+            for (int g = lead + group; g < rows; g += step) {
+                ProductRow p;
+                if (activation) {
+                    stage_row<LANES>(w0, g, chunks, slots, slot);
+                    stage_row<LANES>(w1, g, chunks, slots, slot);
+                } else if (product_row(g, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2, s2, b2, rows2, y2,
+                                       r2, p)) {
+                    stage_row<LANES>(p.w, p.row, chunks, slots, slot);
+                }
+            }
+            COPY_ASYNC_COMMIT();
+            if (threadIdx.x == 0) activation_total = 0;
+            __syncthreads();
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            int4 *pieces = (int4 *)(weight_slots + (blockDim.x >> 5) * 32 * STAGE_SLOTS);
+            int partial = 0;
+            for (int i = threadIdx.x; i < chunks * 4; i += blockDim.x) {
+                const int4 v = ((const int4 *)q)[i];
+                pieces[(i & 3) * chunks + (i >> 2)] = v;
+                const int words[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
+                for (int m = 0; m < 4; m++) partial = __dp4a(words[m], 0x01010101, partial);
+            }
+            partial = warp_sum(partial);
+            if (lane == 0) atomicAdd(&activation_total, partial);
+            COPY_ASYNC_WAIT(0);
+            __syncthreads();
+            const int total = activation_total;
             const float qs = q_scales[0];
-            if (activation) {
-                if (g >= rows0) return;
-                const float a = ternary_row_1(w0, g, chunks, q, qs, s0, b0);
-                const float b = ternary_row_1(w1, g, chunks, q, qs, s1, b1);
-                if (lane == 0) {
-                    float gated;
-                    if (activation == 1) {
-                        const float r = fmaxf(a, 0.0f);
-                        gated = r * r * b;
-                    } else {
-                        gated = a / (1.0f + expf(-a)) * b;
+            slot = 0;
+            // Every lane of a warp goes round as often as its first group, so the groups' shuffles meet.
+            for (int lead_row = lead; lead_row < rows; lead_row += step) {
+                const int g = lead_row + group;
+                if (activation) {
+                    const bool valid = g < rows0;
+                    const float a = ternary_row_1<LANES>(w0, g, valid, chunks, pieces, total, qs, s0, b0, slots, slot);
+                    const float b = ternary_row_1<LANES>(w1, g, valid, chunks, pieces, total, qs, s1, b1, slots, slot);
+                    if (valid && (lane & (LANES - 1)) == 0) {
+                        float gated;
+                        if (activation == 1) {
+                            const float r = fmaxf(a, 0.0f);
+                            gated = r * r * b;
+                        } else {
+                            gated = a / (1.0f + expf(-a)) * b;
+                        }
+                        y0[g] = gated;
+                        y1[g] = b;
                     }
-                    y0[g] = gated;
-                    y1[g] = b;
+                } else {
+                    ProductRow p;
+                    const bool valid =
+                        product_row(g, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2, s2, b2, rows2, y2, r2, p);
+                    const float v = ternary_row_1<LANES>(p.w, p.row, valid, chunks, pieces, total, qs, p.s, p.b, slots,
+                                                         slot);
+                    if (valid && (lane & (LANES - 1)) == 0) {
+                        p.y[p.row] = v;
+                        if (p.r) p.r[p.row] += v;
+                    }
                 }
-                return;
-            }
-            const uint4 *w;
-            const float *s;
-            int b;
-            float *y, *r;
-            if (g < rows0) {
-                w = w0; s = s0; b = b0; y = y0; r = r0;
-            } else if ((g -= rows0) < rows1) {
-                w = w1; s = s1; b = b1; y = y1; r = r1;
-            } else if ((g -= rows1) < rows2) {
-                w = w2; s = s2; b = b2; y = y2; r = r2;
-            } else {
-                return;
-            }
-            const float v = ternary_row_1(w, g, chunks, q, qs, s, b);
-            if (lane == 0) {
-                y[g] = v;
-                if (r) r[g] += v;
-            }
-        }
-
-        // Asks L2 for the weight rows this block of fused_products will read: rows first ..< first + count of the
-        // matrices laid end to end (activation 0), or of both gate and up. Issued before waiting for the kernel
-        // before, so the weights stream in while that kernel still runs.
-        __device__ void prefetch_products(int chunks, int activation, const uint4 *w0, int rows0, const uint4 *w1,
-                                          int rows1, const uint4 *w2, int rows2) {
-            if (threadIdx.x != 0) return;
-            const int first = blockIdx.x * (blockDim.x >> 5), count = blockDim.x >> 5;
-            const unsigned row_bytes = (unsigned)chunks * 16u;
-            if (activation) {
-                const int n = max(0, min(count, rows0 - first));
-                prefetch_l2(w0 + (size_t)first * chunks, n * row_bytes);
-                prefetch_l2(w1 + (size_t)first * chunks, n * row_bytes);
-                return;
-            }
-            const uint4 *ws[3] = {w0, w1, w2};
-            const int rows[3] = {rows0, rows1, rows2};
-            int begin = first, end = first + count;
-            for (int m = 0; m < 3 && begin < end; m++) {
-                if (begin < rows[m]) {
-                    const int n = min(end, rows[m]) - begin;
-                    prefetch_l2(ws[m] + (size_t)begin * chunks, n * row_bytes);
-                    begin += n;
-                }
-                begin -= rows[m];
-                end -= rows[m];
             }
         }
 
         // The products of fused_products, then (norm_q not null) the RMSNorm + int8 quantization of the row
         // norm_x as last_block_norm_quantize does it: the residual or gated row the products just wrote.
+        //
+        // `lanes` is 16 or 32. Per-block scales sum floats, in the order of ternary_rows<1> only with 32 lanes a row.
         extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
-                                                   const uint4 *w0, const float *s0, int b0, int rows0, float *y0,
-                                                   float *r0, const uint4 *w1, const float *s1, int b1, int rows1,
-                                                   float *y1, float *r1, const uint4 *w2, const float *s2, int b2,
-                                                   int rows2, float *y2, float *r2, unsigned *counter,
+                                                   int lanes, const uint4 *w0, const float *s0, int b0, int rows0,
+                                                   float *y0, float *r0, const uint4 *w1, const float *s1, int b1,
+                                                   int rows1, float *y1, float *r1, const uint4 *w2, const float *s2,
+                                                   int b2, int rows2, float *y2, float *r2, unsigned *counter,
                                                    const float *norm_x, const float *norm_w, float eps,
                                                    int norm_width, i8 *norm_q, float *norm_scale) {
-            prefetch_products(chunks, activation, w0, rows0, w1, rows1, w2, rows2);
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
-            fused_products(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2,
-                           s2, b2, rows2, y2, r2);
+            if (lanes == 16)
+                fused_products<16>(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1,
+                                   r1, w2, s2, b2, rows2, y2, r2);
+            else
+                fused_products<32>(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1,
+                                   r1, w2, s2, b2, rows2, y2, r2);
             last_block_norm_quantize(counter, norm_x, norm_w, eps, norm_width, norm_q, norm_scale);
         }
 

@@ -2,13 +2,13 @@ extension KernelSource {
     /// Ternary x int8 products of several tokens: the dp4a kernel for up to 8 tokens a pass, and the int8 tensor-core
     /// kernel with its split finish.
     static let ternaryProductSource = #"""
-        // dot(w, a) over one 64-column chunk: `words` its packed codes (layout below), `a` its 64 activations;
-        // dot(code, a) - sum(a), exact in integers.
-        __device__ __forceinline__ int chunk_dot(const u32 words[4], const int4 *a) {
+        // dot(w, a) over one 64-column chunk: `words` its packed codes (layout below), `a` its 64 activations as
+        // four int4 `stride` int4 apart; dot(code, a) - sum(a), exact in integers.
+        __device__ __forceinline__ int chunk_dot(const u32 words[4], const int4 *a, int stride = 1) {
             int dot = 0, sum = 0;
         #pragma unroll
             for (int j = 0; j < 4; j++) {
-                const int4 v = a[j];
+                const int4 v = a[j * stride];
                 const int act[4] = {v.x, v.y, v.z, v.w};
         #pragma unroll
                 for (int m = 0; m < 4; m++) {

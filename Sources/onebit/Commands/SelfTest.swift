@@ -90,11 +90,13 @@ extension SplitMix64 {
 /// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
 enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
-    /// batches that leave partial tiles; one with per-block scales; one whose norm takes 1,024 threads.
+    /// batches that leave partial tiles; per-block scales; one whose norm takes 1,024 threads. Single tokens take
+    /// rows of up to 64 chunks 16 lanes a row, longer rows and per-block scales a warp a row, and rows wider
+    /// than 448 chunks another kernel (30,004 columns).
     static let cases: [(rows: Int, columns: Int, tokens: Int, block: Int?)] = [
         (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
         (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
-        (33, 8188, 9, nil),
+        (33, 8188, 9, nil), (35, 6916, 1, nil), (40, 512, 1, 128), (3, 30004, 1, nil),
     ]
 
     /// Prints one line per case; returns the number that failed.
