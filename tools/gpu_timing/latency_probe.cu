@@ -1,6 +1,8 @@
 // The latency floors a one-token decoding step is built from, on the GPU at hand (sm_90 or later): a grid-wide
-// barrier, a flag passed between two multiprocessors, a thread-block-cluster barrier, one load from L2, and one
-// dependent kernel in a CUDA graph, with and without programmatic dependent launch.
+// barrier, a flag passed between two multiprocessors, a thread-block-cluster barrier, one load from L2, one
+// dependent kernel in a CUDA graph, with and without programmatic dependent launch, and what launching a step's
+// graph costs a decoding loop that waits for each step before launching the next.
+#include <chrono>
 #include <cstdio>
 #include <cuda_runtime.h>
 
@@ -73,6 +75,94 @@ __global__ void hop(float *values, int index, int overlap) {
     }
     const float v = __ldcg(values + index);
     if (blockIdx.x == 0 && threadIdx.x == 0) values[index + 1] = v + 1.0f;
+}
+
+// A decoding step's stand-in: every block waits for the kernel before, then spins for `ns` nanoseconds; block 0
+// passes the chain's value on.
+__global__ void spin(float *values, int index, unsigned long long ns) {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    while (now - start < ns);
+    if (blockIdx.x == 0 && threadIdx.x == 0) values[index + 1] = __ldcg(values + index) + 1.0f;
+}
+
+static double seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A graph of `kernels` spin kernels of `ns` each, launched `steps` times: each step waited for before the next is
+// launched (as a decoding loop that needs each step's token does), then each launched before waiting for the one
+// before. Prints the time a step, the host's time in cudaGraphLaunch, and the GPU's time from an event recorded
+// before the graph to one after it.
+static int graph_launch_cost(int sms, int kernels, unsigned long long ns) {
+    float *values;
+    CHECK(cudaMalloc(&values, (kernels + 1) * 4));
+    CHECK(cudaMemset(values, 0, (kernels + 1) * 4));
+    cudaStream_t stream;
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < kernels; i++) {
+        cudaLaunchConfig_t config = {};
+        config.gridDim = dim3(sms);
+        config.blockDim = dim3(128);
+        config.stream = stream;
+        cudaLaunchAttribute attribute;
+        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attribute.val.programmaticStreamSerializationAllowed = 1;
+        config.attrs = &attribute;
+        config.numAttrs = 1;
+        CHECK(cudaLaunchKernelEx(&config, spin, values, i, ns));
+    }
+    CHECK(cudaStreamEndCapture(stream, &graph));
+    CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    const int steps = 50;
+    cudaEvent_t before[steps], after[steps];
+    for (int i = 0; i < steps; i++) {
+        CHECK(cudaEventCreate(&before[i]));
+        CHECK(cudaEventCreate(&after[i]));
+    }
+    CHECK(cudaGraphLaunch(exec, stream));
+    CHECK(cudaStreamSynchronize(stream));
+    for (int ahead = 0; ahead < 2; ahead++) {
+        double launching = 0;
+        const double start = seconds();
+        for (int i = 0; i < steps; i++) {
+            CHECK(cudaEventRecord(before[i], stream));
+            const double t = seconds();
+            CHECK(cudaGraphLaunch(exec, stream));
+            launching += seconds() - t;
+            CHECK(cudaEventRecord(after[i], stream));
+            if (!ahead) CHECK(cudaEventSynchronize(after[i]));
+            else if (i > 0) CHECK(cudaEventSynchronize(after[i - 1]));
+        }
+        CHECK(cudaStreamSynchronize(stream));
+        const double total = seconds() - start;
+        float gpu = 0;
+        for (int i = 1; i < steps; i++) {
+            float ms;
+            CHECK(cudaEventElapsedTime(&ms, before[i], after[i]));
+            gpu += ms;
+        }
+        printf("a graph of %d kernels of %.1f us (%.0f us of work), %s: %.1f us a step, %.1f us of it in "
+               "cudaGraphLaunch, %.1f us on the GPU from before the graph to after it\n",
+               kernels, ns / 1000.0, kernels * ns / 1000.0,
+               ahead ? "each launched before waiting for the one before" : "each waited for before the next",
+               total * 1e6 / steps, launching * 1e6 / steps, gpu * 1000 / (steps - 1));
+    }
+    for (int i = 0; i < steps; i++) {
+        cudaEventDestroy(before[i]);
+        cudaEventDestroy(after[i]);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    cudaFree(values);
+    return 0;
 }
 
 int main() {
@@ -195,5 +285,7 @@ int main() {
             cudaGraphExecDestroy(exec);
             cudaGraphDestroy(graph);
         }
+    for (int kernels : {272, 304})
+        if (graph_launch_cost(sms, kernels, 3000)) return 1;
     return 0;
 }
