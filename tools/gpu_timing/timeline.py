@@ -2,10 +2,13 @@
 """Reads the CSV that kernel_trace.c writes and tells where a decoding step's time goes.
 
 For the steps launched as CUDA graphs (one graph launch each, after the first steps that record them) it prints:
-the time from one step's graph launch to the next, the span of the step's kernels on the GPU, and for each kernel
-(by name and grid) how many run per step, how long each runs and how much each moves the end of the step's
-critical path: its end minus the end of the kernel before it, which is what the step would save without it when
-kernels overlap their predecessors. `--sequence N` lists the first N kernels of one late step in order.
+the time from one step's graph launch to the next, the span of the step's kernels on the GPU (the graph's and
+those launched after it, such as the output head and the sampler, marked *), how long the GPU then waits for the
+next step, and for each kernel (by name and grid) how many run per step, how long each runs and how much each moves
+the end of the step's critical path: its end minus the end of the kernel before it, which is what the step would
+save without it when kernels overlap their predecessors. A kernel's length counts from when it started, which
+with programmatic dependent launch is before its predecessor ended; the path share does not. `--sequence N` lists
+the first N kernels of one late step in order.
 
     python3 tools/gpu_timing/timeline.py trace.csv [--sequence 20]
 """
@@ -29,24 +32,23 @@ def read(path):
 
 
 def graph_steps(kernels, calls):
-    """The graph kernels of each step, split at the graph launches that start steps."""
+    """The kernels of each step: those starting between the graph launch that starts it and the next."""
     launches = sorted(c[0] for c in calls if c[2] == "cuGraphLaunch")
-    graph_kernels = [k for k in kernels if k[6]]
     steps, index = [], 0
     for i, launch in enumerate(launches):
         following = launches[i + 1] if i + 1 < len(launches) else float("inf")
         step = []
-        while index < len(graph_kernels) and graph_kernels[index][0] < following:
-            if graph_kernels[index][0] >= launch:
-                step.append(graph_kernels[index])
+        while index < len(kernels) and kernels[index][0] < following:
+            if kernels[index][0] >= launch:
+                step.append(kernels[index])
             index += 1
-        if step:
+        if any(k[6] for k in step):
             steps.append((launch, step))
     return steps
 
 
 def label(kernel):
-    return "%s %dx%d/%d" % (kernel[2][:36], kernel[3], kernel[4], kernel[5])
+    return "%s %dx%d/%d%s" % (kernel[2][:36], kernel[3], kernel[4], kernel[5], "" if kernel[6] else " *")
 
 
 def main():
@@ -61,9 +63,12 @@ def main():
     # The first steps run eagerly or are being recorded; the last may be cut short.
     steady = steps[2:-1]
     periods = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
-    spans = [s[-1][1] - s[0][0] for _, s in steady]
+    spans = [max(k[1] for k in s) - s[0][0] for _, s in steady]
+    waits = [b[1][0][0] - max(k[1] for k in a[1]) for a, b in zip(steady, steady[1:])]
     print("%d steps: %.1f us from one step's launch to the next, kernels spanning %.1f us, %d kernels a step"
           % (len(steady), statistics.mean(periods) / 1e3, statistics.mean(spans) / 1e3, len(steady[0][1])))
+    print("the GPU from a step's last kernel to the next step's first: %.1f us; * launched after the graph"
+          % (statistics.mean(waits) / 1e3))
     durations, increments = collections.defaultdict(list), collections.defaultdict(list)
     for _, step in steady:
         for before, kernel in zip([None] + step[:-1], step):
