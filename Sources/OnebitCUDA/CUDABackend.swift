@@ -1223,12 +1223,6 @@ public final class CUDABackend {
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
     /// with the activation applied. Held back instead where the launch ends in a row a norm may read: the gated
     /// row, or the residual row the products were added to.
-    ///
-    /// Rows of up to 64 chunks take 16 lanes each, longer rows and rows of per-block scales a warp: on an H200 a
-    /// 2B-4T step (rows of 40 chunks but the down product's 108) decoded 809-833 tokens/s against 791-796 with
-    /// 32 lanes a row and 801-811 with 8. The grid is at most ``singleTokenBlocksPerMultiprocessor`` blocks a
-    /// multiprocessor, every block resident while the kernel before runs, so that every lane's first weights are
-    /// requested before the wait.
     private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
@@ -1236,8 +1230,9 @@ public final class CUDABackend {
         let input = products[0].input
         let chunks = products[0].weights.chunks
         let rows = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
-        let lanes = products.contains { $0.weights.blockChunks != 0 } || chunks > 64 ? 32 : 16
-        let warps = (rows * lanes + 31) / 32
+        let (lanes, blocks) = Self.singleTokenGeometry(
+            rows: rows, chunks: chunks, blockScaled: products.contains { $0.weights.blockChunks != 0 },
+            multiprocessors: context.multiprocessors)
         var arguments: [Argument] = [
             .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
             .int(lanes),
@@ -1255,19 +1250,27 @@ public final class CUDABackend {
         }
         let source = activation != 0 ? products[0].output : products.last?.residual
         let launch = HeldLaunch(
-            kernel: .ternaryFusedSingle,
-            grid: (min((warps + 7) / 8, Self.singleTokenBlocksPerMultiprocessor * context.multiprocessors), 1),
-            block: 256,
-            arguments: arguments, source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true,
+            kernel: .ternaryFusedSingle, grid: (blocks, 1), block: 256, arguments: arguments,
+            source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true,
             sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks))
         hold(launch)
         if source == nil { releaseHeld() }
     }
 
-    /// Most blocks of `ternary_fused_1` a multiprocessor gets. Four hold every block resident (47 registers a
-    /// thread allow five); on an H200 a 2B-4T step decoded 809-825 tokens/s with four, 808-809 with five and
-    /// 798-800 with three.
-    private static let singleTokenBlocksPerMultiprocessor = 4
+    /// Lanes a row and blocks of 256 threads of a `ternary_fused_1` launch over `rows` rows of `chunks` chunks.
+    ///
+    /// Rows of up to 64 chunks take 16 lanes each, longer rows and rows of per-block scales (`blockScaled`) a warp:
+    /// on an H200 a 2B-4T step (rows of 40 chunks but the down product's 108) decoded 809-833 tokens/s against
+    /// 791-796 with 32 lanes a row and 801-811 with 8. A launch has at most four blocks a multiprocessor, all
+    /// resident at once (48 registers a thread allow five), so every lane's first weights are requested while the
+    /// kernel before still runs; on an H200 809-825 tokens/s with four, 808-809 with five and 798-800 with three.
+    static func singleTokenGeometry(
+        rows: Int, chunks: Int, blockScaled: Bool, multiprocessors: Int
+    ) -> (lanes: Int, blocks: Int) {
+        let lanes = blockScaled || chunks > 64 ? 32 : 16
+        let warps = (rows * lanes + 31) / 32
+        return (lanes, max(1, min((warps + 7) / 8, 4 * multiprocessors)))
+    }
 
     // MARK: Plumbing
 
