@@ -77,6 +77,21 @@ __global__ void hop(float *values, int index, int overlap) {
     if (blockIdx.x == 0 && threadIdx.x == 0) values[index + 1] = v + 1.0f;
 }
 
+// A launch of `blocks` blocks of `threads` threads on `stream`; with `overlap`, one that may start before the kernel
+// before it ends (programmatic dependent launch), as `attribute`, which must outlive the launch, says.
+static cudaLaunchConfig_t chained_launch(int blocks, int threads, cudaStream_t stream, int overlap,
+                                         cudaLaunchAttribute &attribute) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(blocks);
+    config.blockDim = dim3(threads);
+    config.stream = stream;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = overlap;
+    return config;
+}
+
 // A decoding step's stand-in: every block waits for the kernel before, then spins for `ns` nanoseconds; block 0
 // passes the chain's value on.
 __global__ void spin(float *values, int index, unsigned long long ns) {
@@ -107,15 +122,8 @@ static int graph_launch_cost(int sms, int kernels, unsigned long long ns) {
     cudaGraphExec_t exec;
     CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < kernels; i++) {
-        cudaLaunchConfig_t config = {};
-        config.gridDim = dim3(sms);
-        config.blockDim = dim3(128);
-        config.stream = stream;
         cudaLaunchAttribute attribute;
-        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attribute.val.programmaticStreamSerializationAllowed = 1;
-        config.attrs = &attribute;
-        config.numAttrs = 1;
+        const cudaLaunchConfig_t config = chained_launch(sms, 128, stream, 1, attribute);
         CHECK(cudaLaunchKernelEx(&config, spin, values, i, ns));
     }
     CHECK(cudaStreamEndCapture(stream, &graph));
@@ -257,15 +265,8 @@ int main() {
             cudaGraphExec_t exec;
             CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
             for (int i = 0; i < hops; i++) {
-                cudaLaunchConfig_t config = {};
-                config.gridDim = dim3(blocks);
-                config.blockDim = dim3(256);
-                config.stream = stream;
                 cudaLaunchAttribute attribute;
-                attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-                attribute.val.programmaticStreamSerializationAllowed = 1;
-                config.attrs = &attribute;
-                config.numAttrs = overlap;
+                const cudaLaunchConfig_t config = chained_launch(blocks, 256, stream, overlap, attribute);
                 CHECK(cudaLaunchKernelEx(&config, hop, values, i, overlap));
             }
             CHECK(cudaStreamEndCapture(stream, &graph));
