@@ -24,8 +24,8 @@ enum KernelBuild {
     /// Whether the kernels compile for a GPU of compute capability `major.minor`.
     static func compiles(major: Int, minor: Int) -> Bool { (major, minor) >= oldestGPU }
 
-    /// Whether a GPU of compute capability `major.minor` runs the `wgmma` kernels (``Kernel/runs(major:minor:)``): 9.0, for
-    /// which the module is compiled with its architecture-specific instructions.
+    /// Whether a GPU of compute capability `major.minor` runs the `wgmma` kernels (``Kernel/runs(major:minor:)``):
+    /// 9.0, for which the module is compiled with its architecture-specific instructions.
     static func hasWarpgroups(major: Int, minor: Int) -> Bool { major == 9 && minor == 0 }
 
     /// A 64-bit FNV-1a hash of the source and options, as 16 hex digits.

@@ -117,9 +117,9 @@ extension KernelSource {
         }
 
         // Up to three ternary products of the same token's activations in one launch, a group of LANES (16 or 32)
-        // lanes per output row, the groups of the grid taking rows in turn. activation 0: the rows of matrices 0, 1, 2 laid
-        // end to end; y[row] = product, and residual[row] += product where residual is not null (the residual add
-        // folded into the projection). activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the
+        // lanes per output row, the groups of the grid taking rows in turn. activation 0: the rows of matrices 0, 1,
+        // 2 laid end to end; y[row] = product, and residual[row] += product where residual is not null (the residual
+        // add folded into the projection). activation 1 (relu^2) or 2 (silu): matrices 0 (gate) and 1 (up) have the
         // same rows; a group's row g is row g of both and it writes y0[g] = act(gate) * up, y1[g] = up, as gated
         // activation after the two products would.
         //
@@ -129,7 +129,7 @@ extension KernelSource {
         // reading the same piece of consecutive chunks, read consecutive bytes. In the token's own order their reads
         // were 64 bytes apart and took four times the L1 cycles, which bounded the kernel: on an H200 the gate and
         // up product went from 8.4 to 6.6 us with this layout alone.
-                template <int LANES>
+        template <int LANES>
         __device__ void fused_products(const i8 *q, const float *q_scales, int chunks, int activation,
                                        const uint4 *w0, const float *s0, int b0, int rows0, float *y0, float *r0,
                                        const uint4 *w1, const float *s1, int b1, int rows1, float *y1, float *r1,
@@ -194,8 +194,8 @@ extension KernelSource {
                     }
                 } else {
                     ProductRow p;
-                    const bool valid =
-                        product_row(g, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2, s2, b2, rows2, y2, r2, p);
+                    const bool valid = product_row(g, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2, s2, b2,
+                                                   rows2, y2, r2, p);
                     const float v = ternary_row_1<LANES>(p.w, p.row, valid, chunks, pieces, total, qs, p.s, p.b, slots,
                                                          slot);
                     if (valid && (lane & (LANES - 1)) == 0) {
