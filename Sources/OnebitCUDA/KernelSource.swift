@@ -4,9 +4,9 @@
 /// `[layer][position][kv_heads * head_dim]`. Ternary weights and int8 activations use the GPU layout described at
 /// `ternary_rows`. NVRTC compiles with `--fmad=false` so that products and sums round as the CPU's do.
 enum KernelSource {
-    /// Dynamic shared memory of an `attention_rows` block: two stages of 32 keys (rows of 128 floats padded by 4)
+    /// Dynamic shared memory of an `attention_rows` block: two stages of 32 keys (rows of 128 floats padded by 16)
     /// and 32 values.
-    static let attentionRowsSharedBytes = 2 * (32 * 132 + 32 * 128) * 4
+    static let attentionRowsSharedBytes = 2 * (32 * 144 + 32 * 128) * 4
 
     /// Positions per block of the paged key/value cache (`KV_BLOCK`).
     static let keyValueBlockPositions = 16

@@ -198,17 +198,23 @@ extension KernelSource {
         // query heads per kv head: block (kv head, token) first does for its heads what rope_store_rows does for the
         // token (the query and key heads and the value made from the summed integers of their split product where
         // `sums` is not null, the query and key heads rotated where `rotate` is set, the key and value stored at the
-        // token's position in its sequence's cache), then attends over the sequence. The
-        // sequence's keys and values go through shared memory 32 positions at a time, copied by cp.async two stages
-        // deep (the first two are requested before the kernel waits for its predecessor: earlier steps wrote those
-        // positions); warp h serves query head h of the group: lane l scores position l of the stage, an online
-        // softmax carries the maximum and the sum, and lane l accumulates dimensions 4l ... 4l + 3 of the output from
-        // the stage's values. Every key and value is read from memory once for the whole group.
+        // token's position in its sequence's cache), then attends over the sequence. The sequence's keys and values
+        // go through shared memory 32 positions at a time, copied by cp.async two stages deep (the first two are
+        // requested before the kernel waits for its predecessor: earlier steps wrote those positions). Each key and
+        // value is read from shared memory once for the whole group of query heads, not once per head, since that
+        // traffic is what bounds the kernel. A stage runs in three phases:
+        // - scores: thread 4p + c takes position p of the stage and its dimensions 16i + 4c ... 16i + 4c + 3 (i < 8),
+        //   dots them with every query head of the group, and the four threads of a position add up their dots;
+        // - softmax: warp h carries query head h's online softmax (lane l, position l) and leaves the stage's weights
+        //   and the factor that rescales the earlier stages' sums;
+        // - values: warp w takes positions w, w + 4, ... of the stage and lane l dimensions 4l ... 4l + 3 of every
+        //   head; the warps' sums are added at the end.
         #define ROWS_GROUP 4
         #define ROWS_HEAD_DIM 128
         #define ROWS_STAGE (2 * KV_BLOCK)
-        // Key rows are padded by four floats, so the lanes' 16-byte reads of 32 different keys hit different banks.
-        #define ROWS_KEY_STRIDE (ROWS_HEAD_DIM + 4)
+        // Key rows are padded by 16 floats: the 8 lanes of a 16-byte read phase (two positions, four pieces each)
+        // then hit different banks.
+        #define ROWS_KEY_STRIDE (ROWS_HEAD_DIM + 16)
         #define ROWS_STAGE_FLOATS (ROWS_STAGE * ROWS_KEY_STRIDE + ROWS_STAGE * ROWS_HEAD_DIM)
 
         // Copies 16 bytes, or writes 16 zero bytes where `bytes` is 0.
@@ -300,9 +306,18 @@ extension KernelSource {
             for (int i = threadIdx.x; i < 2 * ROWS_HEAD_DIM; i += blockDim.x)
                 kv_row(blocks, layer, position, i / ROWS_HEAD_DIM, kv_width)[head + i % ROWS_HEAD_DIM] =
                     fresh[i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM];
-            const float4 *query = (const float4 *)queries[min(warp, group - 1)];
+            __shared__ __align__(16) float scores[ROWS_GROUP][ROWS_STAGE];
+            __shared__ __align__(16) float weights[ROWS_STAGE][ROWS_GROUP];
+            __shared__ __align__(16) float corrections[ROWS_GROUP], totals[ROWS_GROUP];
+            const int own = threadIdx.x >> 2, quarter = threadIdx.x & 3;
+            // Heads past the group get zero queries, and their sums are never written: loops of fixed length
+            // unroll.
+            for (int i = threadIdx.x; i < (ROWS_GROUP - group) * ROWS_HEAD_DIM; i += blockDim.x)
+                queries[group + i / ROWS_HEAD_DIM][i % ROWS_HEAD_DIM] = 0.0f;
             float m = NEGATIVE_INFINITY, l = 0.0f;
-            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            float4 acc[ROWS_GROUP];
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP; h++) acc[h] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             for (int stage = 0; stage < stages; stage++) {
                 const float *k_stage = staged + (stage & 1) * ROWS_STAGE_FLOATS;
                 const float *v_stage = k_stage + ROWS_STAGE * ROWS_KEY_STRIDE;
@@ -321,54 +336,94 @@ extension KernelSource {
                     }
                 }
                 __syncthreads();
-                if (warp < group) {
-                    const int p = run + lane;
-                    const float4 *key = (const float4 *)(k_stage + lane * ROWS_KEY_STRIDE);
-                    // Eight running sums, so the products do not wait on one another: a warp serves one query head,
-                    // and a single chain of 128 dependent multiply-adds per stage left it stalled most of the time.
-                    float4 even = make_float4(0.0f, 0.0f, 0.0f, 0.0f), odd = even;
+                {
+                    const float *key = k_stage + own * ROWS_KEY_STRIDE + 4 * quarter;
+                    float dots[ROWS_GROUP];
         #pragma unroll
-                    for (int d = 0; d < ROWS_HEAD_DIM / 4; d += 2) {
-                        const float4 k0 = key[d], a0 = query[d], k1 = key[d + 1], a1 = query[d + 1];
-                        even.x = __fmaf_rn(a0.x, k0.x, even.x);
-                        even.y = __fmaf_rn(a0.y, k0.y, even.y);
-                        even.z = __fmaf_rn(a0.z, k0.z, even.z);
-                        even.w = __fmaf_rn(a0.w, k0.w, even.w);
-                        odd.x = __fmaf_rn(a1.x, k1.x, odd.x);
-                        odd.y = __fmaf_rn(a1.y, k1.y, odd.y);
-                        odd.z = __fmaf_rn(a1.z, k1.z, odd.z);
-                        odd.w = __fmaf_rn(a1.w, k1.w, odd.w);
+                    for (int h = 0; h < ROWS_GROUP; h++) dots[h] = 0.0f;
+        #pragma unroll
+                    for (int i = 0; i < ROWS_HEAD_DIM / 16; i++) {
+                        const float4 x = *(const float4 *)(key + 16 * i);
+        #pragma unroll
+                        for (int h = 0; h < ROWS_GROUP; h++) {
+                            const float4 a = *(const float4 *)&queries[h][16 * i + 4 * quarter];
+                            dots[h] = __fmaf_rn(a.x, x.x, dots[h]);
+                            dots[h] = __fmaf_rn(a.y, x.y, dots[h]);
+                            dots[h] = __fmaf_rn(a.z, x.z, dots[h]);
+                            dots[h] = __fmaf_rn(a.w, x.w, dots[h]);
+                        }
                     }
-                    const float dot = ((even.x + odd.x) + (even.y + odd.y)) + ((even.z + odd.z) + (even.w + odd.w));
-                    const float score = p < length ? dot * scale : NEGATIVE_INFINITY;
+                    float dot = 0.0f;
+        #pragma unroll
+                    for (int h = 0; h < ROWS_GROUP; h++) {
+                        const float sum = dots[h] + __shfl_xor_sync(FULL_MASK, dots[h], 1);
+                        const float all = sum + __shfl_xor_sync(FULL_MASK, sum, 2);
+                        if (h == quarter) dot = all;
+                    }
+                    scores[quarter][own] = run + own < length ? dot * scale : NEGATIVE_INFINITY;
+                }
+                __syncthreads();
+                {
                     // Position run < length, so every stage has a finite maximum.
+                    const float score = scores[warp][lane];
                     const float next = fmaxf(m, warp_max(score));
-                    const float correction = expf(m - next), e = p < length ? expf(score - next) : 0.0f;
+                    const float e = score == NEGATIVE_INFINITY ? 0.0f : expf(score - next);
+                    const float correction = expf(m - next);
                     l = l * correction + warp_sum(e);
-                    acc.x *= correction;
-                    acc.y *= correction;
-                    acc.z *= correction;
-                    acc.w *= correction;
                     m = next;
+                    weights[lane][warp] = e;
+                    if (lane == 0) corrections[warp] = correction;
+                }
+                __syncthreads();
+                {
+                    const float4 c = *(const float4 *)corrections;
+                    const float factors[ROWS_GROUP] = {c.x, c.y, c.z, c.w};
+        #pragma unroll
+                    for (int h = 0; h < ROWS_GROUP; h++) {
+                        acc[h].x *= factors[h];
+                        acc[h].y *= factors[h];
+                        acc[h].z *= factors[h];
+                        acc[h].w *= factors[h];
+                    }
                     // Every position of the stage, also those past the sequence: their values are zero (copied as
-                    // zeros) and so are their weights, and a loop of fixed length unrolls.
-        #pragma unroll 8
-                    for (int j = 0; j < ROWS_STAGE; j++) {
+                    // zeros) and so are their weights.
+        #pragma unroll
+                    for (int n = 0; n < ROWS_STAGE / ROWS_GROUP; n++) {
+                        const int j = warp + n * ROWS_GROUP;
                         const float4 value = *(const float4 *)&v_stage[j * ROWS_HEAD_DIM + 4 * lane];
-                        const float w = __shfl_sync(FULL_MASK, e, j);
-                        acc.x = __fmaf_rn(w, value.x, acc.x);
-                        acc.y = __fmaf_rn(w, value.y, acc.y);
-                        acc.z = __fmaf_rn(w, value.z, acc.z);
-                        acc.w = __fmaf_rn(w, value.w, acc.w);
+                        const float4 w = *(const float4 *)weights[j];
+                        const float ws[ROWS_GROUP] = {w.x, w.y, w.z, w.w};
+        #pragma unroll
+                        for (int h = 0; h < ROWS_GROUP; h++) {
+                            acc[h].x = __fmaf_rn(ws[h], value.x, acc[h].x);
+                            acc[h].y = __fmaf_rn(ws[h], value.y, acc[h].y);
+                            acc[h].z = __fmaf_rn(ws[h], value.z, acc[h].z);
+                            acc[h].w = __fmaf_rn(ws[h], value.w, acc[h].w);
+                        }
                     }
                 }
                 // The stage after next overwrites this one.
                 __syncthreads();
                 if (stage + 2 < stages) load(stage + 2);
             }
+            // The warps' sums, added in warp order, in the stages' shared memory (no copy is in flight).
+            float4 *sums_of = (float4 *)staged;
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP; h++) sums_of[(warp * ROWS_GROUP + h) * 32 + lane] = acc[h];
+            if (lane == 0) totals[warp] = l;
+            __syncthreads();
             if (warp < group) {
+                float4 o = sums_of[warp * 32 + lane];
+                for (int w = 1; w < ROWS_GROUP; w++) {
+                    const float4 x = sums_of[(w * ROWS_GROUP + warp) * 32 + lane];
+                    o.x += x.x;
+                    o.y += x.y;
+                    o.z += x.z;
+                    o.w += x.w;
+                }
+                const float total = totals[warp];
                 float4 *target = (float4 *)(out + ((size_t)t * heads + (size_t)kvh * group + warp) * ROWS_HEAD_DIM);
-                target[lane] = make_float4(acc.x / l, acc.y / l, acc.z / l, acc.w / l);
+                target[lane] = make_float4(o.x / total, o.y / total, o.z / total, o.w / total);
             }
         }
 
