@@ -37,6 +37,10 @@ enum KernelSource {
     /// of three planes of 64 tokens, and up to 1,024 bytes to align the swizzle atoms.
     static var headWarpgroupSharedBytes: Int { headWarpgroupStages * (256 * 128 + 3 * 64 * 128) + 1024 }
 
+    /// Most threads of an `rms_norm_quantize_wide` block (its `__launch_bounds__`), which hold 8 values each: 72
+    /// registers a thread, since with 64 (1,024 threads) the row of a summed product spilled.
+    static let wideNormThreads = 896
+
     /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
     static let topChunk = 2048
 

@@ -80,62 +80,60 @@ extension KernelSource {
         #define ROW_RELU2 2
         #define ROW_SILU 3
         #define ROW_ADD_PRODUCT 4
-        // Up to 1,024 threads (rows of 8,192), so at most 64 registers a thread.
-        extern "C" __global__ void __launch_bounds__(1024)
-            rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
-                                   float *scales, float *other, int mode, int *sums, const float *sum_scales,
-                                   const float *w_scale) {
+        // The row of block blockIdx.x, for one `mode` (MODE) and, where FULL, rows of exactly WIDE_VALUES * blockDim.x
+        // elements: the mode's tests and the bounds checks are compiled out, since each one is a branch per value in
+        // a kernel whose instructions, not its few bytes, set its time.
+        template <int MODE, bool FULL>
+        __device__ __forceinline__ void wide_norm_row(float *x, const float *weight, float eps, int width, int stride,
+                                                      i8 *q, float *scales, float *other, int *sums,
+                                                      const float *sum_scales, const float *w_scale) {
+            const int n = blockDim.x;
+            const auto valid = [&](int k) { return FULL || (int)threadIdx.x + k * n < width; };
             float v[WIDE_VALUES], g[WIDE_VALUES];
             // The norm's weights are no kernel's output: requested before waiting for the kernel before, they come
             // from memory while it ends.
         #pragma unroll
-            for (int k = 0; k < WIDE_VALUES; k++) {
-                const int i = threadIdx.x + k * blockDim.x;
-                g[k] = i < width ? weight[i] : 0.0f;
-            }
+            for (int k = 0; k < WIDE_VALUES; k++) g[k] = valid(k) ? weight[threadIdx.x + k * n] : 0.0f;
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            float *row = x + (size_t)blockIdx.x * width;
-            float *other_row = other + (size_t)blockIdx.x * width;
-            double sum = 0.0;
+            const size_t first = (size_t)blockIdx.x * width + threadIdx.x;
+            float *row = x + first;
             // Every load is issued before any store, which could alias the rows, so they all wait on memory at once.
         #pragma unroll
-            for (int k = 0; k < WIDE_VALUES; k++) {
-                const int i = threadIdx.x + k * blockDim.x;
-                v[k] = i < width ? row[i] : 0.0f;
-            }
-            if (mode != ROW_KEEP) {
+            for (int k = 0; k < WIDE_VALUES; k++) v[k] = valid(k) ? row[k * n] : 0.0f;
+            if (MODE != ROW_KEEP) {
                 float o[WIDE_VALUES];
-                int *sum_row = sums + (size_t)blockIdx.x * width;
+                float *other_row = other + first;
+                if (MODE == ROW_ADD_PRODUCT) {
+                    int *sum_row = sums + first;
+                    const float token_scale = sum_scales[blockIdx.x], matrix_scale = w_scale[0];
         #pragma unroll
-                for (int k = 0; k < WIDE_VALUES; k++) {
-                    const int i = threadIdx.x + k * blockDim.x;
-                    if (i >= width)
-                        o[k] = 0.0f;
-                    else if (mode == ROW_ADD_PRODUCT)
-                        o[k] = (float)sum_row[i] / sum_scales[blockIdx.x] * w_scale[0];
-                    else
-                        o[k] = other_row[i];
+                    for (int k = 0; k < WIDE_VALUES; k++)
+                        o[k] = valid(k) ? (float)sum_row[k * n] / token_scale * matrix_scale : 0.0f;
+        #pragma unroll
+                    for (int k = 0; k < WIDE_VALUES; k++) {
+                        if (!valid(k)) continue;
+                        sum_row[k * n] = 0;
+                        other_row[k * n] = o[k];
+                    }
+                } else {
+        #pragma unroll
+                    for (int k = 0; k < WIDE_VALUES; k++) o[k] = valid(k) ? other_row[k * n] : 0.0f;
                 }
         #pragma unroll
                 for (int k = 0; k < WIDE_VALUES; k++) {
-                    const int i = threadIdx.x + k * blockDim.x;
-                    if (i >= width) continue;
-                    if (mode == ROW_ADD_PRODUCT) {
-                        sum_row[i] = 0;
-                        other_row[i] = o[k];
-                    }
-                    if (mode == ROW_ADD || mode == ROW_ADD_PRODUCT) {
+                    if (MODE == ROW_ADD || MODE == ROW_ADD_PRODUCT) {
                         v[k] += o[k];
-                    } else if (mode == ROW_RELU2) {
+                    } else if (MODE == ROW_RELU2) {
                         const float r = fmaxf(v[k], 0.0f);
                         v[k] = r * r * o[k];
                     } else {
                         v[k] = v[k] / (1.0f + expf(-v[k])) * o[k];
                     }
-                    row[i] = v[k];
+                    if (valid(k)) row[k * n] = v[k];
                 }
             }
+            double sum = 0.0;
         #pragma unroll
             for (int k = 0; k < WIDE_VALUES; k++) sum += (double)v[k] * (double)v[k];
             sum = block_sum(sum);
@@ -148,12 +146,44 @@ extension KernelSource {
             }
             largest = block_max(largest);
             const float s = 127.0f / fmaxf(largest, 1e-5f);
+            i8 *q_row = q + (size_t)blockIdx.x * stride + threadIdx.x;
         #pragma unroll
-            for (int k = 0; k < WIDE_VALUES; k++) {
-                const int i = threadIdx.x + k * blockDim.x;
-                if (i < width) q[(size_t)blockIdx.x * stride + i] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
-            }
+            for (int k = 0; k < WIDE_VALUES; k++)
+                if (valid(k)) q_row[k * n] = (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
             if (threadIdx.x == 0) scales[blockIdx.x] = s;
+        }
+
+        template <int MODE>
+        __device__ __forceinline__ void wide_norm_row(float *x, const float *weight, float eps, int width, int stride,
+                                                      i8 *q, float *scales, float *other, int *sums,
+                                                      const float *sum_scales, const float *w_scale) {
+            if (width == WIDE_VALUES * (int)blockDim.x)
+                wide_norm_row<MODE, true>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+            else
+                wide_norm_row<MODE, false>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+        }
+
+        extern "C" __global__ void __launch_bounds__(\#(wideNormThreads))
+            rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
+                                   float *scales, float *other, int mode, int *sums, const float *sum_scales,
+                                   const float *w_scale) {
+            switch (mode) {
+            case ROW_KEEP:
+                wide_norm_row<ROW_KEEP>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                break;
+            case ROW_ADD:
+                wide_norm_row<ROW_ADD>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                break;
+            case ROW_RELU2:
+                wide_norm_row<ROW_RELU2>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                break;
+            case ROW_SILU:
+                wide_norm_row<ROW_SILU>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                break;
+            default:
+                wide_norm_row<ROW_ADD_PRODUCT>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales,
+                                               w_scale);
+            }
         }
         """#
 }
