@@ -112,7 +112,7 @@ final class KernelModule {
             module = Self.load(context, image)
         }
         if module == nil {
-            let image = try Self.compile(options: options)
+            let image = try Self.compile(options: options).image
             module = Self.load(context, image)
             guard module != nil else {
                 throw .compilation("the driver rejected the compiled module for sm_\(context.major)\(context.minor)")
@@ -156,8 +156,9 @@ final class KernelModule {
     /// Library names tried for NVRTC: the loader path first, then the usual toolkit folder.
     static let compilerLibraries = ["libnvrtc.so.13", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so.13"]
 
-    /// Compiles ``KernelSource`` to a CUBIN with `options`.
-    static func compile(options: [String]) throws(CUDAError) -> [UInt8] {
+    /// Compiles ``KernelSource`` with `options`: the CUBIN and what the compiler said of it (its notes, such as
+    /// `--ptxas-options=-v`'s, where asked for).
+    static func compile(options: [String]) throws(CUDAError) -> (image: [UInt8], log: String) {
         var nvrtc = ob_nvrtc()
         var message = [CChar](repeating: 0, count: 512)
         let names = compilerLibraries.map { strdup($0) }
@@ -182,13 +183,11 @@ final class KernelModule {
         let compiled = arguments.map { UnsafePointer($0) }.withUnsafeBufferPointer {
             nvrtc.nvrtcCompileProgram!(program, Int32($0.count), $0.baseAddress)
         }
-        if compiled != 0 {
-            var size = 0
-            _ = nvrtc.nvrtcGetProgramLogSize!(program, &size)
-            var log = [CChar](repeating: 0, count: size + 1)
-            _ = nvrtc.nvrtcGetProgramLog!(program, &log)
-            throw .compilation(cString(log))
-        }
+        var logSize = 0
+        _ = nvrtc.nvrtcGetProgramLogSize!(program, &logSize)
+        var log = [CChar](repeating: 0, count: logSize + 1)
+        _ = nvrtc.nvrtcGetProgramLog!(program, &log)
+        if compiled != 0 { throw .compilation(cString(log)) }
         var size = 0
         try check(nvrtc.nvrtcGetCUBINSize!(program, &size), "nvrtcGetCUBINSize")
         var image = [UInt8](repeating: 0, count: size)
@@ -197,6 +196,6 @@ final class KernelModule {
                 nvrtc.nvrtcGetCUBIN!(program, $0.baseAddress!.assumingMemoryBound(to: CChar.self))
             },
             "nvrtcGetCUBIN")
-        return image
+        return (image, cString(log))
     }
 }

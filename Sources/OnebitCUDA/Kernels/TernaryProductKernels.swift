@@ -430,7 +430,12 @@ extension KernelSource {
             RELEASE_NEXT();
         #pragma unroll
             for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_activations(stage, first + stage * MMA_CHUNKS);
-            for (int c = first, buffer = 0; c < last; c += MMA_CHUNKS, buffer = (buffer + 1) % MMA_STAGES) {
+            // A loop that runs at least once (every block has columns: first < last): with a path around it, sums
+            // that no product defined reach the wait below, and the compiler then waits for each product to end
+            // before issuing the next (ptxas C7515, "serialized due to non wgmma instructions defining accumulator
+            // registers").
+            int c = first, buffer = 0;
+            do {
                 // The last stage's products are done with the stage the load below refills, and this stage has landed
                 // where the tensor cores (another proxy than the copies') read it.
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
@@ -478,7 +483,9 @@ extension KernelSource {
                     }
                 }
                 asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            }
+                c += MMA_CHUNKS;
+                buffer = (buffer + 1) % MMA_STAGES;
+            } while (c < last);
             asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
             // The sums are read only after the wait, which does not name them.
         #pragma unroll
