@@ -167,23 +167,16 @@ extension KernelSource {
             rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
                                    float *scales, float *other, int mode, int *sums, const float *sum_scales,
                                    const float *w_scale) {
+        #define WIDE_NORM_ROW(MODE) \
+            wide_norm_row<MODE>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale)
             switch (mode) {
-            case ROW_KEEP:
-                wide_norm_row<ROW_KEEP>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
-                break;
-            case ROW_ADD:
-                wide_norm_row<ROW_ADD>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
-                break;
-            case ROW_RELU2:
-                wide_norm_row<ROW_RELU2>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
-                break;
-            case ROW_SILU:
-                wide_norm_row<ROW_SILU>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
-                break;
-            default:
-                wide_norm_row<ROW_ADD_PRODUCT>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales,
-                                               w_scale);
+            case ROW_KEEP: WIDE_NORM_ROW(ROW_KEEP); break;
+            case ROW_ADD: WIDE_NORM_ROW(ROW_ADD); break;
+            case ROW_RELU2: WIDE_NORM_ROW(ROW_RELU2); break;
+            case ROW_SILU: WIDE_NORM_ROW(ROW_SILU); break;
+            default: WIDE_NORM_ROW(ROW_ADD_PRODUCT);
             }
+        #undef WIDE_NORM_ROW
         }
         """#
 }
