@@ -7,11 +7,12 @@ from pathlib import Path
 TIMELINE = Path(__file__).resolve().parent.parent / "tools" / "gpu_timing" / "timeline.py"
 
 
-def write_trace(path):
+def write_trace(path, calls=True):
     lines = []
     for step in range(6):
         launch = 1_000_000 + step * 100_000  # ns: a step every 100 us
-        lines.append("call,%d,%d,514,0,0,0,cuGraphLaunch" % (launch, launch + 5_000))
+        if calls:
+            lines.append("call,%d,%d,514,0,0,0,cuGraphLaunch" % (launch, launch + 5_000))
         # norm 2 us, product 6 us starting 1 us into the norm, attention 10 us starting at the product's end
         start = launch + 10_000
         lines.append("kernel,%d,%d,1,1,320,1,rms_norm" % (start, start + 2_000))
@@ -45,3 +46,13 @@ def test_a_trace_without_graph_steps_is_refused_with_its_name(tmp_path):
     result = subprocess.run([sys.executable, str(TIMELINE), str(trace)], capture_output=True, text=True)
     assert result.returncode != 0
     assert "fewer than 4 graph-launched steps" in result.stderr and "empty.csv" in result.stderr
+
+
+def test_a_trace_without_driver_calls_begins_steps_at_their_graph_kernels(tmp_path):
+    trace = tmp_path / "trace.csv"
+    write_trace(trace, calls=False)
+    result = subprocess.run([sys.executable, str(TIMELINE), str(trace)], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("3 steps: 100.0 us from one step's first kernel to the next, kernels spanning 60.0 us, "
+                               "4 kernels a step"), lines[0]
+    assert lines[1].startswith("the GPU from a step's last kernel to the next step's first: 40.0 us"), lines[1]

@@ -2,7 +2,8 @@
 // CUDA_INJECTION64_PATH=<this library>, it writes one CSV line per kernel, memory copy and driver call to the
 // file $TRACE_OUT, with their start and end in nanoseconds on the GPU's clock. Kernels launched from CUDA graphs
 // are recorded one by one. TRACE_NO_KERNELS=1 records only the copies and driver calls, which costs the program
-// far less time. timeline.py reads the file.
+// far less time. TRACE_NO_CALLS=1 leaves the driver calls out: recording them slows each call, so the host's time
+// between steps, and the GPU's wait for it, look longer than they are. timeline.py reads the file.
 //
 // The record types are CUPTI's newest for kernels and copies; build.sh passes their names, which depend on the
 // CUDA version.
@@ -52,7 +53,7 @@ int InitializeInjection(void) {
     cuptiActivityRegisterCallbacks(requested, completed);
     if (!getenv("TRACE_NO_KERNELS")) cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
     cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY);
-    cuptiActivityEnable(CUPTI_ACTIVITY_KIND_DRIVER);
+    if (!getenv("TRACE_NO_CALLS")) cuptiActivityEnable(CUPTI_ACTIVITY_KIND_DRIVER);
     atexit(finish);
     return 1;
 }

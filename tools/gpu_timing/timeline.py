@@ -10,6 +10,10 @@ save without it when kernels overlap their predecessors. A kernel's length count
 with programmatic dependent launch is before its predecessor ended; the path share does not. `--sequence N` lists
 the first N kernels of one late step in order.
 
+A trace without driver calls (TRACE_NO_CALLS=1), whose wait between steps is not inflated by recording them, has
+no graph launches to begin steps with: a step then begins at each run of graph kernels, and its period is measured
+from its first kernel.
+
     python3 tools/gpu_timing/timeline.py trace.csv [--sequence 20]
 """
 
@@ -32,8 +36,11 @@ def read(path):
 
 
 def graph_steps(kernels, calls):
-    """The kernels of each step: those starting between the graph launch that starts it and the next."""
+    """The kernels of each step, with when it began: those starting between the graph launch that starts it and
+    the next; without launches in the trace, from each graph kernel that follows a kernel launched apart."""
     launches = sorted(c[0] for c in calls if c[2] == "cuGraphLaunch")
+    if not launches:
+        launches = [k[0] for before, k in zip([None] + kernels[:-1], kernels) if k[6] and not (before and before[6])]
     steps, index = [], 0
     for i, launch in enumerate(launches):
         following = launches[i + 1] if i + 1 < len(launches) else float("inf")
@@ -65,8 +72,9 @@ def main():
     periods = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
     spans = [max(k[1] for k in s) - s[0][0] for _, s in steady]
     waits = [b[1][0][0] - max(k[1] for k in a[1]) for a, b in zip(steady, steady[1:])]
-    print("%d steps: %.1f us from one step's launch to the next, kernels spanning %.1f us, %d kernels a step"
-          % (len(steady), statistics.mean(periods) / 1e3, statistics.mean(spans) / 1e3, len(steady[0][1])))
+    began = "launch" if any(c[2] == "cuGraphLaunch" for c in calls) else "first kernel"
+    print("%d steps: %.1f us from one step's %s to the next, kernels spanning %.1f us, %d kernels a step"
+          % (len(steady), statistics.mean(periods) / 1e3, began, statistics.mean(spans) / 1e3, len(steady[0][1])))
     print("the GPU from a step's last kernel to the next step's first: %.1f us; * launched after the graph"
           % (statistics.mean(waits) / 1e3))
     durations, increments = collections.defaultdict(list), collections.defaultdict(list)
