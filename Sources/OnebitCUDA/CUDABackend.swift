@@ -396,11 +396,12 @@ public final class CUDABackend {
                 return
             }
         }
-        if x.width <= 8 * KernelSource.wideNormThreads {
+        if x.width <= KernelSource.wideNormWidth {
             // The fewest threads that hold the row in registers (8 values each): fewer warps to reduce over. On an
             // H200 320 instead of 1,024 threads for 2B-4T's 2,560-wide rows took decode from 666-677 to 711-713
             // tokens/s and a 64-sequence step from 11,053 to 11,573.
-            let threads = max(128, min(KernelSource.wideNormThreads, (x.width + 8 * 32 - 1) / (8 * 32) * 32))
+            let valuesAWarp = KernelSource.wideNormValues * 32
+            let threads = max(128, min(KernelSource.wideNormThreads, (x.width + valuesAWarp - 1) / valuesAWarp * 32))
             var operation = (other: UInt64(0), mode: RowOperation.keep)
             var product: [Argument] = [.address(0), .address(0), .address(0)]
             if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
@@ -701,7 +702,7 @@ public final class CUDABackend {
             flushProducts(activation: activation == .relu2 ? 1 : 2)
             return
         }
-        if tokens > 1 && useFusion && gate.width <= 8 * KernelSource.wideNormThreads {
+        if tokens > 1 && useFusion && gate.width <= KernelSource.wideNormWidth {
             flush()
             pendingRowOperation = PendingRowOperation(
                 target: gate, other: up, tokens: tokens, mode: activation == .relu2 ? .relu2 : .silu)
@@ -727,7 +728,7 @@ public final class CUDABackend {
             flushProducts()
             return
         }
-        if tokens > 1 && useFusion && x.width <= 8 * KernelSource.wideNormThreads {
+        if tokens > 1 && useFusion && x.width <= KernelSource.wideNormWidth {
             if let (finish, outputs) = pendingFinish, outputs.count == 1, outputs[0] === delta, delta !== x,
                 finish.tokens == tokens
             {

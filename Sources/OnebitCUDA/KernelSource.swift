@@ -37,9 +37,15 @@ enum KernelSource {
     /// of three planes of 64 tokens, and up to 1,024 bytes to align the swizzle atoms.
     static var headWarpgroupSharedBytes: Int { headWarpgroupStages * (256 * 128 + 3 * 64 * 128) + 1024 }
 
-    /// Most threads of an `rms_norm_quantize_wide` block (its `__launch_bounds__`), which hold 8 values each: 72
-    /// registers a thread, since with 64 (1,024 threads) the row of a summed product spilled.
+    /// Most threads of an `rms_norm_quantize_wide` block (its `__launch_bounds__`): 72 registers a thread, since
+    /// with 64 (1,024 threads) the row of a summed product spilled.
     static let wideNormThreads = 896
+
+    /// Values of its row each thread of `rms_norm_quantize_wide` holds (`WIDE_VALUES`).
+    static let wideNormValues = 8
+
+    /// The widest row `rms_norm_quantize_wide` normalises.
+    static var wideNormWidth: Int { wideNormValues * wideNormThreads }
 
     /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
     static let topChunk = 2048
@@ -125,20 +131,14 @@ enum KernelSource {
             return v;
         }
 
-        __device__ __forceinline__ int warp_sum(int v) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+        // v summed over the LANES lanes of a group (aligned lanes of a warp); every lane of the group gets it.
+        template <int LANES, typename T> __device__ __forceinline__ T group_sum(T v) {
+        #pragma unroll
+            for (int o = LANES / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
             return v;
         }
 
-        __device__ __forceinline__ float warp_sum(float v) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-            return v;
-        }
-
-        __device__ __forceinline__ double warp_sum(double v) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-            return v;
-        }
+        template <typename T> __device__ __forceinline__ T warp_sum(T v) { return group_sum<32>(v); }
 
         __device__ __forceinline__ float warp_max(float v) {
             for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));

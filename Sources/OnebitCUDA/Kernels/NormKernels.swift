@@ -74,7 +74,7 @@ extension KernelSource {
         // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back. ROW_ADD_PRODUCT first
         // makes `other` from the summed integers of a split product (`sums`, whose token scales are `sum_scales` and
         // weight scale w_scale[0]) as finish_products does, then adds it.
-        #define WIDE_VALUES 8
+        #define WIDE_VALUES \#(wideNormValues)
         #define ROW_KEEP 0
         #define ROW_ADD 1
         #define ROW_RELU2 2

@@ -44,13 +44,6 @@ extension KernelSource {
             return (dots[0] + dots[1]) + (dots[2] + dots[3]);
         }
 
-        // v summed over the LANES lanes of a group (aligned lanes of a warp); every lane of the group gets it.
-        template <int LANES, typename T> __device__ __forceinline__ T group_sum(T v) {
-        #pragma unroll
-            for (int o = LANES / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-            return v;
-        }
-
         // The rescaled product of row `row` of a ternary matrix with one token's int8 activations (`pieces`, the
         // token's chunks piece-major; `total`, the sum of all its activations), in every lane of a group of LANES.
         // Lane i of the group takes chunks i, i + LANES, ...: with 32 lanes the same operations in the same order as
