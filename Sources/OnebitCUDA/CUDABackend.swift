@@ -44,6 +44,9 @@ public final class CUDABackend {
         let stride: Int
     }
     private var argmaxBuffer: DeviceBuffer?
+    /// The tokens ``argmaxKept(_:rows:head:step:of:)`` keeps, `[step][row]`, and how many of each.
+    private var keptBuffer: DeviceBuffer?
+    private var keptShape = (steps: 0, rows: 0)
     /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:temperatures:minPs:units:)``, then
     /// the tokens drawn.
     private var drawBuffer: DeviceBuffer?
@@ -915,16 +918,67 @@ public final class CUDABackend {
     /// pass of `blocks` blocks per row, a second of one block per row, and only the indices come back.
     private func argmax(of logits: UInt64, rows: Int, width: Int, blocks: Int) -> [Int] {
         let index = scratch(&argmaxBuffer, bytes: rows * (4 + 8 * blocks))
-        let values = index.address + UInt64(4 * rows)
+        launchArgmax(of: logits, rows: rows, width: width, blocks: blocks, scratch: index.address, into: index.address)
+        let result: [Int32] = download(from: index.address, count: rows)
+        return result.map { Int($0) }
+    }
+
+    /// Queues the two argmax passes of ``argmax(of:rows:width:blocks:)`` with their partial results at `scratch`
+    /// (past `rows` words), the indices into `result`, and also into `feed` where not 0.
+    private func launchArgmax(
+        of logits: UInt64, rows: Int, width: Int, blocks: Int, scratch: UInt64, into result: UInt64,
+        feeding feed: UInt64 = 0
+    ) {
+        let values = scratch + UInt64(4 * rows)
         let indices = values + UInt64(4 * blocks * rows)
         launch(
             .argmaxPartial, grid: (blocks, rows), block: 256, .address(logits), .int(width), .address(values),
             .address(indices))
         launch(
             .argmaxFinal, grid: (rows, 1), block: blocks, .address(values), .address(indices), .int(blocks),
-            .address(index.address))
-        let result: [Int32] = download(from: index.address, count: rows)
-        return result.map { Int($0) }
+            .address(result), .address(feed))
+    }
+
+    /// ``argmax(_:rows:head:)`` whose indices stay on the GPU: they become the tokens of the next step, which
+    /// reads them from the token buffer (``step(tokens:positions:segments:tokensKept:_:)``), and step `index` of
+    /// `count` kept for ``keptTokens()``. Returns the indices now where it cannot keep them: rows whose head is the
+    /// int8 copy, taken one at a time, or before a step has made the token buffer.
+    public func argmaxKept(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, step index: Int, of count: Int
+    ) -> [Int]? {
+        guard rows.count == 1 || !usesInt8Head(head), let tokens = tokenBuffer, tokens.byteCount >= rows.count * 4
+        else { return argmax(x, rows: rows, head: head) }
+        context.makeCurrent()
+        if index == 0 {
+            keptShape = (steps: count, rows: rows.count)
+            _ = scratch(&keptBuffer, bytes: count * rows.count * 4)
+        }
+        precondition(keptShape.rows == rows.count && index < keptShape.steps, "step \(index) outside the kept steps")
+        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        let blocks: Int
+        if rows.count == 1 {
+            launchHead(x, row: rows[0], head: head, into: output.address)
+            blocks = Self.argmaxBlocks
+        } else {
+            launchHead(x, rows: rows, head: head, into: output.address)
+            blocks = Self.argmaxBlocksPerRow
+        }
+        let index32 = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
+        launchArgmax(
+            of: output.address, rows: rows.count, width: head.rows, blocks: blocks, scratch: index32.address,
+            into: keptBuffer!.address + UInt64(index * rows.count * 4), feeding: tokens.address)
+        return nil
+    }
+
+    /// The indices the last run of ``argmaxKept(_:rows:head:step:of:)`` kept, one array a step: one wait for all
+    /// of them.
+    public func keptTokens() -> [[Int]] {
+        guard let kept = keptBuffer, keptShape.steps > 0 else { return [] }
+        context.makeCurrent()
+        let all: [Int32] = download(from: kept.address, count: keptShape.steps * keptShape.rows)
+        return (0..<keptShape.steps).map { step in
+            all[step * keptShape.rows..<(step + 1) * keptShape.rows].map { Int($0) }
+        }
     }
 
     /// The most logits a row ``largestLogits(_:rows:head:count:)`` brings back: each pass keeps at most half of
@@ -1051,13 +1105,19 @@ public final class CUDABackend {
     /// 64 sequences took `bench -p 128 -n 32 --batch 64` from 11,520 to 12,194 tokens/s).
     public func step(
         tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)],
-        _ body: () -> Void
+        tokensKept: Bool = false, _ body: () -> Void
     ) {
         context.makeCurrent()
         let decoding =
             !tokens.isEmpty && positions.count == tokens.count && segments.count == tokens.count
             && segments.enumerated().allSatisfy { $1.rows == $0..<$0 + 1 }
+        precondition(
+            !tokensKept || (decoding && tokenBuffer.map { $0.byteCount >= tokens.count * 4 } == true),
+            "kept tokens are one a sequence, from a step of as many")
         guard useGraphs, decoding else {
+            // Kept tokens are in the token buffer already, where the embedding reads them.
+            stepInputsUploaded = tokensKept
+            defer { stepInputsUploaded = false }
             body()
             flush()
             return
@@ -1065,7 +1125,7 @@ public final class CUDABackend {
         flush()
         let tokenInput = scratch(&tokenBuffer, bytes: tokens.count * 4)
         let positionInput = scratch(&positionBuffer, bytes: positions.count * 4)
-        tokenInput.upload(tokens.map { Int32($0) })
+        if !tokensKept { tokenInput.upload(tokens.map { Int32($0) }) }
         positionInput.upload(positions)
         uploadedPositions = positions
         // What the graph bakes in besides the transformer's own buffers: the addresses of the input buffers.

@@ -73,7 +73,8 @@ final class WholeContextCPU: Backend {
     var steps: [[Int]] = []
 
     func step(
-        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: CPUKeyValueCache)], _ body: () -> Void
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: CPUKeyValueCache)], tokensKept: Bool,
+        _ body: () -> Void
     ) {
         steps.append(segments.map(\.rows.count))
         body()

@@ -48,7 +48,9 @@ extension KernelSource {
             argmax_block(best, index, values + blockIdx.x, indices + blockIdx.x);
         }
 
-        extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result) {
+        // The indices also go to feed[r] where feed is not null: the tokens of the next decoding step.
+        extern "C" __global__ void argmax_final(const float *values, const int *indices, int count, int *result,
+                                                int *feed) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ float value;
@@ -59,7 +61,11 @@ extension KernelSource {
             int at = 0x7fffffff;
             for (int i = threadIdx.x; i < count; i += blockDim.x) argmax_pick(best, at, values[i], indices[i]);
             argmax_block(best, at, &value, &index);
-            if (threadIdx.x == 0) result[blockIdx.x] = index == 0x7fffffff ? 0 : index;
+            if (threadIdx.x == 0) {
+                const int token = index == 0x7fffffff ? 0 : index;
+                result[blockIdx.x] = token;
+                if (feed) feed[blockIdx.x] = token;
+            }
         }
 
         // The largest logits of rows for top-k sampling, in passes: block (c, r) sorts TOP_CHUNK keys of row r, chunk

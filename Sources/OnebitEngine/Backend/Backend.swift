@@ -114,9 +114,18 @@ public protocol Backend: AnyObject {
     /// segment cached in its cache; the operations take the tokens, positions and segments as arguments too. A
     /// backend may record the operations of a step once and replay them for later steps of the same shape, taking
     /// only the tokens, positions and caches given here. The forward pass calls it for decoding steps: one token
-    /// of one sequence, or one token of each of several.
+    /// of one sequence, or one token of each of several. With `tokensKept`, the step's tokens are the ones the last
+    /// ``argmaxKept(_:rows:head:step:of:)`` kept, and `tokens` only says how many.
     func step(
-        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], _ body: () -> Void)
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], tokensKept: Bool,
+        _ body: () -> Void)
+    /// ``argmax(_:rows:head:)`` for greedy steps that feed their tokens to the next step where the backend runs:
+    /// the indices stay there as the tokens of the next ``step(tokens:positions:segments:tokensKept:_:)`` and as
+    /// step `index` of `count`, which ``keptTokens()`` brings back together, and nil comes back now. A backend that
+    /// cannot keep them returns the indices (the default).
+    func argmaxKept(_ x: Activations, rows: [Int], head: DenseWeights, step index: Int, of count: Int) -> [Int]?
+    /// The indices the ``argmaxKept(_:rows:head:step:of:)`` calls of the last run of steps kept, one array a step.
+    func keptTokens() -> [[Int]]
 }
 
 extension Backend {
@@ -138,10 +147,20 @@ extension Backend {
 
     /// Runs `body`.
     public func step(
-        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], _ body: () -> Void
+        tokens: [Int], positions: [Int32], segments: [(rows: Range<Int>, cache: KeyValueCache)], tokensKept: Bool,
+        _ body: () -> Void
     ) {
         body()
     }
+
+    /// The indices, now: nothing is kept.
+    public func argmaxKept(_ x: Activations, rows: [Int], head: DenseWeights, step index: Int, of count: Int) -> [Int]?
+    {
+        argmax(x, rows: rows, head: head)
+    }
+
+    /// Nothing: ``argmaxKept(_:rows:head:step:of:)`` keeps nothing by default.
+    public func keptTokens() -> [[Int]] { [] }
 }
 
 extension Backend {

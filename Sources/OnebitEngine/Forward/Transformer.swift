@@ -223,6 +223,39 @@ public final class Transformer<B: Backend> {
         }
     }
 
+    /// `count` greedy steps of the slices' sequences, one token each to begin with, each step's tokens the argmax of
+    /// the step before. Where the backend keeps those tokens itself (``Backend/argmaxKept(_:rows:head:step:of:)``),
+    /// the host queues every step and waits once for their tokens instead of once a step. Returns each step's
+    /// tokens, one a slice. The caches must have room for `count` more positions.
+    public func greedySteps(batch: [Slice], count: Int) -> [[Int]] {
+        precondition(batch.allSatisfy { $0.tokens.count == 1 }, "greedy steps start from one token a sequence")
+        precondition(count >= 1, "at least one step")
+        if let rows = rowsToKeep {
+            discardScratch(keepingRows: rows)
+            rowsToKeep = nil
+        }
+        var slices = batch.map {
+            var slice = $0
+            slice.wantsLogits = true
+            slice.greedy = true
+            return slice
+        }
+        var known: [[Int]] = []
+        for index in 0..<count {
+            let rows = run(slices, tokensKept: index > 0 && known.isEmpty).compactMap { $0 }
+            let tokens = backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
+            precondition((tokens == nil) == known.isEmpty || index == 0, "a backend keeps every step's tokens or none")
+            if let tokens { known.append(tokens) }
+            slices = slices.enumerated().map { row, slice in
+                var next = slice
+                next.start += 1
+                if let tokens { next.tokens = [tokens[row]] }
+                return next
+            }
+        }
+        return known.isEmpty ? backend.keptTokens() : known
+    }
+
     /// ``step(batch:)`` with every slice's `greedy` set to `greedy`.
     private func step(batch: [Slice], greedy: Bool) -> [StepOutput?] {
         step(
@@ -289,8 +322,9 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the slices as one step and the final norm of the rows whose logits are wanted; returns per slice the
-    /// row of `normed` that holds its last token when wanted.
-    private func run(_ batch: [Slice]) -> [Int?] {
+    /// row of `normed` that holds its last token when wanted. With `tokensKept`, a decoding step's tokens are the
+    /// ones the backend kept from the last step's argmax, not the slices'.
+    private func run(_ batch: [Slice], tokensKept: Bool = false) -> [Int?] {
         let tokens = batch.flatMap(\.tokens)
         precondition(tokens.count <= chunkSize, "a step holds at most \(chunkSize) tokens")
         guard !tokens.isEmpty else { return batch.map { _ in nil } }
@@ -312,7 +346,8 @@ public final class Transformer<B: Backend> {
             }
         }
         if decoding {
-            backend.step(tokens: tokens, positions: positions, segments: segments, layersAndNorm)
+            backend.step(
+                tokens: tokens, positions: positions, segments: segments, tokensKept: tokensKept, layersAndNorm)
         } else {
             layersAndNorm()
         }

@@ -51,6 +51,13 @@ struct Bench: ParsableCommand {
     @Flag(help: "Compute logits with an int8 copy of the output head.")
     var int8Head = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Greedy steps queued before the host waits for their tokens, which the GPU feeds from one step to the "
+                + "next (1: the host reads every step's tokens before the next step).",
+            valueName: "steps"))
+    var stepsAhead = 1
+
     @Option(help: "Where the model runs: cpu or cuda (the first GPU; --threads and --kernels do not apply).")
     var device = "cpu"
 
@@ -62,6 +69,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("-p, -n and --repetitions must be at least 1")
         }
         guard (1...64).contains(batch) else { throw ValidationError("--batch must be 1 to 64") }
+        guard stepsAhead >= 1 else { throw ValidationError("--steps-ahead must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernels {
             guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
@@ -166,7 +174,7 @@ struct Bench: ParsableCommand {
         var decodeRates: [Double] = []
         for run in 1...repetitions {
             let label = repetitions > 1 ? " (run \(run) of \(repetitions))" : ""
-            if batch > 1 {
+            if batch > 1 || stepsAhead > 1 {
                 let (prefill, decode) = try runBatch(transformer, prompt: prompt, status: status, label: label)
                 prefillRates.append(prefill)
                 decodeRates.append(decode)
@@ -203,7 +211,8 @@ struct Bench: ParsableCommand {
         let decode = decodeRates.max()!
         let report = Report(
             source: source, instructionSet: kernels, threads: threads,
-            int8Head: int8Head, batch: batch, promptTokens: promptTokens, generatedTokens: generatedTokens,
+            int8Head: int8Head, batch: batch, stepsAhead: stepsAhead, promptTokens: promptTokens,
+            generatedTokens: generatedTokens,
             prefill: prefill, decode: decodeRates, loadSeconds: loadSeconds,
             peakBytes: peak, residentBytes: resident,
             bytesPerStep: bytes,
@@ -213,7 +222,8 @@ struct Bench: ParsableCommand {
 
     /// `batch` sequences decoding together: each prompt runs through its own cache (prompt rate: all their tokens
     /// over the time), then every step runs one token of each sequence through one batched forward pass
-    /// (generation rate: tokens of all sequences per second). Returns both rates.
+    /// (generation rate: tokens of all sequences per second), `--steps-ahead` steps before the host waits for their
+    /// tokens. Returns both rates.
     private func runBatch<B: Backend>(
         _ transformer: Transformer<B>, prompt: [Int], status: StatusLine, label: String
     ) throws(SessionError) -> (prefill: Double, decode: Double) {
@@ -231,13 +241,19 @@ struct Bench: ParsableCommand {
         }
         var tokens = [Int](repeating: prompt.last!, count: batch)
         let decode = clock.measure {
-            for step in 0..<generatedTokens {
+            var step = 0
+            while step < generatedTokens {
                 let slices = zip(tokens, caches).map { token, cache in
                     Transformer<B>.Slice(
                         tokens: [token], start: promptTokens + step, cache: cache, wantsLogits: true)
                 }
-                tokens = transformer.greedyNext(batch: slices).map { $0! }
-                status.progress("generating\(label)", fraction: Double(step + 1) / Double(generatedTokens))
+                let count = min(stepsAhead, generatedTokens - step)
+                tokens =
+                    count == 1
+                    ? transformer.greedyNext(batch: slices).map { $0! }
+                    : transformer.greedySteps(batch: slices, count: count).last!
+                step += count
+                status.progress("generating\(label)", fraction: Double(step) / Double(generatedTokens))
             }
         }
         return (
@@ -294,6 +310,7 @@ private struct Report {
     var threads: Int
     var int8Head: Bool
     var batch: Int
+    var stepsAhead: Int
     var promptTokens: Int
     var generatedTokens: Int
     var prefill: [Double]
@@ -314,7 +331,9 @@ private struct Report {
                 : "\(best) tokens/s"
         }
         let batchLabel = batch > 1 ? "\(batch) x " : ""
-        let perSequence = batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : ""
+        let perSequence =
+            (batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : "")
+            + (stepsAhead > 1 ? ", \(stepsAhead) steps a wait" : "")
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
             kernels      \(instructionSet)\(threads > 0 ? ", \(threads) threads" : "")
@@ -331,7 +350,8 @@ private struct Report {
     var json: JSONValue {
         .object([
             "model": .string(source), "kernels": .string(instructionSet), "threads": .integer(threads),
-            "int8_head": .bool(int8Head), "batch": .integer(batch), "prompt_tokens": .integer(promptTokens),
+            "int8_head": .bool(int8Head), "batch": .integer(batch), "steps_ahead": .integer(stepsAhead),
+            "prompt_tokens": .integer(promptTokens),
             "generated_tokens": .integer(generatedTokens),
             "prompt_tokens_per_second": .number(prefill.max()!),
             "generation_tokens_per_second": .number(decode.max()!),

@@ -305,7 +305,8 @@ enum DecodeStepCheck {
 
 /// Steps of several sequences at once on a backend against the CPU's scalar backend, on the model of
 /// ``DecodeStepCheck``: prompts of different lengths, then batched steps of one token per sequence (the steps a
-/// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same.
+/// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same,
+/// the last four through ``Transformer/greedySteps(batch:count:)``.
 enum BatchedStepCheck {
     /// Prompt lengths of the sequences: more positions than one attention run, and fewer; more sequences than the
     /// 8 tokens a step takes without the tensor cores.
@@ -336,10 +337,12 @@ enum BatchedStepCheck {
                 lengths = lengths.map { $0 + 1 }
             }
             var greedy = [forced.last!]
-            for _ in 0..<8 {
+            for _ in 0..<4 {
                 greedy.append(transformer.greedyNext(batch: slices(greedy.last!)).map { $0 ?? -1 })
                 lengths = lengths.map { $0 + 1 }
             }
+            // Four more whose tokens stay where the backend runs, each step's argmax the next one's input.
+            greedy += transformer.greedySteps(batch: slices(greedy.last!), count: 4)
             return (logits, greedy)
         }
         return reportAgreement(
