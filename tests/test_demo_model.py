@@ -67,8 +67,9 @@ def test_selftest_passes_on_the_cpu_and_needs_a_named_device():
     assert "--device must be cuda or cpu" in refused.stderr
 
 
-def test_bench_refuses_fewer_than_one_step_ahead():
-    refused = subprocess.run([BINARY, "bench", "-p", "4", "-n", "4", "--steps-ahead", "0"], capture_output=True,
-                             text=True, timeout=60)
-    assert refused.returncode != 0
-    assert "--steps-ahead must be at least 1" in refused.stderr
+def test_bench_and_serve_refuse_fewer_than_one_step_ahead():
+    for command in (["bench", "-p", "4", "-n", "4"], ["serve", "--port", "0"]):
+        refused = subprocess.run([BINARY, *command, "--steps-ahead", "0"], capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0
+        assert "--steps-ahead must be at least 1" in refused.stderr

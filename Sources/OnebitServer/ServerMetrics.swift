@@ -84,6 +84,9 @@ public final class ServerMetrics: Sendable {
             "Prompt tokens found in KV blocks of an earlier or running request and not run again.",
             stats.reusedPromptTokens)
         out += Self.single("onebit_engine_steps_total", "counter", "Engine steps run.", stats.steps)
+        out += Self.single(
+            "onebit_engine_queued_greedy_steps_total", "counter",
+            "Engine steps queued behind one another, their greedy tokens read back together.", stats.queuedGreedySteps)
         return out
     }
 

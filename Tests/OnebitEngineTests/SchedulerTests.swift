@@ -198,6 +198,36 @@ import Testing
         #expect(scheduler.statistics.promptTokens == conversation.count + 3)
     }
 
+    @Test func greedyStepsQueuedAheadGiveTheTokensOfOneStepAtATime() async throws {
+        // Token limits that end sequences inside a run of queued steps, and a context that ends one with length.
+        let requests = [([1, 2, 3], 3), ([7, 8], 10), (Array(10..<30), 14), ([99], 7)].map { prompt, limit in
+            GenerationRequest(prompt: prompt, maxTokens: limit, sampling: SamplingParameters(temperature: 0))
+        }
+        func generate(stepsAhead: Int) async throws -> ([([Int], GenerationEvent?)], Scheduler) {
+            let scheduler = Scheduler(
+                model: LanguageModel(Self.model),
+                configuration: SchedulerConfiguration(contextLength: 32, greedyStepsAhead: stepsAhead))
+            let streams = try requests.map { try scheduler.submit($0) }
+            var results: [([Int], GenerationEvent?)] = []
+            for stream in streams { results.append(await drain(stream)) }
+            return (results, scheduler)
+        }
+        let (oneByOne, plain) = try await generate(stepsAhead: 1)
+        let (queued, scheduler) = try await generate(stepsAhead: 4)
+        #expect(queued.map(\.0) == oneByOne.map(\.0))
+        #expect(queued.map(\.1) == oneByOne.map(\.1))
+        #expect(plain.statistics.queuedGreedySteps == 0)
+        #expect(scheduler.statistics.queuedGreedySteps > 0)
+        // The blocks the queued steps filled are found again by the tokens that went into them.
+        let resent = requests[2].prompt + queued[2].0.prefix(8)
+        let greedy = SamplingParameters(temperature: 0)
+        _ = await drain(try scheduler.submit(GenerationRequest(prompt: resent, maxTokens: 1, sampling: greedy)))
+        // Statistics are published after the step that ends a request; a one-token prompt, which reuses nothing,
+        // runs after that.
+        _ = await drain(try scheduler.submit(GenerationRequest(prompt: [300], maxTokens: 1, sampling: greedy)))
+        #expect(scheduler.statistics.reusedPromptTokens == resent.count - 1)
+    }
+
     @Test func theContextEndsAGenerationWithLength() async throws {
         let scheduler = Scheduler(
             model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 8))

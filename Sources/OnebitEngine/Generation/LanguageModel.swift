@@ -72,13 +72,21 @@ public final class LanguageModel {
     }
 
     /// The batched stepping the scheduler drives, over one pool of KV blocks for sequences of up to
-    /// `contextLength` positions; `blockCount` sizes the pool for the backend's positions per block.
-    func makeBatchRunner(contextLength: Int, blockCount: (_ blockPositions: Int) -> Int) -> any BatchRunner {
+    /// `contextLength` positions; `blockCount` sizes the pool for the backend's positions per block. Up to
+    /// `greedyStepsAhead` greedy steps go out before their tokens come back (where `nil`, 8 on the GPU and 1 on the
+    /// CPU: see ``SchedulerConfiguration/greedyStepsAhead``).
+    func makeBatchRunner(
+        contextLength: Int, greedyStepsAhead: Int? = nil, blockCount: (_ blockPositions: Int) -> Int
+    ) -> any BatchRunner {
         switch forward {
         case .cpu(let transformer):
-            TransformerRunner(transformer: transformer, contextLength: contextLength, blockCount: blockCount)
+            TransformerRunner(
+                transformer: transformer, contextLength: contextLength, greedyStepsAhead: greedyStepsAhead ?? 1,
+                blockCount: blockCount)
         case .cuda(let transformer):
-            TransformerRunner(transformer: transformer, contextLength: contextLength, blockCount: blockCount)
+            TransformerRunner(
+                transformer: transformer, contextLength: contextLength, greedyStepsAhead: greedyStepsAhead ?? 8,
+                blockCount: blockCount)
         }
     }
 

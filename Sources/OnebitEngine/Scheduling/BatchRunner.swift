@@ -20,6 +20,12 @@ protocol BatchRunner: AnyObject {
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
     /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
     func logits(ofLastStepSlice index: Int) -> [Float]
+    /// Most greedy steps ``runGreedySteps(_:count:)`` gains by queuing at once: 1 where the backend hands every
+    /// step's tokens back anyway.
+    var greedyStepsAhead: Int { get }
+    /// Runs `count` greedy steps of one token per slice, each step's tokens the argmax of the step before, and waits
+    /// once for all of them; returns each step's tokens, one a slice. The sequences must hold `count` more positions.
+    func runGreedySteps(_ slices: [SliceRequest], count: Int) -> [[Int]]
 }
 
 /// How the blocks of a pool are used.
@@ -65,15 +71,21 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     private let transformer: Transformer<B>
     /// Most positions of a sequence.
     private let contextLength: Int
+    let greedyStepsAhead: Int
     private let pool: B.KeyValuePool
     private let blocks: KeyValueBlocks
     private var sequences: [Int: Sequence] = [:]
     private var nextSequence = 0
 
-    /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`.
-    init(transformer: Transformer<B>, contextLength: Int, blockCount: (_ blockPositions: Int) -> Int) {
+    /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`, queuing up to
+    /// `greedyStepsAhead` greedy steps at once.
+    init(
+        transformer: Transformer<B>, contextLength: Int, greedyStepsAhead: Int = 1,
+        blockCount: (_ blockPositions: Int) -> Int
+    ) {
         self.transformer = transformer
         self.contextLength = contextLength
+        self.greedyStepsAhead = max(1, greedyStepsAhead)
         let blockPositions = transformer.backend.keyValueBlockPositions(contextLength: contextLength)
         // No more than the device holds: a pool the GPU cannot fill would fail as its sequences grow.
         let limit = transformer.keyValueBlockLimit(blockPositions: blockPositions) ?? .max
@@ -148,31 +160,46 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     }
 
     func run(_ slices: [SliceRequest]) -> [StepOutput?] {
-        let size = blocks.blockPositions
-        var views: [B.KeyValueCache] = []
-        for slice in slices {
-            var sequence = sequences[slice.sequence]!
-            var position = slice.start
-            while position < slice.start + slice.tokens.count {
-                let index = position / size
-                let end = min((index + 1) * size, slice.start + slice.tokens.count)
-                let tokens = slice.tokens[(position - slice.start)..<(end - slice.start)]
-                // Positions are written in order, so every block before this one is full and in the chain.
-                let parent = index == 0 ? KeyValueBlocks.root : sequence.chain[index - 1]
-                if let hash = blocks.write(tokens, at: position % size, in: Int(sequence.table[index]), after: parent) {
-                    sequence.chain.append(hash)
-                }
-                position = end
-            }
-            sequences[slice.sequence] = sequence
-            views.append(transformer.backend.keyValueCache(in: pool, blocks: sequence.table))
+        for slice in slices { record(slice.tokens, at: slice.start, of: slice.sequence) }
+        return transformer.step(batch: transformerSlices(slices))
+    }
+
+    func runGreedySteps(_ slices: [SliceRequest], count: Int) -> [[Int]] {
+        let steps = transformer.greedySteps(batch: transformerSlices(slices), count: count)
+        // Each step's input is the token before it: the slice's own, then what the steps before chose.
+        for (row, slice) in slices.enumerated() {
+            record(slice.tokens + steps.dropLast().map { $0[row] }, at: slice.start, of: slice.sequence)
         }
-        return transformer.step(
-            batch: zip(slices, views).map { slice, view in
-                Transformer<B>.Slice(
-                    tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
-                    greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw, totalAt: slice.totalAt)
-            })
+        return steps
+    }
+
+    /// Notes that `tokens` fill `sequence`'s positions from `start` on, for later prompts to find its blocks by.
+    private func record(_ tokens: [Int], at start: Int, of id: Int) {
+        let size = blocks.blockPositions
+        var sequence = sequences[id]!
+        var position = start
+        while position < start + tokens.count {
+            let index = position / size
+            let end = min((index + 1) * size, start + tokens.count)
+            let written = tokens[(position - start)..<(end - start)]
+            // Positions are written in order, so every block before this one is full and in the chain.
+            let parent = index == 0 ? KeyValueBlocks.root : sequence.chain[index - 1]
+            if let hash = blocks.write(written, at: position % size, in: Int(sequence.table[index]), after: parent) {
+                sequence.chain.append(hash)
+            }
+            position = end
+        }
+        sequences[id] = sequence
+    }
+
+    /// The transformer's slices of `slices`, each over its sequence's blocks.
+    private func transformerSlices(_ slices: [SliceRequest]) -> [Transformer<B>.Slice] {
+        slices.map { slice in
+            let view = transformer.backend.keyValueCache(in: pool, blocks: sequences[slice.sequence]!.table)
+            return Transformer<B>.Slice(
+                tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
+                greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw, totalAt: slice.totalAt)
+        }
     }
 
     func logits(ofLastStepSlice index: Int) -> [Float] {

@@ -81,8 +81,13 @@ final class EngineLoop {
     }
 
     /// One forward step: a token for every generating sequence first (they wait on it), then prompt chunks in
-    /// arrival order with what is left of the step's token budget.
+    /// arrival order with what is left of the step's token budget. Several steps at once where only greedy decoding
+    /// runs (``greedyStepCount()``).
     private func step() {
+        if let count = greedyStepCount() {
+            stepGreedily(count)
+            return
+        }
         var budget = runner.stepTokens
         var slices: [SliceRequest] = []
         var owners: [SequenceState] = []
@@ -135,6 +140,45 @@ final class EngineLoop {
                     advance(sequence, logits: runner.logits(ofLastStepSlice: index))
                 }
             case nil: break
+            }
+        }
+        running.removeAll(where: \.isFinished)
+    }
+
+    /// How many greedy steps to run at once, where more than one: every running sequence decodes and reads only the
+    /// argmax, and has room for them all (within its token limit and context, and blocks reserved); else nil. A
+    /// request that waits for a sequence to end may wait that many steps more.
+    private func greedyStepCount() -> Int? {
+        guard runner.greedyStepsAhead > 1, running.allSatisfy({ $0.pendingToken != nil && $0.needsOnlyArgmax })
+        else { return nil }
+        let count = running.reduce(runner.greedyStepsAhead) { count, sequence in
+            min(
+                count, sequence.job.request.maxTokens - sequence.generated.count,
+                configuration.contextLength - sequence.cached)
+        }
+        guard count > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count) }) else {
+            return nil
+        }
+        return count
+    }
+
+    /// Runs `count` greedy steps of every running sequence at once and reports their tokens in order; a sequence
+    /// that ends on the way drops the tokens after its end.
+    private func stepGreedily(_ count: Int) {
+        let slices = running.map {
+            SliceRequest(
+                sequence: $0.sequence, tokens: [$0.pendingToken!], start: $0.cached, wantsLogits: true, greedy: true)
+        }
+        let steps = runner.runGreedySteps(slices, count: count)
+        totals.steps += count
+        totals.queuedGreedySteps += count
+        totals.lastStepTokens = slices.count
+        totals.lastStepSequences = slices.count
+        for tokens in steps {
+            for (sequence, token) in zip(running, tokens) where !sequence.isFinished {
+                sequence.cached += 1
+                sequence.pendingToken = nil
+                emit(token, for: sequence, processed: nil)
             }
         }
         running.removeAll(where: \.isFinished)

@@ -18,13 +18,22 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// Blocks of the KV pool all sequences share; `nil` sizes it so every sequence can fill its context
     /// (`maxConcurrency` times the blocks of `contextLength` positions). Memory is committed as blocks are used.
     public var keyValueBlocks: Int?
+    /// Most decoding steps queued before their tokens come back while every running sequence decodes greedily,
+    /// each step's tokens fed to the next where the model runs. Tokens then stream in bursts of up to this many; 1
+    /// reads every step's tokens before the next step. `nil` leaves it to the backend: 8 on the GPU, where it saves
+    /// the wait between steps, 1 on the CPU, which has every token at once.
+    public var greedyStepsAhead: Int?
 
     /// Describes the limits.
-    public init(maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64, keyValueBlocks: Int? = nil) {
+    public init(
+        maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64, keyValueBlocks: Int? = nil,
+        greedyStepsAhead: Int? = nil
+    ) {
         self.maxConcurrency = maxConcurrency
         self.contextLength = contextLength
         self.maxQueued = maxQueued
         self.keyValueBlocks = keyValueBlocks
+        self.greedyStepsAhead = greedyStepsAhead
     }
 }
 
@@ -62,6 +71,9 @@ public struct SchedulerStatistics: Sendable, Equatable {
     public var generatedTokens = 0
     /// Steps run since start.
     public var steps = 0
+    /// Steps among ``steps`` that were queued behind one another, their tokens read back together
+    /// (``SchedulerConfiguration/greedyStepsAhead``).
+    public var queuedGreedySteps = 0
 
     /// All zero.
     public init() {}
@@ -96,7 +108,8 @@ public final class Scheduler: Sendable {
         let concurrency = configuration.maxConcurrency
         let context = configuration.contextLength
         let blocks = configuration.keyValueBlocks
-        let runner = model.makeBatchRunner(contextLength: context) { blockPositions in
+        let runner = model.makeBatchRunner(contextLength: context, greedyStepsAhead: configuration.greedyStepsAhead) {
+            blockPositions in
             max(1, blocks ?? concurrency * ((context + blockPositions - 1) / blockPositions))
         }
         let usage = runner.blockUsage

@@ -51,6 +51,13 @@ struct Serve: AsyncParsableCommand {
     var kvBlocks: Int?
 
     @Option(
+        help: ArgumentHelp(
+            "Greedy decoding steps queued before their tokens are read back, while every running request decodes "
+                + "greedily (default: 8 on the GPU, which feeds each step's tokens to the next itself; 1 on the CPU); "
+                + "tokens then stream in bursts of up to this many.", valueName: "steps"))
+    var stepsAhead: Int?
+
+    @Option(
         help: """
             Serve random weights of a published shape instead of a model (\(SyntheticShape.names.joined(separator: ", "))) \
             with the built-in model's tokenizer and vocabulary: for measuring serving speed at a real model's size.
@@ -81,6 +88,7 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
         if let kvBlocks, kvBlocks < 1 { throw ValidationError("--kv-blocks must be at least 1") }
+        if let stepsAhead, stepsAhead < 1 { throw ValidationError("--steps-ahead must be at least 1") }
         if let synthetic, SyntheticShape(name: synthetic) == nil {
             throw ValidationError("unknown shape \(synthetic); known: \(SyntheticShape.names.joined(separator: ", "))")
         }
@@ -112,7 +120,8 @@ struct Serve: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port, apiKey: apiKey,
             scheduler: SchedulerConfiguration(
-                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks),
+                maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks,
+                greedyStepsAhead: stepsAhead),
             specialists: catalog, reportsDirectory: SpecialistPaths.reportsDirectory(root: root))
         let host = host
         try await OnebitServer.run(
