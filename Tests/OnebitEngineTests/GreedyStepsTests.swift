@@ -36,4 +36,42 @@ import Testing
             count: 6)
         #expect(steps == stepByStep)
     }
+
+    @Test func aSessionsGreedyStepsAreItsGreedyTokensOneByOne() throws {
+        let language = LanguageModel(Self.model)
+        let prompt = [4, 8, 15, 16, 23]
+        func session() throws -> any DecodingSession {
+            let session = language.makeSession(capacity: 16)
+            _ = try session.append(Array(prompt.dropLast())) { _ in false }
+            return session
+        }
+        let stepwise = try session()
+        var oneByOne = [try stepwise.appendGreedy(prompt.last!)]
+        for _ in 1..<6 { oneByOne.append(try stepwise.appendGreedy(oneByOne.last!)) }
+        let queued = try session()
+        #expect(try queued.appendGreedySteps(prompt.last!, count: 6) == oneByOne)
+        #expect(queued.length == stepwise.length)
+        // Past the capacity nothing runs.
+        #expect(throws: SessionError.contextFull(capacity: 16, requested: 18)) {
+            try queued.appendGreedySteps(1, count: 8)
+        }
+    }
+
+    @Test(arguments: [(maxTokens: 11, context: 64), (maxTokens: 40, context: 20)])
+    func generationQueuingGreedyStepsGivesTheTokensOfOneStepAtATime(maxTokens: Int, context: Int) throws {
+        var model = Self.model
+        model.config.contextLength = context
+        let language = LanguageModel(model)
+        let prompt = [3, 1, 4, 1, 5]
+        language.greedyStepsAhead = 1
+        let oneByOne = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy)
+        language.greedyStepsAhead = 4
+        var streamed: [Int] = []
+        let queued = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy) {
+            streamed.append($0)
+            return true
+        }
+        #expect(queued == oneByOne)
+        #expect(streamed == oneByOne.tokens)
+    }
 }

@@ -16,6 +16,9 @@ public protocol DecodingSession: AnyObject {
     /// Appends `token` and returns the index of the largest logit of its position (the lowest on ties), without
     /// bringing the logits to the host where the backend can avoid it.
     func appendGreedy(_ token: Int) throws(SessionError) -> Int
+    /// Appends `token`, then each argmax but the last: `count` greedy steps, whose argmaxes come back in order.
+    /// Where the backend feeds each step's argmax to the next step itself, it is waited for once.
+    func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int]
     /// Appends `token` and returns the token `draw` picks from the logits of its position
     /// (``Sampler/token(drawing:from:)``), drawn where the backend runs.
     func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int
@@ -30,6 +33,13 @@ extension DecodingSession {
     /// The argmax of the logits ``append(_:logitsFor:)`` returns.
     public func appendGreedy(_ token: Int) throws(SessionError) -> Int {
         Sampler.argmax(try append([token]) { _ in true }[0]!)
+    }
+
+    /// ``appendGreedy(_:)`` `count` times.
+    public func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int] {
+        var tokens: [Int] = []
+        for _ in 0..<count { tokens.append(try appendGreedy(tokens.last ?? token)) }
+        return tokens
     }
 }
 
@@ -97,6 +107,14 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         let next = transformer.greedyNext(token, at: length, cache: cache)
         length += 1
         return next
+    }
+
+    func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int] {
+        try check(Array(repeating: token, count: count))
+        let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
+        let steps = transformer.greedySteps(batch: [slice], count: count)
+        length += count
+        return steps.map { $0[0] }
     }
 
     func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int {

@@ -16,6 +16,11 @@ public final class LanguageModel {
     /// Where the model runs, in words (`CPU`, or the GPU's name).
     public let deviceDescription: String
     private let forward: Forward
+    /// Most greedy steps ``generate(prompt:maxTokens:sampling:onToken:)`` runs before their tokens come back, each
+    /// step's argmax fed to the next where the model runs (and the scheduler, unless its configuration says
+    /// otherwise): 8 on the GPU, where that saves the wait between steps; 1 on the CPU, which has every token at
+    /// once. Tokens then reach `onToken` in bursts of up to this many.
+    public var greedyStepsAhead: Int
 
     /// The transformer of the chosen backend.
     private enum Forward {
@@ -61,6 +66,10 @@ public final class LanguageModel {
     private init(_ model: LoadedModel, running: (Forward, String)) {
         self.model = model.releasingWeights()
         (forward, deviceDescription) = running
+        switch forward {
+        case .cpu: greedyStepsAhead = 1
+        case .cuda: greedyStepsAhead = 8
+        }
     }
 
     /// Most tokens one forward call processes at once.
@@ -73,20 +82,19 @@ public final class LanguageModel {
 
     /// The batched stepping the scheduler drives, over one pool of KV blocks for sequences of up to
     /// `contextLength` positions; `blockCount` sizes the pool for the backend's positions per block. Up to
-    /// `greedyStepsAhead` greedy steps go out before their tokens come back (where `nil`, 8 on the GPU and 1 on the
-    /// CPU: see ``SchedulerConfiguration/greedyStepsAhead``).
+    /// `greedyStepsAhead` (by default the model's ``greedyStepsAhead``) greedy steps go out before their tokens come
+    /// back.
     func makeBatchRunner(
         contextLength: Int, greedyStepsAhead: Int? = nil, blockCount: (_ blockPositions: Int) -> Int
     ) -> any BatchRunner {
-        switch forward {
+        let ahead = greedyStepsAhead ?? self.greedyStepsAhead
+        return switch forward {
         case .cpu(let transformer):
             TransformerRunner(
-                transformer: transformer, contextLength: contextLength, greedyStepsAhead: greedyStepsAhead ?? 1,
-                blockCount: blockCount)
+                transformer: transformer, contextLength: contextLength, greedyStepsAhead: ahead, blockCount: blockCount)
         case .cuda(let transformer):
             TransformerRunner(
-                transformer: transformer, contextLength: contextLength, greedyStepsAhead: greedyStepsAhead ?? 8,
-                blockCount: blockCount)
+                transformer: transformer, contextLength: contextLength, greedyStepsAhead: ahead, blockCount: blockCount)
         }
     }
 
@@ -120,6 +128,8 @@ public final class LanguageModel {
         // Greedy decoding without a repetition penalty needs only the argmax, which the backend can find itself.
         let greedy = sampling.temperature == 0 && sampling.repetitionPenalty == 1
         var next: Int?
+        // Greedy tokens the last run of steps found, each already appended but the last.
+        var queued: [Int] = []
         var reason = GenerationResult.StopReason.length
         var stopToken: Int?
         while generated.count < maxTokens {
@@ -136,6 +146,10 @@ public final class LanguageModel {
                 break
             }
             guard generated.count < maxTokens else { break }
+            if !queued.isEmpty {
+                next = queued.removeFirst()
+                continue
+            }
             guard session.length < session.capacity else {
                 reason = .contextFull
                 break
@@ -143,7 +157,9 @@ public final class LanguageModel {
             // Only what the sampler needs of the next logits comes back where the backend runs: the argmax, the
             // token it draws, or the largest logits.
             if greedy {
-                next = try session.appendGreedy(token)
+                let count = min(greedyStepsAhead, maxTokens - generated.count, session.capacity - session.length)
+                queued = try session.appendGreedySteps(token, count: count)
+                next = queued.removeFirst()
             } else if sampler.drawsFromWholeRow {
                 next = try session.appendDrawing(token, sampler.nextRowDraw())
             } else if let ranking = sampler.ranking {

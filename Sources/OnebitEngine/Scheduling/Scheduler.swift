@@ -20,8 +20,8 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     public var keyValueBlocks: Int?
     /// Most decoding steps queued before their tokens come back while every running sequence decodes greedily,
     /// each step's tokens fed to the next where the model runs. Tokens then stream in bursts of up to this many; 1
-    /// reads every step's tokens before the next step. `nil` leaves it to the backend: 8 on the GPU, where it saves
-    /// the wait between steps, 1 on the CPU, which has every token at once.
+    /// reads every step's tokens before the next step. `nil` takes the model's ``LanguageModel/greedyStepsAhead``
+    /// (8 on the GPU, 1 on the CPU).
     public var greedyStepsAhead: Int?
 
     /// Describes the limits.
