@@ -211,6 +211,7 @@ extension KernelSource {
         //   head; the warps' sums are added at the end.
         #define ROWS_GROUP 4
         #define ROWS_HEAD_DIM 128
+        static_assert(ROWS_GROUP * 32 == ROWS_HEAD_DIM, "a thread of attention_rows per dimension of a head");
         #define ROWS_STAGE (2 * KV_BLOCK)
         // Key rows are padded by 16 floats: the 8 lanes of a 16-byte read phase (two positions, four pieces each)
         // then hit different banks.
@@ -270,27 +271,44 @@ extension KernelSource {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const int q_width = heads * ROWS_HEAD_DIM;
-            for (int i = threadIdx.x; i < (group + 2) * ROWS_HEAD_DIM; i += blockDim.x) {
-                const int h = i / ROWS_HEAD_DIM, d = i % ROWS_HEAD_DIM;
-                // Column of the query, key and value products laid end to end.
-                const int column = h < group    ? (kvh * group + h) * ROWS_HEAD_DIM + d
-                                   : h == group ? q_width + kvh * ROWS_HEAD_DIM + d
-                                                : q_width + (int)kv_width + kvh * ROWS_HEAD_DIM + d;
-                float value;
-                if (sums) {
-                    int *sum = sums + (size_t)t * sum_rows + column;
-                    const float *s = h < group ? s_q : h == group ? s_k : s_v;
-                    value = (float)*sum / sum_scales[t] * s[0];
-                    *sum = 0;
-                } else {
-                    value = h < group    ? q[(size_t)t * q_width + column]
-                            : h == group ? k[(size_t)t * kv_width + column - q_width]
-                                         : v[(size_t)t * kv_width + column - q_width - kv_width];
-                }
-                if (h < group)
-                    queries[h][d] = value;
+            // Thread d takes dimension d of the group's query heads, then of the key and the value (the block has
+            // ROWS_HEAD_DIM threads). Every load is requested before any result is used: one after another, these
+            // waits were a third of the kernel's stall samples at 64 sequences.
+            const int d = threadIdx.x;
+            // Column of the query, key and value products laid end to end.
+            const auto column = [&](int h) {
+                return h < group    ? (kvh * group + h) * ROWS_HEAD_DIM + d
+                       : h == group ? q_width + kvh * ROWS_HEAD_DIM + d
+                                    : q_width + (int)kv_width + kvh * ROWS_HEAD_DIM + d;
+            };
+            int summed[ROWS_GROUP + 2];
+            float value[ROWS_GROUP + 2];
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP + 2; h++) {
+                if (h >= group + 2) break;
+                if (sums)
+                    summed[h] = sums[(size_t)t * sum_rows + column(h)];
                 else
-                    fresh[h - group][d] = value;
+                    value[h] = h < group    ? q[(size_t)t * q_width + column(h)]
+                               : h == group ? k[(size_t)t * kv_width + column(h) - q_width]
+                                            : v[(size_t)t * kv_width + column(h) - q_width - kv_width];
+            }
+            if (sums) {
+                const float token_scale = sum_scales[t], scale_q = s_q[0], scale_k = s_k[0], scale_v = s_v[0];
+        #pragma unroll
+                for (int h = 0; h < ROWS_GROUP + 2; h++) {
+                    if (h >= group + 2) break;
+                    value[h] = (float)summed[h] / token_scale * (h < group ? scale_q : h == group ? scale_k : scale_v);
+                    sums[(size_t)t * sum_rows + column(h)] = 0;
+                }
+            }
+        #pragma unroll
+            for (int h = 0; h < ROWS_GROUP + 2; h++) {
+                if (h >= group + 2) break;
+                if (h < group)
+                    queries[h][d] = value[h];
+                else
+                    fresh[h - group][d] = value[h];
             }
             for (int i = threadIdx.x; i < ROWS_HEAD_DIM / 2; i += blockDim.x)
                 rope_angle(theta, i, ROWS_HEAD_DIM, (float)position, cosines[i], sines[i]);
