@@ -109,14 +109,15 @@ public final class CUDABackend {
         var finish: PendingFinish? = nil
     }
 
-    /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_ADD_PRODUCT` in the source).
+    /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_SILU_PRODUCT` in the source).
     private enum RowOperation: Int {
-        case keep, add, relu2, silu, addProduct
+        case keep, add, relu2, silu, addProduct, relu2Product, siluProduct
     }
 
-    /// The rescale of a split tensor-core product of one or three matrices (``Kernel/finishProducts``) and their
-    /// outputs, not launched yet: a residual add of the one output and the norm after it, or the rotary embedding
-    /// and cache store of the three (query, key, value), do it on the way.
+    /// The rescale of a split tensor-core product of one to three matrices (``Kernel/finishProducts``) and their
+    /// outputs, not launched yet: a residual add of the one output and the norm after it, the gated activation of
+    /// the two (gate, up) and the norm after it, or the rotary embedding and cache store of the three (query, key,
+    /// value) do it on the way.
     private var pendingFinish: (PendingFinish, [CUDAActivations])?
 
     private struct PendingFinish {
@@ -406,20 +407,23 @@ public final class CUDABackend {
             let valuesAWarp = KernelSource.wideNormValues * 32
             let threads = max(128, min(KernelSource.wideNormThreads, (x.width + valuesAWarp - 1) / valuesAWarp * 32))
             var operation = (other: UInt64(0), mode: RowOperation.keep)
-            var product: [Argument] = [.address(0), .address(0), .address(0)]
+            var product: [Argument] = [.address(0), .address(0), .address(0), .address(0)]
             if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
                 pendingRowOperation = nil
                 operation = (p.other.buffer.address, p.mode)
                 if let finish = p.finish {
-                    // finish_products' arguments for one matrix: its scale, output and rows.
-                    product = [.address(finish.partial), .address(finish.inputScales), finish.arguments[0]]
+                    // finish_products' arguments, three a matrix: its scale, output and rows.
+                    product = [
+                        .address(finish.partial), .address(finish.inputScales), finish.arguments[0],
+                        finish.arguments[3],
+                    ]
                 }
             }
             launch(
                 .rmsNormQuantizeWide, grid: (tokens, 1), block: threads, .address(x.buffer.address),
                 .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
                 .address(q.values.address), .address(q.scales.address), .address(operation.other),
-                .int(operation.mode.rawValue), product[0], product[1], product[2])
+                .int(operation.mode.rawValue), product[0], product[1], product[2], product[3])
             return
         }
         launch(
@@ -511,15 +515,13 @@ public final class CUDABackend {
                 .address(partial),
             ] + matrices)
         guard parts > 1 else { return }
-        let finish = PendingFinish(
-            partial: partial, tokens: tokens, inputScales: q.scales.address, arguments: scales, rows: totalRows)
-        if ws.count != 2 {
-            // A residual add and norm, or the rotary embedding and cache store, may follow and do the rescale on
-            // the way.
-            pendingFinish = (finish, ys)
-        } else {
-            launchFinish(finish)
-        }
+        // A residual add or gated activation and the norm after it, or the rotary embedding and cache store, may
+        // follow and do the rescale on the way.
+        pendingFinish = (
+            PendingFinish(
+                partial: partial, tokens: tokens, inputScales: q.scales.address, arguments: scales, rows: totalRows),
+            ys
+        )
     }
 
     /// Rotates the heads of the first `tokens` rows of `x` in place.
@@ -706,9 +708,21 @@ public final class CUDABackend {
             return
         }
         if tokens > 1 && useFusion && gate.width <= KernelSource.wideNormWidth {
+            var finish: PendingFinish?
+            if let (pending, outputs) = pendingFinish, outputs.count == 2, outputs[0] === gate, outputs[1] === up,
+                pending.tokens == tokens
+            {
+                pendingFinish = nil
+                finish = pending
+            }
             flush()
+            let mode: RowOperation =
+                switch activation {
+                case .relu2: finish == nil ? .relu2 : .relu2Product
+                case .silu: finish == nil ? .silu : .siluProduct
+                }
             pendingRowOperation = PendingRowOperation(
-                target: gate, other: up, tokens: tokens, mode: activation == .relu2 ? .relu2 : .silu)
+                target: gate, other: up, tokens: tokens, mode: mode, finish: finish)
             return
         }
         let count = tokens * gate.width
@@ -1176,8 +1190,8 @@ public final class CUDABackend {
         switch p.mode {
         case .keep: return
         case .add, .addProduct: kernel = .add
-        case .relu2: kernel = .relu2Multiply
-        case .silu: kernel = .siluMultiply
+        case .relu2, .relu2Product: kernel = .relu2Multiply
+        case .silu, .siluProduct: kernel = .siluMultiply
         }
         enqueue(
             kernel, grid: ((count + 255) / 256, 1), block: 256,

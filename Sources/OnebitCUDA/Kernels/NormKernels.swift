@@ -73,20 +73,25 @@ extension KernelSource {
         // would otherwise run first does it, `mode` ROW_ADD adds `other` into x (add_rows), ROW_RELU2 and ROW_SILU
         // make x the gated activation of x and `other` (relu2_mul, silu_mul), and write x back. ROW_ADD_PRODUCT first
         // makes `other` from the summed integers of a split product (`sums`, whose token scales are `sum_scales` and
-        // weight scale w_scale[0]) as finish_products does, then adds it.
+        // weight scale w_scale[0]) as finish_products does, then adds it. ROW_RELU2_PRODUCT and ROW_SILU_PRODUCT
+        // first make x and the up projection so from the split gate and up product (a token's gate sums, then its up
+        // sums; weight scales w_scale[0] and other_scale[0]), then gate them; `other` is not read or written.
         #define WIDE_VALUES \#(wideNormValues)
         #define ROW_KEEP 0
         #define ROW_ADD 1
         #define ROW_RELU2 2
         #define ROW_SILU 3
         #define ROW_ADD_PRODUCT 4
+        #define ROW_RELU2_PRODUCT 5
+        #define ROW_SILU_PRODUCT 6
         // The row of block blockIdx.x, for one `mode` (MODE) and, where FULL, rows of exactly WIDE_VALUES * blockDim.x
         // elements: the mode's tests and the bounds checks are compiled out, since each one is a branch per value in
         // a kernel whose instructions, not its few bytes, set its time.
         template <int MODE, bool FULL>
         __device__ __forceinline__ void wide_norm_row(float *x, const float *weight, float eps, int width, int stride,
                                                       i8 *q, float *scales, float *other, int *sums,
-                                                      const float *sum_scales, const float *w_scale) {
+                                                      const float *sum_scales, const float *w_scale,
+                                                      const float *other_scale) {
             const int n = blockDim.x;
             const auto valid = [&](int k) { return FULL || (int)threadIdx.x + k * n < width; };
             float v[WIDE_VALUES], g[WIDE_VALUES];
@@ -98,13 +103,33 @@ extension KernelSource {
             RELEASE_NEXT();
             const size_t first = (size_t)blockIdx.x * width + threadIdx.x;
             float *row = x + first;
+            constexpr bool gated_product = MODE == ROW_RELU2_PRODUCT || MODE == ROW_SILU_PRODUCT;
             // Every load is issued before any store, which could alias the rows, so they all wait on memory at once.
+            if (!gated_product) {
         #pragma unroll
-            for (int k = 0; k < WIDE_VALUES; k++) v[k] = valid(k) ? row[k * n] : 0.0f;
+                for (int k = 0; k < WIDE_VALUES; k++) v[k] = valid(k) ? row[k * n] : 0.0f;
+            }
             if (MODE != ROW_KEEP) {
                 float o[WIDE_VALUES];
                 float *other_row = other + first;
-                if (MODE == ROW_ADD_PRODUCT) {
+                if (gated_product) {
+                    int *gate_row = sums + (size_t)blockIdx.x * 2 * width + threadIdx.x, *up_row = gate_row + width;
+                    int gate_sums[WIDE_VALUES], up_sums[WIDE_VALUES];
+        #pragma unroll
+                    for (int k = 0; k < WIDE_VALUES; k++) {
+                        gate_sums[k] = valid(k) ? gate_row[k * n] : 0;
+                        up_sums[k] = valid(k) ? up_row[k * n] : 0;
+                    }
+                    const float token_scale = sum_scales[blockIdx.x], gate_scale = w_scale[0], up_scale = other_scale[0];
+        #pragma unroll
+                    for (int k = 0; k < WIDE_VALUES; k++) {
+                        v[k] = (float)gate_sums[k] / token_scale * gate_scale;
+                        o[k] = (float)up_sums[k] / token_scale * up_scale;
+                        if (!valid(k)) continue;
+                        gate_row[k * n] = 0;
+                        up_row[k * n] = 0;
+                    }
+                } else if (MODE == ROW_ADD_PRODUCT) {
                     int *sum_row = sums + first;
                     const float token_scale = sum_scales[blockIdx.x], matrix_scale = w_scale[0];
         #pragma unroll
@@ -124,7 +149,7 @@ extension KernelSource {
                 for (int k = 0; k < WIDE_VALUES; k++) {
                     if (MODE == ROW_ADD || MODE == ROW_ADD_PRODUCT) {
                         v[k] += o[k];
-                    } else if (MODE == ROW_RELU2) {
+                    } else if (MODE == ROW_RELU2 || MODE == ROW_RELU2_PRODUCT) {
                         const float r = fmaxf(v[k], 0.0f);
                         v[k] = r * r * o[k];
                     } else {
@@ -156,25 +181,30 @@ extension KernelSource {
         template <int MODE>
         __device__ __forceinline__ void wide_norm_row(float *x, const float *weight, float eps, int width, int stride,
                                                       i8 *q, float *scales, float *other, int *sums,
-                                                      const float *sum_scales, const float *w_scale) {
+                                                      const float *sum_scales, const float *w_scale,
+                                                      const float *other_scale) {
             if (width == WIDE_VALUES * (int)blockDim.x)
-                wide_norm_row<MODE, true>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                wide_norm_row<MODE, true>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale,
+                                          other_scale);
             else
-                wide_norm_row<MODE, false>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale);
+                wide_norm_row<MODE, false>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale,
+                                           other_scale);
         }
 
         extern "C" __global__ void __launch_bounds__(\#(wideNormThreads))
             rms_norm_quantize_wide(float *x, const float *weight, float eps, int width, int stride, i8 *q,
                                    float *scales, float *other, int mode, int *sums, const float *sum_scales,
-                                   const float *w_scale) {
+                                   const float *w_scale, const float *other_scale) {
         #define WIDE_NORM_ROW(MODE) \
-            wide_norm_row<MODE>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale)
+            wide_norm_row<MODE>(x, weight, eps, width, stride, q, scales, other, sums, sum_scales, w_scale, other_scale)
             switch (mode) {
             case ROW_KEEP: WIDE_NORM_ROW(ROW_KEEP); break;
             case ROW_ADD: WIDE_NORM_ROW(ROW_ADD); break;
             case ROW_RELU2: WIDE_NORM_ROW(ROW_RELU2); break;
             case ROW_SILU: WIDE_NORM_ROW(ROW_SILU); break;
-            default: WIDE_NORM_ROW(ROW_ADD_PRODUCT);
+            case ROW_ADD_PRODUCT: WIDE_NORM_ROW(ROW_ADD_PRODUCT); break;
+            case ROW_RELU2_PRODUCT: WIDE_NORM_ROW(ROW_RELU2_PRODUCT); break;
+            default: WIDE_NORM_ROW(ROW_SILU_PRODUCT);
             }
         #undef WIDE_NORM_ROW
         }
