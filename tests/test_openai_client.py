@@ -6,6 +6,7 @@ several concurrent streams, a client that disconnects mid-stream, and the errors
 
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -127,6 +128,43 @@ def test_concurrent_streams_interleave_and_all_finish(server, client):
     assert switches > 10
     metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
     assert "onebit_generated_tokens_total" in metrics
+
+
+def test_greedy_steps_queued_ahead_stream_what_one_step_at_a_time_streams(server, client):
+    ahead = Server("--max-concurrency", "4", "--steps-ahead", "4")
+    try:
+        queued_client = ahead.client(max_retries=0, timeout=60)
+        # Greedy with nothing else read from the logits, so the engine may queue steps; a stop string ends one
+        # request inside a run of queued steps.
+        requests = [dict(max_tokens=n, temperature=0) for n in (5, 9, 14)]
+        requests.append(dict(max_tokens=20, temperature=0, stop=["e"]))
+
+        def replies(of):
+            results = [None] * len(requests)
+
+            def run(index):
+                stream = of.completions.create(
+                    model="hf-256", prompt=f"Once {index}", stream=True, stream_options={"include_usage": True},
+                    **requests[index],
+                )
+                chunks = list(stream)
+                text = "".join(c.choices[0].text for c in chunks if c.choices)
+                reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+                results[index] = (text, reasons, chunks[-1].usage.completion_tokens)
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            return results
+
+        assert replies(queued_client) == replies(client)
+        metrics = urllib.request.urlopen(ahead.url + "/metrics", timeout=10).read().decode()
+        queued = re.search(r"^onebit_engine_queued_greedy_steps_total (\d+)$", metrics, re.M)
+        assert queued and int(queued.group(1)) > 0
+    finally:
+        ahead.stop()
 
 
 def test_disconnect_mid_stream_frees_the_sequence(server, client):
