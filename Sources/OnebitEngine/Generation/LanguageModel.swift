@@ -158,8 +158,12 @@ public final class LanguageModel {
             // token it draws, or the largest logits.
             if greedy {
                 let count = min(greedyStepsAhead, maxTokens - generated.count, session.capacity - session.length)
-                queued = try session.appendGreedySteps(token, count: count)
-                next = queued.removeFirst()
+                if count > 1 {
+                    queued = try session.appendGreedySteps(token, count: count)
+                    next = queued.removeFirst()
+                } else {
+                    next = try session.appendGreedy(token)
+                }
             } else if sampler.drawsFromWholeRow {
                 next = try session.appendDrawing(token, sampler.nextRowDraw())
             } else if let ranking = sampler.ranking {
