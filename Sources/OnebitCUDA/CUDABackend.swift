@@ -913,9 +913,8 @@ public final class CUDABackend {
     /// the GPU, and only the index comes back.
     public func argmax(_ x: CUDAActivations, row: Int, head: CUDADenseWeights) -> Int {
         context.makeCurrent()
-        let output = scratch(&logitBuffer, bytes: head.rows * 4)
-        launchHead(x, row: row, head: head, into: output.address)
-        return argmax(of: output.address, rows: 1, width: head.rows, blocks: Self.argmaxBlocks)[0]
+        let index: [Int32] = download(from: queueArgmax(x, rows: [row], head: head), count: 1)
+        return Int(index[0])
     }
 
     /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head's products as
@@ -923,34 +922,38 @@ public final class CUDABackend {
     public func argmax(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [Int] {
         guard rows.count > 1, !usesInt8Head(head) else { return rows.map { argmax(x, row: $0, head: head) } }
         context.makeCurrent()
-        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
-        launchHead(x, rows: rows, head: head, into: output.address)
-        return argmax(of: output.address, rows: rows.count, width: head.rows, blocks: Self.argmaxBlocksPerRow)
+        let indices: [Int32] = download(from: queueArgmax(x, rows: rows, head: head), count: rows.count)
+        return indices.map { Int($0) }
     }
 
-    /// The index of the largest of each of `rows` rows of `width` floats at `logits` (the lowest on ties): a first
-    /// pass of `blocks` blocks per row, a second of one block per row, and only the indices come back.
-    private func argmax(of logits: UInt64, rows: Int, width: Int, blocks: Int) -> [Int] {
-        let index = scratch(&argmaxBuffer, bytes: rows * (4 + 8 * blocks))
-        launchArgmax(of: logits, rows: rows, width: width, blocks: blocks, scratch: index.address, into: index.address)
-        let result: [Int32] = download(from: index.address, count: rows)
-        return result.map { Int($0) }
-    }
-
-    /// Queues the two argmax passes of ``argmax(of:rows:width:blocks:)`` with their partial results at `scratch`
-    /// (past `rows` words), the indices into `result`, and also into `feed` where not 0.
-    private func launchArgmax(
-        of logits: UInt64, rows: Int, width: Int, blocks: Int, scratch: UInt64, into result: UInt64,
+    /// Queues the head's products of `rows` of `x` (one row alone, or several at once) and the index of each row's
+    /// largest logit (the lowest on ties): a first pass of blocks per row, a second of one block per row. The
+    /// indices go to `result` (by default the start of the argmax scratch buffer), and also to `feed` where not 0;
+    /// returns where they go.
+    private func queueArgmax(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into result: UInt64? = nil,
         feeding feed: UInt64 = 0
-    ) {
-        let values = scratch + UInt64(4 * rows)
-        let indices = values + UInt64(4 * blocks * rows)
+    ) -> UInt64 {
+        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+        let blocks: Int
+        if rows.count == 1 {
+            launchHead(x, row: rows[0], head: head, into: output.address)
+            blocks = Self.argmaxBlocks
+        } else {
+            launchHead(x, rows: rows, head: head, into: output.address)
+            blocks = Self.argmaxBlocksPerRow
+        }
+        let partials = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
+        let target = result ?? partials.address
+        let values = partials.address + UInt64(4 * rows.count)
+        let indices = values + UInt64(4 * blocks * rows.count)
         launch(
-            .argmaxPartial, grid: (blocks, rows), block: 256, .address(logits), .int(width), .address(values),
-            .address(indices))
+            .argmaxPartial, grid: (blocks, rows.count), block: 256, .address(output.address), .int(head.rows),
+            .address(values), .address(indices))
         launch(
-            .argmaxFinal, grid: (rows, 1), block: blocks, .address(values), .address(indices), .int(blocks),
-            .address(result), .address(feed))
+            .argmaxFinal, grid: (rows.count, 1), block: blocks, .address(values), .address(indices), .int(blocks),
+            .address(target), .address(feed))
+        return target
     }
 
     /// ``argmax(_:rows:head:)`` whose indices stay on the GPU: they become the tokens of the next step, which
@@ -968,19 +971,9 @@ public final class CUDABackend {
             _ = scratch(&keptBuffer, bytes: count * rows.count * 4)
         }
         precondition(keptShape.rows == rows.count && index < keptShape.steps, "step \(index) outside the kept steps")
-        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
-        let blocks: Int
-        if rows.count == 1 {
-            launchHead(x, row: rows[0], head: head, into: output.address)
-            blocks = Self.argmaxBlocks
-        } else {
-            launchHead(x, rows: rows, head: head, into: output.address)
-            blocks = Self.argmaxBlocksPerRow
-        }
-        let index32 = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
-        launchArgmax(
-            of: output.address, rows: rows.count, width: head.rows, blocks: blocks, scratch: index32.address,
-            into: keptBuffer!.address + UInt64(index * rows.count * 4), feeding: tokens.address)
+        _ = queueArgmax(
+            x, rows: rows, head: head, into: keptBuffer!.address + UInt64(index * rows.count * 4),
+            feeding: tokens.address)
         return nil
     }
 
