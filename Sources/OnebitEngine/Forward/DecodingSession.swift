@@ -34,13 +34,6 @@ extension DecodingSession {
     public func appendGreedy(_ token: Int) throws(SessionError) -> Int {
         Sampler.argmax(try append([token]) { _ in true }[0]!)
     }
-
-    /// ``appendGreedy(_:)`` `count` times.
-    public func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int] {
-        var tokens: [Int] = []
-        for _ in 0..<count { tokens.append(try appendGreedy(tokens.last ?? token)) }
-        return tokens
-    }
 }
 
 /// Why a session could not take more tokens.

@@ -183,6 +183,13 @@ public final class Transformer<B: Backend> {
         return result
     }
 
+    /// Gives back the rows the step before kept for a prompt chunk's tokens, if it ran one.
+    private func releasePromptRows() {
+        guard let rows = rowsToKeep else { return }
+        discardScratch(keepingRows: rows)
+        rowsToKeep = nil
+    }
+
     /// Gives back the scratch rows past the first `rows` once prompt tokens have run: the decoding steps that
     /// follow use one row per sequence, and a chunk's rows would otherwise stay resident as long as the model.
     private func discardScratch(keepingRows rows: Int) {
@@ -230,10 +237,7 @@ public final class Transformer<B: Backend> {
     public func greedySteps(batch: [Slice], count: Int) -> [[Int]] {
         precondition(batch.allSatisfy { $0.tokens.count == 1 }, "greedy steps start from one token a sequence")
         precondition(count >= 1, "at least one step")
-        if let rows = rowsToKeep {
-            discardScratch(keepingRows: rows)
-            rowsToKeep = nil
-        }
+        releasePromptRows()
         var slices = batch.map {
             var slice = $0
             slice.wantsLogits = true
@@ -270,10 +274,7 @@ public final class Transformer<B: Backend> {
     /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or where `draw`
     /// only the token it picks, or nothing.
     public func step(batch: [Slice]) -> [StepOutput?] {
-        if let rows = rowsToKeep {
-            discardScratch(keepingRows: rows)
-            rowsToKeep = nil
-        }
+        releasePromptRows()
         let rows = run(batch)
         lastRows = rows
         if batch.contains(where: { $0.tokens.count > 1 }) { rowsToKeep = batch.count }
