@@ -78,9 +78,13 @@ public final class CUDABackend {
     /// default: on an H200 the one block that then normalises the row after the others finish took longer than
     /// the launch it saves (400 against 603 tokens/s on the 2B-4T shape).
     private let foldNorms = getenv("ONEBIT_CUDA_NORM_FOLD").map { String(cString: $0) == "1" } ?? false
-    /// Whether kernels may start before the kernel before them ends (programmatic dependent launch, sm_90 and
-    /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile.
-    /// `ONEBIT_CUDA_OVERLAP=0` turns it off.
+    /// Whether the kernels of a recorded decoding step may start before the kernel before them ends (programmatic
+    /// dependent launch, sm_90 and later): each kernel waits for its predecessor itself, and the products prefetch
+    /// their weights meanwhile. Kernels queued one by one (prompt chunks, a step's first run, the head and sampling
+    /// after a step) never do: queued that way on an H200, the built-in model's prompts read wrong values from run
+    /// to run (perplexity 66.1-67.1, and 1,168-1,635 while the tensor-core products also overlapped, against 64.8215
+    /// without the overlap and 64.8279 on the CPU), while recorded steps agree with the CPU either way.
+    /// `ONEBIT_CUDA_OVERLAP=0` turns it off everywhere.
     private let overlapLaunches: Bool
     /// Whether products of two or more tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
     /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
@@ -1383,7 +1387,7 @@ public final class CUDABackend {
                         ob_cuda_launch(
                             driver, kernels[kernel], UInt32(grid.0), UInt32(grid.1), UInt32(block),
                             UInt32(sharedBytes ?? kernel.dynamicSharedBytes), context.stream, pointers.baseAddress,
-                            overlapLaunches ? 1 : 0),
+                            overlapLaunches && graphs.isRecording ? 1 : 0),
                         "cuLaunchKernel(\(kernel.name))")
                 }
             }

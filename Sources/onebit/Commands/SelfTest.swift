@@ -11,10 +11,11 @@ struct SelfTest: AsyncParsableCommand {
         commandName: "selftest",
         abstract: "Check a device's kernels and forward pass against the CPU, then measure it.",
         discussion: """
-            Five checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
+            Six checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
             the CPU's scalar reference on random odd sizes; whole single-token steps of a random model with \
             2B-4T's head size and group (the fused single-token kernels, rotary embedding and split attention over \
-            300+ positions) against the CPU's scalar backend; every fixture model of --fixtures (teacher-forced \
+            300+ positions) against the CPU's scalar backend; a 511-token prompt of the built-in model against the \
+            CPU (teacher-forced log-probabilities); every fixture model of --fixtures (teacher-forced \
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
             batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
@@ -63,6 +64,7 @@ struct SelfTest: AsyncParsableCommand {
             failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
             failures += BatchedStepCheck.run(on: CPUBackend(), against: reference)
         }
+        failures += try PromptCheck.run(device: device)
         failures += try FixtureCheck(root: fixtures, device: device).run()
         failures += try await BatchInvarianceCheck(device: device).run()
         if !skipBench {
@@ -268,6 +270,27 @@ enum HeadCheck {
         let x = backend.makeActivations(tokens: tokens, width: head.columns)
         backend.writeRows(input, count: tokens, into: x)
         return (backend.prepare(head), x)
+    }
+}
+
+/// A whole 511-token prompt of the built-in model on a device against the CPU, teacher-forced: one prompt chunk of
+/// many 64-token tiles, the launches a prompt takes rather than a decoding step's (the other checks' prompts are
+/// short, or only their decoding steps are compared).
+enum PromptCheck {
+    /// Prints one line; returns 1 when the mean |Δ logprob| of the prompt's tokens reaches 0.05 (the parity bound).
+    static func run(device: ComputeDevice) throws -> Int {
+        let model = try EmbeddedModel.load()
+        var rng = SplitMix64(seed: 0x9120)
+        let prompt = (0..<511).map { _ in Int(rng.next() % UInt64(model.config.vocabSize)) }
+        let got = try LanguageModel(model, device: device) { _ in }.score(prompt)
+        let expected = try LanguageModel(model).score(prompt)
+        let deltas = zip(got, expected).compactMap { a, b in a.flatMap { a in b.map { abs(a - $0) } } }
+        let mean = deltas.reduce(0, +) / Double(max(deltas.count, 1))
+        let ok = mean < 0.05 && deltas.count == prompt.count - 1
+        print(
+            "prompt   \(ok ? "PASS" : "FAIL")  \(prompt.count)-token prompt of the built-in model against the CPU: "
+                + "mean |Δ logprob| \(mean), largest \(deltas.max() ?? 0)")
+        return ok ? 0 : 1
     }
 }
 
