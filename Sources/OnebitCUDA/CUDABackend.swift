@@ -81,9 +81,9 @@ public final class CUDABackend {
     /// Whether the kernels of a recorded decoding step may start before the kernel before them ends (programmatic
     /// dependent launch, sm_90 and later): each kernel waits for its predecessor itself, and the products prefetch
     /// their weights meanwhile. Kernels queued one by one (prompt chunks, a step's first run, the head and sampling
-    /// after a step) never do: queued that way on an H200, the built-in model's prompts read wrong values from run
-    /// to run (perplexity 66.1-67.1, and 1,168-1,635 while the tensor-core products also overlapped, against 64.8215
-    /// without the overlap and 64.8279 on the CPU), while recorded steps agree with the CPU either way.
+    /// after a step) never do: queued that way, prompts read wrong values, differently from run to run (the built-in
+    /// model's perplexity 1,168-1,635 on an H200 and 2,637 on an H100, against 64.8215 without the overlap and
+    /// 64.8279 on the CPU), while recorded steps agree with the CPU either way.
     /// `ONEBIT_CUDA_OVERLAP=0` turns it off everywhere.
     private let overlapLaunches: Bool
     /// Whether products of two or more tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
