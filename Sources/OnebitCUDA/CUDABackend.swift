@@ -804,8 +804,12 @@ public final class CUDABackend {
     /// Queues the head's products with each of `rows` of `x` into `output` (`head.rows` floats per row, in the
     /// order of `rows`): a bf16 head on the tensor cores (the activations split into three bf16 planes, so the
     /// products keep every bit of them; only the order of the fp32 sums differs from the GEMV), otherwise reading
-    /// the head once for every 8 rows.
-    private func launchHead(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into output: UInt64) {
+    /// the head once for every 8 rows. Where the `wgmma` product runs (``usesWarpgroupHead(_:)``), `argmax` names
+    /// where it leaves each block's largest logit and row of each token for `argmax_final`, and `output` may be 0.
+    private func launchHead(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into output: UInt64,
+        argmax: (values: UInt64, indices: UInt64) = (0, 0)
+    ) {
         let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
         // The last forward's kernels may still read the indices this upload replaces.
         flush()
@@ -816,11 +820,12 @@ public final class CUDABackend {
                 .splitBF16, grid: ((head.columns + 255) / 256, rows.count), block: 256, .address(x.buffer.address),
                 .int(x.width), .address(indices.address), .int(rows.count), .int(head.columns),
                 .address(planes.address))
-            if useWarpgroups && head.columns % 64 == 0 {
+            if usesWarpgroupHead(head) {
                 launch(
-                    .denseGemmBF16Warpgroup, grid: ((head.rows + 255) / 256, (rows.count + 63) / 64), block: 256,
-                    .address(head.buffer.address), .int(head.rows), .int(head.columns), .address(planes.address),
-                    .int(rows.count), .address(output))
+                    .denseGemmBF16Warpgroup, grid: (Self.warpgroupHeadBlocks(head), (rows.count + 63) / 64),
+                    block: 256, .address(head.buffer.address), .int(head.rows), .int(head.columns),
+                    .address(planes.address), .int(rows.count), .address(output), .address(argmax.values),
+                    .address(argmax.indices))
                 return
             }
             launch(
@@ -840,6 +845,15 @@ public final class CUDABackend {
             .int(head.rows), .int(head.columns), .address(x.buffer.address), .int(x.width), .address(indices.address),
             .int(rows.count), .address(output))
     }
+
+    /// Whether the head of several rows runs on Hopper's warpgroup tensor cores (`dense_gemm_bf16_wgmma`), which can
+    /// also do the argmax's first pass.
+    private func usesWarpgroupHead(_ head: CUDADenseWeights) -> Bool {
+        head.storage == .bfloat16 && useTensorCores && useWarpgroups && head.columns % 64 == 0
+    }
+
+    /// Blocks of `dense_gemm_bf16_wgmma` along the head's rows: 256 rows each.
+    private static func warpgroupHeadBlocks(_ head: CUDADenseWeights) -> Int { (head.rows + 255) / 256 }
 
     /// `count` values at `address`, once everything queued before has run.
     private func download<Value: AdditiveArithmetic & BitwiseCopyable>(from address: UInt64, count: Int) -> [Value] {
@@ -931,13 +945,28 @@ public final class CUDABackend {
     }
 
     /// Queues the head's products of `rows` of `x` (one row alone, or several at once) and the index of each row's
-    /// largest logit (the lowest on ties): a first pass of blocks per row, a second of one block per row. The
+    /// largest logit (the lowest on ties): a first pass of blocks per row (the `wgmma` head's own blocks, where it
+    /// runs), a second of one block per row. The
     /// indices go to `result` (by default the start of the argmax scratch buffer), and also to `feed` where not 0;
     /// returns where they go.
     private func queueArgmax(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into result: UInt64? = nil,
         feeding feed: UInt64 = 0
     ) -> UInt64 {
+        if rows.count > 1 && usesWarpgroupHead(head) {
+            // The head's blocks leave each one's largest logit of each row, so no logits are stored and no first
+            // argmax pass reads them (on an H200 that pass took 17 us of a 64-sequence step, after 33 MB of logits).
+            let blocks = Self.warpgroupHeadBlocks(head)
+            let partials = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
+            let values = partials.address + UInt64(4 * rows.count)
+            let indices = values + UInt64(4 * blocks * rows.count)
+            launchHead(x, rows: rows, head: head, into: 0, argmax: (values, indices))
+            let target = result ?? partials.address
+            launch(
+                .argmaxFinal, grid: (rows.count, 1), block: 256, .address(values), .address(indices), .int(blocks),
+                .address(target), .address(feed))
+            return target
+        }
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
         let blocks: Int
         if rows.count == 1 {

@@ -140,6 +140,14 @@ enum KernelSource {
 
         template <typename T> __device__ __forceinline__ T warp_sum(T v) { return group_sum<32>(v); }
 
+        // Keeps (v, i) where it beats (best, index): a larger value, or the same one at a lower index.
+        __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
+            if (v > best || (v == best && i < index)) {
+                best = v;
+                index = i;
+            }
+        }
+
         __device__ __forceinline__ float warp_max(float v) {
             for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
             return v;

@@ -231,8 +231,11 @@ extension KernelSource {
         #endif
         }
 
+        // Where `values` is not null, each block also leaves, per token, the largest of its rows' logits and its row
+        // (the lowest on ties; none where no logit beats -infinity) in values[token * gridDim.x + blockIdx.x] and
+        // indices[...], argmax_partial's output for argmax_final; where `y` is null the logits are not stored.
         extern "C" __global__ void dense_gemm_bf16_wgmma(const u16 *w, int rows, int cols, const u16 *planes,
-                                                         int tokens, float *y) {
+                                                         int tokens, float *y, float *values, int *indices) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -306,14 +309,56 @@ extension KernelSource {
             for (int m = 0; m < 2; m++)
         #pragma unroll
                 for (int i = 0; i < 32; i++) asm volatile("" : "+f"(acc[m][i])::"memory");
+            if (y) {
         #pragma unroll
-            for (int m = 0; m < 2; m++)
+                for (int m = 0; m < 2; m++)
         #pragma unroll
-                for (int i = 0; i < 32; i++) {
-                    const int r = r0 + warpgroup * 128 + m * 64 + (warp & 3) * 16 + group + 8 * ((i >> 1) & 1);
-                    const int t = 8 * (i >> 2) + 2 * tig + (i & 1);
-                    if (r < rows && t < count) y[(size_t)(t0 + t) * rows + r] = acc[m][i];
+                    for (int i = 0; i < 32; i++) {
+                        const int r = r0 + warpgroup * 128 + m * 64 + (warp & 3) * 16 + group + 8 * ((i >> 1) & 1);
+                        const int t = 8 * (i >> 2) + 2 * tig + (i & 1);
+                        if (r < rows && t < count) y[(size_t)(t0 + t) * rows + r] = acc[m][i];
+                    }
+            }
+            if (!values) return;
+            // A thread holds four rows of each of its 16 tokens (acc[m][4n + 2h + e]: row 64m + 8h + ..., token
+            // 8n + 2 tig + e), in increasing row order; the eight lanes of a tig share their tokens, and the eight
+            // warps meet in shared memory.
+            __shared__ float best_values[8][HEAD_TOKENS];
+            __shared__ int best_rows[8][HEAD_TOKENS];
+        #pragma unroll
+            for (int n = 0; n < 8; n++)
+        #pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float best = NEGATIVE_INFINITY;
+                    int index = 0x7fffffff;
+        #pragma unroll
+                    for (int m = 0; m < 2; m++)
+        #pragma unroll
+                        for (int h = 0; h < 2; h++) {
+                            const int r = r0 + warpgroup * 128 + m * 64 + (warp & 3) * 16 + group + 8 * h;
+                            const float v = acc[m][4 * n + 2 * h + e];
+                            if (r < rows && v > best) {
+                                best = v;
+                                index = r;
+                            }
+                        }
+                    for (int o = 4; o < 32; o <<= 1)
+                        argmax_pick(best, index, __shfl_xor_sync(FULL_MASK, best, o),
+                                    __shfl_xor_sync(FULL_MASK, index, o));
+                    if (group == 0) {
+                        best_values[warp][8 * n + 2 * tig + e] = best;
+                        best_rows[warp][8 * n + 2 * tig + e] = index;
+                    }
                 }
+            __syncthreads();
+            if ((int)threadIdx.x < count) {
+                const int t = threadIdx.x;
+                float best = best_values[0][t];
+                int index = best_rows[0][t];
+                for (int k = 1; k < 8; k++) argmax_pick(best, index, best_values[k][t], best_rows[k][t]);
+                values[(size_t)(t0 + t) * gridDim.x + blockIdx.x] = best;
+                indices[(size_t)(t0 + t) * gridDim.x + blockIdx.x] = index;
+            }
         #endif
         }
 

@@ -5,13 +5,6 @@ extension KernelSource {
         // to (value, index) in values[r * gridDim.x + b], indices[...]; block r of argmax_final reduces row r's
         // `count` pairs into result[r]. The lowest index wins ties; 0 when nothing compares larger than -infinity,
         // as the host's argmax would give for such a row.
-        __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
-            if (v > best || (v == best && i < index)) {
-                best = v;
-                index = i;
-            }
-        }
-
         __device__ void argmax_block(float best, int index, float *value_out, int *index_out) {
             __shared__ float best_values[32];
             __shared__ int best_indices[32];
