@@ -946,46 +946,38 @@ public final class CUDABackend {
 
     /// Queues the head's products of `rows` of `x` (one row alone, or several at once) and the index of each row's
     /// largest logit (the lowest on ties): a first pass of blocks per row (the `wgmma` head's own blocks, where it
-    /// runs), a second of one block per row. The
-    /// indices go to `result` (by default the start of the argmax scratch buffer), and also to `feed` where not 0;
-    /// returns where they go.
+    /// runs), a second of one block per row. The indices go to `result` (by default the start of the argmax scratch
+    /// buffer), and also to `feed` where not 0; returns where they go.
     private func queueArgmax(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into result: UInt64? = nil,
         feeding feed: UInt64 = 0
     ) -> UInt64 {
-        if rows.count > 1 && usesWarpgroupHead(head) {
-            // The head's blocks leave each one's largest logit of each row, so no logits are stored and no first
-            // argmax pass reads them (on an H200 that pass took 17 us of a 64-sequence step, after 33 MB of logits).
-            let blocks = Self.warpgroupHeadBlocks(head)
-            let partials = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
-            let values = partials.address + UInt64(4 * rows.count)
-            let indices = values + UInt64(4 * blocks * rows.count)
-            launchHead(x, rows: rows, head: head, into: 0, argmax: (values, indices))
-            let target = result ?? partials.address
-            launch(
-                .argmaxFinal, grid: (rows.count, 1), block: 256, .address(values), .address(indices), .int(blocks),
-                .address(target), .address(feed))
-            return target
-        }
-        let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
-        let blocks: Int
-        if rows.count == 1 {
-            launchHead(x, row: rows[0], head: head, into: output.address)
-            blocks = Self.argmaxBlocks
-        } else {
-            launchHead(x, rows: rows, head: head, into: output.address)
-            blocks = Self.argmaxBlocksPerRow
-        }
+        let fused = rows.count > 1 && usesWarpgroupHead(head)
+        let blocks =
+            fused ? Self.warpgroupHeadBlocks(head) : rows.count == 1 ? Self.argmaxBlocks : Self.argmaxBlocksPerRow
         let partials = scratch(&argmaxBuffer, bytes: rows.count * (4 + 8 * blocks))
-        let target = result ?? partials.address
         let values = partials.address + UInt64(4 * rows.count)
         let indices = values + UInt64(4 * blocks * rows.count)
+        if fused {
+            // The head's blocks leave each one's largest logit of each row, so no logits are stored and no first
+            // argmax pass reads them (on an H200 that pass took 17 us of a 64-sequence step, after 33 MB of logits).
+            launchHead(x, rows: rows, head: head, into: 0, argmax: (values, indices))
+        } else {
+            let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
+            if rows.count == 1 {
+                launchHead(x, row: rows[0], head: head, into: output.address)
+            } else {
+                launchHead(x, rows: rows, head: head, into: output.address)
+            }
+            launch(
+                .argmaxPartial, grid: (blocks, rows.count), block: 256, .address(output.address), .int(head.rows),
+                .address(values), .address(indices))
+        }
+        let target = result ?? partials.address
+        // At most 256 threads a row: the second pass loops over the first's blocks.
         launch(
-            .argmaxPartial, grid: (blocks, rows.count), block: 256, .address(output.address), .int(head.rows),
-            .address(values), .address(indices))
-        launch(
-            .argmaxFinal, grid: (rows.count, 1), block: blocks, .address(values), .address(indices), .int(blocks),
-            .address(target), .address(feed))
+            .argmaxFinal, grid: (rows.count, 1), block: min(blocks, 256), .address(values), .address(indices),
+            .int(blocks), .address(target), .address(feed))
         return target
     }
 
