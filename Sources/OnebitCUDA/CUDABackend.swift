@@ -24,6 +24,8 @@ public final class CUDABackend {
     private var logitBuffer: DeviceBuffer?
     /// Row indices of ``logits(_:rows:head:)``.
     private var logitRowBuffer: DeviceBuffer?
+    /// What `logitRowBuffer` holds: a greedy step of many sequences reads the same rows every time.
+    private var uploadedLogitRows: [Int32] = []
     /// The bf16 planes of the rows a tensor-core head product reads.
     private var headPlanes: DeviceBuffer?
     /// Integer sums of split tensor-core products, zero between products (``Kernel/finishProducts`` clears them).
@@ -802,20 +804,26 @@ public final class CUDABackend {
     }
 
     /// Queues the head's products with each of `rows` of `x` into `output` (`head.rows` floats per row, in the
-    /// order of `rows`): a bf16 head on the tensor cores (the activations split into three bf16 planes, so the
-    /// products keep every bit of them; only the order of the fp32 sums differs from the GEMV), otherwise reading
-    /// the head once for every 8 rows. Where the `wgmma` product runs (``usesWarpgroupHead(_:)``), `argmax` names
-    /// where it leaves each block's largest logit and row of each token for `argmax_final`, and `output` may be 0.
+    /// order of `rows`): a bf16 head on the tensor cores (the activations split into two bf16 planes that keep 16
+    /// of their 24 significant bits; `onebit selftest` bounds the difference from the CPU's fp32 GEMV), otherwise
+    /// reading the head once for every 8 rows. Where the `wgmma` product runs (``usesWarpgroupHead(_:)``),
+    /// `argmax` names where it leaves each block's largest logit and row of each token for `argmax_final`, and
+    /// `output` may be 0.
     private func launchHead(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into output: UInt64,
         argmax: (values: UInt64, indices: UInt64) = (0, 0)
     ) {
+        let grows = (logitRowBuffer?.byteCount ?? 0) < rows.count * 4
         let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
-        // The last forward's kernels may still read the indices this upload replaces.
-        flush()
-        indices.upload(rows.map { Int32($0) })
+        let rowIndices = rows.map { Int32($0) }
+        if grows || rowIndices != uploadedLogitRows {
+            // The last forward's kernels may still read the indices this upload replaces.
+            flush()
+            indices.upload(rowIndices)
+            uploadedLogitRows = rowIndices
+        }
         if head.storage == .bfloat16 && useTensorCores && head.columns % 32 == 0 {
-            let planes = scratch(&headPlanes, bytes: 3 * rows.count * head.columns * 2)
+            let planes = scratch(&headPlanes, bytes: KernelSource.headPlanes * rows.count * head.columns * 2)
             launch(
                 .splitBF16, grid: ((head.columns + 255) / 256, rows.count), block: 256, .address(x.buffer.address),
                 .int(x.width), .address(indices.address), .int(rows.count), .int(head.columns),

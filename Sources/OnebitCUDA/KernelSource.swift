@@ -33,9 +33,14 @@ enum KernelSource {
     /// Stages of `dense_gemm_bf16_wgmma`'s pipeline (`HEAD_WG_STAGES`).
     static let headWarpgroupStages = 3
 
+    /// bf16 planes the tensor-core head splits each activation into (`HEAD_PLANES`): hi + lo carry 16 of an fp32
+    /// value's 24 significant bits. On an H200 the `wgmma` head of 64 tokens took 170 us instead of 208 with three
+    /// planes (which carried all 24), since the tensor cores, not the weights' bytes, set its pace.
+    static let headPlanes = 2
+
     /// Dynamic shared memory of a `dense_gemm_bf16_wgmma` block: per stage, 64 columns of 256 bf16 weight rows and
-    /// of three planes of 64 tokens, and up to 1,024 bytes to align the swizzle atoms.
-    static var headWarpgroupSharedBytes: Int { headWarpgroupStages * (256 * 128 + 3 * 64 * 128) + 1024 }
+    /// of the planes of 64 tokens, and up to 1,024 bytes to align the swizzle atoms.
+    static var headWarpgroupSharedBytes: Int { headWarpgroupStages * (256 * 128 + headPlanes * 64 * 128) + 1024 }
 
     /// Most threads of an `rms_norm_quantize_wide` block (its `__launch_bounds__`): 72 registers a thread, since
     /// with 64 (1,024 threads) the row of a summed product spilled.

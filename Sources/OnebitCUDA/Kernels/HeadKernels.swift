@@ -102,8 +102,10 @@ extension KernelSource {
         }
 
         // The bf16 head of several tokens on the tensor cores (sm_80 and later). split_bf16 writes rows x_rows of x
-        // as three bf16 planes [plane][token][width], hi + mid + lo == x (each plane the bf16 rounding of what the
-        // planes before leave), so that bf16 x bf16 products, exact in fp32, carry every bit of the activations.
+        // as HEAD_PLANES bf16 planes [plane][token][width], each the bf16 rounding of what the planes before leave
+        // of x: two planes hold 16 of its 24 significant bits (within 2^-17 of x), and the bf16 x bf16 products
+        // of each plane are exact in fp32.
+        #define HEAD_PLANES \#(headPlanes)
         extern "C" __global__ void split_bf16(const float *x, int x_width, const int *x_rows, int tokens, int width,
                                               u16 *planes) {
             AWAIT_PREVIOUS();
@@ -111,7 +113,7 @@ extension KernelSource {
             const int t = blockIdx.y;
             for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x) {
                 float v = x[(size_t)x_rows[t] * x_width + i];
-                for (int p = 0; p < 3; p++) {
+                for (int p = 0; p < HEAD_PLANES; p++) {
                     const u32 bits = __float_as_uint(v);
                     const u32 rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
                     planes[((size_t)p * tokens + t) * width + i] = (u16)(rounded >> 16);
@@ -143,7 +145,7 @@ extension KernelSource {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
-            __shared__ __align__(16) u16 stage[2][3][HEAD_TOKENS][32];
+            __shared__ __align__(16) u16 stage[2][HEAD_PLANES][HEAD_TOKENS][32];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
             const int r0 = blockIdx.x * (HEAD_WARPS * 16) + warp * 16;
             const int t0 = blockIdx.y * HEAD_TOKENS;
@@ -151,7 +153,7 @@ extension KernelSource {
             const uint4 *wa = (const uint4 *)(w + (size_t)min(r0 + g, rows - 1) * cols);
             const uint4 *wb = (const uint4 *)(w + (size_t)min(r0 + g + 8, rows - 1) * cols);
             auto load = [&](int buffer, int k0) {
-                for (int i = threadIdx.x; i < 3 * HEAD_TOKENS * 4; i += blockDim.x) {
+                for (int i = threadIdx.x; i < HEAD_PLANES * HEAD_TOKENS * 4; i += blockDim.x) {
                     const int p = i / (HEAD_TOKENS * 4), token = (i / 4) % HEAD_TOKENS, piece = i % 4;
                     const size_t source = ((size_t)p * tokens + t0 + token) * cols + k0 + 8 * piece;
                     if (token < count) copy_async_16(&stage[buffer][p][token][8 * piece], planes + source);
@@ -181,7 +183,7 @@ extension KernelSource {
                 for (int j = 0; j < HEAD_TOKENS / 8; j++) {
                     if (8 * j < count) {
         #pragma unroll
-                        for (int p = 0; p < 3; p++) {
+                        for (int p = 0; p < HEAD_PLANES; p++) {
                             const uint4 v = *(const uint4 *)&stage[s & 1][p][8 * j + g][8 * t];
                             mma_bf16(acc[j], ca.x, cb.x, ca.y, cb.y, v.x, v.y);
                             mma_bf16(acc[j], ca.z, cb.z, ca.w, cb.w, v.z, v.w);
@@ -205,14 +207,14 @@ extension KernelSource {
         // dense_gemm_bf16_mma on Hopper's warpgroup tensor cores (sm_90a), for `cols` a multiple of 64: block (b, z)
         // computes rows 256b ... 256b + 255 (128 per warpgroup, two m64 tiles) for tokens 64z ... 64z + 63 with
         // wgmma m64n64k16, both operands read by the tensor cores from shared memory. Each stage holds 64 columns
-        // (128 bytes a row) of the 256 weight rows and of the three planes' 64 tokens, K-major in the 128-byte
+        // (128 bytes a row) of the 256 weight rows and of the planes' 64 tokens, K-major in the 128-byte
         // swizzled layout (piece p of row r at piece p ^ (r % 8) of 1024-byte atoms of 8 rows), loaded with
         // cp.async HEAD_WG_STAGES deep; the rows of tokens past `count` load nothing and are not stored, rows past
         // `rows` load the last row.
         #define HEAD_WG_ROWS 256
         #define HEAD_WG_STAGES \#(headWarpgroupStages)
         #define HEAD_WG_A_BYTES (HEAD_WG_ROWS * 128)
-        #define HEAD_WG_B_BYTES (3 * HEAD_TOKENS * 128)
+        #define HEAD_WG_B_BYTES (HEAD_PLANES * HEAD_TOKENS * 128)
 
         __device__ __forceinline__ void wgmma_bf16_m64n64k16(float (&d)[32], unsigned long long a, unsigned long long b) {
         #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -261,7 +263,7 @@ extension KernelSource {
                                       w + (size_t)min(r0 + r, rows - 1) * cols + k0 + 8 * piece);
                     }
         #pragma unroll
-                    for (int j = 0; j < 3 * HEAD_TOKENS / 32; j++) {
+                    for (int j = 0; j < HEAD_PLANES * HEAD_TOKENS / 32; j++) {
                         const int row = a_row + 32 * j, p = row / HEAD_TOKENS, t = row % HEAD_TOKENS;
                         if (t < count)
                             copy_async_16(b + p * (HEAD_TOKENS * 128) + (t / 8) * 1024 + (t % 8) * 128 +
@@ -296,7 +298,7 @@ extension KernelSource {
                         const unsigned long long a = wgmma_swizzled_descriptor(
                             a_stage(buffer) + (warpgroup * 128 + m * 64) / 8 * 1024 + 32 * k, 1024);
         #pragma unroll
-                        for (int p = 0; p < 3; p++)
+                        for (int p = 0; p < HEAD_PLANES; p++)
                             wgmma_bf16_m64n64k16(
                                 acc[m], a,
                                 wgmma_swizzled_descriptor(b_stage(buffer) + p * (HEAD_TOKENS * 128) + 32 * k, 1024));
