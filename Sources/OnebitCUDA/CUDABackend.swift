@@ -813,15 +813,14 @@ public final class CUDABackend {
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, into output: UInt64,
         argmax: (values: UInt64, indices: UInt64) = (0, 0)
     ) {
-        let grows = (logitRowBuffer?.byteCount ?? 0) < rows.count * 4
-        let indices = scratch(&logitRowBuffer, bytes: rows.count * 4)
         let rowIndices = rows.map { Int32($0) }
-        if grows || rowIndices != uploadedLogitRows {
+        if rowIndices != uploadedLogitRows || logitRowBuffer == nil {
             // The last forward's kernels may still read the indices this upload replaces.
             flush()
-            indices.upload(rowIndices)
+            scratch(&logitRowBuffer, bytes: rowIndices.count * 4).upload(rowIndices)
             uploadedLogitRows = rowIndices
         }
+        let indices = logitRowBuffer!
         if head.storage == .bfloat16 && useTensorCores && head.columns % 32 == 0 {
             let planes = scratch(&headPlanes, bytes: KernelSource.headPlanes * rows.count * head.columns * 2)
             launch(
