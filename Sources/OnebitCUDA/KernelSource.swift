@@ -34,7 +34,7 @@ enum KernelSource {
     static let headWarpgroupStages = 3
 
     /// bf16 planes the tensor-core head splits each activation into (`HEAD_PLANES`): hi + lo carry 16 of an fp32
-    /// value's 24 significant bits. On an H200 the `wgmma` head of 64 tokens took 170 us instead of 208 with three
+    /// value's 24 significant bits. On an H200 the `wgmma` head of 64 tokens took 173 us instead of 208 with three
     /// planes (which carried all 24), since the tensor cores, not the weights' bytes, set its pace.
     static let headPlanes = 2
 
