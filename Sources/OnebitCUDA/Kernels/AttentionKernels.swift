@@ -277,6 +277,10 @@ extension KernelSource {
             };
             load(0);
             if (stages > 1) load(1);
+            // The rotary angles depend on the position alone: worked out while the kernel before ends, their powf,
+            // cosf and sinf leave the critical path (on an H200 a 64-sequence step ran about 1% faster).
+            for (int i = threadIdx.x; i < ROWS_HEAD_DIM / 2; i += blockDim.x)
+                rope_angle(theta, i, ROWS_HEAD_DIM, (float)position, cosines[i], sines[i]);
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const int q_width = heads * ROWS_HEAD_DIM;
@@ -319,8 +323,6 @@ extension KernelSource {
                 else
                     fresh[h - group][d] = value[h];
             }
-            for (int i = threadIdx.x; i < ROWS_HEAD_DIM / 2; i += blockDim.x)
-                rope_angle(theta, i, ROWS_HEAD_DIM, (float)position, cosines[i], sines[i]);
             __syncthreads();
             if (rotate) {
                 for (int p = threadIdx.x; p < (group + 1) * ROWS_HEAD_DIM / 2; p += blockDim.x) {
