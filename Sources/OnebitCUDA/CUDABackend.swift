@@ -1422,16 +1422,16 @@ public final class CUDABackend {
         }
     }
 
-    /// The device copy of `positions`, uploaded only when they changed since the last call.
+    /// The device copy of `positions`, uploaded only when they changed since the last call. The buffer holds
+    /// `uploadedPositions` (both places that fill it record them), so the same list needs neither a larger buffer
+    /// nor a copy.
     private func devicePositions(_ positions: [Int32]) -> UInt64 {
-        let grows = (positionBuffer?.byteCount ?? 0) < positions.count * 4
+        if let buffer = positionBuffer, positions == uploadedPositions { return buffer.address }
         // The held kernel may read the positions this upload replaces.
-        if grows || positions != uploadedPositions { releaseHeld() }
+        releaseHeld()
         let buffer = scratch(&positionBuffer, bytes: positions.count * 4)
-        if grows || positions != uploadedPositions {
-            buffer.upload(positions)
-            uploadedPositions = positions
-        }
+        buffer.upload(positions)
+        uploadedPositions = positions
         return buffer.address
     }
 
