@@ -365,7 +365,8 @@ extension KernelSource {
                 }
                 __syncthreads();
                 {
-                    // Threads of one set share its ROWS_KEYS positions (ROWS_SET_LANES threads, 4 * ROWS_KEYS).
+                    // A set of ROWS_SET_LANES threads, one for each of its sums (ROWS_KEYS positions times the group's
+                    // heads), shares the set's positions, each thread a slice of their dimensions.
                     const int part = threadIdx.x % ROWS_SET_LANES, set = threadIdx.x / ROWS_SET_LANES;
                     const float *key = k_stage + set * ROWS_KEY_STRIDE + 4 * part;
                     float dots[ROWS_KEYS * ROWS_GROUP];
@@ -391,7 +392,7 @@ extension KernelSource {
                         }
                     }
                     // Reduce-scatter over the lanes of a set: at each step a lane keeps the half of its sums its bit
-                    // selects and adds the partner's copy of that half, so lane e ends with sum e whole.
+                    // selects and adds the partner's copy of that half, so lane `part` ends with sum `part` whole.
         #pragma unroll
                     for (int half = ROWS_SET_LANES / 2; half >= 1; half /= 2) {
                         const bool upper = part & half;
