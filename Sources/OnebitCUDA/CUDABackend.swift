@@ -15,17 +15,13 @@ public final class CUDABackend {
     private let context: CUDAContext
     private let kernels: KernelModule
     private var tokenBuffer: DeviceBuffer?
-    private var positionBuffer: DeviceBuffer?
-    /// The positions `positionBuffer` holds: every layer passes the same array several times per forward.
-    private var uploadedPositions: [Int32] = []
-    /// The block tables of the sequences of a step (``deviceBlockTables(_:rows:)``), and what the buffer holds.
-    private var blockTableBuffer: DeviceBuffer?
-    private var uploadedBlockTables: [UInt64] = []
+    /// The positions of a step: every layer passes the same array several times per forward.
+    private var positionCopy = DeviceCopy<Int32>()
+    /// The block tables of the sequences of a step (``deviceBlockTables(_:rows:)``).
+    private var blockTableCopy = DeviceCopy<UInt64>()
     private var logitBuffer: DeviceBuffer?
-    /// Row indices of ``logits(_:rows:head:)``.
-    private var logitRowBuffer: DeviceBuffer?
-    /// What `logitRowBuffer` holds: a greedy step of many sequences reads the same rows every time.
-    private var uploadedLogitRows: [Int32] = []
+    /// Row indices of ``logits(_:rows:head:)``: a greedy step of many sequences reads the same rows every time.
+    private var logitRowCopy = DeviceCopy<Int32>()
     /// The bf16 planes of the rows a tensor-core head product reads.
     private var headPlanes: DeviceBuffer?
     /// Integer sums of split tensor-core products, zero between products (``Kernel/finishProducts`` clears them).
@@ -691,14 +687,15 @@ public final class CUDABackend {
             }
             words += tables
         }
-        if words != uploadedBlockTables || blockTableBuffer == nil {
+        let tables: DeviceBuffer
+        if let held = blockTableCopy.buffer(holding: words) {
+            tables = held
+        } else {
             // A queued kernel may still read the tables this upload replaces.
             flush()
-            let buffer = scratch(&blockTableBuffer, bytes: words.count * 8, roundingUp: true)
-            buffer.upload(words)
-            uploadedBlockTables = words
+            tables = upload(words, into: &blockTableCopy, roundingUp: true)
         }
-        let base = blockTableBuffer!.address
+        let base = tables.address
         return offsetWords == 0 ? (base, 0) : (base + UInt64(8 * offsetWords), base)
     }
 
@@ -814,13 +811,14 @@ public final class CUDABackend {
         argmax: (values: UInt64, indices: UInt64) = (0, 0)
     ) {
         let rowIndices = rows.map { Int32($0) }
-        if rowIndices != uploadedLogitRows || logitRowBuffer == nil {
+        let indices: DeviceBuffer
+        if let held = logitRowCopy.buffer(holding: rowIndices) {
+            indices = held
+        } else {
             // The last forward's kernels may still read the indices this upload replaces.
             flush()
-            scratch(&logitRowBuffer, bytes: rowIndices.count * 4).upload(rowIndices)
-            uploadedLogitRows = rowIndices
+            indices = upload(rowIndices, into: &logitRowCopy)
         }
-        let indices = logitRowBuffer!
         if head.storage == .bfloat16 && useTensorCores && head.columns % 32 == 0 {
             let planes = scratch(&headPlanes, bytes: KernelSource.headPlanes * rows.count * head.columns * 2)
             launch(
@@ -1163,10 +1161,8 @@ public final class CUDABackend {
         }
         flush()
         let tokenInput = scratch(&tokenBuffer, bytes: tokens.count * 4)
-        let positionInput = scratch(&positionBuffer, bytes: positions.count * 4)
         if !tokensKept { tokenInput.upload(tokens.map { Int32($0) }) }
-        positionInput.upload(positions)
-        uploadedPositions = positions
+        let positionInput = upload(positions, into: &positionCopy)
         // What the graph bakes in besides the transformer's own buffers: the addresses of the input buffers.
         let tables = deviceBlockTables(segments, rows: tokens.count)
         let key = [UInt64(tokens.count), tokenInput.address, positionInput.address, tables.blocks, tables.rows]
@@ -1422,17 +1418,23 @@ public final class CUDABackend {
         }
     }
 
-    /// The device copy of `positions`, uploaded only when they changed since the last call. The buffer holds
-    /// `uploadedPositions` (both places that fill it record them), so the same list needs neither a larger buffer
-    /// nor a copy.
+    /// The device copy of `positions`, uploaded only when they changed since the last call.
     private func devicePositions(_ positions: [Int32]) -> UInt64 {
-        if let buffer = positionBuffer, positions == uploadedPositions { return buffer.address }
+        if let held = positionCopy.buffer(holding: positions) { return held.address }
         // The held kernel may read the positions this upload replaces.
         releaseHeld()
-        let buffer = scratch(&positionBuffer, bytes: positions.count * 4)
-        buffer.upload(positions)
-        uploadedPositions = positions
-        return buffer.address
+        return upload(positions, into: &positionCopy).address
+    }
+
+    /// Copies `values` into `copy`'s buffer, replaced by a larger one where needed (``scratch(_:bytes:roundingUp:)``),
+    /// and records them as what it holds.
+    private func upload<Value: Equatable>(
+        _ values: [Value], into copy: inout DeviceCopy<Value>, roundingUp: Bool = false
+    ) -> DeviceBuffer {
+        let buffer = scratch(&copy.buffer, bytes: values.count * MemoryLayout<Value>.stride, roundingUp: roundingUp)
+        buffer.upload(values)
+        copy.values = values
+        return buffer
     }
 
     /// `buffer`, replaced by a larger one when it holds fewer than `bytes` bytes; `roundingUp` sizes the new one to

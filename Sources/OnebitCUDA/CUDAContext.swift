@@ -100,6 +100,19 @@ final class CUDAContext {
     }
 }
 
+/// A device buffer holding a copy of an array, and that array: a list passed again unchanged (the positions of
+/// every layer of a step, its block tables, the head's rows of every greedy step) needs no copy.
+struct DeviceCopy<Value: Equatable> {
+    /// The buffer; it holds `values` at its start.
+    var buffer: DeviceBuffer?
+    var values: [Value] = []
+
+    /// The buffer, where it holds `list` already.
+    func buffer(holding list: [Value]) -> DeviceBuffer? {
+        list == values ? buffer : nil
+    }
+}
+
 /// Device memory, freed with its owner.
 final class DeviceBuffer {
     let context: CUDAContext
