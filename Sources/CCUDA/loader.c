@@ -93,15 +93,23 @@ int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error,
 
 CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
                         unsigned int block_x, unsigned int shared_bytes, CUstream stream, void **parameters,
-                        int overlap_previous) {
-    if (!overlap_previous)
+                        int overlap_previous, unsigned int cluster_x) {
+    if (!overlap_previous && cluster_x <= 1)
         return driver->cuLaunchKernel(function, grid_x, grid_y, 1, block_x, 1, 1, shared_bytes, stream, parameters,
                                       NULL);
-    ob_cu_launch_attribute attribute;
-    memset(&attribute, 0, sizeof attribute);
-    attribute.id = OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    attribute.value.flag = 1;
-    const ob_cu_launch_config config = {grid_x, grid_y, 1, block_x, 1, 1, shared_bytes, stream, &attribute, 1};
+    ob_cu_launch_attribute attributes[2];
+    memset(attributes, 0, sizeof attributes);
+    unsigned int count = 0;
+    if (overlap_previous) {
+        attributes[count].id = OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attributes[count++].value.flag = 1;
+    }
+    if (cluster_x > 1) {
+        attributes[count].id = OB_CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        const unsigned int dimensions[3] = {cluster_x, 1, 1};
+        memcpy(attributes[count++].value.bytes, dimensions, sizeof dimensions);
+    }
+    const ob_cu_launch_config config = {grid_x, grid_y, 1, block_x, 1, 1, shared_bytes, stream, attributes, count};
     return driver->cuLaunchKernelEx(&config, function, parameters, NULL);
 }
 

@@ -15,13 +15,13 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, topKeysOfLogits, topKeys, drawRows, rowTotals, ternaryMatmulWarpgroup,
-        denseGemmBF16Warpgroup
+        ropeStoreRows, attentionRows, attentionRowsClustered, topKeysOfLogits, topKeys, drawRows, rowTotals,
+        ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
         switch self {
-        case .attentionRows: KernelSource.attentionRowsSharedBytes
+        case .attentionRows, .attentionRowsClustered: KernelSource.attentionRowsSharedBytes
         case .ternaryMatmulTensorCores: KernelSource.mmaSharedBytes
         case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
@@ -38,9 +38,14 @@ enum Kernel: Int, CaseIterable {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows: major >= 8
+        case .attentionRowsClustered: major >= 9
         default: true
         }
     }
+
+    /// Whether the kernel runs in thread block clusters, of up to ``KernelSource/attentionRowsMaximumSplits`` blocks:
+    /// more than the eight every GPU that has clusters allows.
+    var clusters: Bool { self == .attentionRowsClustered }
 
     /// The `extern "C"` name in the source.
     var name: String {
@@ -82,6 +87,7 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmBF16TensorCores: "dense_gemm_bf16_mma"
         case .ropeStoreRows: "rope_store_rows"
         case .attentionRows: "attention_rows"
+        case .attentionRowsClustered: "attention_rows_clustered"
         case .topKeysOfLogits: "top_keys_of_logits"
         case .topKeys: "top_keys"
         case .drawRows: "draw_rows"
@@ -134,6 +140,13 @@ final class KernelModule {
                     context.driver.cuFuncSetAttribute!(
                         function, Int32(OB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
                         Int32(kernel.dynamicSharedBytes)),
+                    "cuFuncSetAttribute(\(kernel.name))")
+            }
+            if kernel.clusters && kernel.runs(major: context.major, minor: context.minor) {
+                try CUDAContext.check(
+                    context.driver,
+                    context.driver.cuFuncSetAttribute!(
+                        function, Int32(OB_CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED), 1),
                     "cuFuncSetAttribute(\(kernel.name))")
             }
             functions.append(function!)

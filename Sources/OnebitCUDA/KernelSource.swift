@@ -8,6 +8,10 @@ enum KernelSource {
     /// and 32 values.
     static let attentionRowsSharedBytes = 2 * (32 * 144 + 32 * 128) * 4
 
+    /// Most blocks of an `attention_rows` cluster (`ROWS_MAX_SPLITS`): 16, what an H100 allows a kernel that asks for
+    /// clusters larger than the portable eight.
+    static let attentionRowsMaximumSplits = 16
+
     /// Positions per block of the paged key/value cache (`KV_BLOCK`).
     static let keyValueBlockPositions = 16
 

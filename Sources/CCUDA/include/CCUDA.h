@@ -55,8 +55,10 @@ enum {
     OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
     OB_CU_STREAM_NON_BLOCKING = 1,
     OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+    OB_CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
     OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
     OB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
+    OB_CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14,
 };
 
 /// The driver functions onebit calls, resolved from libcuda.so.1.
@@ -118,10 +120,11 @@ int ob_cuda_open_driver(const char *library, ob_cuda_driver *table, char *error,
 /// Launches `function` on `stream` with `parameters` and `shared_bytes` of dynamic shared memory. With
 /// `overlap_previous`, the launch may begin before the kernel before it on the stream has finished (Hopper's
 /// programmatic dependent launch): the kernel itself must wait for its predecessor (`griddepcontrol.wait`) before it
-/// reads or writes anything that kernel touches.
+/// reads or writes anything that kernel touches. With `cluster_x` above 1, every `cluster_x` consecutive blocks along
+/// x form a thread block cluster (compute capability 9.0 and later); `grid_x` must be a multiple of it.
 CUresult ob_cuda_launch(const ob_cuda_driver *driver, CUfunction function, unsigned int grid_x, unsigned int grid_y,
                         unsigned int block_x, unsigned int shared_bytes, CUstream stream, void **parameters,
-                        int overlap_previous);
+                        int overlap_previous, unsigned int cluster_x);
 
 /// Opens NVRTC from the first of `libraries` (`count` names or paths) that loads and resolves every function of
 /// `table`. Returns 0, or -1 with the last failure in `error`.

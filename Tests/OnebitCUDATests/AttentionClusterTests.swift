@@ -1,0 +1,19 @@
+import Testing
+
+@testable import OnebitCUDA
+
+@Test func fewSequencesSpreadOverClustersOfBlocks() {
+    // 2B-4T's 5 kv heads on a GPU of 132 multiprocessors: 2, 4, 8 and 16 sequences.
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 2, multiprocessors: 132) == 16)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 4, multiprocessors: 132) == 8)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 8, multiprocessors: 132) == 4)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 16, multiprocessors: 132) == 2)
+}
+
+@Test func clustersNeverPassTheLargestAndManySequencesTakeNone() {
+    #expect(
+        CUDABackend.attentionRowsSplits(clusters: 1, multiprocessors: 132) == KernelSource.attentionRowsMaximumSplits)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 32, multiprocessors: 132) == 1)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 64, multiprocessors: 132) == 1)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 3, multiprocessors: 1) == 1)
+}
