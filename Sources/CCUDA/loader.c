@@ -37,6 +37,7 @@ static const symbol driver_symbols[] = {
     DRIVER(cuFuncSetAttribute, "cuFuncSetAttribute"),
     DRIVER(cuLaunchKernel, "cuLaunchKernel"),
     DRIVER(cuLaunchKernelEx, "cuLaunchKernelEx"),
+    DRIVER(cuOccupancyMaxPotentialClusterSize, "cuOccupancyMaxPotentialClusterSize"),
     DRIVER(cuStreamCreate, "cuStreamCreate"),
     DRIVER(cuStreamDestroy, "cuStreamDestroy_v2"),
     DRIVER(cuStreamSynchronize, "cuStreamSynchronize"),

@@ -96,6 +96,9 @@ public final class CUDABackend {
     /// Whether steps of several sequences attend with ``Kernel/attentionRows``, which stages keys and values with
     /// `cp.async` (sm_80 and later); before that, the rotary store and plain attention kernels serve them.
     private let stagesAttentionRows: Bool
+    /// The most blocks of a cluster of ``Kernel/attentionRowsClustered`` this GPU runs (up to
+    /// ``KernelSource/attentionRowsMaximumSplits``): 1 before sm_90, which has no clusters.
+    private let largestAttentionCluster: Int
 
     /// A residual add or gated activation of several tokens, not launched yet: the RMSNorm + quantize of its
     /// result that follows in a layer does it on the way (``Kernel/rmsNormQuantizeWide``); anything else launches
@@ -229,6 +232,12 @@ public final class CUDABackend {
             Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
         stagesAttentionRows = Kernel.attentionRows.runs(major: context.major, minor: context.minor)
+        largestAttentionCluster =
+            Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor)
+            ? min(
+                KernelSource.attentionRowsMaximumSplits, kernels.largestCluster(of: .attentionRowsClustered, block: 128)
+            )
+            : 1
         useWarpgroups =
             KernelBuild.hasWarpgroups(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_WARPGROUP")
@@ -278,8 +287,12 @@ public final class CUDABackend {
     /// positions of Falcon3-10B's are 10.7 GB); the scheduler's pool has its own cap.
     static let checkedContext = 4_096
 
-    /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
-    public var deviceDescription: String { "\(context.name) (sm_\(context.major)\(context.minor))" }
+    /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90, 132 multiprocessors, clusters of up to 16)`.
+    public var deviceDescription: String {
+        let clusters = largestAttentionCluster > 1 ? ", clusters of up to \(largestAttentionCluster)" : ""
+        let capability = "sm_\(context.major)\(context.minor)"
+        return "\(context.name) (\(capability), \(context.multiprocessors) multiprocessors\(clusters))"
+    }
 
     /// Throws if the kernels cannot run a model of `config` with `weights`, or the GPU has too little free memory
     /// for it (``residentBytes(config:weights:int8Head:)``): a model that does not fit is refused before any of it
@@ -674,20 +687,19 @@ public final class CUDABackend {
             .address(tables.blocks), .address(tables.rows), .int(layer))
     }
 
-    /// Blocks a cluster of ``Kernel/attentionRowsClustered`` for a step of `clusters` kv heads and tokens, 1 where
-    /// the GPU has no clusters.
+    /// Blocks a cluster of ``Kernel/attentionRowsClustered`` for a step of `clusters` kv heads and tokens.
     private func attentionRowsSplits(clusters: Int) -> Int {
-        guard Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor) else { return 1 }
-        return Self.attentionRowsSplits(clusters: clusters, multiprocessors: context.multiprocessors)
+        Self.attentionRowsSplits(
+            clusters: clusters, multiprocessors: context.multiprocessors, largest: largestAttentionCluster)
     }
 
-    /// Blocks a cluster for `clusters` kv heads and tokens on a GPU of `multiprocessors`: doubled, up to
-    /// ``KernelSource/attentionRowsMaximumSplits``, while the blocks are no more than the multiprocessors, so one or
-    /// a few sequences fill the GPU; 1 (no clusters) from as many kv heads and tokens as multiprocessors. On an H200
-    /// (2B-4T's 5 kv heads) 8 sequences decoded 5,311 tokens/s in clusters of 4 and 5,213 in clusters of 8.
-    static func attentionRowsSplits(clusters: Int, multiprocessors: Int) -> Int {
+    /// Blocks a cluster for `clusters` kv heads and tokens on a GPU of `multiprocessors` whose clusters hold at most
+    /// `largest` blocks: doubled while the blocks are no more than the multiprocessors, so one or a few sequences fill
+    /// the GPU; 1 (no clusters) from as many kv heads and tokens as multiprocessors. On an H200 (2B-4T's 5 kv heads) 8
+    /// sequences decoded 5,311 tokens/s in clusters of 4 and 5,213 in clusters of 8.
+    static func attentionRowsSplits(clusters: Int, multiprocessors: Int, largest: Int) -> Int {
         var splits = 1
-        while splits < KernelSource.attentionRowsMaximumSplits && clusters * splits <= multiprocessors {
+        while splits * 2 <= largest && clusters * splits <= multiprocessors {
             splits *= 2
         }
         return splits

@@ -160,6 +160,20 @@ final class KernelModule {
 
     subscript(kernel: Kernel) -> CUfunction { functions[kernel.rawValue] }
 
+    /// The most blocks of `block` threads a cluster of `kernel` can hold on this GPU, as the driver works it out from
+    /// the kernel's registers and shared memory and the GPU's partition (a slice of a GPU may have fewer
+    /// multiprocessors together than a cluster needs); 1 where the driver cannot say.
+    func largestCluster(of kernel: Kernel, block: Int) -> Int {
+        var config = ob_cu_launch_config()
+        config.gridDimX = UInt32(KernelSource.attentionRowsMaximumSplits)
+        (config.gridDimY, config.gridDimZ) = (1, 1)
+        (config.blockDimX, config.blockDimY, config.blockDimZ) = (UInt32(block), 1, 1)
+        config.sharedMemBytes = UInt32(kernel.dynamicSharedBytes)
+        var size: Int32 = 0
+        let result = context.driver.cuOccupancyMaxPotentialClusterSize!(&size, self[kernel], &config)
+        return result == Int32(OB_CUDA_SUCCESS) ? max(1, Int(size)) : 1
+    }
+
     private static func load(_ context: CUDAContext, _ image: [UInt8]) -> CUmodule? {
         var module: CUmodule?
         let result = image.withUnsafeBytes { context.driver.cuModuleLoadData!(&module, $0.baseAddress) }

@@ -4,16 +4,18 @@ import Testing
 
 @Test func fewSequencesSpreadOverClustersOfBlocks() {
     // 2B-4T's 5 kv heads on a GPU of 132 multiprocessors: 2, 4, 8 and 16 sequences.
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 2, multiprocessors: 132) == 16)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 4, multiprocessors: 132) == 8)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 8, multiprocessors: 132) == 4)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 16, multiprocessors: 132) == 2)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 2, multiprocessors: 132, largest: 16) == 16)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 4, multiprocessors: 132, largest: 16) == 8)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 8, multiprocessors: 132, largest: 16) == 4)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 16, multiprocessors: 132, largest: 16) == 2)
 }
 
 @Test func clustersNeverPassTheLargestAndManySequencesTakeNone() {
-    #expect(
-        CUDABackend.attentionRowsSplits(clusters: 1, multiprocessors: 132) == KernelSource.attentionRowsMaximumSplits)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 32, multiprocessors: 132) == 1)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 64, multiprocessors: 132) == 1)
-    #expect(CUDABackend.attentionRowsSplits(clusters: 3, multiprocessors: 1) == 1)
+    // A GPU (or a slice of one) whose clusters hold 8 blocks, or none.
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5, multiprocessors: 132, largest: 8) == 8)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5, multiprocessors: 132, largest: 1) == 1)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 1, multiprocessors: 132, largest: 16) == 16)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 32, multiprocessors: 132, largest: 16) == 1)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 64, multiprocessors: 132, largest: 16) == 1)
+    #expect(CUDABackend.attentionRowsSplits(clusters: 3, multiprocessors: 1, largest: 16) == 1)
 }

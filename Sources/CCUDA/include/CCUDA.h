@@ -88,6 +88,7 @@ typedef struct {
                                unsigned int sharedBytes, CUstream stream, void **parameters, void **extra);
     CUresult (*cuLaunchKernelEx)(const ob_cu_launch_config *config, CUfunction function, void **parameters,
                                  void **extra);
+    CUresult (*cuOccupancyMaxPotentialClusterSize)(int *size, CUfunction function, const ob_cu_launch_config *config);
     CUresult (*cuStreamCreate)(CUstream *stream, unsigned int flags);
     CUresult (*cuStreamDestroy)(CUstream stream);
     CUresult (*cuStreamSynchronize)(CUstream stream);
