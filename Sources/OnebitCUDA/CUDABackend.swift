@@ -221,8 +221,10 @@ public final class CUDABackend {
     }
 
     /// Opens the first GPU and loads (or compiles) the kernels; throws when there is no driver, GPU or compiler.
-    /// With `int8Head`, logits come from an int8 copy of a bf16 output head.
-    public init(int8Head: Bool = false) throws(CUDAError) {
+    /// With `int8Head`, logits come from an int8 copy of a bf16 output head. `splitsAttention` false keeps every
+    /// decoding step's attention to one block a kv head and sequence, without the clusters that spread a few
+    /// sequences' positions over the GPU (the self-test checks both).
+    public init(int8Head: Bool = false, splitsAttention: Bool = true) throws(CUDAError) {
         self.int8Head = int8Head
         context = try CUDAContext()
         kernels = try KernelModule(context)
@@ -233,7 +235,7 @@ public final class CUDABackend {
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
         stagesAttentionRows = Kernel.attentionRows.runs(major: context.major, minor: context.minor)
         largestAttentionCluster =
-            Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor)
+            splitsAttention && Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor)
             ? min(
                 KernelSource.attentionRowsMaximumSplits, kernels.largestCluster(of: .attentionRowsClustered, block: 128)
             )

@@ -59,10 +59,14 @@ struct SelfTest: AsyncParsableCommand {
         switch device {
         case .cuda:
             failures += try DecodeStepCheck.run(on: CUDABackend(), against: reference)
-            failures += BatchedStepCheck.run(on: try CUDABackend(), against: reference)
+            failures += BatchedStepCheck.run(
+                on: [
+                    ("positions split over clusters", try CUDABackend()),
+                    ("one block a kv head", try CUDABackend(splitsAttention: false)),
+                ], against: reference)
         case .cpu, .auto:
             failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
-            failures += BatchedStepCheck.run(on: CPUBackend(), against: reference)
+            failures += BatchedStepCheck.run(on: [("", CPUBackend())], against: reference)
         }
         failures += try PromptCheck.run(device: device)
         failures += try FixtureCheck(root: fixtures, device: device).run()
@@ -326,8 +330,8 @@ enum DecodeStepCheck {
     }
 }
 
-/// Steps of several sequences at once on a backend against the CPU's scalar backend, on the model of
-/// ``DecodeStepCheck``: prompts of different lengths, then batched steps of one token per sequence (the steps a
+/// Steps of several sequences at once on a backend against the CPU's scalar backend, on a model of 2B-4T's heads
+/// with two kv heads: prompts of different lengths, then batched steps of one token per sequence (the steps a
 /// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same,
 /// the last four through ``Transformer/greedySteps(batch:count:)``.
 enum BatchedStepCheck {
@@ -335,9 +339,17 @@ enum BatchedStepCheck {
     /// 8 tokens a step takes without the tensor cores.
     static let promptLengths = [300, 7, 64, 129, 33, 1, 90, 31, 250, 12, 65, 5]
 
-    /// Prints one line; returns 1 when it failed.
-    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
-        let config = DecodeStepCheck.config
+    /// The model: ``DecodeStepCheck``'s with two groups of four query heads, so that a step's attention has blocks of
+    /// more than one kv head per sequence.
+    static let config = ModelConfig(
+        architecture: "batched-step-check", hiddenSize: 1_024, layerCount: 3, headCount: 8, kvHeadCount: 2,
+        headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
+        rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true)
+
+    /// Prints one line for each of `devices` (its label says how it was set up); returns how many failed.
+    static func run<Device: Backend, Reference: Backend>(
+        on devices: [(label: String, backend: Device)], against reference: Reference
+    ) -> Int {
         let weights = SyntheticShape(config: config).makeWeights()
         var rng = SplitMix64(seed: 0xBA7C4)
         let prompts = promptLengths.map { count in (0..<count).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
@@ -368,9 +380,14 @@ enum BatchedStepCheck {
             greedy += transformer.greedySteps(batch: slices(greedy.last!), count: 4)
             return (logits, greedy)
         }
-        return reportAgreement(
-            "batched  ", "\(forced.count) steps of \(prompts.count) sequences", got: run(device),
-            expected: run(reference), greedySteps: 8)
+        let expected = run(reference)
+        return devices.reduce(0) { failures, device in
+            let what =
+                "\(forced.count) steps of \(prompts.count) sequences"
+                + (device.label.isEmpty ? "" : ", \(device.label)")
+            return failures
+                + reportAgreement("batched  ", what, got: run(device.backend), expected: expected, greedySteps: 8)
+        }
     }
 }
 
