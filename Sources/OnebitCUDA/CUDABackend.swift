@@ -665,7 +665,6 @@ public final class CUDABackend {
                 .address(out.buffer.address), .address(tables.blocks), .address(tables.rows), .int(layer),
             ]
             flush()
-            releaseHeld()
             if splits > 1 {
                 emit(
                     .attentionRowsClustered, grid: (kvHeads * splits, tokens), block: 128, cluster: splits,
@@ -696,9 +695,10 @@ public final class CUDABackend {
     }
 
     /// Blocks a cluster for `clusters` kv heads and tokens on a GPU of `multiprocessors` whose clusters hold at most
-    /// `largest` blocks: doubled while the blocks are no more than the multiprocessors, so one or a few sequences fill
-    /// the GPU; 1 (no clusters) from as many kv heads and tokens as multiprocessors. On an H200 (2B-4T's 5 kv heads) 8
-    /// sequences decoded 5,311 tokens/s in clusters of 4 and 5,213 in clusters of 8.
+    /// `largest` blocks: doubled while the blocks are no more than the multiprocessors (so they end up at most twice
+    /// as many), so one or a few sequences fill the GPU; 1 (no clusters) from more kv heads and tokens than
+    /// multiprocessors. On an H200 (2B-4T's 5 kv heads) 8 sequences decoded 5,311 tokens/s in clusters of 4 and 5,213
+    /// in clusters of 8.
     static func attentionRowsSplits(clusters: Int, multiprocessors: Int, largest: Int) -> Int {
         var splits = 1
         while splits * 2 <= largest && clusters * splits <= multiprocessors {
