@@ -45,6 +45,11 @@ public final class CUDABackend {
     /// The tokens ``argmaxKept(_:rows:head:step:of:)`` keeps, `[step][row]`, and how many of each.
     private var keptBuffer: DeviceBuffer?
     private var keptShape = (steps: 0, rows: 0)
+    /// Kept tokens on their way to the host (``queueKeptTokens()``): how many, and the buffer they come from, held
+    /// until they have arrived in `keptHost`, so that a run queued meanwhile may replace `keptBuffer`.
+    private var keptCopy: (shape: (steps: Int, rows: Int), source: DeviceBuffer)?
+    private var keptHost: HostBuffer?
+    private lazy var keptArrival = StreamEvent(context)
     /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:temperatures:minPs:units:)``, then
     /// the tokens drawn.
     private var drawBuffer: DeviceBuffer?
@@ -1052,14 +1057,33 @@ public final class CUDABackend {
         return nil
     }
 
-    /// The indices the last run of ``argmaxKept(_:rows:head:step:of:)`` kept, one array a step: one wait for all
-    /// of them.
-    public func keptTokens() -> [[Int]] {
-        guard let kept = keptBuffer, keptShape.steps > 0 else { return [] }
+    /// Queues the copy of the indices the last run of ``argmaxKept(_:rows:head:step:of:)`` kept into page-locked
+    /// memory, and marks where it ends: ``keptTokens()`` then waits for the copy alone, not for work queued after
+    /// this call.
+    public func queueKeptTokens() {
+        guard let kept = keptBuffer, keptShape.steps > 0 else { return }
         context.makeCurrent()
-        let all: [Int32] = download(from: kept.address, count: keptShape.steps * keptShape.rows)
-        return (0..<keptShape.steps).map { step in
-            all[step * keptShape.rows..<(step + 1) * keptShape.rows].map { Int($0) }
+        // A copy still on its way lands in the buffer the one below may replace.
+        if keptCopy != nil { keptArrival.wait() }
+        flush()
+        let bytes = keptShape.steps * keptShape.rows * 4
+        if (keptHost?.byteCount ?? 0) < bytes { keptHost = HostBuffer(context, byteCount: bytes) }
+        keptHost!.queueCopy(from: kept.address, bytes: bytes)
+        keptArrival.record()
+        keptCopy = (keptShape, kept)
+    }
+
+    /// The indices the last run of ``argmaxKept(_:rows:head:step:of:)`` kept, one array a step: one wait for all
+    /// of them (for their copy alone, where ``queueKeptTokens()`` queued it).
+    public func keptTokens() -> [[Int]] {
+        if keptCopy == nil { queueKeptTokens() }
+        guard let (shape, _) = keptCopy, let host = keptHost else { return [] }
+        context.makeCurrent()
+        keptArrival.wait()
+        keptCopy = nil
+        let all: [Int32] = host.values(count: shape.steps * shape.rows)
+        return (0..<shape.steps).map { step in
+            all[step * shape.rows..<(step + 1) * shape.rows].map { Int($0) }
         }
     }
 

@@ -154,6 +154,66 @@ final class DeviceBuffer {
     }
 }
 
+/// Page-locked host memory, which a copy from the device fills in stream order without holding the host up (a copy
+/// into ordinary memory returns only once it is done); freed with its owner.
+final class HostBuffer {
+    let context: CUDAContext
+    let byteCount: Int
+    private let pointer: UnsafeMutableRawPointer
+
+    init(_ context: CUDAContext, byteCount: Int) {
+        self.context = context
+        self.byteCount = byteCount
+        var pointer: UnsafeMutableRawPointer?
+        context.must(context.driver.cuMemAllocHost!(&pointer, max(byteCount, 1)), "cuMemAllocHost (\(byteCount) bytes)")
+        self.pointer = pointer!
+    }
+
+    /// Queues a copy of `bytes` bytes from `address` on the device into the start of the buffer.
+    func queueCopy(from address: CUdeviceptr, bytes: Int) {
+        precondition(bytes <= byteCount, "copy larger than the buffer")
+        context.must(
+            context.driver.cuMemcpyDtoHAsync!(pointer, address, bytes, context.stream), "cuMemcpyDtoHAsync")
+    }
+
+    /// The first `count` values the buffer holds.
+    func values<Value: BitwiseCopyable>(count: Int) -> [Value] {
+        precondition(count * MemoryLayout<Value>.stride <= byteCount, "read past the buffer")
+        return Array(UnsafeBufferPointer(start: pointer.assumingMemoryBound(to: Value.self), count: count))
+    }
+
+    deinit {
+        _ = context.driver.cuMemFreeHost!(pointer)
+    }
+}
+
+/// A point in the stream that the host can wait for alone, without the work queued after it.
+final class StreamEvent {
+    let context: CUDAContext
+    private let event: CUevent
+
+    init(_ context: CUDAContext) {
+        self.context = context
+        var event: CUevent?
+        context.must(context.driver.cuEventCreate!(&event, UInt32(OB_CU_EVENT_DISABLE_TIMING)), "cuEventCreate")
+        self.event = event!
+    }
+
+    /// Marks the stream's end as it stands now.
+    func record() {
+        context.must(context.driver.cuEventRecord!(event, context.stream), "cuEventRecord")
+    }
+
+    /// Waits for what the stream held when the event was last recorded.
+    func wait() {
+        context.must(context.driver.cuEventSynchronize!(event), "cuEventSynchronize")
+    }
+
+    deinit {
+        _ = context.driver.cuEventDestroy!(event)
+    }
+}
+
 /// The text of a NUL-terminated C string held in an array.
 func cString(_ bytes: [CChar]) -> String {
     bytes.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

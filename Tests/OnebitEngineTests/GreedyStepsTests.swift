@@ -10,31 +10,60 @@ import Testing
     @Test func stepsFedTheirOwnArgmaxGiveTheTokensOfStepByStepGreedyDecoding() {
         let transformer = Transformer(backend: CPUBackend(), config: Self.model.config, weights: Self.model.weights)
         let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
-        func prefilled() -> [(cache: CPUKeyValueCache, start: Int)] {
-            prompts.map { prompt in
+        let steps = transformer.greedySteps(
+            batch: prompts.map { prompt in
                 let cache = transformer.makeCache(capacity: 32)
                 _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
-                return (cache, prompt.count - 1)
-            }
+                return .init(tokens: [prompt.last!], start: prompt.count - 1, cache: cache, wantsLogits: false)
+            },
+            count: 6)
+        #expect(steps == Self.stepByStep(prompts, steps: 6))
+    }
+
+    /// The greedy tokens of `steps` steps after the prompts, one step at a time on the CPU.
+    static func stepByStep(_ prompts: [[Int]], steps: Int) -> [[Int]] {
+        let transformer = Transformer(backend: CPUBackend(), config: model.config, weights: model.weights)
+        var sequences = prompts.map { prompt in
+            let cache = transformer.makeCache(capacity: 32)
+            _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
+            return (cache: cache, start: prompt.count - 1)
         }
-        var stepByStep: [[Int]] = []
         var tokens = prompts.map { $0.last! }
-        var sequences = prefilled()
-        for _ in 0..<6 {
+        var all: [[Int]] = []
+        for _ in 0..<steps {
             tokens = transformer.greedyNext(
                 batch: zip(tokens, sequences).map {
                     .init(tokens: [$0], start: $1.start, cache: $1.cache, wantsLogits: true)
                 }
             ).map { $0! }
-            stepByStep.append(tokens)
+            all.append(tokens)
             sequences = sequences.map { ($0.cache, $0.start + 1) }
         }
-        let steps = transformer.greedySteps(
-            batch: zip(prompts, prefilled()).map {
-                .init(tokens: [$0.last!], start: $1.start, cache: $1.cache, wantsLogits: false)
-            },
-            count: 6)
-        #expect(steps == stepByStep)
+        return all
+    }
+
+    @Test(arguments: [4, 3])
+    func aRunQueuedAheadStartsTheNextRunOnlyWhereThatRunIsAskedFor(secondCount: Int) {
+        let backend = WholeContextCPU()
+        backend.keepsTokens = true
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
+        let caches = prompts.map { prompt in
+            let cache = transformer.makeCache(capacity: 32)
+            _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
+            return cache
+        }
+        func batch(_ tokens: [Int], after steps: Int) -> [Transformer<WholeContextCPU>.Slice] {
+            zip(zip(prompts, caches), tokens).map {
+                .init(tokens: [$1], start: $0.0.count - 1 + steps, cache: $0.1, wantsLogits: false)
+            }
+        }
+        let first = transformer.greedySteps(batch: batch(prompts.map { $0.last! }, after: 0), count: 4, queueingNext: 4)
+        let offered = backend.steps.count
+        let second = transformer.greedySteps(batch: batch(first.last!, after: 4), count: secondCount)
+        #expect(first + second == Self.stepByStep(prompts, steps: 4 + secondCount))
+        // The run asked for starts from the queued step; any other runs its first step again.
+        #expect(backend.steps.count - offered == (secondCount == 4 ? 3 : secondCount))
     }
 
     @Test func aSessionsGreedyStepsAreItsGreedyTokensOneByOne() throws {

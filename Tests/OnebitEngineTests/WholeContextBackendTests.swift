@@ -31,7 +31,7 @@ final class WholeContextCPU: Backend {
         return cpu.keyValueCache(in: pool, blocks: blocks)
     }
     func embed(_ tokens: [Int], from table: CPUDenseWeights, into x: CPUActivations) {
-        cpu.embed(tokens, from: table, into: x)
+        cpu.embed(feeding ? fed : tokens, from: table, into: x)
     }
     func rmsNorm(_ x: CPUActivations, weight: [Float], epsilon: Float, tokens: Int, into y: CPUActivations) {
         cpu.rmsNorm(x, weight: weight, epsilon: epsilon, tokens: tokens, into: y)
@@ -77,7 +77,34 @@ final class WholeContextCPU: Backend {
         _ body: () -> Void
     ) {
         steps.append(segments.map(\.rows.count))
+        feeding = tokensKept
         body()
+        feeding = false
+    }
+
+    /// Whether greedy steps keep their tokens here, as the CUDA backend does, instead of handing them back.
+    var keepsTokens = false
+    /// The tokens kept, `[step][row]`; the last step's, which a step whose tokens are kept embeds; whether the step
+    /// running now is one; and the kept tokens as ``queueKeptTokens()`` found them.
+    private var kept: [[Int]] = []
+    private var fed: [Int] = []
+    private var feeding = false
+    private var copied: [[Int]]?
+
+    func argmaxKept(_ x: CPUActivations, rows: [Int], head: CPUDenseWeights, step index: Int, of count: Int) -> [Int]? {
+        let tokens = cpu.argmax(x, rows: rows, head: head)
+        guard keepsTokens else { return tokens }
+        if index == 0 { kept = Array(repeating: [], count: count) }
+        kept[index] = tokens
+        fed = tokens
+        return nil
+    }
+
+    func queueKeptTokens() { copied = kept }
+
+    func keptTokens() -> [[Int]] {
+        defer { copied = nil }
+        return copied ?? kept
     }
 }
 

@@ -23,6 +23,7 @@ typedef struct CUfunc_st *CUfunction;
 typedef struct CUstream_st *CUstream;
 typedef struct CUgraph_st *CUgraph;
 typedef struct CUgraphExec_st *CUgraphExec;
+typedef struct CUevent_st *CUevent;
 
 /// A launch attribute as cuda.h lays it out: the id, padding to 8 bytes, then a 64-byte value union of which we
 /// only ever set the first int.
@@ -54,6 +55,7 @@ enum {
     OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
     OB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
     OB_CU_STREAM_NON_BLOCKING = 1,
+    OB_CU_EVENT_DISABLE_TIMING = 2,
     OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     OB_CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
     OB_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
@@ -79,6 +81,12 @@ typedef struct {
     CUresult (*cuMemsetD8Async)(CUdeviceptr pointer, unsigned char value, size_t count, CUstream stream);
     CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr destination, const void *source, size_t bytes, CUstream stream);
     CUresult (*cuMemcpyDtoHAsync)(void *destination, CUdeviceptr source, size_t bytes, CUstream stream);
+    CUresult (*cuMemAllocHost)(void **pointer, size_t bytes);
+    CUresult (*cuMemFreeHost)(void *pointer);
+    CUresult (*cuEventCreate)(CUevent *event, unsigned int flags);
+    CUresult (*cuEventRecord)(CUevent event, CUstream stream);
+    CUresult (*cuEventSynchronize)(CUevent event);
+    CUresult (*cuEventDestroy)(CUevent event);
     CUresult (*cuModuleLoadData)(CUmodule *module, const void *image);
     CUresult (*cuModuleUnload)(CUmodule module);
     CUresult (*cuModuleGetFunction)(CUfunction *function, CUmodule module, const char *name);

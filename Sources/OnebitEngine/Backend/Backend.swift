@@ -124,6 +124,10 @@ public protocol Backend: AnyObject {
     /// step `index` of `count`, which ``keptTokens()`` brings back together, and nil comes back now. A backend that
     /// cannot keep them returns the indices (the default).
     func argmaxKept(_ x: Activations, rows: [Int], head: DenseWeights, step index: Int, of count: Int) -> [Int]?
+    /// Starts bringing back the indices the ``argmaxKept(_:rows:head:step:of:)`` calls of the last run of steps
+    /// kept, so that ``keptTokens()`` waits for them alone and not for work queued in between (the first step of the
+    /// next run). The default does nothing.
+    func queueKeptTokens()
     /// The indices the ``argmaxKept(_:rows:head:step:of:)`` calls of the last run of steps kept, one array a step.
     func keptTokens() -> [[Int]]
 }
@@ -158,6 +162,9 @@ extension Backend {
     {
         argmax(x, rows: rows, head: head)
     }
+
+    /// Nothing to bring back: ``argmaxKept(_:rows:head:step:of:)`` keeps nothing by default.
+    public func queueKeptTokens() {}
 
     /// Nothing: ``argmaxKept(_:rows:head:step:of:)`` keeps nothing by default.
     public func keptTokens() -> [[Int]] { [] }

@@ -41,6 +41,9 @@ public final class Transformer<B: Backend> {
     /// The scratch rows a step that ran prompt tokens keeps for the decoding steps after it, given back when the
     /// next step starts: until then ``logits(ofLastStepSlice:)`` reads them.
     private var rowsToKeep: Int?
+    /// The first step of the next run of greedy steps, queued by the last ``greedySteps(batch:count:queueingNext:)``
+    /// before it read its own run's tokens back.
+    private var queuedStep: QueuedStep?
     private let quantizedHidden, quantizedAttention, quantizedFeedForward: B.QuantizedActivations
 
     /// Prepares `weights` for `backend`.
@@ -160,6 +163,7 @@ public final class Transformer<B: Backend> {
     public func forward(
         _ tokens: [Int], startingAt start: Int, cache: B.KeyValueCache, logitsFor wantLogits: (Int) -> Bool
     ) -> [Int: [Float]] {
+        queuedStep = nil
         var result: [Int: [Float]] = [:]
         var offset = 0
         while offset < tokens.count {
@@ -234,9 +238,15 @@ public final class Transformer<B: Backend> {
     /// the step before. Where the backend keeps those tokens itself (``Backend/argmaxKept(_:rows:head:step:of:)``),
     /// the host queues every step and waits once for their tokens instead of once a step. Returns each step's
     /// tokens, one a slice. The caches must have room for `count` more positions.
-    public func greedySteps(batch: [Slice], count: Int) -> [[Int]] {
+    ///
+    /// With `next` above 0, the caller means to go on with a run of `next` steps of the same sequences, and the caches
+    /// have room for one position more: where the backend keeps the tokens, that run's first step is queued before
+    /// this run's tokens are read back, so the device has it to run while the host reads them and queues the rest.
+    /// The next call starts from it when it asks for exactly that run (each slice one position on, its token this
+    /// run's last); any other call runs its first step again, which writes the same cache positions over.
+    public func greedySteps(batch: [Slice], count: Int, queueingNext next: Int = 0) -> [[Int]] {
         precondition(batch.allSatisfy { $0.tokens.count == 1 }, "greedy steps start from one token a sequence")
-        precondition(count >= 1, "at least one step")
+        precondition(count >= 1 && next >= 0, "at least one step")
         releasePromptRows()
         var slices = batch.map {
             var slice = $0
@@ -244,20 +254,43 @@ public final class Transformer<B: Backend> {
             slice.greedy = true
             return slice
         }
+        let queued = QueuedStep(starts: batch.map(\.start), tokens: batch.map { $0.tokens[0] }, count: count)
+        let first = queuedStep == queued ? 1 : 0
+        queuedStep = nil
+        if first == 1 { slices = slices.map { $0.advanced(to: nil) } }
         var known: [[Int]] = []
-        for index in 0..<count {
+        for index in first..<count {
             let rows = run(slices, tokensKept: index > 0 && known.isEmpty).compactMap { $0 }
             let tokens = backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
             precondition((tokens == nil) == known.isEmpty || index == 0, "a backend keeps every step's tokens or none")
             if let tokens { known.append(tokens) }
-            slices = slices.enumerated().map { row, slice in
-                var next = slice
-                next.start += 1
-                if let tokens { next.tokens = [tokens[row]] }
-                return next
-            }
+            slices = slices.enumerated().map { row, slice in slice.advanced(to: tokens?[row]) }
         }
-        return known.isEmpty ? backend.keptTokens() : known
+        guard known.isEmpty else { return known }
+        backend.queueKeptTokens()
+        if next > 0 {
+            let rows = run(slices, tokensKept: true).compactMap { $0 }
+            _ = backend.argmaxKept(normed, rows: rows, head: head, step: 0, of: next)
+        }
+        let tokens = backend.keptTokens()
+        if next > 0, let last = tokens.last {
+            queuedStep = QueuedStep(starts: slices.map(\.start), tokens: last, count: next)
+        }
+        return tokens
+    }
+
+    /// Makes the next ``greedySteps(batch:count:queueingNext:)`` run its first step itself: for a caller whose
+    /// sequences changed although their positions and tokens did not.
+    public func forgetQueuedStep() {
+        queuedStep = nil
+    }
+
+    /// A run's first greedy step, queued ahead (``greedySteps(batch:count:queueingNext:)``): where its sequences
+    /// start, the tokens it starts from, and how many steps its run takes.
+    private struct QueuedStep: Equatable {
+        let starts: [Int]
+        let tokens: [Int]
+        let count: Int
     }
 
     /// ``step(batch:)`` with every slice's `greedy` set to `greedy`.
@@ -326,6 +359,8 @@ public final class Transformer<B: Backend> {
     /// row of `normed` that holds its last token when wanted. With `tokensKept`, a decoding step's tokens are the
     /// ones the backend kept from the last step's argmax, not the slices'.
     private func run(_ batch: [Slice], tokensKept: Bool = false) -> [Int?] {
+        // Any step but the queued one's run changes what the device holds for it (its tokens at least).
+        queuedStep = nil
         let tokens = batch.flatMap(\.tokens)
         precondition(tokens.count <= chunkSize, "a step holds at most \(chunkSize) tokens")
         guard !tokens.isEmpty else { return batch.map { _ in nil } }
@@ -389,5 +424,15 @@ public final class Transformer<B: Backend> {
             backend.multiply(layer.down, quantizedFeedForward, tokens: n, into: projected)
             backend.add(projected, to: x, tokens: n)
         }
+    }
+}
+
+extension Transformer.Slice {
+    /// The slice one position on, taking `token` where given (else the one the backend kept).
+    fileprivate func advanced(to token: Int?) -> Self {
+        var next = self
+        next.start += 1
+        if let token { next.tokens = [token] }
+        return next
     }
 }

@@ -20,12 +20,14 @@ protocol BatchRunner: AnyObject {
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
     /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
     func logits(ofLastStepSlice index: Int) -> [Float]
-    /// Most greedy steps ``runGreedySteps(_:count:)`` gains by queuing at once: 1 where the backend hands every
-    /// step's tokens back anyway.
+    /// Most greedy steps ``runGreedySteps(_:count:queueingNext:)`` gains by queuing at once: 1 where the backend
+    /// hands every step's tokens back anyway.
     var greedyStepsAhead: Int { get }
     /// Runs `count` greedy steps of one token per slice, each step's tokens the argmax of the step before, and waits
     /// once for all of them; returns each step's tokens, one a slice. The sequences must hold `count` more positions.
-    func runGreedySteps(_ slices: [SliceRequest], count: Int) -> [[Int]]
+    /// With `next` above 0 they hold one more, and the first step of a run of `next` steps of the same sequences is
+    /// queued before the tokens come back, for the next call to start from if it asks for exactly that run.
+    func runGreedySteps(_ slices: [SliceRequest], count: Int, queueingNext next: Int) -> [[Int]]
 }
 
 /// How the blocks of a pool are used.
@@ -76,6 +78,9 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     private let blocks: KeyValueBlocks
     private var sequences: [Int: Sequence] = [:]
     private var nextSequence = 0
+    /// The sequences, in order, whose next run's first step the last ``runGreedySteps(_:count:queueingNext:)``
+    /// queued.
+    private var queuedSequences: [Int]?
 
     /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`, queuing up to
     /// `greedyStepsAhead` greedy steps at once.
@@ -164,8 +169,12 @@ final class TransformerRunner<B: Backend>: BatchRunner {
         return transformer.step(batch: transformerSlices(slices))
     }
 
-    func runGreedySteps(_ slices: [SliceRequest], count: Int) -> [[Int]] {
-        let steps = transformer.greedySteps(batch: transformerSlices(slices), count: count)
+    func runGreedySteps(_ slices: [SliceRequest], count: Int, queueingNext next: Int) -> [[Int]] {
+        // The transformer knows the queued step's positions and tokens, not whose they were.
+        let sequences = slices.map(\.sequence)
+        if sequences != queuedSequences { transformer.forgetQueuedStep() }
+        queuedSequences = next > 0 ? sequences : nil
+        let steps = transformer.greedySteps(batch: transformerSlices(slices), count: count, queueingNext: next)
         // Each step's input is the token before it: the slice's own, then what the steps before chose.
         for (row, slice) in slices.enumerated() {
             record(slice.tokens + steps.dropLast().map { $0[row] }, at: slice.start, of: slice.sequence)

@@ -162,14 +162,32 @@ final class EngineLoop {
         return count
     }
 
+    /// How many greedy steps the run after a run of `count` will take if every running sequence goes on (what
+    /// ``greedyStepCount()`` will then find), where that run can start while this one's tokens come back: no request
+    /// waits to start, and every sequence has room for both runs and a block for the next run's first position.
+    /// Else 0. A sequence that ends in this run changes the next one, whose first step then runs again.
+    private func nextGreedyStepCount(after count: Int) -> Int {
+        guard waiting.isEmpty else { return 0 }
+        let next = running.reduce(runner.greedyStepsAhead) { next, sequence in
+            min(
+                next, sequence.job.request.maxTokens - sequence.generated.count - count,
+                configuration.contextLength - sequence.cached - count)
+        }
+        guard next > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count + 1) }) else {
+            return 0
+        }
+        return next
+    }
+
     /// Runs `count` greedy steps of every running sequence at once and reports their tokens in order; a sequence
     /// that ends on the way drops the tokens after its end.
     private func stepGreedily(_ count: Int) {
+        let next = nextGreedyStepCount(after: count)
         let slices = running.map {
             SliceRequest(
                 sequence: $0.sequence, tokens: [$0.pendingToken!], start: $0.cached, wantsLogits: true, greedy: true)
         }
-        let steps = runner.runGreedySteps(slices, count: count)
+        let steps = runner.runGreedySteps(slices, count: count, queueingNext: next)
         totals.steps += count
         totals.queuedGreedySteps += count
         totals.lastStepTokens = slices.count

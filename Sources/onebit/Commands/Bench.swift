@@ -248,10 +248,12 @@ struct Bench: ParsableCommand {
                         tokens: [token], start: promptTokens + step, cache: cache, wantsLogits: true)
                 }
                 let count = min(stepsAhead, generatedTokens - step)
+                // The run after this one, queued ahead where it is one of several steps as well.
+                let next = min(stepsAhead, generatedTokens - step - count)
                 tokens =
                     count == 1
                     ? transformer.greedyNext(batch: slices).map { $0! }
-                    : transformer.greedySteps(batch: slices, count: count).last!
+                    : transformer.greedySteps(batch: slices, count: count, queueingNext: next > 1 ? next : 0).last!
                 step += count
                 status.progress("generating\(label)", fraction: Double(step) / Double(generatedTokens))
             }
