@@ -246,7 +246,8 @@ public final class Transformer<B: Backend> {
     /// run's last); any other call runs its first step again, which writes the same cache positions over.
     public func greedySteps(batch: [Slice], count: Int, queueingNext next: Int = 0) -> [[Int]] {
         precondition(batch.allSatisfy { $0.tokens.count == 1 }, "greedy steps start from one token a sequence")
-        precondition(count >= 1 && next >= 0, "at least one step")
+        precondition(count >= 1, "at least one step")
+        precondition(next >= 0, "no run of fewer than 0 steps after it")
         releasePromptRows()
         var slices = batch.map {
             var slice = $0

@@ -151,15 +151,21 @@ final class EngineLoop {
     private func greedyStepCount() -> Int? {
         guard runner.greedyStepsAhead > 1, running.allSatisfy({ $0.pendingToken != nil && $0.needsOnlyArgmax })
         else { return nil }
-        let count = running.reduce(runner.greedyStepsAhead) { count, sequence in
-            min(
-                count, sequence.job.request.maxTokens - sequence.generated.count,
-                configuration.contextLength - sequence.cached)
-        }
+        let count = greedyStepRoom(after: 0)
         guard count > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count) }) else {
             return nil
         }
         return count
+    }
+
+    /// The most greedy steps every running sequence has room for once `steps` more have run: up to the runner's
+    /// ``BatchRunner/greedyStepsAhead``, within each sequence's token limit and the context.
+    private func greedyStepRoom(after steps: Int) -> Int {
+        running.reduce(runner.greedyStepsAhead) { room, sequence in
+            min(
+                room, sequence.job.request.maxTokens - sequence.generated.count - steps,
+                configuration.contextLength - sequence.cached - steps)
+        }
     }
 
     /// How many greedy steps the run after a run of `count` will take if every running sequence goes on (what
@@ -168,11 +174,7 @@ final class EngineLoop {
     /// Else 0. A sequence that ends in this run changes the next one, whose first step then runs again.
     private func nextGreedyStepCount(after count: Int) -> Int {
         guard waiting.isEmpty else { return 0 }
-        let next = running.reduce(runner.greedyStepsAhead) { next, sequence in
-            min(
-                next, sequence.job.request.maxTokens - sequence.generated.count - count,
-                configuration.contextLength - sequence.cached - count)
-        }
+        let next = greedyStepRoom(after: count)
         guard next > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count + 1) }) else {
             return 0
         }
