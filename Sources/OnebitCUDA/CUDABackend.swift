@@ -53,6 +53,8 @@ public final class CUDABackend {
     /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:temperatures:minPs:units:)``, then
     /// the tokens drawn.
     private var drawBuffer: DeviceBuffer?
+    /// Each chunk's largest logits and kept mass, between the launches of a draw.
+    private var drawChunkBuffer: DeviceBuffer?
     /// The ranking keys of the passes of ``largestLogits(_:rows:head:count:)``, one buffer for each other pass.
     private var rankingKeys: (DeviceBuffer?, DeviceBuffer?)
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
@@ -1043,18 +1045,39 @@ public final class CUDABackend {
     public func argmaxKept(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, step index: Int, of count: Int
     ) -> [Int]? {
-        guard rows.count == 1 || !usesInt8Head(head), let tokens = tokenBuffer, tokens.byteCount >= rows.count * 4
+        guard rows.count == 1 || !usesInt8Head(head), let (kept, feed) = keptTarget(rows: rows, step: index, of: count)
         else { return argmax(x, rows: rows, head: head) }
+        _ = queueArgmax(x, rows: rows, head: head, into: kept, feeding: feed)
+        return nil
+    }
+
+    /// ``drawTokens(_:rows:head:temperatures:minPs:units:)`` whose tokens stay on the GPU as
+    /// ``argmaxKept(_:rows:head:step:of:)``'s do; a row of temperature 0 takes its argmax. Returns the tokens now
+    /// before a step has made the token buffer.
+    public func drawKept(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
+        units: [Double], step index: Int, of count: Int
+    ) -> [Int]? {
+        guard let (kept, feed) = keptTarget(rows: rows, step: index, of: count) else {
+            return drawTokens(x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units)
+        }
+        _ = queueDraws(
+            x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units, into: kept,
+            feeding: feed)
+        return nil
+    }
+
+    /// Where step `index` of a run of `count` keeps the tokens of `rows` (a slot of the kept buffer, made at the
+    /// run's first step), and the token buffer the next step reads them from; nil before a step has made that.
+    private func keptTarget(rows: [Int], step index: Int, of count: Int) -> (kept: UInt64, feed: UInt64)? {
+        guard let tokens = tokenBuffer, tokens.byteCount >= rows.count * 4 else { return nil }
         context.makeCurrent()
         if index == 0 {
             keptShape = (steps: count, rows: rows.count)
             _ = scratch(&keptBuffer, bytes: count * rows.count * 4)
         }
         precondition(keptShape.rows == rows.count && index < keptShape.steps, "step \(index) outside the kept steps")
-        _ = queueArgmax(
-            x, rows: rows, head: head, into: keptBuffer!.address + UInt64(index * rows.count * 4),
-            feeding: tokens.address)
-        return nil
+        return (keptBuffer!.address + UInt64(index * rows.count * 4), tokens.address)
     }
 
     /// Queues the copy of the indices the last run of ``argmaxKept(_:rows:head:step:of:)`` kept into page-locked
@@ -1154,9 +1177,20 @@ public final class CUDABackend {
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
         units: [Double]
     ) -> [Int] {
-        precondition(temperatures.count == rows.count && minPs.count == rows.count && units.count == rows.count)
         context.makeCurrent()
-        let columns = head.rows
+        let tokens = queueDraws(x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units)
+        let drawn: [Int32] = download(from: tokens, count: rows.count)
+        return drawn.map { Int($0) }
+    }
+
+    /// Queues the head's products of `rows` of `x` and the three launches of a draw (`draw_chunk_tops`,
+    /// `draw_chunk_masses`, `draw_pick`); the tokens go to `result` (by default after the draws' inputs in their
+    /// scratch buffer), and also to `feed` where not 0. Returns where they go.
+    private func queueDraws(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
+        units: [Double], into result: UInt64? = nil, feeding feed: UInt64 = 0
+    ) -> UInt64 {
+        precondition(temperatures.count == rows.count && minPs.count == rows.count && units.count == rows.count)
         let output = queueLogits(x, rows: rows, head: head)
         // The random numbers (8 bytes a row), then the temperatures, the min-p and the tokens (4 bytes a row each).
         let inputs = scratch(&drawBuffer, bytes: rows.count * 20)
@@ -1166,12 +1200,30 @@ public final class CUDABackend {
         inputs.upload(words + temperatures.map(\.bitPattern) + minPs.map(\.bitPattern))
         let base = inputs.address
         let row = UInt64(rows.count * 4)
-        let tokens = base + 4 * row
+        let tokens = result ?? base + 4 * row
+        let (temperatureInput, minPInput) = (base + 2 * row, base + 3 * row)
+        let (chunk, count) = Self.drawChunks(columns: head.rows)
+        let chunks = scratch(&drawChunkBuffer, bytes: rows.count * count * KernelSource.drawChunkBytes).address
         launch(
-            .drawRows, grid: (rows.count, 1), block: 1024, .address(output.address), .int(columns),
-            .address(base + 2 * row), .address(base + 3 * row), .address(base), .address(tokens))
-        let drawn: [Int32] = download(from: tokens, count: rows.count)
-        return drawn.map { Int($0) }
+            .drawChunkTops, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
+            .int(head.rows), .int(chunk), .address(chunks))
+        launch(
+            .drawChunkMasses, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
+            .int(head.rows), .int(chunk), .address(temperatureInput), .address(minPInput), .address(chunks))
+        launch(
+            .drawPick, grid: (rows.count, 1), block: KernelSource.drawThreads, .address(output.address),
+            .int(head.rows), .int(chunk), .int(count), .address(temperatureInput), .address(minPInput),
+            .address(base), .address(chunks), .address(tokens), .address(feed))
+        return tokens
+    }
+
+    /// The tokens a block of a draw's first two launches takes from a row of `columns` logits, and the number of such
+    /// chunks a row: 2,048 (63 chunks for 2B-4T's 128,256-token vocabulary), longer where a row would have more than
+    /// `draw_pick` holds.
+    static func drawChunks(columns: Int) -> (chunk: Int, count: Int) {
+        let longest = KernelSource.drawMaximumChunks
+        let chunk = max(2048, ((columns + longest - 1) / longest + 255) / 256 * 256)
+        return (chunk, (columns + chunk - 1) / chunk)
     }
 
     /// The device memory bandwidth, in bytes read and written per second: the best of three rounds of `copies`

@@ -15,8 +15,8 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, attentionRowsClustered, topKeysOfLogits, topKeys, drawRows, rowTotals,
-        ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
+        ropeStoreRows, attentionRows, attentionRowsClustered, topKeysOfLogits, topKeys, drawChunkTops,
+        drawChunkMasses, drawPick, rowTotals, ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -90,7 +90,9 @@ enum Kernel: Int, CaseIterable {
         case .attentionRowsClustered: "attention_rows_clustered"
         case .topKeysOfLogits: "top_keys_of_logits"
         case .topKeys: "top_keys"
-        case .drawRows: "draw_rows"
+        case .drawChunkTops: "draw_chunk_tops"
+        case .drawChunkMasses: "draw_chunk_masses"
+        case .drawPick: "draw_pick"
         case .rowTotals: "row_totals"
         }
     }

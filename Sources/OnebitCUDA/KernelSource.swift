@@ -58,6 +58,12 @@ enum KernelSource {
 
     /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
     static let topChunk = 2048
+    /// Threads of a block of the draw's launches (`draw_chunk_tops`, `draw_chunk_masses`, `draw_pick`).
+    static let drawThreads = 256
+    /// Most chunks of a row `draw_pick` takes (`DRAW_MAX_CHUNKS`).
+    static let drawMaximumChunks = 1024
+    /// Bytes of a `DrawChunk` record.
+    static let drawChunkBytes = 32
 
     /// The whole source: the parts below and in `Kernels/`, each after the parts it uses.
     static let text = [
@@ -197,7 +203,7 @@ enum KernelSource {
             v = warp_max(v);
             if (lane == 0) partial[warp] = v;
             __syncthreads();
-            const float total = warp_max(lane < warps ? partial[lane] : 0.0f);
+            const float total = warp_max(lane < warps ? partial[lane] : NEGATIVE_INFINITY);
             __syncthreads();
             return total;
         }

@@ -85,8 +85,8 @@ public final class ServerMetrics: Sendable {
             stats.reusedPromptTokens)
         out += Self.single("onebit_engine_steps_total", "counter", "Engine steps run.", stats.steps)
         out += Self.single(
-            "onebit_engine_queued_greedy_steps_total", "counter",
-            "Engine steps queued behind one another, their greedy tokens read back together.", stats.queuedGreedySteps)
+            "onebit_engine_queued_steps_total", "counter",
+            "Engine steps queued behind one another, their greedy tokens read back together.", stats.queuedSteps)
         return out
     }
 

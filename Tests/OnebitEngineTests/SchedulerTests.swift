@@ -206,7 +206,7 @@ import Testing
         func generate(stepsAhead: Int) async throws -> ([([Int], GenerationEvent?)], Scheduler) {
             let scheduler = Scheduler(
                 model: LanguageModel(Self.model),
-                configuration: SchedulerConfiguration(contextLength: 32, greedyStepsAhead: stepsAhead))
+                configuration: SchedulerConfiguration(contextLength: 32, stepsAhead: stepsAhead))
             let streams = try requests.map { try scheduler.submit($0) }
             var results: [([Int], GenerationEvent?)] = []
             for stream in streams { results.append(await drain(stream)) }
@@ -216,8 +216,8 @@ import Testing
         let (queued, scheduler) = try await generate(stepsAhead: 4)
         #expect(queued.map(\.0) == oneByOne.map(\.0))
         #expect(queued.map(\.1) == oneByOne.map(\.1))
-        #expect(plain.statistics.queuedGreedySteps == 0)
-        #expect(scheduler.statistics.queuedGreedySteps > 0)
+        #expect(plain.statistics.queuedSteps == 0)
+        #expect(scheduler.statistics.queuedSteps > 0)
         // The blocks the queued steps filled are found again by the tokens that went into them.
         let resent = requests[2].prompt + queued[2].0.prefix(8)
         let greedy = SamplingParameters(temperature: 0)
@@ -226,6 +226,34 @@ import Testing
         // runs after that.
         _ = await drain(try scheduler.submit(GenerationRequest(prompt: [300], maxTokens: 1, sampling: greedy)))
         #expect(scheduler.statistics.reusedPromptTokens == resent.count - 1)
+    }
+
+    @Test(arguments: [false, true])
+    func drawnStepsQueuedAheadDrawTheTokensOfOneStepAtATime(withNucleus: Bool) async throws {
+        // Sequences that draw (one with min-p) beside a greedy one, token limits that end some inside a run of queued
+        // steps; with a top-p request among them, which needs its logits ranked, steps run one at a time while it does.
+        var samplings = [
+            SamplingParameters(temperature: 0.9, seed: 11), SamplingParameters(temperature: 0),
+            SamplingParameters(temperature: 1.3, minP: 0.05, seed: 12), SamplingParameters(temperature: 0.7, seed: 13),
+        ]
+        if withNucleus { samplings.append(SamplingParameters(temperature: 0.8, topP: 0.9, seed: 14)) }
+        let prompts = [[1, 2, 3], [7, 8], Array(10..<30), [99], [5, 6]]
+        let limits = [9, 10, 14, 7, 5]
+        let requests = samplings.indices.map {
+            GenerationRequest(prompt: prompts[$0], maxTokens: limits[$0], sampling: samplings[$0])
+        }
+        let scheduler = Scheduler(
+            model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 64, stepsAhead: 4))
+        let streams = try requests.map { try scheduler.submit($0) }
+        let language = LanguageModel(Self.model)
+        for (request, stream) in zip(requests, streams) {
+            let (tokens, _) = await drain(stream)
+            #expect(
+                try tokens
+                    == Self.wholeRowTokens(
+                        language, prompt: request.prompt, maxTokens: request.maxTokens, sampling: request.sampling))
+        }
+        #expect(scheduler.statistics.queuedSteps > 0)
     }
 
     @Test func theContextEndsAGenerationWithLength() async throws {

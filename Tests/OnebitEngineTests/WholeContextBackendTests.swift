@@ -82,7 +82,7 @@ final class WholeContextCPU: Backend {
         feeding = false
     }
 
-    /// Whether greedy steps keep their tokens here, as the CUDA backend does, instead of handing them back.
+    /// Whether decoding steps keep their tokens here, as the CUDA backend does, instead of handing them back.
     var keepsTokens = false
     /// The tokens kept, `[step][row]`; the last step's, which a step whose tokens are kept embeds; whether the step
     /// running now is one; and the kept tokens as ``queueKeptTokens()`` found them.
@@ -92,7 +92,21 @@ final class WholeContextCPU: Backend {
     private var copied: [[Int]]?
 
     func argmaxKept(_ x: CPUActivations, rows: [Int], head: CPUDenseWeights, step index: Int, of count: Int) -> [Int]? {
-        let tokens = cpu.argmax(x, rows: rows, head: head)
+        keep(cpu.argmax(x, rows: rows, head: head), step: index, of: count)
+    }
+
+    func drawKept(
+        _ x: CPUActivations, rows: [Int], head: CPUDenseWeights, draws: [RowDraw], step index: Int, of count: Int
+    ) -> [Int]? {
+        drawnSteps += 1
+        return keep(cpu.draw(x, rows: rows, head: head, draws: draws), step: index, of: count)
+    }
+
+    /// How many steps ``drawKept(_:rows:head:draws:step:of:)`` chose the tokens of.
+    var drawnSteps = 0
+
+    /// Keeps `tokens` as step `index` of `count` where ``keepsTokens``; else hands them back.
+    private func keep(_ tokens: [Int], step index: Int, of count: Int) -> [Int]? {
         guard keepsTokens else { return tokens }
         if index == 0 { kept = Array(repeating: [], count: count) }
         kept[index] = tokens

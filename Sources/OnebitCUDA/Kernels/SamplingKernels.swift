@@ -124,14 +124,22 @@ extension KernelSource {
             keep_first(keys, keep, out);
         }
 
-        // Temperature sampling of whole rows where the logits are, as the host's Sampler draws (token(drawing:from:)):
-        // block r reads row r of `logits` (`columns` wide) and, with T = temperatures[r], finds the largest finite
-        // logit `top`; the total of w = exp((logit - top) / T) over the finite logits, in double; with min-p, which
-        // tokens it keeps (w / total at least min_ps[r] / total); their mass; and then, walking the row in token order
-        // DRAW_VALUES tokens a thread at a time, the first token at which the running sum of w / total passes
-        // units[r] * mass (the last kept token where rounding keeps the sum short of it). A row without a finite logit
-        // gives its first +infinity, else token 0, as the host's argmax does. The sums run in another order than the
-        // host's, so a draw can differ from it only where the random number falls within rounding of a boundary.
+        // Temperature sampling of whole rows where the logits are, as the host's Sampler draws (token(drawing:from:)),
+        // in three launches over chunks of `chunk` tokens, so that a row's work spreads over many blocks (with one block
+        // a row, a 128,256-token vocabulary made an H100's decoding step of one sequence 164 us longer):
+        // - draw_chunk_tops: block (c, r) finds chunk c of row r's largest finite logit, its argmax (argmax_pick's
+        //   order) and its first +infinity;
+        // - draw_chunk_masses: with T = temperatures[r] and `top` the row's largest finite logit, the chunk's kept
+        //   mass, the sum in double of w = exp((logit - top) / T) over its finite logits that min-p keeps (w at least
+        //   min_ps[r]: the host's w / total below min_p / total), and its last kept token;
+        // - draw_pick: block r walks the chunks' masses in token order to the chunk where the running mass passes
+        //   units[r] times the row's, then that chunk DRAW_VALUES tokens a thread at a time to the first token where
+        //   it does (the last kept token of the chunk, or of the row, where rounding keeps the sum short of it).
+        // A row without a finite logit gives its first +infinity, else token 0, as the host's argmax does; a row
+        // whose temperature is 0 gives its argmax as argmax_final does, so that one launch serves a step whose
+        // sequences decode some greedily and some by drawing. The tokens also go to feed[r] where feed is not null:
+        // the tokens of the next decoding step. The sums run in another order than the host's, so a draw can differ
+        // from it only where the random number falls within rounding of a boundary.
         #define DRAW_VALUES 4
         __device__ double block_scan_exclusive(double v, double &total) {
             __shared__ double warp_totals[32];
@@ -182,68 +190,182 @@ extension KernelSource {
             if (threadIdx.x == 0) totals[blockIdx.x] = total;
         }
 
-        extern "C" __global__ void draw_rows(const float *logits, int columns, const float *temperatures,
-                                             const float *min_ps, const double *units, int *tokens) {
+        struct DrawChunk {
+            float top, best;
+            int best_index, first_infinity;
+            double kept;
+            int last_kept;
+        };
+        static_assert(sizeof(DrawChunk) == \#(drawChunkBytes), "the host sizes the chunks' records");
+
+        __device__ void put_token(int token, int *tokens, int *feed) {
+            tokens[blockIdx.x] = token;
+            if (feed) feed[blockIdx.x] = token;
+        }
+
+        // The smallest of the block's `v`, every thread getting it.
+        __device__ int block_min_int(int v) {
+            __shared__ int smallest;
+            if (threadIdx.x == 0) smallest = 0x7fffffff;
+            __syncthreads();
+            atomicMin(&smallest, v);
+            __syncthreads();
+            const int result = smallest;
+            __syncthreads();
+            return result;
+        }
+
+        __device__ __forceinline__ double draw_weight(float logit, float top, float temperature, float min_p) {
+            if (!isfinite(logit)) return 0.0;
+            const double w = exp((double)((logit - top) / temperature));
+            return w < (double)min_p ? 0.0 : w;
+        }
+
+        // The largest finite logit of the row whose `count` chunks are `chunks`, every thread getting it.
+        __device__ float chunks_top(const DrawChunk *chunks, int count) {
+            float top = NEGATIVE_INFINITY;
+            for (int c = threadIdx.x; c < count; c += blockDim.x) top = fmaxf(top, chunks[c].top);
+            return block_max(top);
+        }
+
+        extern "C" __global__ void draw_chunk_tops(const float *logits, int columns, int chunk, DrawChunk *chunks) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            __shared__ int found, latest;
-            const float *row = logits + (size_t)blockIdx.x * columns;
-            const float temperature = temperatures[blockIdx.x];
-            const float top = row_top(row, columns);
-            if (threadIdx.x == 0) {
-                found = 0x7fffffff;
-                latest = -1;
+            const float *row = logits + (size_t)blockIdx.y * columns;
+            const int end = min(columns, (blockIdx.x + 1) * chunk);
+            float top = NEGATIVE_INFINITY, best = NEGATIVE_INFINITY, value;
+            int index = 0x7fffffff, infinity = 0x7fffffff, at;
+            for (int i = blockIdx.x * chunk + threadIdx.x; i < end; i += blockDim.x) {
+                const float v = row[i];
+                if (isfinite(v))
+                    top = fmaxf(top, v);
+                else if (v == -NEGATIVE_INFINITY)
+                    infinity = min(infinity, i);
+                argmax_pick(best, index, v, i);
             }
-            __syncthreads();
-            if (top == NEGATIVE_INFINITY) {
-                for (int i = threadIdx.x; i < columns; i += blockDim.x)
-                    if (row[i] == __int_as_float(0x7f800000)) atomicMin(&found, i);
-                __syncthreads();
-                if (threadIdx.x == 0) tokens[blockIdx.x] = found == 0x7fffffff ? 0 : found;
+            top = block_max(top);
+            infinity = block_min_int(infinity);
+            argmax_block(best, index, &value, &at);
+            if (threadIdx.x == 0) {
+                DrawChunk &out = chunks[(size_t)blockIdx.y * gridDim.x + blockIdx.x];
+                out.top = top;
+                out.best = value;
+                out.best_index = at;
+                out.first_infinity = infinity;
+            }
+        }
+
+        extern "C" __global__ void draw_chunk_masses(const float *logits, int columns, int chunk,
+                                                     const float *temperatures, const float *min_ps,
+                                                     DrawChunk *chunks) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float temperature = temperatures[blockIdx.y], min_p = min_ps[blockIdx.y];
+            if (temperature == 0.0f) return;
+            DrawChunk *row_chunks = chunks + (size_t)blockIdx.y * gridDim.x;
+            const float top = chunks_top(row_chunks, gridDim.x);
+            if (top == NEGATIVE_INFINITY) return;
+            const float *row = logits + (size_t)blockIdx.y * columns;
+            const int end = min(columns, (blockIdx.x + 1) * chunk);
+            double kept = 0.0;
+            int last = -1;
+            for (int i = blockIdx.x * chunk + threadIdx.x; i < end; i += blockDim.x) {
+                const double w = draw_weight(row[i], top, temperature, min_p);
+                kept += w;
+                if (w > 0.0) last = i;
+            }
+            kept = block_sum(kept);
+            last = -block_min_int(-last);
+            if (threadIdx.x == 0) {
+                row_chunks[blockIdx.x].kept = kept;
+                row_chunks[blockIdx.x].last_kept = last;
+            }
+        }
+
+        // Most chunks a row of draw_pick: the host makes chunks long enough.
+        #define DRAW_MAX_CHUNKS \#(drawMaximumChunks)
+        extern "C" __global__ void draw_pick(const float *logits, int columns, int chunk, int count,
+                                             const float *temperatures, const float *min_ps, const double *units,
+                                             const DrawChunk *chunks, int *tokens, int *feed) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ double masses[DRAW_MAX_CHUNKS];
+            __shared__ int chosen, latest, found;
+            __shared__ double before;
+            const float temperature = temperatures[blockIdx.x];
+            const DrawChunk *row_chunks = chunks + (size_t)blockIdx.x * count;
+            if (temperature == 0.0f) {
+                float best = NEGATIVE_INFINITY, value;
+                int index = 0x7fffffff, at;
+                for (int c = threadIdx.x; c < count; c += blockDim.x)
+                    argmax_pick(best, index, row_chunks[c].best, row_chunks[c].best_index);
+                argmax_block(best, index, &value, &at);
+                if (threadIdx.x == 0) put_token(at == 0x7fffffff ? 0 : at, tokens, feed);
                 return;
             }
-            const double total = row_total(row, columns, top, temperature);
-            const double floor = min_ps[blockIdx.x] > 0.0f ? 1.0 / total * (double)min_ps[blockIdx.x] : 0.0;
-            // The share of token i of the kept mass, 0 where it is not kept.
-            auto share = [&](int i) -> double {
-                if (i >= columns || !isfinite(row[i])) return 0.0;
-                const double p = exp((double)((row[i] - top) / temperature)) / total;
-                return p < floor ? 0.0 : p;
-            };
-            double mass = 0.0;
-            int last = -1;
-            for (int i = threadIdx.x; i < columns; i += blockDim.x) {
-                const double p = share(i);
-                mass += p;
-                if (p > 0.0) last = i;
+            const float top = chunks_top(row_chunks, count);
+            if (top == NEGATIVE_INFINITY) {
+                int infinity = 0x7fffffff;
+                for (int c = threadIdx.x; c < count; c += blockDim.x)
+                    infinity = min(infinity, row_chunks[c].first_infinity);
+                infinity = block_min_int(infinity);
+                if (threadIdx.x == 0) put_token(infinity == 0x7fffffff ? 0 : infinity, tokens, feed);
+                return;
             }
-            atomicMax(&latest, last);
-            mass = block_sum(mass);
-            const double threshold = units[blockIdx.x] * mass;
-            double passed = 0.0;
-            for (int base = 0; base < columns; base += blockDim.x * DRAW_VALUES) {
-                const int first = base + threadIdx.x * DRAW_VALUES;
-                double p[DRAW_VALUES], own = 0.0;
-        #pragma unroll
-                for (int k = 0; k < DRAW_VALUES; k++) {
-                    p[k] = share(first + k);
-                    own += p[k];
+            for (int c = threadIdx.x; c < count; c += blockDim.x) masses[c] = row_chunks[c].kept;
+            __syncthreads();
+            if (threadIdx.x == 0) {
+                double mass = 0.0;
+                for (int c = 0; c < count; c++) mass += masses[c];
+                const double threshold = units[blockIdx.x] * mass;
+                double passed = 0.0;
+                chosen = -1;
+                latest = -1;
+                for (int c = 0; c < count; c++) {
+                    if (masses[c] > 0.0) latest = c;
+                    if (chosen < 0 && masses[c] > 0.0 && passed + masses[c] > threshold) {
+                        chosen = c;
+                        before = threshold - passed;
+                    }
+                    if (chosen < 0) passed += masses[c];
                 }
-                double chunk;
-                double running = passed + block_scan_exclusive(own, chunk);
+                found = 0x7fffffff;
+            }
+            __syncthreads();
+            if (chosen < 0) {
+                // Rounding kept the row's running sum short of the threshold: its last kept token.
+                if (threadIdx.x == 0) put_token(latest < 0 ? 0 : row_chunks[latest].last_kept, tokens, feed);
+                return;
+            }
+            // The chosen chunk's tokens in order, their running mass against what is left of the threshold.
+            const float *row = logits + (size_t)blockIdx.x * columns;
+            const float min_p = min_ps[blockIdx.x];
+            const int start = chosen * chunk, end = min(columns, start + chunk);
+            const double threshold = before;
+            double passed = 0.0;
+            for (int base = start; base < end; base += blockDim.x * DRAW_VALUES) {
+                const int first = base + threadIdx.x * DRAW_VALUES;
+                double w[DRAW_VALUES], own = 0.0;
         #pragma unroll
                 for (int k = 0; k < DRAW_VALUES; k++) {
-                    running += p[k];
-                    if (p[k] > 0.0 && running > threshold) {
+                    w[k] = first + k < end ? draw_weight(row[first + k], top, temperature, min_p) : 0.0;
+                    own += w[k];
+                }
+                double sum;
+                double running = passed + block_scan_exclusive(own, sum);
+        #pragma unroll
+                for (int k = 0; k < DRAW_VALUES; k++) {
+                    running += w[k];
+                    if (w[k] > 0.0 && running > threshold) {
                         atomicMin(&found, first + k);
                         break;
                     }
                 }
                 __syncthreads();
                 if (found != 0x7fffffff) break;
-                passed += chunk;
+                passed += sum;
             }
-            if (threadIdx.x == 0) tokens[blockIdx.x] = found != 0x7fffffff ? found : latest;
+            if (threadIdx.x == 0) put_token(found != 0x7fffffff ? found : row_chunks[chosen].last_kept, tokens, feed);
         }
         """#
 }

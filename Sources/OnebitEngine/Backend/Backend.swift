@@ -124,6 +124,12 @@ public protocol Backend: AnyObject {
     /// step `index` of `count`, which ``keptTokens()`` brings back together, and nil comes back now. A backend that
     /// cannot keep them returns the indices (the default).
     func argmaxKept(_ x: Activations, rows: [Int], head: DenseWeights, step index: Int, of count: Int) -> [Int]?
+    /// ``argmaxKept(_:rows:head:step:of:)`` with the token each of `draws` picks from its row
+    /// (``draw(_:rows:head:draws:)``) instead of the argmax: the tokens of drawing steps stay where the backend runs
+    /// as greedy ones do. A backend that cannot keep them returns the tokens (the default).
+    func drawKept(
+        _ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw], step index: Int, of count: Int
+    ) -> [Int]?
     /// Starts bringing back the indices the ``argmaxKept(_:rows:head:step:of:)`` calls of the last run of steps
     /// kept, so that ``keptTokens()`` waits for them alone and not for work queued in between (the first step of the
     /// next run). The default does nothing.
@@ -161,6 +167,13 @@ extension Backend {
     public func argmaxKept(_ x: Activations, rows: [Int], head: DenseWeights, step index: Int, of count: Int) -> [Int]?
     {
         argmax(x, rows: rows, head: head)
+    }
+
+    /// The tokens, now: nothing is kept.
+    public func drawKept(
+        _ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw], step index: Int, of count: Int
+    ) -> [Int]? {
+        draw(x, rows: rows, head: head, draws: draws)
     }
 
     /// Nothing to bring back: ``argmaxKept(_:rows:head:step:of:)`` keeps nothing by default.

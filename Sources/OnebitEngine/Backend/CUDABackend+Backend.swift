@@ -40,6 +40,15 @@ extension CUDABackend: Backend {
             units: draws.map(\.unit))
     }
 
+    /// The draws made on the GPU, their tokens kept there.
+    public func drawKept(
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: [RowDraw], step index: Int, of count: Int
+    ) -> [Int]? {
+        drawKept(
+            x, rows: rows, head: head, temperatures: draws.map(\.temperature), minPs: draws.map(\.minP),
+            units: draws.map(\.unit), step: index, of: count)
+    }
+
     /// The sequence held in `blocks` of `pool`.
     public func keyValueCache(in pool: CUDAKeyValuePool, blocks: [Int32]) -> CUDAKeyValueCache {
         CUDAKeyValueCache(pool, blocks: blocks)

@@ -19,6 +19,10 @@ public protocol DecodingSession: AnyObject {
     /// Appends `token`, then each argmax but the last: `count` greedy steps, whose argmaxes come back in order.
     /// Where the backend feeds each step's argmax to the next step itself, it is waited for once.
     func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int]
+    /// Appends `token`, then each drawn token but the last: one step a draw of `draws`, each token the one its draw
+    /// picks from the logits of the step before (``Sampler/token(drawing:from:)``), and they come back in order.
+    /// Where the backend feeds each step's token to the next step itself, it is waited for once.
+    func appendDrawingSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int]
     /// Appends `token` and returns the token `draw` picks from the logits of its position
     /// (``Sampler/token(drawing:from:)``), drawn where the backend runs.
     func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int
@@ -105,8 +109,16 @@ private final class TransformerSession<B: Backend>: DecodingSession {
     func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int] {
         try check(Array(repeating: token, count: count))
         let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
-        let steps = transformer.greedySteps(batch: [slice], count: count)
+        let steps = transformer.decodeSteps(batch: [slice], count: count)
         length += count
+        return steps.map { $0[0] }
+    }
+
+    func appendDrawingSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int] {
+        try check(Array(repeating: token, count: draws.count))
+        let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
+        let steps = transformer.decodeSteps(batch: [slice], count: draws.count, draws: draws.map { [$0] })
+        length += draws.count
         return steps.map { $0[0] }
     }
 

@@ -41,8 +41,8 @@ public final class Transformer<B: Backend> {
     /// The scratch rows a step that ran prompt tokens keeps for the decoding steps after it, given back when the
     /// next step starts: until then ``logits(ofLastStepSlice:)`` reads them.
     private var rowsToKeep: Int?
-    /// The first step of the next run of greedy steps, queued by the last ``greedySteps(batch:count:queueingNext:)``
-    /// before it read its own run's tokens back.
+    /// The first step of the next run of greedy steps, queued by the last
+    /// ``decodeSteps(batch:count:draws:queueingNext:)`` before it read its own run's tokens back.
     private var queuedStep: QueuedStep?
     private let quantizedHidden, quantizedAttention, quantizedFeedForward: B.QuantizedActivations
 
@@ -234,20 +234,29 @@ public final class Transformer<B: Backend> {
         }
     }
 
-    /// `count` greedy steps of the slices' sequences, one token each to begin with, each step's tokens the argmax of
-    /// the step before. Where the backend keeps those tokens itself (``Backend/argmaxKept(_:rows:head:step:of:)``),
-    /// the host queues every step and waits once for their tokens instead of once a step. Returns each step's
-    /// tokens, one a slice. The caches must have room for `count` more positions.
+    /// `count` decoding steps of the slices' sequences, one token each to begin with, each step's tokens chosen from
+    /// the logits of the step before: by `draws[step][slice]` where `draws` is not empty (a draw of temperature 0 takes
+    /// the argmax), else the argmax. Where the backend keeps those tokens itself
+    /// (``Backend/argmaxKept(_:rows:head:step:of:)``, ``Backend/drawKept(_:rows:head:draws:step:of:)``), the host
+    /// queues every step and waits once for their tokens instead of once a step. Returns each step's tokens, one a
+    /// slice. The caches must have room for `count` more positions.
     ///
-    /// With `next` above 0, the caller means to go on with a run of `next` steps of the same sequences, and the caches
-    /// have room for one position more: where the backend keeps the tokens, that run's first step is queued before
-    /// this run's tokens are read back, so the device has it to run while the host reads them and queues the rest.
-    /// The next call starts from it when it asks for exactly that run (each slice one position on, its token this
-    /// run's last); any other call runs its first step again, which writes the same cache positions over.
-    public func greedySteps(batch: [Slice], count: Int, queueingNext next: Int = 0) -> [[Int]] {
-        precondition(batch.allSatisfy { $0.tokens.count == 1 }, "greedy steps start from one token a sequence")
+    /// With `next` above 0 (greedy steps only), the caller means to go on with a run of `next` steps of the same
+    /// sequences, and the caches have room for one position more: where the backend keeps the tokens, that run's
+    /// first step is queued before this run's tokens are read back, so the device has it to run while the host reads
+    /// them and queues the rest. The next call starts from it when it asks for exactly that run (each slice one
+    /// position on, its token this run's last); any other call runs its first step again, which writes the same
+    /// cache positions over.
+    public func decodeSteps(batch: [Slice], count: Int, draws: [[RowDraw]] = [], queueingNext next: Int = 0)
+        -> [[Int]]
+    {
+        precondition(batch.allSatisfy { $0.tokens.count == 1 }, "decoding steps start from one token a sequence")
         precondition(count >= 1, "at least one step")
         precondition(next >= 0, "no run of fewer than 0 steps after it")
+        precondition(
+            draws.isEmpty || draws.count == count && draws.allSatisfy { $0.count == batch.count },
+            "one draw a sequence a step")
+        precondition(draws.isEmpty || next == 0, "only greedy runs queue the next one's first step")
         releasePromptRows()
         var slices = batch.map {
             var slice = $0
@@ -256,13 +265,16 @@ public final class Transformer<B: Backend> {
             return slice
         }
         let queued = QueuedStep(starts: batch.map(\.start), tokens: batch.map { $0.tokens[0] }, count: count)
-        let first = queuedStep == queued ? 1 : 0
+        let first = queuedStep == queued && draws.isEmpty ? 1 : 0
         queuedStep = nil
         if first == 1 { slices = slices.map { $0.advanced(to: nil) } }
         var known: [[Int]] = []
         for index in first..<count {
             let rows = run(slices, tokensKept: index > 0 && known.isEmpty).compactMap { $0 }
-            let tokens = backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
+            let tokens =
+                draws.isEmpty || draws[index].allSatisfy({ $0.temperature == 0 })
+                ? backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
+                : backend.drawKept(normed, rows: rows, head: head, draws: draws[index], step: index, of: count)
             precondition((tokens == nil) == known.isEmpty || index == 0, "a backend keeps every step's tokens or none")
             if let tokens { known.append(tokens) }
             slices = slices.enumerated().map { row, slice in slice.advanced(to: tokens?[row]) }
@@ -280,13 +292,13 @@ public final class Transformer<B: Backend> {
         return tokens
     }
 
-    /// Makes the next ``greedySteps(batch:count:queueingNext:)`` run its first step itself: for a caller whose
+    /// Makes the next ``decodeSteps(batch:count:draws:queueingNext:)`` run its first step itself: for a caller whose
     /// sequences changed although their positions and tokens did not.
     public func forgetQueuedStep() {
         queuedStep = nil
     }
 
-    /// A run's first greedy step, queued ahead (``greedySteps(batch:count:queueingNext:)``): where its sequences
+    /// A run's first greedy step, queued ahead (``decodeSteps(batch:count:draws:queueingNext:)``): where its sequences
     /// start, the tokens it starts from, and how many steps its run takes.
     private struct QueuedStep: Equatable {
         let starts: [Int]

@@ -16,11 +16,12 @@ public final class LanguageModel {
     /// Where the model runs, in words (`CPU`, or the GPU's name).
     public let deviceDescription: String
     private let forward: Forward
-    /// Most greedy steps ``generate(prompt:maxTokens:sampling:onToken:)`` runs before their tokens come back, each
-    /// step's argmax fed to the next where the model runs (and the scheduler, unless its configuration says
-    /// otherwise): 8 on the GPU, where that saves the wait between steps; 1 on the CPU, which has every token at
-    /// once. Tokens then reach `onToken` in bursts of up to this many.
-    public var greedyStepsAhead: Int
+    /// Most decoding steps run before their tokens come back, each step's tokens chosen and fed to the next where the
+    /// model runs, greedy or drawn at a temperature over the whole row: by
+    /// ``generate(prompt:maxTokens:sampling:onToken:)``, and by the scheduler unless its configuration says
+    /// otherwise. 8 on the GPU, where that saves the wait between steps; 1 on the CPU, which has every token at once.
+    /// Tokens then arrive in bursts of up to this many.
+    public var stepsAhead: Int
 
     /// The transformer of the chosen backend.
     private enum Forward {
@@ -67,8 +68,8 @@ public final class LanguageModel {
         self.model = model.releasingWeights()
         (forward, deviceDescription) = running
         switch forward {
-        case .cpu: greedyStepsAhead = 1
-        case .cuda: greedyStepsAhead = 8
+        case .cpu: stepsAhead = 1
+        case .cuda: stepsAhead = 8
         }
     }
 
@@ -82,19 +83,18 @@ public final class LanguageModel {
 
     /// The batched stepping the scheduler drives, over one pool of KV blocks for sequences of up to
     /// `contextLength` positions; `blockCount` sizes the pool for the backend's positions per block. Up to
-    /// `greedyStepsAhead` (by default the model's ``greedyStepsAhead``) greedy steps go out before their tokens come
-    /// back.
+    /// `stepsAhead` (by default the model's ``stepsAhead``) decoding steps go out before their tokens come back.
     func makeBatchRunner(
-        contextLength: Int, greedyStepsAhead: Int? = nil, blockCount: (_ blockPositions: Int) -> Int
+        contextLength: Int, stepsAhead: Int? = nil, blockCount: (_ blockPositions: Int) -> Int
     ) -> any BatchRunner {
-        let ahead = greedyStepsAhead ?? self.greedyStepsAhead
+        let ahead = stepsAhead ?? self.stepsAhead
         return switch forward {
         case .cpu(let transformer):
             TransformerRunner(
-                transformer: transformer, contextLength: contextLength, greedyStepsAhead: ahead, blockCount: blockCount)
+                transformer: transformer, contextLength: contextLength, stepsAhead: ahead, blockCount: blockCount)
         case .cuda(let transformer):
             TransformerRunner(
-                transformer: transformer, contextLength: contextLength, greedyStepsAhead: ahead, blockCount: blockCount)
+                transformer: transformer, contextLength: contextLength, stepsAhead: ahead, blockCount: blockCount)
         }
     }
 
@@ -128,7 +128,7 @@ public final class LanguageModel {
         // Greedy decoding without a repetition penalty needs only the argmax, which the backend can find itself.
         let greedy = sampling.temperature == 0 && sampling.repetitionPenalty == 1
         var next: Int?
-        // Greedy tokens the last run of steps found, each already appended but the last.
+        // Tokens the last run of steps chose, each already appended but the last.
         var queued: [Int] = []
         var reason = GenerationResult.StopReason.length
         var stopToken: Int?
@@ -156,8 +156,9 @@ public final class LanguageModel {
             }
             // Only what the sampler needs of the next logits comes back where the backend runs: the argmax, the
             // token it draws, or the largest logits.
+            // Greedy tokens and draws over the whole row are chosen where the backend runs, several steps at once.
+            let count = min(stepsAhead, maxTokens - generated.count, session.capacity - session.length)
             if greedy {
-                let count = min(greedyStepsAhead, maxTokens - generated.count, session.capacity - session.length)
                 if count > 1 {
                     queued = try session.appendGreedySteps(token, count: count)
                     next = queued.removeFirst()
@@ -165,7 +166,13 @@ public final class LanguageModel {
                     next = try session.appendGreedy(token)
                 }
             } else if sampler.drawsFromWholeRow {
-                next = try session.appendDrawing(token, sampler.nextRowDraw())
+                if count > 1 {
+                    queued = try session.appendDrawingSteps(
+                        token, draws: (0..<count).map { _ in sampler.nextRowDraw() })
+                    next = queued.removeFirst()
+                } else {
+                    next = try session.appendDrawing(token, sampler.nextRowDraw())
+                }
             } else if let ranking = sampler.ranking {
                 let ranked = try session.appendRanking(token, count: ranking.count, totalAt: ranking.totalAt)
                 next = sampler.sample(ranked: ranked)

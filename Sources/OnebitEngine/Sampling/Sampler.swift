@@ -310,7 +310,8 @@ public struct Sampler {
 /// One draw of temperature sampling over a whole row (with min-p), made where the logits are: the parameters and the
 /// random number the sampler chose for it.
 public struct RowDraw: Equatable, Sendable {
-    /// Softmax temperature, above 0.
+    /// Softmax temperature; 0 takes the argmax (the lowest token on ties), so that greedy rows can join a step of
+    /// draws.
     public var temperature: Float
     /// Drop tokens less likely than `minP` times the most likely one (0 keeps all).
     public var minP: Float
@@ -323,6 +324,9 @@ public struct RowDraw: Equatable, Sendable {
         self.minP = minP
         self.unit = unit
     }
+
+    /// The draw that takes the argmax.
+    public static let argmax = RowDraw(temperature: 0, minP: 0, unit: 0)
 }
 
 /// The largest logits of a row, most likely first, and where asked the row's total weight.

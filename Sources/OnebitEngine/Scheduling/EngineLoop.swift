@@ -81,11 +81,11 @@ final class EngineLoop {
     }
 
     /// One forward step: a token for every generating sequence first (they wait on it), then prompt chunks in
-    /// arrival order with what is left of the step's token budget. Several steps at once where only greedy decoding
-    /// runs (``greedyStepCount()``).
+    /// arrival order with what is left of the step's token budget. Several steps at once where every running
+    /// sequence decodes with tokens chosen where the model runs (``queuedStepCount()``).
     private func step() {
-        if let count = greedyStepCount() {
-            stepGreedily(count)
+        if let count = queuedStepCount() {
+            stepAhead(count)
             return
         }
         var budget = runner.stepTokens
@@ -145,53 +145,60 @@ final class EngineLoop {
         running.removeAll(where: \.isFinished)
     }
 
-    /// How many greedy steps to run at once, where more than one: every running sequence decodes and reads only the
-    /// argmax, and has room for them all (within its token limit and context, and blocks reserved); else nil. A
-    /// request that waits for a sequence to end may wait that many steps more.
-    private func greedyStepCount() -> Int? {
-        guard runner.greedyStepsAhead > 1, running.allSatisfy({ $0.pendingToken != nil && $0.needsOnlyArgmax })
-        else { return nil }
-        let count = greedyStepRoom(after: 0)
+    /// How many decoding steps to run at once, where more than one: every running sequence decodes and its tokens
+    /// can be chosen where the model runs (``SequenceState/choosesOnDevice``), and it has room for them all (within its
+    /// token limit and context, and blocks reserved); else nil. A request that waits for a sequence to end may wait
+    /// that many steps more.
+    private func queuedStepCount() -> Int? {
+        guard runner.stepsAhead > 1, running.allSatisfy({ $0.pendingToken != nil && $0.choosesOnDevice }) else {
+            return nil
+        }
+        let count = stepRoom(after: 0)
         guard count > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count) }) else {
             return nil
         }
         return count
     }
 
-    /// The most greedy steps every running sequence has room for once `steps` more have run: up to the runner's
-    /// ``BatchRunner/greedyStepsAhead``, within each sequence's token limit and the context.
-    private func greedyStepRoom(after steps: Int) -> Int {
-        running.reduce(runner.greedyStepsAhead) { room, sequence in
+    /// The most decoding steps every running sequence has room for once `steps` more have run: up to the runner's
+    /// ``BatchRunner/stepsAhead``, within each sequence's token limit and the context.
+    private func stepRoom(after steps: Int) -> Int {
+        running.reduce(runner.stepsAhead) { room, sequence in
             min(
                 room, sequence.job.request.maxTokens - sequence.generated.count - steps,
                 configuration.contextLength - sequence.cached - steps)
         }
     }
 
-    /// How many greedy steps the run after a run of `count` will take if every running sequence goes on (what
-    /// ``greedyStepCount()`` will then find), where that run can start while this one's tokens come back: no request
-    /// waits to start, and every sequence has room for both runs and a block for the next run's first position.
-    /// Else 0. A sequence that ends in this run changes the next one, whose first step then runs again.
-    private func nextGreedyStepCount(after count: Int) -> Int {
-        guard waiting.isEmpty else { return 0 }
-        let next = greedyStepRoom(after: count)
+    /// How many steps the run after a run of `count` will take if every running sequence goes on (what
+    /// ``queuedStepCount()`` will then find), where that run can start while this one's tokens come back: every
+    /// sequence is greedy, no request waits to start, and every sequence has room for both runs and a block for the
+    /// next run's first position. Else 0. A sequence that ends in this run changes the next one, whose first step then
+    /// runs again.
+    private func nextQueuedStepCount(after count: Int) -> Int {
+        guard waiting.isEmpty, running.allSatisfy(\.needsOnlyArgmax) else { return 0 }
+        let next = stepRoom(after: count)
         guard next > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count + 1) }) else {
             return 0
         }
         return next
     }
 
-    /// Runs `count` greedy steps of every running sequence at once and reports their tokens in order; a sequence
-    /// that ends on the way drops the tokens after its end.
-    private func stepGreedily(_ count: Int) {
-        let next = nextGreedyStepCount(after: count)
+    /// Runs `count` decoding steps of every running sequence at once and reports their tokens in order; a sequence
+    /// that ends on the way drops the tokens after its end. A sequence that draws takes `count` random numbers from
+    /// its sampler up front, as many as it would one step at a time, so it draws the same tokens.
+    private func stepAhead(_ count: Int) {
+        let greedy = running.allSatisfy(\.needsOnlyArgmax)
+        let next = nextQueuedStepCount(after: count)
         let slices = running.map {
             SliceRequest(
                 sequence: $0.sequence, tokens: [$0.pendingToken!], start: $0.cached, wantsLogits: true, greedy: true)
         }
-        let steps = runner.runGreedySteps(slices, count: count, queueingNext: next)
+        let perSequence = greedy ? [] : running.map { $0.nextRowDraws(count) }
+        let draws = perSequence.isEmpty ? [] : (0..<count).map { step in perSequence.map { $0[step] } }
+        let steps = runner.runSteps(slices, count: count, draws: draws, queueingNext: next)
         totals.steps += count
-        totals.queuedGreedySteps += count
+        totals.queuedSteps += count
         totals.lastStepTokens = slices.count
         totals.lastStepSequences = slices.count
         for tokens in steps {
@@ -336,8 +343,22 @@ final class SequenceState {
     /// the logits (no penalty, bias, constraint or log-probabilities), so the step brings back only the token; else
     /// nil. It takes the sampler's next random number.
     func nextRowDraw() -> RowDraw? {
-        readsOnlySampledToken && sampler.drawsFromWholeRow ? sampler.nextRowDraw() : nil
+        drawsOnDevice ? sampler.nextRowDraw() : nil
     }
+
+    /// Whether each next token is chosen from the raw logits by the argmax or by a draw over the whole row, with
+    /// nothing else read from them: the model can then choose it where it runs and feed it to the next step.
+    var choosesOnDevice: Bool { needsOnlyArgmax || drawsOnDevice }
+
+    /// The next `count` tokens' choices for steps queued ahead: the argmax for a greedy sequence, else the sampler's
+    /// next `count` draws (``choosesOnDevice`` must hold).
+    func nextRowDraws(_ count: Int) -> [RowDraw] {
+        precondition(choosesOnDevice, "the tokens are chosen where the model runs")
+        return (0..<count).map { _ in needsOnlyArgmax ? .argmax : sampler.nextRowDraw() }
+    }
+
+    /// Whether the next token is drawn from the whole row and nothing else reads the logits.
+    private var drawsOnDevice: Bool { readsOnlySampledToken && sampler.drawsFromWholeRow }
 
     /// The logits after the logit bias and the presence and frequency penalties.
     func process(_ logits: [Float]) -> [Float] {

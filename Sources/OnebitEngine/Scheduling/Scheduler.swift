@@ -18,22 +18,23 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// Blocks of the KV pool all sequences share; `nil` sizes it so every sequence can fill its context
     /// (`maxConcurrency` times the blocks of `contextLength` positions). Memory is committed as blocks are used.
     public var keyValueBlocks: Int?
-    /// Most decoding steps queued before their tokens come back while every running sequence decodes greedily,
-    /// each step's tokens fed to the next where the model runs. Tokens then stream in bursts of up to this many; 1
-    /// reads every step's tokens before the next step. `nil` takes the model's ``LanguageModel/greedyStepsAhead``
+    /// Most decoding steps queued before their tokens come back while every running sequence's tokens are chosen
+    /// where the model runs (greedily, or drawn at a temperature with nothing but min-p), each step's tokens fed to
+    /// the next there. Tokens then stream in bursts of up to this many; 1
+    /// reads every step's tokens before the next step. `nil` takes the model's ``LanguageModel/stepsAhead``
     /// (8 on the GPU, 1 on the CPU).
-    public var greedyStepsAhead: Int?
+    public var stepsAhead: Int?
 
     /// Describes the limits.
     public init(
         maxConcurrency: Int = 4, contextLength: Int, maxQueued: Int = 64, keyValueBlocks: Int? = nil,
-        greedyStepsAhead: Int? = nil
+        stepsAhead: Int? = nil
     ) {
         self.maxConcurrency = maxConcurrency
         self.contextLength = contextLength
         self.maxQueued = maxQueued
         self.keyValueBlocks = keyValueBlocks
-        self.greedyStepsAhead = greedyStepsAhead
+        self.stepsAhead = stepsAhead
     }
 }
 
@@ -72,8 +73,8 @@ public struct SchedulerStatistics: Sendable, Equatable {
     /// Steps run since start.
     public var steps = 0
     /// Steps among ``steps`` that were queued behind one another, their tokens read back together
-    /// (``SchedulerConfiguration/greedyStepsAhead``).
-    public var queuedGreedySteps = 0
+    /// (``SchedulerConfiguration/stepsAhead``).
+    public var queuedSteps = 0
 
     /// All zero.
     public init() {}
@@ -108,7 +109,7 @@ public final class Scheduler: Sendable {
         let concurrency = configuration.maxConcurrency
         let context = configuration.contextLength
         let blocks = configuration.keyValueBlocks
-        let runner = model.makeBatchRunner(contextLength: context, greedyStepsAhead: configuration.greedyStepsAhead) {
+        let runner = model.makeBatchRunner(contextLength: context, stepsAhead: configuration.stepsAhead) {
             blockPositions in
             max(1, blocks ?? concurrency * ((context + blockPositions - 1) / blockPositions))
         }

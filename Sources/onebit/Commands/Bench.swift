@@ -53,10 +53,17 @@ struct Bench: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Greedy steps queued before the host waits for their tokens, which the GPU feeds from one step to the "
-                + "next (1: the host reads every step's tokens before the next step).",
+            "Decoding steps queued before the host waits for their tokens, which the GPU chooses and feeds from one "
+                + "step to the next (1: the host reads every step's tokens before the next step).",
             valueName: "steps"))
     var stepsAhead = 1
+
+    @Option(
+        help: ArgumentHelp(
+            "Draw every generated token at this temperature over the whole row of logits, each sequence from its own "
+                + "seeded random numbers (0: the argmax).",
+            valueName: "T"))
+    var temperature: Float = 0
 
     @Option(help: "Where the model runs: cpu or cuda (the first GPU; --threads and --kernels do not apply).")
     var device = "cpu"
@@ -70,6 +77,7 @@ struct Bench: ParsableCommand {
         }
         guard (1...64).contains(batch) else { throw ValidationError("--batch must be 1 to 64") }
         guard stepsAhead >= 1 else { throw ValidationError("--steps-ahead must be at least 1") }
+        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be 0 or more") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernels {
             guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
@@ -174,7 +182,7 @@ struct Bench: ParsableCommand {
         var decodeRates: [Double] = []
         for run in 1...repetitions {
             let label = repetitions > 1 ? " (run \(run) of \(repetitions))" : ""
-            if batch > 1 || stepsAhead > 1 {
+            if batch > 1 || stepsAhead > 1 || temperature > 0 {
                 let (prefill, decode) = try runBatch(transformer, prompt: prompt, status: status, label: label)
                 prefillRates.append(prefill)
                 decodeRates.append(decode)
@@ -211,7 +219,8 @@ struct Bench: ParsableCommand {
         let decode = decodeRates.max()!
         let report = Report(
             source: source, instructionSet: kernels, threads: threads,
-            int8Head: int8Head, batch: batch, stepsAhead: stepsAhead, promptTokens: promptTokens,
+            int8Head: int8Head, batch: batch, stepsAhead: stepsAhead, temperature: temperature,
+            promptTokens: promptTokens,
             generatedTokens: generatedTokens,
             prefill: prefill, decode: decodeRates, loadSeconds: loadSeconds,
             peakBytes: peak, residentBytes: resident,
@@ -223,7 +232,7 @@ struct Bench: ParsableCommand {
     /// `batch` sequences decoding together: each prompt runs through its own cache (prompt rate: all their tokens
     /// over the time), then every step runs one token of each sequence through one batched forward pass
     /// (generation rate: tokens of all sequences per second), `--steps-ahead` steps before the host waits for their
-    /// tokens. Returns both rates.
+    /// tokens, each token the argmax or, with `--temperature`, a draw. Returns both rates.
     private func runBatch<B: Backend>(
         _ transformer: Transformer<B>, prompt: [Int], status: StatusLine, label: String
     ) throws(SessionError) -> (prefill: Double, decode: Double) {
@@ -240,6 +249,7 @@ struct Bench: ParsableCommand {
             }
         }
         var tokens = [Int](repeating: prompt.last!, count: batch)
+        var samplers = (0..<batch).map { Sampler(SamplingParameters(temperature: temperature, seed: UInt64($0))) }
         let decode = clock.measure {
             var step = 0
             while step < generatedTokens {
@@ -249,11 +259,28 @@ struct Bench: ParsableCommand {
                 }
                 let count = min(stepsAhead, generatedTokens - step)
                 // The run after this one, queued ahead where it is one of several steps as well.
-                let next = min(stepsAhead, generatedTokens - step - count)
-                tokens =
-                    count == 1
-                    ? transformer.greedyNext(batch: slices).map { $0! }
-                    : transformer.greedySteps(batch: slices, count: count, queueingNext: next > 1 ? next : 0).last!
+                let next = temperature > 0 ? 0 : min(stepsAhead, generatedTokens - step - count)
+                let draws =
+                    temperature > 0 ? (0..<count).map { _ in samplers.indices.map { samplers[$0].nextRowDraw() } } : []
+                if count > 1 {
+                    tokens =
+                        transformer.decodeSteps(
+                            batch: slices, count: count, draws: draws, queueingNext: next > 1 ? next : 0
+                        )
+                        .last!
+                } else if draws.isEmpty {
+                    tokens = transformer.greedyNext(batch: slices).map { $0! }
+                } else {
+                    let drawing = zip(slices, draws[0]).map { slice, draw in
+                        var slice = slice
+                        slice.draw = draw
+                        return slice
+                    }
+                    tokens = transformer.step(batch: drawing).map {
+                        guard case .token(let token) = $0 else { preconditionFailure("a draw gives a token") }
+                        return token
+                    }
+                }
                 step += count
                 status.progress("generating\(label)", fraction: Double(step) / Double(generatedTokens))
             }
@@ -313,6 +340,7 @@ private struct Report {
     var int8Head: Bool
     var batch: Int
     var stepsAhead: Int
+    var temperature: Float
     var promptTokens: Int
     var generatedTokens: Int
     var prefill: [Double]
@@ -336,6 +364,7 @@ private struct Report {
         let perSequence =
             (batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : "")
             + (stepsAhead > 1 ? ", \(stepsAhead) steps a wait" : "")
+            + (temperature > 0 ? ", drawn at temperature \(format(Double(temperature), 2))" : "")
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
             kernels      \(instructionSet)\(threads > 0 ? ", \(threads) threads" : "")
@@ -353,6 +382,7 @@ private struct Report {
         .object([
             "model": .string(source), "kernels": .string(instructionSet), "threads": .integer(threads),
             "int8_head": .bool(int8Head), "batch": .integer(batch), "steps_ahead": .integer(stepsAhead),
+            "temperature": .number(Double(temperature)),
             "prompt_tokens": .integer(promptTokens),
             "generated_tokens": .integer(generatedTokens),
             "prompt_tokens_per_second": .number(prefill.max()!),

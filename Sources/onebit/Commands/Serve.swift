@@ -52,9 +52,10 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Greedy decoding steps queued before their tokens are read back, while every running request decodes "
-                + "greedily (default: 8 on the GPU, which feeds each step's tokens to the next itself; 1 on the CPU); "
-                + "tokens then stream in bursts of up to this many.", valueName: "steps"))
+            "Decoding steps queued before their tokens are read back, while every running request decodes greedily "
+                + "or samples at a temperature with at most min-p (default: 8 on the GPU, which chooses each step's "
+                + "tokens and feeds them to the next itself; 1 on the CPU); tokens then stream in bursts of up to this "
+                + "many.", valueName: "steps"))
     var stepsAhead: Int?
 
     @Option(
@@ -121,7 +122,7 @@ struct Serve: AsyncParsableCommand {
             host: host, port: port, apiKey: apiKey,
             scheduler: SchedulerConfiguration(
                 maxConcurrency: maxConcurrency, contextLength: context, maxQueued: maxQueue, keyValueBlocks: kvBlocks,
-                greedyStepsAhead: stepsAhead),
+                stepsAhead: stepsAhead),
             specialists: catalog, reportsDirectory: SpecialistPaths.reportsDirectory(root: root))
         let host = host
         try await OnebitServer.run(

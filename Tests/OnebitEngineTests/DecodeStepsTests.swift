@@ -4,13 +4,13 @@ import Testing
 
 @testable import OnebitEngine
 
-@Suite struct GreedyStepsTests {
+@Suite struct DecodeStepsTests {
     static let model = SchedulerTests.model
 
     @Test func stepsFedTheirOwnArgmaxGiveTheTokensOfStepByStepGreedyDecoding() {
         let transformer = Transformer(backend: CPUBackend(), config: Self.model.config, weights: Self.model.weights)
         let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
-        let steps = transformer.greedySteps(
+        let steps = transformer.decodeSteps(
             batch: prompts.map { prompt in
                 let cache = transformer.makeCache(capacity: 32)
                 _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
@@ -20,8 +20,9 @@ import Testing
         #expect(steps == Self.stepByStep(prompts, steps: 6))
     }
 
-    /// The greedy tokens of `steps` steps after the prompts, one step at a time on the CPU.
-    static func stepByStep(_ prompts: [[Int]], steps: Int) -> [[Int]] {
+    /// The tokens of `steps` steps after the prompts, one step at a time on the CPU: the argmax, or where `draws` is
+    /// not empty the token `draws[step][sequence]` picks from the whole row (``Sampler/token(drawing:from:)``).
+    static func stepByStep(_ prompts: [[Int]], steps: Int, draws: [[RowDraw]] = []) -> [[Int]] {
         let transformer = Transformer(backend: CPUBackend(), config: model.config, weights: model.weights)
         var sequences = prompts.map { prompt in
             let cache = transformer.makeCache(capacity: 32)
@@ -30,16 +31,54 @@ import Testing
         }
         var tokens = prompts.map { $0.last! }
         var all: [[Int]] = []
-        for _ in 0..<steps {
-            tokens = transformer.greedyNext(
-                batch: zip(tokens, sequences).map {
-                    .init(tokens: [$0], start: $1.start, cache: $1.cache, wantsLogits: true)
-                }
-            ).map { $0! }
+        for step in 0..<steps {
+            let batch = zip(tokens, sequences).map {
+                Transformer<CPUBackend>.Slice(tokens: [$0], start: $1.start, cache: $1.cache, wantsLogits: true)
+            }
+            tokens =
+                draws.isEmpty
+                ? transformer.greedyNext(batch: batch).map { $0! }
+                : zip(transformer.forward(batch: batch), draws[step]).map { Sampler.token(drawing: $1, from: $0!) }
             all.append(tokens)
             sequences = sequences.map { ($0.cache, $0.start + 1) }
         }
         return all
+    }
+
+    @Test(arguments: [false, true])
+    func stepsFedTheirOwnDrawsGiveTheTokensOfStepByStepSampling(kept: Bool) {
+        let backend = WholeContextCPU()
+        backend.keepsTokens = kept
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1], [42, 43]]
+        // A greedy sequence among sequences that draw, one of them with min-p.
+        var samplers = [
+            SamplingParameters(temperature: 0.9, seed: 1), SamplingParameters(temperature: 0),
+            SamplingParameters(temperature: 1.4, minP: 0.05, seed: 2), SamplingParameters(temperature: 0.6, seed: 3),
+        ].map(Sampler.init)
+        let steps = 6
+        let draws = (0..<steps).map { _ in
+            samplers.indices.map {
+                samplers[$0].parameters.temperature == 0 ? RowDraw.argmax : samplers[$0].nextRowDraw()
+            }
+        }
+        let caches = prompts.map { prompt in
+            let cache = transformer.makeCache(capacity: 32)
+            _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
+            return cache
+        }
+        let queued = transformer.decodeSteps(
+            batch: zip(prompts, caches).map {
+                .init(tokens: [$0.last!], start: $0.count - 1, cache: $1, wantsLogits: false)
+            },
+            count: steps, draws: draws)
+        // Step by step on the CPU, each token drawn by the host's sampler from the whole row.
+        let oneByOne = Self.stepByStep(prompts, steps: steps, draws: draws)
+        #expect(queued == oneByOne)
+        // Every step had a row that draws, so none took the argmax path.
+        #expect(backend.drawnSteps == steps)
+        // And the draws chose other tokens than the argmax would.
+        #expect(oneByOne != Self.stepByStep(prompts, steps: steps))
     }
 
     @Test(arguments: [4, 3])
@@ -58,9 +97,9 @@ import Testing
                 .init(tokens: [$1], start: $0.0.count - 1 + steps, cache: $0.1, wantsLogits: false)
             }
         }
-        let first = transformer.greedySteps(batch: batch(prompts.map { $0.last! }, after: 0), count: 4, queueingNext: 4)
+        let first = transformer.decodeSteps(batch: batch(prompts.map { $0.last! }, after: 0), count: 4, queueingNext: 4)
         let offered = backend.steps.count
-        let second = transformer.greedySteps(batch: batch(first.last!, after: 4), count: secondCount)
+        let second = transformer.decodeSteps(batch: batch(first.last!, after: 4), count: secondCount)
         #expect(first + second == Self.stepByStep(prompts, steps: 4 + secondCount))
         // The run asked for starts from the queued step; any other runs its first step again.
         #expect(backend.steps.count - offered == (secondCount == 4 ? 3 : secondCount))
@@ -86,17 +125,22 @@ import Testing
         }
     }
 
-    @Test(arguments: [(maxTokens: 11, context: 64), (maxTokens: 40, context: 20)])
-    func generationQueuingGreedyStepsGivesTheTokensOfOneStepAtATime(maxTokens: Int, context: Int) throws {
+    @Test(
+        arguments: [
+            (maxTokens: 11, context: 64, temperature: 0), (maxTokens: 40, context: 20, temperature: 0),
+            (maxTokens: 11, context: 64, temperature: 0.9), (maxTokens: 40, context: 20, temperature: 1.2),
+        ] as [(Int, Int, Float)])
+    func generationQueuingStepsGivesTheTokensOfOneStepAtATime(maxTokens: Int, context: Int, temperature: Float) throws {
         var model = Self.model
         model.config.contextLength = context
         let language = LanguageModel(model)
         let prompt = [3, 1, 4, 1, 5]
-        language.greedyStepsAhead = 1
-        let oneByOne = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy)
-        language.greedyStepsAhead = 4
+        let sampling = SamplingParameters(temperature: temperature, minP: temperature > 1 ? 0.05 : 0, seed: 7)
+        language.stepsAhead = 1
+        let oneByOne = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: sampling)
+        language.stepsAhead = 4
         var streamed: [Int] = []
-        let queued = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: .greedy) {
+        let queued = try language.generate(prompt: prompt, maxTokens: maxTokens, sampling: sampling) {
             streamed.append($0)
             return true
         }
