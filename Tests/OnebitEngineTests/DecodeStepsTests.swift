@@ -81,28 +81,65 @@ import Testing
         #expect(oneByOne != Self.stepByStep(prompts, steps: steps))
     }
 
-    @Test(arguments: [4, 3])
-    func aRunQueuedAheadStartsTheNextRunOnlyWhereThatRunIsAskedFor(secondCount: Int) {
+    /// A transformer on a CPU backend that keeps its tokens as the CUDA backend does, each prompt run but its last
+    /// token, and the slices of those sequences with `tokens` `steps` positions after their last prompt token.
+    static func keepingTokens(_ prompts: [[Int]]) -> (
+        backend: WholeContextCPU, transformer: Transformer<WholeContextCPU>,
+        batch: (_ tokens: [Int], _ steps: Int) -> [Transformer<WholeContextCPU>.Slice]
+    ) {
         let backend = WholeContextCPU()
         backend.keepsTokens = true
-        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
-        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
+        let transformer = Transformer(backend: backend, config: model.config, weights: model.weights)
         let caches = prompts.map { prompt in
             let cache = transformer.makeCache(capacity: 32)
             _ = transformer.forward(Array(prompt.dropLast()), startingAt: 0, cache: cache) { _ in false }
             return cache
         }
-        func batch(_ tokens: [Int], after steps: Int) -> [Transformer<WholeContextCPU>.Slice] {
-            zip(zip(prompts, caches), tokens).map {
-                .init(tokens: [$1], start: $0.0.count - 1 + steps, cache: $0.1, wantsLogits: false)
+        return (
+            backend, transformer,
+            { tokens, steps in
+                zip(zip(prompts, caches), tokens).map {
+                    .init(tokens: [$1], start: $0.0.count - 1 + steps, cache: $0.1, wantsLogits: false)
+                }
             }
-        }
-        let first = transformer.decodeSteps(batch: batch(prompts.map { $0.last! }, after: 0), count: 4, queueingNext: 4)
+        )
+    }
+
+    @Test(arguments: [4, 3])
+    func aRunQueuedAheadStartsTheNextRunOnlyWhereThatRunIsAskedFor(secondCount: Int) {
+        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
+        let (backend, transformer, batch) = Self.keepingTokens(prompts)
+        let first = transformer.decodeSteps(batch: batch(prompts.map { $0.last! }, 0), count: 4, queueingNext: 4)
         let offered = backend.steps.count
-        let second = transformer.decodeSteps(batch: batch(first.last!, after: 4), count: secondCount)
+        let second = transformer.decodeSteps(batch: batch(first.last!, 4), count: secondCount)
         #expect(first + second == Self.stepByStep(prompts, steps: 4 + secondCount))
         // The run asked for starts from the queued step; any other runs its first step again.
         #expect(backend.steps.count - offered == (secondCount == 4 ? 3 : secondCount))
+    }
+
+    @Test(arguments: [true, false])
+    func aDrawnRunQueuedAheadStartsTheNextRunOnlyWhereItDrawsTheSame(sameDraws: Bool) {
+        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
+        let (backend, transformer, batch) = Self.keepingTokens(prompts)
+        // A greedy sequence between two that draw.
+        var samplers = [0.9, 0, 1.1].enumerated().map {
+            Sampler(SamplingParameters(temperature: Float($1), seed: UInt64($0)))
+        }
+        func step() -> [RowDraw] {
+            samplers.indices.map { samplers[$0].parameters.temperature == 0 ? .argmax : samplers[$0].nextRowDraw() }
+        }
+        let firstDraws = (0..<4).map { _ in step() }
+        let queuedDraws = step()
+        let other = step()
+        let secondDraws = [sameDraws ? queuedDraws : other] + (0..<3).map { _ in step() }
+        let first = transformer.decodeSteps(
+            batch: batch(prompts.map { $0.last! }, 0), count: 4, draws: firstDraws, queueingNext: 4,
+            drawing: queuedDraws)
+        let offered = backend.steps.count
+        let second = transformer.decodeSteps(batch: batch(first.last!, 4), count: 4, draws: secondDraws)
+        #expect(first + second == Self.stepByStep(prompts, steps: 8, draws: firstDraws + secondDraws))
+        // The run that draws what the queued step drew starts from it; one that draws otherwise runs it again.
+        #expect(backend.steps.count - offered == (sameDraws ? 3 : 4))
     }
 
     @Test func aSessionsGreedyStepsAreItsGreedyTokensOneByOne() throws {

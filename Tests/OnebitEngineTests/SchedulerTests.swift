@@ -256,6 +256,30 @@ import Testing
         #expect(scheduler.statistics.queuedSteps > 0)
     }
 
+    @Test func aKeptDrawIsTheSequencesNextDrawWhicheverStepTakesIt() {
+        let sampling = SamplingParameters(temperature: 0.9, seed: 5)
+        let (_, continuation) = AsyncStream<GenerationEvent>.makeStream()
+        func sequence(_ sampling: SamplingParameters) -> SequenceState {
+            let request = GenerationRequest(prompt: [1], maxTokens: 8, sampling: sampling)
+            return SequenceState(job: Job(request: request, continuation: continuation), sequence: 0, endOfSequence: [])
+        }
+        var reference = Sampler(sampling)
+        let expected = (0..<4).map { _ in reference.nextRowDraw() }
+        // Kept for a queued step, the draw is the next one an ordinary step takes ...
+        let ordinary = sequence(sampling)
+        #expect(ordinary.keepNextRowDraw() == expected[0])
+        #expect(ordinary.nextRowDraw() == expected[0])
+        #expect(ordinary.nextRowDraws(3) == Array(expected[1...3]))
+        // ... and the first of the run that starts from that step.
+        let queued = sequence(sampling)
+        _ = queued.keepNextRowDraw()
+        #expect(queued.nextRowDraws(4) == expected)
+        // A greedy sequence's queued step takes the argmax and keeps nothing.
+        let greedy = sequence(.greedy)
+        #expect(greedy.keepNextRowDraw() == .argmax)
+        #expect(greedy.nextRowDraws(2) == [.argmax, .argmax])
+    }
+
     @Test func theContextEndsAGenerationWithLength() async throws {
         let scheduler = Scheduler(
             model: LanguageModel(Self.model), configuration: SchedulerConfiguration(contextLength: 8))

@@ -41,8 +41,8 @@ public final class Transformer<B: Backend> {
     /// The scratch rows a step that ran prompt tokens keeps for the decoding steps after it, given back when the
     /// next step starts: until then ``logits(ofLastStepSlice:)`` reads them.
     private var rowsToKeep: Int?
-    /// The first step of the next run of greedy steps, queued by the last
-    /// ``decodeSteps(batch:count:draws:queueingNext:)`` before it read its own run's tokens back.
+    /// The first step of the next run of decoding steps, queued by the last
+    /// ``decodeSteps(batch:count:draws:queueingNext:drawing:)`` before it read its own run's tokens back.
     private var queuedStep: QueuedStep?
     private let quantizedHidden, quantizedAttention, quantizedFeedForward: B.QuantizedActivations
 
@@ -241,22 +241,23 @@ public final class Transformer<B: Backend> {
     /// queues every step and waits once for their tokens instead of once a step. Returns each step's tokens, one a
     /// slice. The caches must have room for `count` more positions.
     ///
-    /// With `next` above 0 (greedy steps only), the caller means to go on with a run of `next` steps of the same
-    /// sequences, and the caches have room for one position more: where the backend keeps the tokens, that run's
-    /// first step is queued before this run's tokens are read back, so the device has it to run while the host reads
-    /// them and queues the rest. The next call starts from it when it asks for exactly that run (each slice one
-    /// position on, its token this run's last); any other call runs its first step again, which writes the same
-    /// cache positions over.
-    public func decodeSteps(batch: [Slice], count: Int, draws: [[RowDraw]] = [], queueingNext next: Int = 0)
-        -> [[Int]]
-    {
+    /// With `next` above 0, the caller means to go on with a run of `next` steps of the same sequences, whose first
+    /// step draws `nextDraws` (where not empty, else takes the argmax), and the caches have room for one position
+    /// more: where the backend keeps the tokens, that run's first step is queued before this run's tokens are read
+    /// back, so the device has it to run while the host reads them and queues the rest. The next call starts from it
+    /// when it asks for exactly that run (each slice one position on, its token this run's last, the same first
+    /// draws); any other call runs its first step again, which writes the same cache positions over.
+    public func decodeSteps(
+        batch: [Slice], count: Int, draws: [[RowDraw]] = [], queueingNext next: Int = 0,
+        drawing nextDraws: [RowDraw] = []
+    ) -> [[Int]] {
         precondition(batch.allSatisfy { $0.tokens.count == 1 }, "decoding steps start from one token a sequence")
         precondition(count >= 1, "at least one step")
         precondition(next >= 0, "no run of fewer than 0 steps after it")
         precondition(
             draws.isEmpty || draws.count == count && draws.allSatisfy { $0.count == batch.count },
             "one draw a sequence a step")
-        precondition(draws.isEmpty || next == 0, "only greedy runs queue the next one's first step")
+        precondition(nextDraws.isEmpty || nextDraws.count == batch.count, "one draw a sequence")
         releasePromptRows()
         var slices = batch.map {
             var slice = $0
@@ -264,17 +265,21 @@ public final class Transformer<B: Backend> {
             slice.greedy = true
             return slice
         }
-        let queued = QueuedStep(starts: batch.map(\.start), tokens: batch.map { $0.tokens[0] }, count: count)
-        let first = queuedStep == queued && draws.isEmpty ? 1 : 0
+        let queued = QueuedStep(
+            starts: batch.map(\.start), tokens: batch.map { $0.tokens[0] }, count: count, draws: draws.first ?? [])
+        let first = queuedStep == queued ? 1 : 0
         queuedStep = nil
         if first == 1 { slices = slices.map { $0.advanced(to: nil) } }
         var known: [[Int]] = []
+        // The token each row of `rows` picks where the backend runs: by `draws` where one of them draws.
+        func choose(_ rows: [Int], _ draws: [RowDraw], step index: Int, of count: Int) -> [Int]? {
+            draws.allSatisfy({ $0.temperature == 0 })
+                ? backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
+                : backend.drawKept(normed, rows: rows, head: head, draws: draws, step: index, of: count)
+        }
         for index in first..<count {
             let rows = run(slices, tokensKept: index > 0 && known.isEmpty).compactMap { $0 }
-            let tokens =
-                draws.isEmpty || draws[index].allSatisfy({ $0.temperature == 0 })
-                ? backend.argmaxKept(normed, rows: rows, head: head, step: index, of: count)
-                : backend.drawKept(normed, rows: rows, head: head, draws: draws[index], step: index, of: count)
+            let tokens = choose(rows, draws.isEmpty ? [] : draws[index], step: index, of: count)
             precondition((tokens == nil) == known.isEmpty || index == 0, "a backend keeps every step's tokens or none")
             if let tokens { known.append(tokens) }
             slices = slices.enumerated().map { row, slice in slice.advanced(to: tokens?[row]) }
@@ -283,27 +288,29 @@ public final class Transformer<B: Backend> {
         backend.queueKeptTokens()
         if next > 0 {
             let rows = run(slices, tokensKept: true).compactMap { $0 }
-            _ = backend.argmaxKept(normed, rows: rows, head: head, step: 0, of: next)
+            _ = choose(rows, nextDraws, step: 0, of: next)
         }
         let tokens = backend.keptTokens()
         if next > 0, let last = tokens.last {
-            queuedStep = QueuedStep(starts: slices.map(\.start), tokens: last, count: next)
+            queuedStep = QueuedStep(starts: slices.map(\.start), tokens: last, count: next, draws: nextDraws)
         }
         return tokens
     }
 
-    /// Makes the next ``decodeSteps(batch:count:draws:queueingNext:)`` run its first step itself: for a caller whose
+    /// Makes the next ``decodeSteps(batch:count:draws:queueingNext:drawing:)`` run its first step itself: for a caller whose
     /// sequences changed although their positions and tokens did not.
     public func forgetQueuedStep() {
         queuedStep = nil
     }
 
-    /// A run's first greedy step, queued ahead (``decodeSteps(batch:count:draws:queueingNext:)``): where its sequences
-    /// start, the tokens it starts from, and how many steps its run takes.
+    /// A run's first step, queued ahead (``decodeSteps(batch:count:draws:queueingNext:drawing:)``): where its
+    /// sequences start, the tokens it starts from, how many steps its run takes, and its draws (none where it takes the
+    /// argmax).
     private struct QueuedStep: Equatable {
         let starts: [Int]
         let tokens: [Int]
         let count: Int
+        let draws: [RowDraw]
     }
 
     /// ``step(batch:)`` with every slice's `greedy` set to `greedy`.

@@ -20,15 +20,18 @@ protocol BatchRunner: AnyObject {
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
     /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
     func logits(ofLastStepSlice index: Int) -> [Float]
-    /// Most decoding steps ``runSteps(_:count:draws:queueingNext:)`` gains by queuing at once: 1 where the backend
+    /// Most decoding steps ``runSteps(_:count:draws:queueingNext:drawing:)`` gains by queuing at once: 1 where the backend
     /// hands every step's tokens back anyway.
     var stepsAhead: Int { get }
     /// Runs `count` decoding steps of one token per slice, each step's tokens chosen from the logits of the step
     /// before (by `draws[step][slice]` where `draws` is not empty, else the argmax), and waits once for all of them;
     /// returns each step's tokens, one a slice. The sequences must hold `count` more positions. With `next` above 0
-    /// (greedy runs only) they hold one more, and the first step of a run of `next` steps of the same sequences is
-    /// queued before the tokens come back, for the next call to start from if it asks for exactly that run.
-    func runSteps(_ slices: [SliceRequest], count: Int, draws: [[RowDraw]], queueingNext next: Int) -> [[Int]]
+    /// they hold one more, and the first step of a run of `next` steps of the same sequences, drawing `nextDraws` where
+    /// not empty, is queued before the tokens come back, for the next call to start from if it asks for exactly that
+    /// run.
+    func runSteps(
+        _ slices: [SliceRequest], count: Int, draws: [[RowDraw]], queueingNext next: Int, drawing nextDraws: [RowDraw]
+    ) -> [[Int]]
 }
 
 /// How the blocks of a pool are used.
@@ -79,8 +82,8 @@ final class TransformerRunner<B: Backend>: BatchRunner {
     private let blocks: KeyValueBlocks
     private var sequences: [Int: Sequence] = [:]
     private var nextSequence = 0
-    /// The sequences, in order, whose next run's first step the last ``runSteps(_:count:draws:queueingNext:)``
-    /// queued.
+    /// The sequences, in order, whose next run's first step the last
+    /// ``runSteps(_:count:draws:queueingNext:drawing:)`` queued.
     private var queuedSequences: [Int]?
 
     /// A runner over a pool of `blockCount` blocks of the backend's block size for `contextLength`, queuing up to
@@ -170,13 +173,15 @@ final class TransformerRunner<B: Backend>: BatchRunner {
         return transformer.step(batch: transformerSlices(slices))
     }
 
-    func runSteps(_ slices: [SliceRequest], count: Int, draws: [[RowDraw]], queueingNext next: Int) -> [[Int]] {
+    func runSteps(
+        _ slices: [SliceRequest], count: Int, draws: [[RowDraw]], queueingNext next: Int, drawing nextDraws: [RowDraw]
+    ) -> [[Int]] {
         // The transformer knows the queued step's positions and tokens, not whose they were.
         let sequences = slices.map(\.sequence)
         if sequences != queuedSequences { transformer.forgetQueuedStep() }
         queuedSequences = next > 0 ? sequences : nil
         let steps = transformer.decodeSteps(
-            batch: transformerSlices(slices), count: count, draws: draws, queueingNext: next)
+            batch: transformerSlices(slices), count: count, draws: draws, queueingNext: next, drawing: nextDraws)
         // Each step's input is the token before it: the slice's own, then what the steps before chose.
         for (row, slice) in slices.enumerated() {
             record(slice.tokens + steps.dropLast().map { $0[row] }, at: slice.start, of: slice.sequence)

@@ -171,12 +171,11 @@ final class EngineLoop {
     }
 
     /// How many steps the run after a run of `count` will take if every running sequence goes on (what
-    /// ``queuedStepCount()`` will then find), where that run can start while this one's tokens come back: every
-    /// sequence is greedy, no request waits to start, and every sequence has room for both runs and a block for the
-    /// next run's first position. Else 0. A sequence that ends in this run changes the next one, whose first step then
-    /// runs again.
+    /// ``queuedStepCount()`` will then find), where that run can start while this one's tokens come back: no request
+    /// waits to start, and every sequence has room for both runs and a block for the next run's first position. Else
+    /// 0. A sequence that ends in this run changes the next one, whose first step then runs again.
     private func nextQueuedStepCount(after count: Int) -> Int {
-        guard waiting.isEmpty, running.allSatisfy(\.needsOnlyArgmax) else { return 0 }
+        guard waiting.isEmpty else { return 0 }
         let next = stepRoom(after: count)
         guard next > 1, running.allSatisfy({ runner.reserve($0.sequence, positions: $0.cached + count + 1) }) else {
             return 0
@@ -185,8 +184,9 @@ final class EngineLoop {
     }
 
     /// Runs `count` decoding steps of every running sequence at once and reports their tokens in order; a sequence
-    /// that ends on the way drops the tokens after its end. A sequence that draws takes `count` random numbers from
-    /// its sampler up front, as many as it would one step at a time, so it draws the same tokens.
+    /// that ends on the way drops the tokens after its end. A sequence that draws takes its random numbers from its
+    /// sampler up front in step order, so it draws the tokens it would one step at a time; the draw of a next run's
+    /// first step, queued ahead, waits in the sequence for whatever step comes next.
     private func stepAhead(_ count: Int) {
         let greedy = running.allSatisfy(\.needsOnlyArgmax)
         let next = nextQueuedStepCount(after: count)
@@ -196,7 +196,8 @@ final class EngineLoop {
         }
         let perSequence = greedy ? [] : running.map { $0.nextRowDraws(count) }
         let draws = perSequence.isEmpty ? [] : (0..<count).map { step in perSequence.map { $0[step] } }
-        let steps = runner.runSteps(slices, count: count, draws: draws, queueingNext: next)
+        let nextDraws = greedy || next == 0 ? [] : running.map { $0.keepNextRowDraw() }
+        let steps = runner.runSteps(slices, count: count, draws: draws, queueingNext: next, drawing: nextDraws)
         totals.steps += count
         totals.queuedSteps += count
         totals.lastStepTokens = slices.count
@@ -341,9 +342,28 @@ final class SequenceState {
 
     /// The next draw over a whole row, where the next token is drawn from the whole row with nothing else read from
     /// the logits (no penalty, bias, constraint or log-probabilities), so the step brings back only the token; else
-    /// nil. It takes the sampler's next random number.
+    /// nil. It takes the kept draw (``keepNextRowDraw()``), else the sampler's next random number.
     func nextRowDraw() -> RowDraw? {
-        drawsOnDevice ? sampler.nextRowDraw() : nil
+        drawsOnDevice ? takeRowDraw() : nil
+    }
+
+    /// The draw a step queued ahead of its run takes: the argmax for a greedy sequence, else the next draw, which
+    /// the sequence keeps for its next step, whatever that step is, so no random number is skipped or taken twice.
+    func keepNextRowDraw() -> RowDraw {
+        precondition(choosesOnDevice, "the tokens are chosen where the model runs")
+        guard !needsOnlyArgmax else { return .argmax }
+        let draw = takeRowDraw()
+        keptDraw = draw
+        return draw
+    }
+
+    /// The draw ``keepNextRowDraw()`` kept, for the step after the run that queued it.
+    private var keptDraw: RowDraw?
+
+    /// The kept draw, else the sampler's next.
+    private func takeRowDraw() -> RowDraw {
+        defer { keptDraw = nil }
+        return keptDraw ?? sampler.nextRowDraw()
     }
 
     /// Whether each next token is chosen from the raw logits by the argmax or by a draw over the whole row, with
@@ -354,7 +374,7 @@ final class SequenceState {
     /// next `count` draws (``choosesOnDevice`` must hold).
     func nextRowDraws(_ count: Int) -> [RowDraw] {
         precondition(choosesOnDevice, "the tokens are chosen where the model runs")
-        return (0..<count).map { _ in needsOnlyArgmax ? .argmax : sampler.nextRowDraw() }
+        return (0..<count).map { _ in needsOnlyArgmax ? .argmax : takeRowDraw() }
     }
 
     /// Whether the next token is drawn from the whole row and nothing else reads the logits.

@@ -250,6 +250,9 @@ struct Bench: ParsableCommand {
         }
         var tokens = [Int](repeating: prompt.last!, count: batch)
         var samplers = (0..<batch).map { Sampler(SamplingParameters(temperature: temperature, seed: UInt64($0))) }
+        func nextDraws() -> [RowDraw] { samplers.indices.map { samplers[$0].nextRowDraw() } }
+        // The draws of a run's first step, taken when the run before queued that step.
+        var queuedDraws: [RowDraw]?
         let decode = clock.measure {
             var step = 0
             while step < generatedTokens {
@@ -259,13 +262,17 @@ struct Bench: ParsableCommand {
                 }
                 let count = min(stepsAhead, generatedTokens - step)
                 // The run after this one, queued ahead where it is one of several steps as well.
-                let next = temperature > 0 ? 0 : min(stepsAhead, generatedTokens - step - count)
-                let draws =
-                    temperature > 0 ? (0..<count).map { _ in samplers.indices.map { samplers[$0].nextRowDraw() } } : []
+                let after = min(stepsAhead, generatedTokens - step - count)
+                let next = after > 1 ? after : 0
+                var draws: [[RowDraw]] = []
+                if temperature > 0 {
+                    draws = (0..<count).map { index in index == 0 ? queuedDraws ?? nextDraws() : nextDraws() }
+                    queuedDraws = count > 1 && next > 0 ? nextDraws() : nil
+                }
                 if count > 1 {
                     tokens =
                         transformer.decodeSteps(
-                            batch: slices, count: count, draws: draws, queueingNext: next > 1 ? next : 0
+                            batch: slices, count: count, draws: draws, queueingNext: next, drawing: queuedDraws ?? []
                         )
                         .last!
                 } else if draws.isEmpty {

@@ -334,9 +334,10 @@ enum DecodeStepCheck {
 /// Steps of several sequences at once on a backend against the CPU's scalar backend, on a model of 2B-4T's heads
 /// with two kv heads: prompts of different lengths, then batched steps of one token per sequence (the steps a
 /// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same,
-/// the last four through ``Transformer/decodeSteps(batch:count:draws:queueingNext:)``. Then, on the device alone, four
-/// steps whose tokens are drawn at a temperature (a third of the sequences greedy, a third with min-p), one step at a
-/// time and again as queued steps over the same positions: the tokens must be the same.
+/// the last four through ``Transformer/decodeSteps(batch:count:draws:queueingNext:drawing:)``. Then, on the device
+/// alone, eight steps whose tokens are drawn at a temperature (a third of the sequences greedy, a third with min-p),
+/// one step at a time and again as two queued runs over the same positions, the second's first step queued ahead: the
+/// tokens must be the same.
 enum BatchedStepCheck {
     /// Prompt lengths of the sequences: more positions than one attention run, and fewer; more sequences than the
     /// 8 tokens a step takes without the tensor cores.
@@ -384,13 +385,14 @@ enum BatchedStepCheck {
             // Four more whose tokens stay where the backend runs, each step's argmax the next one's input.
             greedy += transformer.decodeSteps(batch: slices(greedy.last!), count: 4)
             lengths = lengths.map { $0 + 4 }
-            // The drawn steps, one at a time, then queued over the same positions from the same tokens.
+            // The drawn steps, one at a time, then queued over the same positions from the same tokens: two runs of
+            // four, the second's first step queued before the first's tokens come back.
             var samplers = prompts.indices.map { index in
                 Sampler(
                     SamplingParameters(
                         temperature: index % 3 == 0 ? 0 : 0.8, minP: index % 3 == 1 ? 0.05 : 0, seed: UInt64(index)))
             }
-            let draws = (0..<4).map { _ in
+            let draws = (0..<8).map { _ in
                 samplers.indices.map { samplers[$0].parameters.temperature == 0 ? .argmax : samplers[$0].nextRowDraw() }
             }
             var stepwise = [greedy.last!]
@@ -407,8 +409,11 @@ enum BatchedStepCheck {
                     })
                 lengths = lengths.map { $0 + 1 }
             }
-            lengths = lengths.map { $0 - 4 }
-            let queued = transformer.decodeSteps(batch: slices(greedy.last!), count: 4, draws: draws)
+            lengths = lengths.map { $0 - 8 }
+            var queued = transformer.decodeSteps(
+                batch: slices(greedy.last!), count: 4, draws: Array(draws[..<4]), queueingNext: 4, drawing: draws[4])
+            lengths = lengths.map { $0 + 4 }
+            queued += transformer.decodeSteps(batch: slices(queued.last!), count: 4, draws: Array(draws[4...]))
             return (logits, greedy, (Array(stepwise.dropFirst()), queued))
         }
         let expected = run(reference)
@@ -418,11 +423,11 @@ enum BatchedStepCheck {
                 + (device.label.isEmpty ? "" : ", \(device.label)")
             let got = run(device.backend)
             let drawnAlike = got.drawn.stepwise == got.drawn.queued
+            let drawn = "\(drawnAlike ? "same" : "different") drawn tokens over 8 steps, one at a time and queued"
             return failures
                 + reportAgreement(
                     "batched  ", what, got: (got.logits, got.greedy), expected: (expected.logits, expected.greedy),
-                    greedySteps: 8,
-                    also: (drawnAlike, "\(drawnAlike ? "same" : "different") drawn tokens step by step and queued"))
+                    greedySteps: 8, also: (drawnAlike, drawn))
         }
     }
 }
