@@ -130,14 +130,15 @@ def test_concurrent_streams_interleave_and_all_finish(server, client):
     assert "onebit_generated_tokens_total" in metrics
 
 
-def test_greedy_steps_queued_ahead_stream_what_one_step_at_a_time_streams(server, client):
+def test_steps_queued_ahead_stream_what_one_step_at_a_time_streams(server, client):
     ahead = Server("--max-concurrency", "4", "--steps-ahead", "4")
     try:
         queued_client = ahead.client(max_retries=0, timeout=60)
-        # Greedy with nothing else read from the logits, so the engine may queue steps; a stop string ends one
-        # request inside a run of queued steps.
+        # Greedy or seeded draws at a temperature, with nothing else read from the logits, so the engine may queue
+        # steps; a stop string ends one request inside a run of queued steps.
         requests = [dict(max_tokens=n, temperature=0) for n in (5, 9, 14)]
         requests.append(dict(max_tokens=20, temperature=0, stop=["e"]))
+        requests += [dict(max_tokens=12, temperature=0.9, seed=3), dict(max_tokens=16, temperature=1.1, seed=4)]
 
         def replies(of):
             results = [None] * len(requests)
@@ -161,7 +162,7 @@ def test_greedy_steps_queued_ahead_stream_what_one_step_at_a_time_streams(server
 
         assert replies(queued_client) == replies(client)
         metrics = urllib.request.urlopen(ahead.url + "/metrics", timeout=10).read().decode()
-        queued = re.search(r"^onebit_engine_queued_greedy_steps_total (\d+)$", metrics, re.M)
+        queued = re.search(r"^onebit_engine_queued_steps_total (\d+)$", metrics, re.M)
         assert queued and int(queued.group(1)) > 0
     finally:
         ahead.stop()
