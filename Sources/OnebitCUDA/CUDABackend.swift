@@ -50,8 +50,8 @@ public final class CUDABackend {
     private var keptCopy: (shape: (steps: Int, rows: Int), source: DeviceBuffer)?
     private var keptHost: HostBuffer?
     private lazy var keptArrival = StreamEvent(context)
-    /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:temperatures:minPs:units:)``, then
-    /// the tokens drawn.
+    /// The random numbers, temperatures and min-p of ``drawTokens(_:rows:head:draws:)``, the tokens drawn, then the
+    /// top-k and top-p.
     private var drawBuffer: DeviceBuffer?
     /// Each chunk's largest logits and kept mass, between the launches of a draw.
     private var drawChunkBuffer: DeviceBuffer?
@@ -1051,19 +1051,16 @@ public final class CUDABackend {
         return nil
     }
 
-    /// ``drawTokens(_:rows:head:temperatures:minPs:units:)`` whose tokens stay on the GPU as
+    /// ``drawTokens(_:rows:head:draws:)`` whose tokens stay on the GPU as
     /// ``argmaxKept(_:rows:head:step:of:)``'s do; a row of temperature 0 takes its argmax. Returns the tokens now
     /// before a step has made the token buffer.
     public func drawKept(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
-        units: [Double], step index: Int, of count: Int
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: Draws, step index: Int, of count: Int
     ) -> [Int]? {
         guard let (kept, feed) = keptTarget(rows: rows, step: index, of: count) else {
-            return drawTokens(x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units)
+            return drawTokens(x, rows: rows, head: head, draws: draws)
         }
-        _ = queueDraws(
-            x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units, into: kept,
-            feeding: feed)
+        _ = queueDraws(x, rows: rows, head: head, draws: draws, into: kept, feeding: feed)
         return nil
     }
 
@@ -1141,22 +1138,7 @@ public final class CUDABackend {
                 .address(buffer.address), .address(sums))
             totals = download(from: sums, count: rows.count)
         }
-        var source = output.address
-        var length = columns
-        var pass = 0
-        while true {
-            let chunks = (length + KernelSource.topChunk - 1) / KernelSource.topChunk
-            let bytes = rows.count * chunks * count * 8
-            let target =
-                pass % 2 == 0 ? scratch(&rankingKeys.0, bytes: bytes) : scratch(&rankingKeys.1, bytes: bytes)
-            launch(
-                pass == 0 ? .topKeysOfLogits : .topKeys, grid: (chunks, rows.count), block: KernelSource.topChunk / 2,
-                .address(source), .int(length), .int(count), .address(target.address))
-            source = target.address
-            length = chunks * count
-            pass += 1
-            if chunks == 1 { break }
-        }
+        let source = queueRanking(output.address, columns: columns, rows: rows.count, count: count)
         let keys: [UInt64] = download(from: source, count: rows.count * count)
         let ranked = (0..<rows.count).map { row in
             keys[row * count..<(row + 1) * count].compactMap { key -> (token: Int, logit: Float)? in
@@ -1170,50 +1152,118 @@ public final class CUDABackend {
         return (ranked, totals)
     }
 
-    /// The token drawn from each of `rows` of `x` by temperature sampling over the whole row (with min-p, 0 for
-    /// none), as the host's sampler draws with the random number in `units`: the head's products as
-    /// ``logits(_:rows:head:)`` computes them, then one block per row (`draw_rows`), and only the token ids come back.
-    public func drawTokens(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
-        units: [Double]
-    ) -> [Int] {
+    /// Queues the ranking passes over `rows` rows of `columns` logits at `logits`, each keeping the first `count` keys
+    /// of every chunk it sorts until one chunk is left; returns where the `count` keys of each row, most likely first,
+    /// end up.
+    private func queueRanking(_ logits: UInt64, columns: Int, rows: Int, count: Int) -> UInt64 {
+        var source = logits
+        var length = columns
+        var pass = 0
+        while true {
+            let chunks = (length + KernelSource.topChunk - 1) / KernelSource.topChunk
+            let bytes = rows * chunks * count * 8
+            let target =
+                pass % 2 == 0 ? scratch(&rankingKeys.0, bytes: bytes) : scratch(&rankingKeys.1, bytes: bytes)
+            launch(
+                pass == 0 ? .topKeysOfLogits : .topKeys, grid: (chunks, rows), block: KernelSource.topChunk / 2,
+                .address(source), .int(length), .int(count), .address(target.address))
+            source = target.address
+            length = chunks * count
+            pass += 1
+            if chunks == 1 { return source }
+        }
+    }
+
+    /// What each row of a draw samples with, one entry a row.
+    public struct Draws {
+        /// Softmax temperatures; 0 takes the row's argmax.
+        public var temperatures: [Float]
+        /// Min-p (0 for none).
+        public var minPs: [Float]
+        /// Top-k (0 draws from the whole row), at most ``CUDABackend/candidateLimit``.
+        public var topKs: [Int]
+        /// Top-p among the top-k (1 for none; only with top-k).
+        public var topPs: [Float]
+        /// The random numbers in [0, 1).
+        public var units: [Double]
+
+        /// The draws of `units.count` rows.
+        public init(temperatures: [Float], minPs: [Float], topKs: [Int], topPs: [Float], units: [Double]) {
+            precondition(
+                [temperatures.count, minPs.count, topKs.count, topPs.count].allSatisfy { $0 == units.count },
+                "one entry a row")
+            precondition(topKs.allSatisfy { (0...CUDABackend.candidateLimit).contains($0) }, "top-k within the limit")
+            self.temperatures = temperatures
+            self.minPs = minPs
+            self.topKs = topKs
+            self.topPs = topPs
+            self.units = units
+        }
+    }
+
+    /// The most top-k a draw samples from where the logits are (`draw_candidates` takes a candidate a thread).
+    public static let candidateLimit = KernelSource.candidateThreads
+
+    /// The token drawn from each of `rows` of `x` as the host's sampler draws with the same parameters and random
+    /// number: the head's products as ``logits(_:rows:head:)`` computes them, then the draw over the whole row, or
+    /// among its top-k, on the GPU, and only the token ids come back.
+    public func drawTokens(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: Draws) -> [Int] {
         context.makeCurrent()
-        let tokens = queueDraws(x, rows: rows, head: head, temperatures: temperatures, minPs: minPs, units: units)
+        let tokens = queueDraws(x, rows: rows, head: head, draws: draws)
         let drawn: [Int32] = download(from: tokens, count: rows.count)
         return drawn.map { Int($0) }
     }
 
-    /// Queues the head's products of `rows` of `x` and the three launches of a draw (`draw_chunk_tops`,
-    /// `draw_chunk_masses`, `draw_pick`); the tokens go to `result` (by default after the draws' inputs in their
-    /// scratch buffer), and also to `feed` where not 0. Returns where they go.
+    /// Queues the head's products of `rows` of `x` and the launches of a draw: over the whole row, three
+    /// (`draw_chunk_tops`, `draw_chunk_masses`, `draw_pick`); among the top-k, the ranking passes and
+    /// `draw_candidates`, which overwrites the whole-row draw's tokens of its rows where a step has both. The
+    /// tokens go to `result` (by default after the draws' inputs in their scratch buffer), and also to `feed` where
+    /// not 0. Returns where they go.
     private func queueDraws(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, temperatures: [Float], minPs: [Float],
-        units: [Double], into result: UInt64? = nil, feeding feed: UInt64 = 0
+        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: Draws, into result: UInt64? = nil,
+        feeding feed: UInt64 = 0
     ) -> UInt64 {
-        precondition(temperatures.count == rows.count && minPs.count == rows.count && units.count == rows.count)
+        precondition(draws.units.count == rows.count, "one draw a row")
         let output = queueLogits(x, rows: rows, head: head)
-        // The random numbers (8 bytes a row), then the temperatures, the min-p and the tokens (4 bytes a row each).
-        let inputs = scratch(&drawBuffer, bytes: rows.count * 20)
+        // The random numbers (8 bytes a row), then the temperatures, the min-p, the tokens, the top-k and the top-p
+        // (4 bytes a row each).
+        let inputs = scratch(&drawBuffer, bytes: rows.count * 28)
         // A queued kernel may still read the inputs this upload replaces.
         flush()
-        let words = units.flatMap { [UInt32(truncatingIfNeeded: $0.bitPattern), UInt32($0.bitPattern >> 32)] }
-        inputs.upload(words + temperatures.map(\.bitPattern) + minPs.map(\.bitPattern))
+        let words = draws.units.flatMap { [UInt32(truncatingIfNeeded: $0.bitPattern), UInt32($0.bitPattern >> 32)] }
+        let tokenSlots = [UInt32](repeating: 0, count: rows.count)
+        inputs.upload(
+            words + draws.temperatures.map(\.bitPattern) + draws.minPs.map(\.bitPattern) + tokenSlots
+                + draws.topKs.map { UInt32($0) } + draws.topPs.map(\.bitPattern))
         let base = inputs.address
         let row = UInt64(rows.count * 4)
         let tokens = result ?? base + 4 * row
         let (temperatureInput, minPInput) = (base + 2 * row, base + 3 * row)
-        let (chunk, count) = Self.drawChunks(columns: head.rows)
-        let chunks = scratch(&drawChunkBuffer, bytes: rows.count * count * KernelSource.drawChunkBytes).address
-        launch(
-            .drawChunkTops, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
-            .int(head.rows), .int(chunk), .address(chunks))
-        launch(
-            .drawChunkMasses, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
-            .int(head.rows), .int(chunk), .address(temperatureInput), .address(minPInput), .address(chunks))
-        launch(
-            .drawPick, grid: (rows.count, 1), block: KernelSource.drawThreads, .address(output.address),
-            .int(head.rows), .int(chunk), .int(count), .address(temperatureInput), .address(minPInput),
-            .address(base), .address(chunks), .address(tokens), .address(feed))
+        let (topKInput, topPInput) = (base + 5 * row, base + 6 * row)
+        // Rows of temperature 0 take the whole-row draw's argmax, whatever their top-k.
+        let candidates = zip(draws.topKs, draws.temperatures).map { $0 > 0 && $1 > 0 }
+        if candidates.contains(false) {
+            let (chunk, count) = Self.drawChunks(columns: head.rows)
+            let chunks = scratch(&drawChunkBuffer, bytes: rows.count * count * KernelSource.drawChunkBytes).address
+            launch(
+                .drawChunkTops, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
+                .int(head.rows), .int(chunk), .address(chunks))
+            launch(
+                .drawChunkMasses, grid: (count, rows.count), block: KernelSource.drawThreads,
+                .address(output.address), .int(head.rows), .int(chunk), .address(temperatureInput),
+                .address(minPInput), .address(chunks))
+            launch(
+                .drawPick, grid: (rows.count, 1), block: KernelSource.drawThreads, .address(output.address),
+                .int(head.rows), .int(chunk), .int(count), .address(temperatureInput), .address(minPInput),
+                .address(base), .address(chunks), .address(tokens), .address(feed))
+        }
+        if candidates.contains(true), let largest = draws.topKs.max() {
+            let keys = queueRanking(output.address, columns: head.rows, rows: rows.count, count: largest)
+            launch(
+                .drawCandidates, grid: (rows.count, 1), block: KernelSource.candidateThreads, .address(keys),
+                .int(largest), .address(temperatureInput), .address(topKInput), .address(topPInput),
+                .address(minPInput), .address(base), .address(tokens), .address(feed))
+        }
         return tokens
     }
 

@@ -16,7 +16,7 @@ enum Kernel: Int, CaseIterable {
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, topKeysOfLogits, topKeys, drawChunkTops,
-        drawChunkMasses, drawPick, rowTotals, ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
+        drawChunkMasses, drawPick, drawCandidates, rowTotals, ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -93,6 +93,7 @@ enum Kernel: Int, CaseIterable {
         case .drawChunkTops: "draw_chunk_tops"
         case .drawChunkMasses: "draw_chunk_masses"
         case .drawPick: "draw_pick"
+        case .drawCandidates: "draw_candidates"
         case .rowTotals: "row_totals"
         }
     }

@@ -64,6 +64,8 @@ enum KernelSource {
     static let drawMaximumChunks = 1024
     /// Bytes of a `DrawChunk` record.
     static let drawChunkBytes = 32
+    /// Threads of a `draw_candidates` block, one a candidate: the most top-k it samples from.
+    static let candidateThreads = 256
 
     /// The whole source: the parts below and in `Kernels/`, each after the parts it uses.
     static let text = [

@@ -50,11 +50,12 @@ import Testing
         let backend = WholeContextCPU()
         backend.keepsTokens = kept
         let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
-        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1], [42, 43]]
-        // A greedy sequence among sequences that draw, one of them with min-p.
+        let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1], [42, 43], [17]]
+        // A greedy sequence among sequences that draw, one of them with min-p and one among its top-k with top-p.
         var samplers = [
             SamplingParameters(temperature: 0.9, seed: 1), SamplingParameters(temperature: 0),
             SamplingParameters(temperature: 1.4, minP: 0.05, seed: 2), SamplingParameters(temperature: 0.6, seed: 3),
+            SamplingParameters(temperature: 1.2, topK: 12, topP: 0.8, seed: 4),
         ].map(Sampler.init)
         let steps = 6
         let draws = (0..<steps).map { _ in

@@ -1,3 +1,4 @@
+import OnebitCUDA
 import Testing
 
 @testable import OnebitEngine
@@ -103,32 +104,26 @@ import Testing
         }
     }
 
-    @Test func candidatesDrawWhatTheWholeRowDraws() {
-        var random = SplitMix64(seed: 5)
-        for (topK, topP, minP, temperature) in [
-            (1, 1, 0, 1), (7, 1, 0, 0.7), (40, 0.9, 0, 0.8), (40, 1, 0.05, 1.3), (256, 0.95, 0.02, 1),
-        ] as [(Int, Float, Float, Float)] {
-            for row in 0..<12 {
-                // Coarse values, so ties are common; a few that are not finite.
-                var logits = (0..<5000).map { _ in Float(Int(random.next() % 400)) / 16 - 12 }
-                logits[row] = .nan
-                logits[row + 100] = -.infinity
-                let parameters = SamplingParameters(
-                    temperature: temperature, topK: topK, topP: topP, minP: minP, seed: UInt64(row))
-                var whole = Sampler(parameters)
-                var fromCandidates = Sampler(parameters)
-                #expect(fromCandidates.samplesFromCandidates)
-                let candidates = Sampler.candidates(logits, count: topK)
-                for _ in 0..<20 {
-                    #expect(fromCandidates.sample(candidates: candidates) == whole.sample(logits, history: []))
-                }
-            }
-        }
-        #expect(!Sampler(SamplingParameters(topK: 0)).samplesFromCandidates)
+    @Test func drawsRunWhereTheLogitsAreForTheWholeRowAndForTopKWithoutAPenalty() {
+        func drawsThere(_ parameters: SamplingParameters) -> Bool { Sampler(parameters).drawsWhereTheLogitsAre }
+        #expect(drawsThere(SamplingParameters(temperature: 0.8)))
+        #expect(drawsThere(SamplingParameters(temperature: 0.8, minP: 0.05)))
+        #expect(drawsThere(SamplingParameters(topK: 40, topP: 0.9)))
+        #expect(drawsThere(SamplingParameters(topK: Sampler.largestCandidateSet)))
+        #expect(!drawsThere(SamplingParameters(topK: Sampler.largestCandidateSet + 1)))
+        #expect(!drawsThere(SamplingParameters(topP: 0.9)))
+        #expect(!drawsThere(SamplingParameters(topK: 40, repetitionPenalty: 1.1)))
+        #expect(!drawsThere(SamplingParameters(temperature: 0, topK: 40)))
         #expect(!Sampler(SamplingParameters(topK: 40, topP: 0.9)).samplesFromNucleus)
         #expect(Sampler(SamplingParameters(topP: 0.9)).samplesFromNucleus)
-        #expect(!Sampler(SamplingParameters(topK: 40, repetitionPenalty: 1.1)).samplesFromCandidates)
-        #expect(!Sampler(SamplingParameters(temperature: 0, topK: 40)).samplesFromCandidates)
+        // A top-k draw carries its top-k and top-p; a whole-row draw neither.
+        var topK = Sampler(SamplingParameters(topK: 40, topP: 0.9, minP: 0.05))
+        let draw = topK.nextRowDraw()
+        #expect(draw.topK == 40 && draw.topP == 0.9 && draw.minP == 0.05)
+        var whole = Sampler(SamplingParameters(temperature: 1.2))
+        #expect(whole.nextRowDraw().topK == 0)
+        // The GPU's top-k draw takes as many candidates as the sampler may ask it to.
+        #expect(CUDABackend.candidateLimit >= Sampler.largestCandidateSet)
     }
 
     @Test func topPDrawsFromTheLargestLogitsAndTheTotalWhatTheWholeRowDraws() {

@@ -230,15 +230,17 @@ import Testing
 
     @Test(arguments: [false, true])
     func drawnStepsQueuedAheadDrawTheTokensOfOneStepAtATime(withNucleus: Bool) async throws {
-        // Sequences that draw (one with min-p) beside a greedy one, token limits that end some inside a run of queued
-        // steps; with a top-p request among them, which needs its logits ranked, steps run one at a time while it does.
+        // Sequences that draw (one with min-p, one among its top-k with top-p) beside a greedy one, token limits that
+        // end some inside a run of queued steps; with a top-p request among them, which needs its logits ranked, steps
+        // run one at a time while it does.
         var samplings = [
             SamplingParameters(temperature: 0.9, seed: 11), SamplingParameters(temperature: 0),
             SamplingParameters(temperature: 1.3, minP: 0.05, seed: 12), SamplingParameters(temperature: 0.7, seed: 13),
+            SamplingParameters(temperature: 1.1, topK: 30, topP: 0.85, seed: 15),
         ]
         if withNucleus { samplings.append(SamplingParameters(temperature: 0.8, topP: 0.9, seed: 14)) }
-        let prompts = [[1, 2, 3], [7, 8], Array(10..<30), [99], [5, 6]]
-        let limits = [9, 10, 14, 7, 5]
+        let prompts = [[1, 2, 3], [7, 8], Array(10..<30), [99], [4, 4, 4], [5, 6]]
+        let limits = [9, 10, 14, 7, 12, 5]
         let requests = samplings.indices.map {
             GenerationRequest(prompt: prompts[$0], maxTokens: limits[$0], sampling: samplings[$0])
         }

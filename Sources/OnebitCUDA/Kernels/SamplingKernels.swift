@@ -367,5 +367,81 @@ extension KernelSource {
             }
             if (threadIdx.x == 0) put_token(found != 0x7fffffff ? found : row_chunks[chosen].last_kept, tokens, feed);
         }
+
+        // Top-k sampling (with top-p and min-p among the k) where the logits are, as the host's Sampler draws it
+        // (token(drawing:from:)): block r reads the `count` ranking keys of row r the top_keys passes left
+        // (most likely first) and, where top_ks[r] is above 0, thread i takes the i-th of the first top_ks[r]. With
+        // T = temperatures[r] and `top` the first one's logit: w = exp((logit - top) / T) in double and their total;
+        // min-p drops a share w / total below min_ps[r] / total; top-p keeps, in rank order, each token while the
+        // kept share before it is below top_ps[r]; then, walking the kept tokens in token order (sorted by id), the
+        // first at which the running share passes units[r] times the kept share (the last kept one where rounding
+        // keeps the sum short of it). A row without a finite candidate gives token 0. Rows whose top_ks[r] or
+        // temperature is 0 are left to the whole-row draw (the argmax); the tokens also go to feed[r] where feed is not
+        // null.
+        #define CANDIDATE_THREADS \#(candidateThreads)
+        __device__ __forceinline__ float ranking_logit(unsigned long long key) {
+            const u32 ordered = ~(u32)(key >> 32);
+            return __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
+        }
+
+        extern "C" __global__ void __launch_bounds__(CANDIDATE_THREADS)
+            draw_candidates(const unsigned long long *keys, int count, const float *temperatures, const int *top_ks,
+                            const float *top_ps, const float *min_ps, const double *units, int *tokens, int *feed) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int k = min(top_ks[blockIdx.x], min(count, CANDIDATE_THREADS));
+            if (k <= 0 || temperatures[blockIdx.x] == 0.0f) return;
+            __shared__ double shares[CANDIDATE_THREADS];
+            __shared__ unsigned long long sorted[CANDIDATE_THREADS];
+            __shared__ int found, last;
+            const unsigned long long *row = keys + (size_t)blockIdx.x * count;
+            const int i = threadIdx.x;
+            if (row[0] == ~0ull) {
+                if (i == 0) put_token(0, tokens, feed);
+                return;
+            }
+            const unsigned long long key = i < k ? row[i] : ~0ull;
+            const float top = ranking_logit(row[0]), temperature = temperatures[blockIdx.x];
+            const double w = key == ~0ull ? 0.0 : exp((double)((ranking_logit(key) - top) / temperature));
+            const double total = block_sum(w);
+            double share = w / total;
+            if (share < 1.0 / total * (double)min_ps[blockIdx.x]) share = 0.0;
+            if (top_ps[blockIdx.x] < 1.0f) {
+                double all;
+                // The shares before this one are all kept while their sum is below top-p.
+                if (block_scan_exclusive(share, all) >= (double)top_ps[blockIdx.x] && i > 0) share = 0.0;
+            }
+            const double mass = block_sum(share);
+            shares[i] = share;
+            sorted[i] = share > 0.0 ? (key & 0xffffffffull) << 32 | (unsigned)i : ~0ull;
+            if (i == 0) {
+                found = 0x7fffffff;
+                last = -1;
+            }
+            for (int size = 2; size <= CANDIDATE_THREADS; size <<= 1) {
+                for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                    __syncthreads();
+                    const int j = i ^ stride;
+                    if (j > i) {
+                        const unsigned long long a = sorted[i], b = sorted[j];
+                        if ((a > b) == ((i & size) == 0)) {
+                            sorted[i] = b;
+                            sorted[j] = a;
+                        }
+                    }
+                }
+            }
+            __syncthreads();
+            const unsigned long long mine = sorted[i];
+            const double own = mine == ~0ull ? 0.0 : shares[mine & 0xffffffffull];
+            double all;
+            const double running = block_scan_exclusive(own, all) + own;
+            if (own > 0.0) {
+                atomicMax(&last, i);
+                if (running > units[blockIdx.x] * mass) atomicMin(&found, i);
+            }
+            __syncthreads();
+            if (i == 0) put_token((int)(sorted[found != 0x7fffffff ? found : last] >> 32), tokens, feed);
+        }
         """#
 }

@@ -35,18 +35,21 @@ extension CUDABackend: Backend {
 
     /// The draws made on the GPU.
     public func draw(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: [RowDraw]) -> [Int] {
-        drawTokens(
-            x, rows: rows, head: head, temperatures: draws.map(\.temperature), minPs: draws.map(\.minP),
-            units: draws.map(\.unit))
+        drawTokens(x, rows: rows, head: head, draws: Self.deviceDraws(draws))
     }
 
     /// The draws made on the GPU, their tokens kept there.
     public func drawKept(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: [RowDraw], step index: Int, of count: Int
     ) -> [Int]? {
-        drawKept(
-            x, rows: rows, head: head, temperatures: draws.map(\.temperature), minPs: draws.map(\.minP),
-            units: draws.map(\.unit), step: index, of: count)
+        drawKept(x, rows: rows, head: head, draws: Self.deviceDraws(draws), step: index, of: count)
+    }
+
+    /// The draws as the kernels take them, one array a parameter.
+    private static func deviceDraws(_ draws: [RowDraw]) -> Draws {
+        Draws(
+            temperatures: draws.map(\.temperature), minPs: draws.map(\.minP), topKs: draws.map(\.topK),
+            topPs: draws.map(\.topP), units: draws.map(\.unit))
     }
 
     /// The sequence held in `blocks` of `pool`.

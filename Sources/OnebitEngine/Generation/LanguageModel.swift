@@ -17,7 +17,7 @@ public final class LanguageModel {
     public let deviceDescription: String
     private let forward: Forward
     /// Most decoding steps run before their tokens come back, each step's tokens chosen and fed to the next where the
-    /// model runs, greedy or drawn at a temperature over the whole row: by
+    /// model runs, greedy or drawn at a temperature over the whole row or among the top-k: by
     /// ``generate(prompt:maxTokens:sampling:onToken:)``, and by the scheduler unless its configuration says
     /// otherwise. 8 on the GPU, where that saves the wait between steps; 1 on the CPU, which has every token at once.
     /// Tokens then arrive in bursts of up to this many.
@@ -156,7 +156,7 @@ public final class LanguageModel {
             }
             // Only what the sampler needs of the next logits comes back where the backend runs: the argmax, the
             // token it draws, or the largest logits.
-            // Greedy tokens and draws over the whole row are chosen where the backend runs, several steps at once.
+            // Greedy tokens and draws are chosen where the backend runs, several steps at once.
             let count = min(stepsAhead, maxTokens - generated.count, session.capacity - session.length)
             if greedy {
                 if count > 1 {
@@ -165,7 +165,7 @@ public final class LanguageModel {
                 } else {
                     next = try session.appendGreedy(token)
                 }
-            } else if sampler.drawsFromWholeRow {
+            } else if sampler.drawsWhereTheLogitsAre {
                 if count > 1 {
                     queued = try session.appendDrawingSteps(
                         token, draws: (0..<count).map { _ in sampler.nextRowDraw() })

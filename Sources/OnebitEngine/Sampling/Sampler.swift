@@ -16,7 +16,7 @@ public struct Sampler {
         random = SplitMix64(seed: parameters.seed)
     }
 
-    /// The most candidates ``sample(candidates:)`` takes: `top_k` up to this many can be sampled from the largest
+    /// The most candidates a draw takes where the logits are: `top_k` up to this many can be sampled from the largest
     /// logits alone, found where the backend runs.
     public static let largestCandidateSet = 256
 
@@ -101,18 +101,17 @@ public struct Sampler {
         }
     }
 
-    /// How much of the next logits is enough to sample from, where the largest of them are: their number and, for
-    /// top-p, the temperature of the row's total weight (``sample(ranked:)``); nil where the whole row is needed.
+    /// How much of the next logits is enough to sample from, where the largest of them are: for top-p without top-k
+    /// (``samplesFromNucleus``), their number and the temperature of the row's total weight (``sample(ranked:)``);
+    /// nil where the whole row is needed, or where the draw runs where the logits are (``drawsWhereTheLogitsAre``).
     public var ranking: (count: Int, totalAt: Float?)? {
-        if samplesFromCandidates { return (parameters.topK, nil) }
-        if samplesFromNucleus { return (Self.largestCandidateSet, parameters.temperature) }
-        return nil
+        samplesFromNucleus ? (Self.largestCandidateSet, parameters.temperature) : nil
     }
 
-    /// ``sample(candidates:)``, or ``sample(candidates:total:)`` where `ranked` carries the row's total weight: nil
-    /// where the whole row is needed after all.
+    /// ``sample(candidates:total:)`` with the candidates and the row's total weight `ranked` carries: nil where the
+    /// whole row is needed after all, or `ranked` has no total.
     public mutating func sample(ranked: RankedLogits) -> Int? {
-        guard let total = ranked.total else { return sample(candidates: ranked.candidates) }
+        guard let total = ranked.total else { return nil }
         return sample(candidates: ranked.candidates, total: total)
     }
 
@@ -124,43 +123,36 @@ public struct Sampler {
         return logits.reduce(0) { $1.isFinite ? $0 + sampler.weight($1, top: top) : $0 }
     }
 
-    /// Whether the draw over a whole row (temperature, min-p, no other filter or penalty) can run where the logits
-    /// are: ``nextRowDraw()`` then gives what it needs, and ``token(drawing:from:)`` what it must find.
-    public var drawsFromWholeRow: Bool {
-        parameters.temperature > 0 && parameters.repetitionPenalty == 1 && parameters.topK == 0
-            && parameters.topP == 1
+    /// Whether the draw can run where the logits are: temperature over the whole row, or among the top-k (at most
+    /// ``largestCandidateSet``) with top-p, and min-p; no penalty, and no top-p without top-k (whose nucleus may reach
+    /// past any number of candidates). ``nextRowDraw()`` then gives what it needs, and ``token(drawing:from:)`` what
+    /// it must find.
+    public var drawsWhereTheLogitsAre: Bool {
+        parameters.temperature > 0 && parameters.repetitionPenalty == 1
+            && (parameters.topK == 0 && parameters.topP == 1 || samplesFromCandidates)
     }
 
     /// The parameters and the random number of the next draw, for a backend that draws where the logits are; the
     /// sampler's random stream moves on as ``sample(_:history:)`` moves it.
     public mutating func nextRowDraw() -> RowDraw {
-        precondition(drawsFromWholeRow, "only a draw over a whole row runs where the logits are")
+        precondition(drawsWhereTheLogitsAre, "only these draws run where the logits are")
         return RowDraw(
-            temperature: parameters.temperature, minP: parameters.minP, unit: random.nextUnitInterval())
+            temperature: parameters.temperature, minP: parameters.minP, topK: parameters.topK,
+            topP: parameters.topK > 0 ? parameters.topP : 1, unit: random.nextUnitInterval())
     }
 
     /// The token `draw` picks from `logits`: what ``sample(_:history:)`` gives for its parameters and random number.
     public static func token(drawing draw: RowDraw, from logits: [Float]) -> Int {
-        var sampler = Sampler(SamplingParameters(temperature: draw.temperature, minP: draw.minP))
+        var sampler = Sampler(
+            SamplingParameters(temperature: draw.temperature, topK: draw.topK, topP: draw.topP, minP: draw.minP))
         return sampler.sample(logits, history: [], unit: draw.unit)
     }
 
-    /// Whether ``sample(candidates:)`` gives what ``sample(_:history:)`` would for these parameters: top-k sampling
-    /// with at most ``largestCandidateSet`` tokens and no repetition penalty.
+    /// Whether the draw is top-k sampling among at most ``largestCandidateSet`` tokens without a repetition penalty,
+    /// which needs only the row's `parameters.topK` largest logits.
     public var samplesFromCandidates: Bool {
         parameters.temperature > 0 && parameters.repetitionPenalty == 1
             && (1...Self.largestCandidateSet).contains(parameters.topK)
-    }
-
-    /// The next token given only the `parameters.topK` largest logits of the last position, most likely first and
-    /// the lower token first on ties (as ``ranked(_:)`` orders them): the same token, drawn with the same random
-    /// numbers, as ``sample(_:history:)`` gives with the whole row where ``samplesFromCandidates``. A row with no finite
-    /// logit gives token 0, as the argmax does of a row of NaN or -infinity.
-    public mutating func sample(candidates: [LogitCandidate]) -> Int {
-        precondition(samplesFromCandidates, "candidates serve top-k sampling without a repetition penalty")
-        let kept = Array(candidates.prefix(parameters.topK).filter(\.logit.isFinite))
-        guard let top = kept.first?.logit else { return 0 }
-        return choose(kept.map(\.token), weights: kept.map { weight($0.logit, top: top) }, total: nil, ranked: true)!
     }
 
     /// Draws from `kept`, the tokens top-k left (most likely first where `ranked`, else in token order; nil for every
@@ -307,21 +299,28 @@ public struct Sampler {
     }
 }
 
-/// One draw of temperature sampling over a whole row (with min-p), made where the logits are: the parameters and the
-/// random number the sampler chose for it.
+/// One draw of temperature sampling over a whole row or among its top-k (with top-p and min-p), made where the logits
+/// are: the parameters and the random number the sampler chose for it.
 public struct RowDraw: Equatable, Sendable {
     /// Softmax temperature; 0 takes the argmax (the lowest token on ties), so that greedy rows can join a step of
     /// draws.
     public var temperature: Float
     /// Drop tokens less likely than `minP` times the most likely one (0 keeps all).
     public var minP: Float
+    /// Draw among the `topK` most likely tokens (0: the whole row), at most ``Sampler/largestCandidateSet``.
+    public var topK: Int
+    /// Among the top-k, the most likely tokens whose probabilities add up to `topP` (1 keeps all; only with top-k).
+    public var topP: Float
     /// The uniform random number in [0, 1) that picks the token.
     public var unit: Double
 
     /// A draw.
-    public init(temperature: Float, minP: Float, unit: Double) {
+    public init(temperature: Float, minP: Float, topK: Int = 0, topP: Float = 1, unit: Double) {
+        precondition(topK > 0 || topP == 1, "top-p is drawn where the logits are only among the top-k")
         self.temperature = temperature
         self.minP = minP
+        self.topK = topK
+        self.topP = topP
         self.unit = unit
     }
 

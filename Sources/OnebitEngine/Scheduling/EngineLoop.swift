@@ -320,9 +320,9 @@ final class SequenceState {
         readsOnlySampledToken && job.request.sampling.temperature == 0 && job.request.sampling.repetitionPenalty == 1
     }
 
-    /// Where not 0, the number of largest logits the next token can be sampled from (top-k sampling, or top-p tried
-    /// first on them, with nothing else read from the logits: no penalty, bias, constraint or log-probabilities);
-    /// the step then brings back only those.
+    /// Where not 0, the number of largest logits the next token can be sampled from (top-p without top-k, tried first
+    /// on them, with nothing else read from the logits: no penalty, bias, constraint or log-probabilities); the step
+    /// then brings back only those.
     var candidatesSuffice: Int {
         readsOnlySampledToken ? sampler.ranking?.count ?? 0 : 0
     }
@@ -340,9 +340,9 @@ final class SequenceState {
             && request.topLogprobs == nil && constraint == nil
     }
 
-    /// The next draw over a whole row, where the next token is drawn from the whole row with nothing else read from
-    /// the logits (no penalty, bias, constraint or log-probabilities), so the step brings back only the token; else
-    /// nil. It takes the kept draw (``keepNextRowDraw()``), else the sampler's next random number.
+    /// The next draw, where the next token is drawn where the logits are (over the whole row or among the top-k) with
+    /// nothing else read from them (no penalty, bias, constraint or log-probabilities), so the step brings back only
+    /// the token; else nil. It takes the kept draw (``keepNextRowDraw()``), else the sampler's next random number.
     func nextRowDraw() -> RowDraw? {
         drawsOnDevice ? takeRowDraw() : nil
     }
@@ -366,8 +366,9 @@ final class SequenceState {
         return keptDraw ?? sampler.nextRowDraw()
     }
 
-    /// Whether each next token is chosen from the raw logits by the argmax or by a draw over the whole row, with
-    /// nothing else read from them: the model can then choose it where it runs and feed it to the next step.
+    /// Whether each next token is chosen from the raw logits by the argmax or by a draw where the logits are
+    /// (``Sampler/drawsWhereTheLogitsAre``), with nothing else read from them: the model can then choose it where it
+    /// runs and feed it to the next step.
     var choosesOnDevice: Bool { needsOnlyArgmax || drawsOnDevice }
 
     /// The next `count` tokens' choices for steps queued ahead: the argmax for a greedy sequence, else the sampler's
@@ -377,8 +378,8 @@ final class SequenceState {
         return (0..<count).map { _ in needsOnlyArgmax ? .argmax : takeRowDraw() }
     }
 
-    /// Whether the next token is drawn from the whole row and nothing else reads the logits.
-    private var drawsOnDevice: Bool { readsOnlySampledToken && sampler.drawsFromWholeRow }
+    /// Whether the next token is drawn where the logits are and nothing else reads them.
+    private var drawsOnDevice: Bool { readsOnlySampledToken && sampler.drawsWhereTheLogitsAre }
 
     /// The logits after the logit bias and the presence and frequency penalties.
     func process(_ logits: [Float]) -> [Float] {

@@ -240,23 +240,28 @@ enum HeadCheck {
                 }
             }
             // And the tokens it draws must be those the host's sampler draws from those logits.
-            // Every fifth row takes its argmax (temperature 0), as a greedy sequence does in a step of draws.
+            // Every fifth row takes its argmax (temperature 0), as a greedy sequence does in a step of draws, and
+            // every seventh draws among its 40 largest logits with top-p 0.9.
             let draws = (0..<tokens).map { token -> RowDraw in
                 let temperature: Float = token % 5 == 4 ? 0 : token % 2 == 0 ? 0.7 : 1.3
                 let minP: Float = token % 3 == 0 ? 0 : 0.05
-                return RowDraw(temperature: temperature, minP: minP, unit: Double(rng.next() >> 11) * 0x1.0p-53)
+                let topK = token % 7 == 6 ? 40 : 0
+                return RowDraw(
+                    temperature: temperature, minP: minP, topK: topK, topP: topK > 0 ? 0.9 : 1,
+                    unit: Double(rng.next() >> 11) * 0x1.0p-53)
             }
             let hostDraws = (0..<tokens).map { token -> Int in
                 Sampler.token(drawing: draws[token], from: Array(got[token * rows..<(token + 1) * rows]))
             }
-            let sameDraws = device.draw(x, rows: all, head: weights, draws: draws) == hostDraws
+            let differing = zip(device.draw(x, rows: all, head: weights, draws: draws), hostDraws).count { $0 != $1 }
+            let sameDraws = differing == 0
             let ok = worst <= 1e-4 && sameArgmax && sameCandidates && sameDraws
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
                     + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); top 1, 40 and "
                     + "\(Sampler.largestCandidateSet) with totals \(sameCandidates ? "agree" : "differ"); draws "
-                    + "\(sameDraws ? "agree" : "differ")")
+                    + "\(sameDraws ? "agree" : "differ in \(differing) of \(tokens) rows")")
         }
         return failures
     }
@@ -335,7 +340,8 @@ enum DecodeStepCheck {
 /// with two kv heads: prompts of different lengths, then batched steps of one token per sequence (the steps a
 /// backend may record and replay), whose logits must agree, then batched greedy steps whose tokens must be the same,
 /// the last four through ``Transformer/decodeSteps(batch:count:draws:queueingNext:drawing:)``. Then, on the device
-/// alone, eight steps whose tokens are drawn at a temperature (a third of the sequences greedy, a third with min-p),
+/// alone, eight steps whose tokens are drawn at a temperature (a third of the sequences greedy, a third with min-p, a
+/// sixth among their top-k),
 /// one step at a time and again as two queued runs over the same positions, the second's first step queued ahead: the
 /// tokens must be the same.
 enum BatchedStepCheck {
@@ -387,10 +393,12 @@ enum BatchedStepCheck {
             lengths = lengths.map { $0 + 4 }
             // The drawn steps, one at a time, then queued over the same positions from the same tokens: two runs of
             // four, the second's first step queued before the first's tokens come back.
+            // A third of the sequences greedy, a third with min-p, a sixth among their 20 largest logits with top-p.
             var samplers = prompts.indices.map { index in
                 Sampler(
                     SamplingParameters(
-                        temperature: index % 3 == 0 ? 0 : 0.8, minP: index % 3 == 1 ? 0.05 : 0, seed: UInt64(index)))
+                        temperature: index % 3 == 0 ? 0 : 0.8, topK: index % 6 == 2 ? 20 : 0,
+                        topP: index % 6 == 2 ? 0.9 : 1, minP: index % 3 == 1 ? 0.05 : 0, seed: UInt64(index)))
             }
             let draws = (0..<8).map { _ in
                 samplers.indices.map { samplers[$0].parameters.temperature == 0 ? .argmax : samplers[$0].nextRowDraw() }
