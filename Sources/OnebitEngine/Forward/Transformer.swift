@@ -297,8 +297,8 @@ public final class Transformer<B: Backend> {
         return tokens
     }
 
-    /// Makes the next ``decodeSteps(batch:count:draws:queueingNext:drawing:)`` run its first step itself: for a caller whose
-    /// sequences changed although their positions and tokens did not.
+    /// Makes the next ``decodeSteps(batch:count:draws:queueingNext:drawing:)`` run its first step itself: for a caller
+    /// whose sequences changed although their positions and tokens did not.
     public func forgetQueuedStep() {
         queuedStep = nil
     }

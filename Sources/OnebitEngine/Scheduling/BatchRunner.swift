@@ -20,8 +20,8 @@ protocol BatchRunner: AnyObject {
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
     /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
     func logits(ofLastStepSlice index: Int) -> [Float]
-    /// Most decoding steps ``runSteps(_:count:draws:queueingNext:drawing:)`` gains by queuing at once: 1 where the backend
-    /// hands every step's tokens back anyway.
+    /// Most decoding steps ``runSteps(_:count:draws:queueingNext:drawing:)`` gains by queuing at once: 1 where the
+    /// backend hands every step's tokens back anyway.
     var stepsAhead: Int { get }
     /// Runs `count` decoding steps of one token per slice, each step's tokens chosen from the logits of the step
     /// before (by `draws[step][slice]` where `draws` is not empty, else the argmax), and waits once for all of them;
