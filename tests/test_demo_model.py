@@ -73,3 +73,25 @@ def test_bench_and_serve_refuse_fewer_than_one_step_ahead():
                                  timeout=60)
         assert refused.returncode != 0
         assert "--steps-ahead must be at least 1" in refused.stderr
+
+
+def test_bench_refuses_draws_it_cannot_make_on_the_device():
+    cases = [
+        (["--temperature=-1"], "--temperature must be 0 or more"),
+        (["--temperature", "1", "--top-k", "300"], "--top-k must be 0 to 256"),
+        (["--top-k", "40"], "--top-k needs a --temperature above 0"),
+        (["--temperature", "1", "--top-p", "0.9"], "--top-p needs --top-k"),
+        (["--temperature", "1", "--top-k", "40", "--top-p", "0"], "--top-p must be above 0 and at most 1"),
+    ]
+    for flags, message in cases:
+        refused = subprocess.run([BINARY, "bench", "-p", "4", "-n", "4", *flags], capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0
+        assert message in refused.stderr
+
+
+def test_bench_draws_among_the_top_k_with_queued_steps():
+    out = onebit("bench", "--model", DEMO, "-p", "4", "-n", "6", "--batch", "2", "--steps-ahead", "3", "--temperature", "0.9",
+                 "--top-k", "40", "--top-p", "0.9", "--json")
+    report = json.loads(out)
+    assert report["top_k"] == 40 and report["steps_ahead"] == 3 and report["generation_tokens_per_second"] > 0

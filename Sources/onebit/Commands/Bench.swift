@@ -65,6 +65,18 @@ struct Bench: ParsableCommand {
             valueName: "T"))
     var temperature: Float = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "With --temperature, draw among the K most likely tokens (1 to \(Sampler.largestCandidateSet); 0: the whole "
+                + "row).", valueName: "K"))
+    var topK = 0
+
+    @Option(
+        help: ArgumentHelp(
+            "With --top-k, draw among the most likely of those K whose probabilities add up to P (1: all K).",
+            valueName: "P"))
+    var topP: Float = 1
+
     @Option(help: "Where the model runs: cpu or cuda (the first GPU; --threads and --kernels do not apply).")
     var device = "cpu"
 
@@ -78,6 +90,12 @@ struct Bench: ParsableCommand {
         guard (1...64).contains(batch) else { throw ValidationError("--batch must be 1 to 64") }
         guard stepsAhead >= 1 else { throw ValidationError("--steps-ahead must be at least 1") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be 0 or more") }
+        guard (0...Sampler.largestCandidateSet).contains(topK) else {
+            throw ValidationError("--top-k must be 0 to \(Sampler.largestCandidateSet)")
+        }
+        guard topK == 0 || temperature > 0 else { throw ValidationError("--top-k needs a --temperature above 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be above 0 and at most 1") }
+        guard topP == 1 || topK > 0 else { throw ValidationError("--top-p needs --top-k") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernels {
             guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
@@ -219,7 +237,7 @@ struct Bench: ParsableCommand {
         let decode = decodeRates.max()!
         let report = Report(
             source: source, instructionSet: kernels, threads: threads,
-            int8Head: int8Head, batch: batch, stepsAhead: stepsAhead, temperature: temperature,
+            int8Head: int8Head, batch: batch, stepsAhead: stepsAhead, temperature: temperature, topK: topK, topP: topP,
             promptTokens: promptTokens,
             generatedTokens: generatedTokens,
             prefill: prefill, decode: decodeRates, loadSeconds: loadSeconds,
@@ -249,7 +267,9 @@ struct Bench: ParsableCommand {
             }
         }
         var tokens = [Int](repeating: prompt.last!, count: batch)
-        var samplers = (0..<batch).map { Sampler(SamplingParameters(temperature: temperature, seed: UInt64($0))) }
+        var samplers = (0..<batch).map {
+            Sampler(SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: UInt64($0)))
+        }
         func nextDraws() -> [RowDraw] { samplers.indices.map { samplers[$0].nextRowDraw() } }
         // The draws of a run's first step, taken when the run before queued that step.
         var queuedDraws: [RowDraw]?
@@ -348,6 +368,8 @@ private struct Report {
     var batch: Int
     var stepsAhead: Int
     var temperature: Float
+    var topK: Int
+    var topP: Float
     var promptTokens: Int
     var generatedTokens: Int
     var prefill: [Double]
@@ -372,6 +394,7 @@ private struct Report {
             (batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : "")
             + (stepsAhead > 1 ? ", \(stepsAhead) steps a wait" : "")
             + (temperature > 0 ? ", drawn at temperature \(format(Double(temperature), 2))" : "")
+            + (topK > 0 ? " among the top \(topK)" + (topP < 1 ? " with top-p \(format(Double(topP), 2))" : "") : "")
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
             kernels      \(instructionSet)\(threads > 0 ? ", \(threads) threads" : "")
@@ -389,7 +412,7 @@ private struct Report {
         .object([
             "model": .string(source), "kernels": .string(instructionSet), "threads": .integer(threads),
             "int8_head": .bool(int8Head), "batch": .integer(batch), "steps_ahead": .integer(stepsAhead),
-            "temperature": .number(Double(temperature)),
+            "temperature": .number(Double(temperature)), "top_k": .integer(topK), "top_p": .number(Double(topP)),
             "prompt_tokens": .integer(promptTokens),
             "generated_tokens": .integer(generatedTokens),
             "prompt_tokens_per_second": .number(prefill.max()!),
