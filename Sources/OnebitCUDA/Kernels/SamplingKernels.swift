@@ -77,10 +77,13 @@ extension KernelSource {
             return ((unsigned long long)~ordered << 32) | (u32)token;
         }
 
-        __device__ void sort_chunk(unsigned long long *keys) {
-            for (int size = 2; size <= TOP_CHUNK; size <<= 1) {
+        // Sorts the N keys in shared memory ascending (a bitonic sort); threads below N / 2 each move a pair, and
+        // every thread of the block takes part in its barriers.
+        template <int N> __device__ void sort_keys(unsigned long long *keys) {
+            for (int size = 2; size <= N; size <<= 1) {
                 for (int stride = size >> 1; stride > 0; stride >>= 1) {
                     __syncthreads();
+                    if (threadIdx.x >= N / 2) continue;
                     const int a = 2 * threadIdx.x - (threadIdx.x & (stride - 1)), b = a + stride;
                     const unsigned long long x = keys[a], y = keys[b];
                     if ((x > y) == ((a & size) == 0)) {
@@ -107,7 +110,7 @@ extension KernelSource {
                 const int token = blockIdx.x * TOP_CHUNK + i;
                 keys[i] = token < columns ? ranking_key(row[token], token) : ~0ull;
             }
-            sort_chunk(keys);
+            sort_keys<TOP_CHUNK>(keys);
             keep_first(keys, keep, out);
         }
 
@@ -120,7 +123,7 @@ extension KernelSource {
                 const int index = blockIdx.x * TOP_CHUNK + i;
                 keys[i] = index < columns ? row[index] : ~0ull;
             }
-            sort_chunk(keys);
+            sort_keys<TOP_CHUNK>(keys);
             keep_first(keys, keep, out);
         }
 
@@ -418,20 +421,7 @@ extension KernelSource {
                 found = 0x7fffffff;
                 last = -1;
             }
-            for (int size = 2; size <= CANDIDATE_THREADS; size <<= 1) {
-                for (int stride = size >> 1; stride > 0; stride >>= 1) {
-                    __syncthreads();
-                    const int j = i ^ stride;
-                    if (j > i) {
-                        const unsigned long long a = sorted[i], b = sorted[j];
-                        if ((a > b) == ((i & size) == 0)) {
-                            sorted[i] = b;
-                            sorted[j] = a;
-                        }
-                    }
-                }
-            }
-            __syncthreads();
+            sort_keys<CANDIDATE_THREADS>(sorted);
             const unsigned long long mine = sorted[i];
             const double own = mine == ~0ull ? 0.0 : shares[mine & 0xffffffffull];
             double all;

@@ -188,15 +188,15 @@ final class EngineLoop {
     /// sampler up front in step order, so it draws the tokens it would one step at a time; the draw of a next run's
     /// first step, queued ahead, waits in the sequence for whatever step comes next.
     private func stepAhead(_ count: Int) {
-        let greedy = running.allSatisfy(\.needsOnlyArgmax)
         let next = nextQueuedStepCount(after: count)
         let slices = running.map {
             SliceRequest(
                 sequence: $0.sequence, tokens: [$0.pendingToken!], start: $0.cached, wantsLogits: true, greedy: true)
         }
-        let perSequence = greedy ? [] : running.map { $0.nextRowDraws(count) }
-        let draws = perSequence.isEmpty ? [] : (0..<count).map { step in perSequence.map { $0[step] } }
-        let nextDraws = greedy || next == 0 ? [] : running.map { $0.keepNextRowDraw() }
+        // A step whose draws all take the argmax (temperature 0) runs the argmax alone.
+        let perSequence = running.map { $0.nextRowDraws(count) }
+        let draws = (0..<count).map { step in perSequence.map { $0[step] } }
+        let nextDraws = next == 0 ? [] : running.map { $0.keepNextRowDraw() }
         let steps = runner.runSteps(slices, count: count, draws: draws, queueingNext: next, drawing: nextDraws)
         totals.steps += count
         totals.queuedSteps += count
