@@ -55,8 +55,9 @@ public final class CUDABackend {
     private var drawBuffer: DeviceBuffer?
     /// Each chunk's largest logits and kept mass, between the launches of a draw.
     private var drawChunkBuffer: DeviceBuffer?
-    /// The ranking keys of the passes of ``largestLogits(_:rows:head:count:)``, one buffer for each other pass.
-    private var rankingKeys: (DeviceBuffer?, DeviceBuffer?)
+    /// The ranking's group minima, candidates, ranked keys, thresholds and candidate counts
+    /// (``queueRanking(_:columns:rows:count:)``).
+    private var rankingBuffer: DeviceBuffer?
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
     /// Zeroed counters of finished blocks, which single-token kernels use to find their last block: word 0 for the
@@ -1107,16 +1108,15 @@ public final class CUDABackend {
         }
     }
 
-    /// The most logits a row ``largestLogits(_:rows:head:count:)`` brings back: each pass keeps at most half of
-    /// what its blocks sort, so the passes converge.
-    public static let largestLogitsLimit = KernelSource.topChunk / 2
+    /// The most logits a row ``largestLogits(_:rows:head:count:)`` brings back: each tile of keys the ranking sorts
+    /// keeps at most half of it.
+    public static let largestLogitsLimit = KernelSource.rankTile / 2
 
     /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
-    /// ties: the head's products as ``logits(_:rows:head:)`` computes them, ranked on the GPU in passes that sort
-    /// chunks of their keys and keep the first `count` of each (three passes for a 128,256-token vocabulary), and
-    /// only `count` tokens and logits a row come back. With `temperatures` (one a row), each row's total weight
-    /// `exp((logit - largest) / T)` over its finite logits comes back too (`row_totals`; 0 for a row without one),
-    /// for top-p sampling from the largest logits.
+    /// ties: the head's products as ``logits(_:rows:head:)`` computes them, ranked on the GPU
+    /// (``queueRanking(_:columns:rows:count:)``), and only `count` tokens and logits a row come back. With
+    /// `temperatures` (one a row), each row's total weight `exp((logit - largest) / T)` over its finite logits comes
+    /// back too (`row_totals`; 0 for a row without one), for top-p sampling from the largest logits.
     public func largestLogits(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int, temperatures: [Float]? = nil
     ) -> (ranked: [[(token: Int, logit: Float)]], totals: [Double]?) {
@@ -1152,26 +1152,35 @@ public final class CUDABackend {
         return (ranked, totals)
     }
 
-    /// Queues the ranking passes over `rows` rows of `columns` logits at `logits`, each keeping the first `count` keys
-    /// of every chunk it sorts until one chunk is left; returns where the `count` keys of each row, most likely first,
-    /// end up.
+    /// Queues the ranking of `rows` rows of `columns` logits at `logits` (`rank_group_minima`, `rank_thresholds`,
+    /// `rank_candidates`, `rank_largest`); returns where the `count` smallest ranking keys of each row, most likely
+    /// first, end up.
     private func queueRanking(_ logits: UInt64, columns: Int, rows: Int, count: Int) -> UInt64 {
-        var source = logits
-        var length = columns
-        var pass = 0
-        while true {
-            let chunks = (length + KernelSource.topChunk - 1) / KernelSource.topChunk
-            let bytes = rows * chunks * count * 8
-            let target =
-                pass % 2 == 0 ? scratch(&rankingKeys.0, bytes: bytes) : scratch(&rankingKeys.1, bytes: bytes)
-            launch(
-                pass == 0 ? .topKeysOfLogits : .topKeys, grid: (chunks, rows), block: KernelSource.topChunk / 2,
-                .address(source), .int(length), .int(count), .address(target.address))
-            source = target.address
-            length = chunks * count
-            pass += 1
-            if chunks == 1 { return source }
-        }
+        let group = KernelSource.rankGroup
+        let groups = (columns + group - 1) / group
+        // The keys that pass a row's threshold lie in at most `count` groups.
+        let capacity = group * count
+        let (minimaBytes, candidateBytes, rankedBytes) = (rows * groups * 8, rows * capacity * 8, rows * count * 8)
+        let buffer = scratch(&rankingBuffer, bytes: minimaBytes + candidateBytes + rankedBytes + rows * 12)
+        let minima = buffer.address
+        let candidates = minima + UInt64(minimaBytes)
+        let ranked = candidates + UInt64(candidateBytes)
+        let thresholds = ranked + UInt64(rankedBytes)
+        let counters = thresholds + UInt64(rows * 8)
+        let spans = (columns + KernelSource.rankSpan - 1) / KernelSource.rankSpan
+        launch(
+            .rankGroupMinima, grid: (spans, rows), block: KernelSource.rankThreads, .address(logits), .int(columns),
+            .address(minima))
+        launch(
+            .rankThresholds, grid: (rows, 1), block: KernelSource.rankSortThreads, .address(minima), .int(groups),
+            .int(count), .address(thresholds), .address(counters))
+        launch(
+            .rankCandidates, grid: (spans, rows), block: KernelSource.rankThreads, .address(logits), .int(columns),
+            .address(thresholds), .address(counters), .int(capacity), .address(candidates))
+        launch(
+            .rankLargest, grid: (rows, 1), block: KernelSource.rankSortThreads, .address(candidates), .int(capacity),
+            .address(counters), .int(count), .address(ranked))
+        return ranked
     }
 
     /// What each row of a draw samples with, one entry a row.

@@ -15,8 +15,9 @@ enum Kernel: Int, CaseIterable {
     case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
-        ropeStoreRows, attentionRows, attentionRowsClustered, topKeysOfLogits, topKeys, drawChunkTops,
-        drawChunkMasses, drawPick, drawCandidates, rowTotals, ternaryMatmulWarpgroup, denseGemmBF16Warpgroup
+        ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
+        rankLargest, drawChunkTops, drawChunkMasses, drawPick, drawCandidates, rowTotals, ternaryMatmulWarpgroup,
+        denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -88,8 +89,10 @@ enum Kernel: Int, CaseIterable {
         case .ropeStoreRows: "rope_store_rows"
         case .attentionRows: "attention_rows"
         case .attentionRowsClustered: "attention_rows_clustered"
-        case .topKeysOfLogits: "top_keys_of_logits"
-        case .topKeys: "top_keys"
+        case .rankGroupMinima: "rank_group_minima"
+        case .rankThresholds: "rank_thresholds"
+        case .rankCandidates: "rank_candidates"
+        case .rankLargest: "rank_largest"
         case .drawChunkTops: "draw_chunk_tops"
         case .drawChunkMasses: "draw_chunk_masses"
         case .drawPick: "draw_pick"

@@ -56,8 +56,16 @@ enum KernelSource {
     /// The widest row `rms_norm_quantize_wide` normalises.
     static var wideNormWidth: Int { wideNormValues * wideNormThreads }
 
-    /// Keys one block of the top-k passes sorts (`TOP_CHUNK`), with half as many threads.
-    static let topChunk = 2048
+    /// Consecutive tokens whose smallest ranking key the ranking's first pass keeps (`RANK_GROUP`, a warp).
+    static let rankGroup = 32
+    /// Logits a block of the ranking's passes over whole rows takes (`RANK_SPAN`).
+    static let rankSpan = 2048
+    /// Threads of a block of the ranking's passes over whole rows (`RANK_THREADS`).
+    static let rankThreads = 256
+    /// Keys a block of the ranking sorts at once (`RANK_TILE`).
+    static let rankTile = 4096
+    /// Threads of a ranking block that sorts.
+    static let rankSortThreads = 1024
     /// Threads of a block of the draw's launches (`draw_chunk_tops`, `draw_chunk_masses`, `draw_pick`).
     static let drawThreads = 256
     /// Most chunks of a row `draw_pick` takes (`DRAW_MAX_CHUNKS`).

@@ -61,14 +61,24 @@ extension KernelSource {
             }
         }
 
-        // The largest logits of rows for top-k sampling, in passes: block (c, r) sorts TOP_CHUNK keys of row r, chunk
-        // c, in shared memory (a bitonic sort, two keys a thread) and keeps the first `keep`. The key is the host's
-        // ranking key (Sampler.ranked): the logit's order-preserving bits inverted in the high word, the token in the
-        // low one, so ascending keys are the most likely logits first and the lower token first on ties; a logit
-        // that is not finite, and the padding past the row, get the largest key. top_keys_of_logits makes the keys of
-        // `columns`-wide rows of logits, top_keys ranks `columns` keys a row from an earlier pass; each pass leaves
-        // gridDim.x * keep keys a row, until one chunk is left.
-        #define TOP_CHUNK \#(topChunk)
+        // The largest logits of rows for top-k sampling. A logit's key is the host's ranking key (Sampler.ranked): the
+        // logit's order-preserving bits inverted in the high word, the token in the low one, so ascending keys are the
+        // most likely logits first and the lower token first on ties; a logit that is not finite gets the largest key,
+        // ~0, and is never ranked. Keys are distinct but for ~0. Four launches; sorting whole rows, or whole chunks of
+        // 2,048 keys and then their survivors, made a 64-sequence step on a 128,256-token vocabulary about 0.3 ms
+        // longer, so only a few keys are sorted:
+        // - rank_group_minima: the smallest key of each group of RANK_GROUP consecutive tokens;
+        // - rank_thresholds: block r sorts row r's group minima and keeps the count-th smallest as the row's
+        //   threshold. The count groups whose minima are at most the threshold hold count keys at most that large, so
+        //   the row's count smallest keys are all at most the threshold, and they all lie in those groups: at most
+        //   RANK_GROUP * count keys pass;
+        // - rank_candidates: every finite key at most its row's threshold, appended to the row's candidates;
+        // - rank_largest: block r sorts row r's candidates and keeps the first count, ~0 where fewer are finite.
+        #define RANK_GROUP \#(rankGroup)
+        static_assert(RANK_GROUP == 32, "a warp a group");
+        #define RANK_SPAN \#(rankSpan)
+        #define RANK_THREADS \#(rankThreads)
+        #define RANK_TILE \#(rankTile)
         __device__ __forceinline__ unsigned long long ranking_key(float logit, int token) {
             if (!isfinite(logit)) return ~0ull;
             // -0 and 0 are equal logits: one bit pattern for both keeps the lower token first.
@@ -77,54 +87,106 @@ extension KernelSource {
             return ((unsigned long long)~ordered << 32) | (u32)token;
         }
 
-        // Sorts the N keys in shared memory ascending (a bitonic sort); threads below N / 2 each move a pair, and
-        // every thread of the block takes part in its barriers.
-        template <int N> __device__ void sort_keys(unsigned long long *keys) {
-            for (int size = 2; size <= N; size <<= 1) {
+        // Sorts the n keys in shared memory ascending, n a power of two (a bitonic sort); the threads of the block
+        // share the pairs, and every thread takes part in the barriers.
+        __device__ void sort_keys(unsigned long long *keys, int n) {
+            for (int size = 2; size <= n; size <<= 1) {
                 for (int stride = size >> 1; stride > 0; stride >>= 1) {
                     __syncthreads();
-                    if (threadIdx.x >= N / 2) continue;
-                    const int a = 2 * threadIdx.x - (threadIdx.x & (stride - 1)), b = a + stride;
-                    const unsigned long long x = keys[a], y = keys[b];
-                    if ((x > y) == ((a & size) == 0)) {
-                        keys[a] = y;
-                        keys[b] = x;
+                    for (int t = threadIdx.x; t < n / 2; t += blockDim.x) {
+                        const int a = 2 * t - (t & (stride - 1)), b = a + stride;
+                        const unsigned long long x = keys[a], y = keys[b];
+                        if ((x > y) == ((a & size) == 0)) {
+                            keys[a] = y;
+                            keys[b] = x;
+                        }
                     }
                 }
             }
             __syncthreads();
         }
 
-        __device__ void keep_first(const unsigned long long *keys, int keep, unsigned long long *out) {
-            out += ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * keep;
-            for (int i = threadIdx.x; i < keep; i += blockDim.x) out[i] = keys[i];
+        // The smallest power of two not below n (n at least 1).
+        __device__ __forceinline__ int power_of_two_above(int n) { return n <= 1 ? 1 : 1 << (32 - __clz(n - 1)); }
+
+        // Leaves the `count` smallest of the n keys at `in` ascending at the front of `keys`, ~0 past the n-th: the keys
+        // come in a tile of RANK_TILE at a time, each sorted behind the smallest count kept from the tiles before
+        // (count at most RANK_TILE / 2, so every tile brings at least as many keys as it keeps).
+        __device__ void keep_smallest(const unsigned long long *in, int n, int count, unsigned long long *keys) {
+            int held = 0, next = 0;
+            do {
+                const int take = min(n - next, RANK_TILE - held);
+                const int size = power_of_two_above(max(held + take, count));
+                for (int i = threadIdx.x; i < size - held; i += blockDim.x) keys[held + i] = i < take ? in[next + i] : ~0ull;
+                sort_keys(keys, size);
+                next += take;
+                held = count;
+            } while (next < n);
         }
 
-        extern "C" __global__ void top_keys_of_logits(const float *logits, int columns, int keep,
-                                                      unsigned long long *out) {
+        extern "C" __global__ void __launch_bounds__(RANK_THREADS)
+            rank_group_minima(const float *logits, int columns, unsigned long long *minima) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            __shared__ unsigned long long keys[TOP_CHUNK];
+            const int groups = (columns + RANK_GROUP - 1) / RANK_GROUP, lane = threadIdx.x & 31;
             const float *row = logits + (size_t)blockIdx.y * columns;
-            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
-                const int token = blockIdx.x * TOP_CHUNK + i;
-                keys[i] = token < columns ? ranking_key(row[token], token) : ~0ull;
+            for (int g = blockIdx.x * (RANK_SPAN / RANK_GROUP) + (threadIdx.x >> 5);
+                 g < min(groups, (blockIdx.x + 1) * (RANK_SPAN / RANK_GROUP)); g += RANK_THREADS / 32) {
+                const int token = g * RANK_GROUP + lane;
+                unsigned long long key = token < columns ? ranking_key(row[token], token) : ~0ull;
+                for (int o = 16; o > 0; o >>= 1) {
+                    const unsigned long long other = __shfl_xor_sync(FULL_MASK, key, o);
+                    if (other < key) key = other;
+                }
+                if (lane == 0) minima[(size_t)blockIdx.y * groups + g] = key;
             }
-            sort_keys<TOP_CHUNK>(keys);
-            keep_first(keys, keep, out);
         }
 
-        extern "C" __global__ void top_keys(const unsigned long long *in, int columns, int keep, unsigned long long *out) {
+        extern "C" __global__ void rank_thresholds(const unsigned long long *minima, int groups, int count,
+                                                   unsigned long long *thresholds, int *counters) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
-            __shared__ unsigned long long keys[TOP_CHUNK];
-            const unsigned long long *row = in + (size_t)blockIdx.y * columns;
-            for (int i = threadIdx.x; i < TOP_CHUNK; i += blockDim.x) {
-                const int index = blockIdx.x * TOP_CHUNK + i;
-                keys[i] = index < columns ? row[index] : ~0ull;
+            __shared__ unsigned long long keys[RANK_TILE];
+            keep_smallest(minima + (size_t)blockIdx.x * groups, groups, count, keys);
+            if (threadIdx.x == 0) {
+                thresholds[blockIdx.x] = keys[count - 1];
+                counters[blockIdx.x] = 0;
             }
-            sort_keys<TOP_CHUNK>(keys);
-            keep_first(keys, keep, out);
+        }
+
+        extern "C" __global__ void __launch_bounds__(RANK_THREADS)
+            rank_candidates(const float *logits, int columns, const unsigned long long *thresholds, int *counters,
+                            int capacity, unsigned long long *candidates) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float *row = logits + (size_t)blockIdx.y * columns;
+            const unsigned long long threshold = thresholds[blockIdx.y];
+            const int lane = threadIdx.x & 31;
+            candidates += (size_t)blockIdx.y * capacity;
+        #pragma unroll
+            for (int n = 0; n < RANK_SPAN / RANK_THREADS; n++) {
+                const int token = blockIdx.x * RANK_SPAN + n * RANK_THREADS + threadIdx.x;
+                const unsigned long long key = token < columns ? ranking_key(row[token], token) : ~0ull;
+                const bool passes = key != ~0ull && key <= threshold;
+                // One atomic a warp claims the slots of all its passing keys.
+                const unsigned passing = __ballot_sync(FULL_MASK, passes);
+                if (passing == 0) continue;
+                const int leader = __ffs(passing) - 1;
+                int base = 0;
+                if (lane == leader) base = atomicAdd(&counters[blockIdx.y], __popc(passing));
+                base = __shfl_sync(FULL_MASK, base, leader);
+                const int slot = base + __popc(passing & ((1u << lane) - 1));
+                if (passes && slot < capacity) candidates[slot] = key;
+            }
+        }
+
+        extern "C" __global__ void rank_largest(const unsigned long long *candidates, int capacity,
+                                                const int *counters, int count, unsigned long long *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            __shared__ unsigned long long keys[RANK_TILE];
+            keep_smallest(candidates + (size_t)blockIdx.x * capacity, min(counters[blockIdx.x], capacity), count, keys);
+            for (int i = threadIdx.x; i < count; i += blockDim.x) out[(size_t)blockIdx.x * count + i] = keys[i];
         }
 
         // Temperature sampling of whole rows where the logits are, as the host's Sampler draws (token(drawing:from:)),
@@ -372,7 +434,7 @@ extension KernelSource {
         }
 
         // Top-k sampling (with top-p and min-p among the k) where the logits are, as the host's Sampler draws it
-        // (token(drawing:from:)): block r reads the `count` ranking keys of row r the top_keys passes left
+        // (token(drawing:from:)): block r reads the `count` ranking keys of row r rank_largest left
         // (most likely first) and, where top_ks[r] is above 0, thread i takes the i-th of the first top_ks[r]. With
         // T = temperatures[r] and `top` the first one's logit: w = exp((logit - top) / T) in double and their total;
         // min-p drops a share w / total below min_ps[r] / total; top-p keeps, in rank order, each token while the
@@ -421,7 +483,7 @@ extension KernelSource {
                 found = 0x7fffffff;
                 last = -1;
             }
-            sort_keys<CANDIDATE_THREADS>(sorted);
+            sort_keys(sorted, CANDIDATE_THREADS);
             const unsigned long long mine = sorted[i];
             const double own = mine == ~0ull ? 0.0 : shares[mine & 0xffffffffull];
             double all;

@@ -19,7 +19,8 @@ struct SelfTest: AsyncParsableCommand {
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
             batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
-            checked against the CPU's scalar kernels too. Exits with status 1 when a check fails.
+            checked against the CPU's scalar kernels too, and its ranking of the largest logits and top-k draws \
+            against the host's on rows of ties and logits that are not finite. Exits with status 1 when a check fails.
             """)
 
     @Option(help: "The device to check: cuda, or cpu (its SIMD kernels against the scalar ones).")
@@ -48,6 +49,7 @@ struct SelfTest: AsyncParsableCommand {
             failures += try HeadCheck.run(
                 on: CUDABackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
                 label: "int8")
+            failures += try RankingCheck.run(on: CUDABackend())
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
             failures += FeedForwardCheck.run(on: CPUBackend(), against: reference)
@@ -55,6 +57,7 @@ struct SelfTest: AsyncParsableCommand {
             failures += HeadCheck.run(
                 on: CPUBackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
                 label: "int8")
+            failures += RankingCheck.run(on: CPUBackend())
         }
         switch device {
         case .cuda:
@@ -210,7 +213,7 @@ enum HeadCheck {
         var failures = 0
         // The batched shapes take the tensor cores on a GPU where the columns are a multiple of 32 (on Hopper the
         // warpgroup kernel where they are a multiple of 64: 777 rows end inside its last block, 70 tokens take two
-        // token tiles); the widest vocabulary takes three passes of the GPU's top-k ranking.
+        // token tiles); the widest vocabulary has more groups than the GPU's ranking sorts at once.
         for (rows, columns, tokens) in [
             (1_000, 2_560, 1), (333, 100, 5), (1_000, 2_560, 9), (333, 96, 70), (777, 192, 70), (300_000, 32, 3),
         ] {
@@ -280,6 +283,66 @@ enum HeadCheck {
         let x = backend.makeActivations(tokens: tokens, width: head.columns)
         backend.writeRows(input, count: tokens, into: x)
         return (backend.prepare(head), x)
+    }
+}
+
+/// The device's ranking of the largest logits, and its top-k draws, against the host's on rows made to be hard for
+/// it: long runs of equal logits, every logit equal, the largest at the end of the row, logits that are not finite,
+/// fewer finite logits than the top-k, and none.
+enum RankingCheck {
+    /// Each row's logit of token `token` before it is cut to bf16, from which a head is made whose only nonzero column
+    /// gives it exactly.
+    static let patterns: [(name: String, logit: @Sendable (Int) -> Float)] = [
+        ("rising, in runs of ties", { Float($0) * 0.01 }),
+        ("all equal", { _ in 1 }),
+        (
+            "falling, with infinities and NaN",
+            { token in
+                token % 3 == 0 ? -.infinity : token % 11 == 0 ? .nan : token % 13 == 0 ? .infinity : Float(-token)
+            }
+        ),
+        ("five finite", { token in token % 10_000 == 7 ? Float(token % 5) : -.infinity }),
+        ("none finite", { _ in -.infinity }),
+    ]
+
+    /// Prints one line per pattern; returns the number that failed.
+    static func run<Device: Backend>(on device: Device) -> Int {
+        let (vocabulary, columns) = (50_001, 32)
+        var rng = SplitMix64(seed: 0x4A4B)
+        var failures = 0
+        for pattern in patterns {
+            var weights = [UInt16](repeating: 0, count: vocabulary * columns)
+            for token in 0..<vocabulary {
+                weights[token * columns] = UInt16(truncatingIfNeeded: pattern.logit(token).bitPattern >> 16)
+            }
+            let head = device.prepare(
+                DenseMatrix(rows: vocabulary, columns: columns, storage: .bfloat16(weights)))
+            let tokens = 3
+            let x = device.makeActivations(tokens: tokens, width: columns)
+            var input = [Float](repeating: 0, count: tokens * columns)
+            for token in 0..<tokens { input[token * columns] = 1 }
+            device.writeRows(input, count: tokens, into: x)
+            let all = Array(0..<tokens)
+            let rows = device.logits(x, rows: all, head: head)
+            let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
+                let ranked = device.topCandidates(x, rows: all, head: head, count: count, temperatures: nil)
+                return zip(ranked, rows).allSatisfy { $0.candidates == Sampler.candidates($1, count: count) }
+            }
+            let draws = all.map { token in
+                RowDraw(
+                    temperature: 0.8, minP: 0, topK: [40, 256, 1][token], topP: token == 0 ? 0.9 : 1,
+                    unit: Double(rng.next() >> 11) * 0x1.0p-53)
+            }
+            let hostDraws = all.map { Sampler.token(drawing: draws[$0], from: rows[$0]) }
+            let sameDraws = device.draw(x, rows: all, head: head, draws: draws) == hostDraws
+            let ok = sameCandidates && sameDraws
+            if !ok { failures += 1 }
+            print(
+                "ranking  \(ok ? "PASS" : "FAIL")  \(pattern.name), \(vocabulary) tokens: top 1, 40 and "
+                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); top-k draws "
+                    + "\(sameDraws ? "agree" : "differ")")
+        }
+        return failures
     }
 }
 
