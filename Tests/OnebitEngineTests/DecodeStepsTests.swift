@@ -155,11 +155,11 @@ import Testing
         var oneByOne = [try stepwise.appendGreedy(prompt.last!)]
         for _ in 1..<6 { oneByOne.append(try stepwise.appendGreedy(oneByOne.last!)) }
         let queued = try session()
-        #expect(try queued.appendGreedySteps(prompt.last!, count: 6) == oneByOne)
+        #expect(try queued.appendSteps(prompt.last!, draws: Array(repeating: .argmax, count: 6)) == oneByOne)
         #expect(queued.length == stepwise.length)
         // Past the capacity nothing runs.
         #expect(throws: SessionError.contextFull(capacity: 16, requested: 18)) {
-            try queued.appendGreedySteps(1, count: 8)
+            try queued.appendSteps(1, draws: Array(repeating: .argmax, count: 8))
         }
     }
 

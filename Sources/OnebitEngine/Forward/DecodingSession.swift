@@ -16,16 +16,11 @@ public protocol DecodingSession: AnyObject {
     /// Appends `token` and returns the index of the largest logit of its position (the lowest on ties), without
     /// bringing the logits to the host where the backend can avoid it.
     func appendGreedy(_ token: Int) throws(SessionError) -> Int
-    /// Appends `token`, then each argmax but the last: `count` greedy steps, whose argmaxes come back in order.
-    /// Where the backend feeds each step's argmax to the next step itself, it is waited for once.
-    func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int]
-    /// Appends `token`, then each drawn token but the last: one step a draw of `draws`, each token the one its draw
-    /// picks from the logits of the step before (``Sampler/token(drawing:from:)``), and they come back in order.
-    /// Where the backend feeds each step's token to the next step itself, it is waited for once.
-    func appendDrawingSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int]
-    /// Appends `token` and returns the token `draw` picks from the logits of its position
-    /// (``Sampler/token(drawing:from:)``), drawn where the backend runs.
-    func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int
+    /// Appends `token`, then each chosen token but the last: one step a draw of `draws`, each token the one its draw
+    /// picks from the logits of the step before (``Sampler/token(drawing:from:)``; ``RowDraw/argmax`` for greedy
+    /// steps), and they come back in order. Where the backend feeds each step's token to the next step itself, it is
+    /// waited for once.
+    func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int]
     /// Appends `token` and returns the `count` largest logits of its position and, with `totalAt`, their row's total
     /// weight at that temperature, found where the backend runs; ``lastLogits()`` then still gives the whole row.
     func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits
@@ -106,26 +101,12 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         return next
     }
 
-    func appendGreedySteps(_ token: Int, count: Int) throws(SessionError) -> [Int] {
-        try check(Array(repeating: token, count: count))
-        let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
-        let steps = transformer.decodeSteps(batch: [slice], count: count)
-        length += count
-        return steps.map { $0[0] }
-    }
-
-    func appendDrawingSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int] {
+    func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int] {
         try check(Array(repeating: token, count: draws.count))
         let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
         let steps = transformer.decodeSteps(batch: [slice], count: draws.count, draws: draws.map { [$0] })
         length += draws.count
         return steps.map { $0[0] }
-    }
-
-    func appendDrawing(_ token: Int, _ draw: RowDraw) throws(SessionError) -> Int {
-        let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true, draw: draw)
-        guard case .token(let next) = try step(slice) else { preconditionFailure("a drawing step gives a token") }
-        return next
     }
 
     func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits {

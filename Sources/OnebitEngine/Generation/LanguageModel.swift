@@ -158,21 +158,10 @@ public final class LanguageModel {
             // token it draws, or the largest logits.
             // Greedy tokens and draws are chosen where the backend runs, several steps at once.
             let count = min(stepsAhead, maxTokens - generated.count, session.capacity - session.length)
-            if greedy {
-                if count > 1 {
-                    queued = try session.appendGreedySteps(token, count: count)
-                    next = queued.removeFirst()
-                } else {
-                    next = try session.appendGreedy(token)
-                }
-            } else if sampler.drawsWhereTheLogitsAre {
-                if count > 1 {
-                    queued = try session.appendDrawingSteps(
-                        token, draws: (0..<count).map { _ in sampler.nextRowDraw() })
-                    next = queued.removeFirst()
-                } else {
-                    next = try session.appendDrawing(token, sampler.nextRowDraw())
-                }
+            if greedy || sampler.drawsWhereTheLogitsAre {
+                let draws = (0..<count).map { _ in greedy ? RowDraw.argmax : sampler.nextRowDraw() }
+                queued = try session.appendSteps(token, draws: draws)
+                next = queued.removeFirst()
             } else if let ranking = sampler.ranking {
                 let ranked = try session.appendRanking(token, count: ranking.count, totalAt: ranking.totalAt)
                 next = sampler.sample(ranked: ranked)
