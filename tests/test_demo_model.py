@@ -80,7 +80,7 @@ def test_bench_refuses_draws_it_cannot_make_on_the_device():
         (["--temperature=-1"], "--temperature must be 0 or more"),
         (["--temperature", "1", "--top-k", "300"], "--top-k must be 0 to 256"),
         (["--top-k", "40"], "--top-k needs a --temperature above 0"),
-        (["--temperature", "1", "--top-p", "0.9"], "--top-p needs --top-k"),
+        (["--top-p", "0.9"], "--top-p needs a --temperature above 0"),
         (["--temperature", "1", "--top-k", "40", "--top-p", "0"], "--top-p must be above 0 and at most 1"),
     ]
     for flags, message in cases:

@@ -55,6 +55,9 @@ public final class CUDABackend {
     private var drawBuffer: DeviceBuffer?
     /// Each chunk's largest logits and kept mass, between the launches of a draw.
     private var drawChunkBuffer: DeviceBuffer?
+    /// The sums of the rounds that find top-p nuclei, the rows' `Nucleus` records, and which chunks a round reads
+    /// (``queueNuclei(_:columns:chunk:chunks:rows:temperatures:topKs:topPs:)``).
+    private var nucleusBuffer: DeviceBuffer?
     /// The ranking's group minima, candidates, ranked keys, thresholds and candidate counts
     /// (``queueRanking(_:columns:rows:count:)``).
     private var rankingBuffer: DeviceBuffer?
@@ -1191,7 +1194,7 @@ public final class CUDABackend {
         public var minPs: [Float]
         /// Top-k (0 draws from the whole row), at most ``CUDABackend/candidateLimit``.
         public var topKs: [Int]
-        /// Top-p among the top-k (1 for none; only with top-k).
+        /// Top-p: among the top-k, or over the whole row where top-k is 0 (1 for none).
         public var topPs: [Float]
         /// The random numbers in [0, 1).
         public var units: [Double]
@@ -1207,6 +1210,11 @@ public final class CUDABackend {
             self.topKs = topKs
             self.topPs = topPs
             self.units = units
+        }
+
+        /// Whether each row draws from a top-p nucleus of its whole row.
+        var drawsNucleus: [Bool] {
+            (0..<units.count).map { temperatures[$0] > 0 && topKs[$0] == 0 && topPs[$0] < 1 }
         }
     }
 
@@ -1224,7 +1232,8 @@ public final class CUDABackend {
     }
 
     /// Queues the head's products of `rows` of `x` and the launches of a draw: over the whole row, three
-    /// (`draw_chunk_tops`, `draw_chunk_masses`, `draw_pick`); among the top-k, the ranking passes and
+    /// (`draw_chunk_tops`, `draw_chunk_masses`, `draw_pick`), with the rounds that find each top-p nucleus between
+    /// the first two where a row has one; among the top-k, the ranking passes and
     /// `draw_candidates`, which overwrites the whole-row draw's tokens of its rows where a step has both. The
     /// tokens go to `result` (by default after the draws' inputs in their scratch buffer), and also to `feed` where
     /// not 0. Returns where they go.
@@ -1257,14 +1266,19 @@ public final class CUDABackend {
             launch(
                 .drawChunkTops, grid: (count, rows.count), block: KernelSource.drawThreads, .address(output.address),
                 .int(head.rows), .int(chunk), .address(chunks))
+            let nuclei =
+                draws.drawsNucleus.contains(true)
+                ? queueNuclei(
+                    output.address, columns: head.rows, chunk: chunk, chunks: (chunks, count), rows: rows.count,
+                    temperatures: temperatureInput, topKs: topKInput, topPs: topPInput) : 0
             launch(
                 .drawChunkMasses, grid: (count, rows.count), block: KernelSource.drawThreads,
                 .address(output.address), .int(head.rows), .int(chunk), .address(temperatureInput),
-                .address(minPInput), .address(chunks))
+                .address(minPInput), .address(nuclei), .address(chunks))
             launch(
                 .drawPick, grid: (rows.count, 1), block: KernelSource.drawThreads, .address(output.address),
                 .int(head.rows), .int(chunk), .int(count), .address(temperatureInput), .address(minPInput),
-                .address(base), .address(chunks), .address(tokens), .address(feed))
+                .address(base), .address(nuclei), .address(chunks), .address(tokens), .address(feed))
         }
         if candidates.contains(true), let largest = draws.topKs.max() {
             let keys = queueRanking(output.address, columns: head.rows, rows: rows.count, count: largest)
@@ -1274,6 +1288,30 @@ public final class CUDABackend {
                 .address(minPInput), .address(base), .address(tokens), .address(feed))
         }
         return tokens
+    }
+
+    /// Queues the rounds that find the limit of each top-p nucleus (`nucleus_sums` and `nucleus_digit`, after
+    /// `draw_chunk_tops` has filled `chunks`); returns where the rows' `Nucleus` records are.
+    private func queueNuclei(
+        _ logits: UInt64, columns: Int, chunk: Int, chunks: (address: UInt64, count: Int), rows: Int,
+        temperatures: UInt64, topKs: UInt64, topPs: UInt64
+    ) -> UInt64 {
+        precondition(columns < 1 << 24, "the nucleus's rounds count token ids of 24 bits")
+        let sumBytes = rows * chunks.count * 256 * 8
+        let buffer = scratch(&nucleusBuffer, bytes: sumBytes + rows * KernelSource.nucleusBytes + rows * chunks.count)
+        let (sums, nuclei) = (buffer.address, buffer.address + UInt64(sumBytes))
+        let holds = nuclei + UInt64(rows * KernelSource.nucleusBytes)
+        for round in 0..<KernelSource.nucleusRounds {
+            launch(
+                .nucleusSums, grid: (chunks.count, rows), block: KernelSource.drawThreads, .address(logits),
+                .int(columns), .int(chunk), .address(chunks.address), .address(temperatures), .address(topKs),
+                .address(topPs), .address(nuclei), .address(holds), .int(round), .address(sums))
+            launch(
+                .nucleusDigit, grid: (rows, 1), block: 256, .address(sums), .int(chunks.count), .int(columns),
+                .address(chunks.address), .address(temperatures), .address(topKs), .address(topPs),
+                .address(nuclei), .address(holds), .int(round))
+        }
+        return nuclei
     }
 
     /// The tokens a block of a draw's first two launches takes from a row of `columns` logits, and the number of such

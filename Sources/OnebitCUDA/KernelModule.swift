@@ -16,7 +16,8 @@ enum Kernel: Int, CaseIterable {
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
-        rankLargest, drawChunkTops, drawChunkMasses, drawPick, drawCandidates, rowTotals, ternaryMatmulWarpgroup,
+        rankLargest, drawChunkTops, nucleusSums, nucleusDigit, drawChunkMasses, drawPick, drawCandidates, rowTotals,
+        ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
@@ -93,6 +94,8 @@ enum Kernel: Int, CaseIterable {
         case .rankThresholds: "rank_thresholds"
         case .rankCandidates: "rank_candidates"
         case .rankLargest: "rank_largest"
+        case .nucleusSums: "nucleus_sums"
+        case .nucleusDigit: "nucleus_digit"
         case .drawChunkTops: "draw_chunk_tops"
         case .drawChunkMasses: "draw_chunk_masses"
         case .drawPick: "draw_pick"

@@ -72,6 +72,10 @@ enum KernelSource {
     static let drawMaximumChunks = 1024
     /// Bytes of a `DrawChunk` record.
     static let drawChunkBytes = 32
+    /// Rounds that find a top-p nucleus's limit (`NUCLEUS_ROUNDS`): four digits of the logit, three of the token id.
+    static let nucleusRounds = 7
+    /// Bytes of a `Nucleus` record.
+    static let nucleusBytes = 40
     /// Threads of a `draw_candidates` block, one a candidate: the most top-k it samples from.
     static let candidateThreads = 256
 

@@ -104,22 +104,25 @@ import Testing
         }
     }
 
-    @Test func drawsRunWhereTheLogitsAreForTheWholeRowAndForTopKWithoutAPenalty() {
+    @Test func drawsRunWhereTheLogitsAreForTheWholeRowAndForTopKAndTopPWithoutAPenalty() {
         func drawsThere(_ parameters: SamplingParameters) -> Bool { Sampler(parameters).drawsWhereTheLogitsAre }
         #expect(drawsThere(SamplingParameters(temperature: 0.8)))
         #expect(drawsThere(SamplingParameters(temperature: 0.8, minP: 0.05)))
         #expect(drawsThere(SamplingParameters(topK: 40, topP: 0.9)))
         #expect(drawsThere(SamplingParameters(topK: Sampler.largestCandidateSet)))
         #expect(!drawsThere(SamplingParameters(topK: Sampler.largestCandidateSet + 1)))
-        #expect(!drawsThere(SamplingParameters(topP: 0.9)))
+        #expect(drawsThere(SamplingParameters(topP: 0.9)))
         #expect(!drawsThere(SamplingParameters(topK: 40, repetitionPenalty: 1.1)))
         #expect(!drawsThere(SamplingParameters(temperature: 0, topK: 40)))
         #expect(!Sampler(SamplingParameters(topK: 40, topP: 0.9)).samplesFromNucleus)
         #expect(Sampler(SamplingParameters(topP: 0.9)).samplesFromNucleus)
-        // A top-k draw carries its top-k and top-p; a whole-row draw neither.
+        // A draw carries its top-k and top-p.
         var topK = Sampler(SamplingParameters(topK: 40, topP: 0.9, minP: 0.05))
         let draw = topK.nextRowDraw()
         #expect(draw.topK == 40 && draw.topP == 0.9 && draw.minP == 0.05)
+        var nucleus = Sampler(SamplingParameters(temperature: 1.2, topP: 0.8))
+        let nucleusDraw = nucleus.nextRowDraw()
+        #expect(nucleusDraw.topK == 0 && nucleusDraw.topP == 0.8)
         var whole = Sampler(SamplingParameters(temperature: 1.2))
         #expect(whole.nextRowDraw().topK == 0)
         // The GPU's top-k draw takes as many candidates as the sampler may ask it to.

@@ -231,8 +231,7 @@ import Testing
     @Test(arguments: [false, true])
     func drawnStepsQueuedAheadDrawTheTokensOfOneStepAtATime(withNucleus: Bool) async throws {
         // Sequences that draw (one with min-p, one among its top-k with top-p) beside a greedy one, token limits that
-        // end some inside a run of queued steps; with a top-p request among them, which needs its logits ranked, steps
-        // run one at a time while it does.
+        // end some inside a run of queued steps; and with a request that draws from its top-p nucleus among them.
         var samplings = [
             SamplingParameters(temperature: 0.9, seed: 11), SamplingParameters(temperature: 0),
             SamplingParameters(temperature: 1.3, minP: 0.05, seed: 12), SamplingParameters(temperature: 0.7, seed: 13),

@@ -206,18 +206,18 @@ extension KernelSource {
         // the tokens of the next decoding step. The sums run in another order than the host's, so a draw can differ
         // from it only where the random number falls within rounding of a boundary.
         #define DRAW_VALUES 4
-        __device__ double block_scan_exclusive(double v, double &total) {
-            __shared__ double warp_totals[32];
+        template <typename T> __device__ T block_scan_exclusive(T v, T &total) {
+            __shared__ T warp_totals[32];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
-            double inclusive = v;
+            T inclusive = v;
             for (int o = 1; o < 32; o <<= 1) {
-                const double other = __shfl_up_sync(FULL_MASK, inclusive, o);
+                const T other = __shfl_up_sync(FULL_MASK, inclusive, o);
                 if (lane >= o) inclusive += other;
             }
             if (lane == 31) warp_totals[warp] = inclusive;
             __syncthreads();
-            double before = 0.0;
-            total = 0.0;
+            T before = 0;
+            total = 0;
             for (int w = 0; w < warps; w++) {
                 if (w < warp) before += warp_totals[w];
                 total += warp_totals[w];
@@ -280,8 +280,11 @@ extension KernelSource {
             return result;
         }
 
-        __device__ __forceinline__ double draw_weight(float logit, float top, float temperature, float min_p) {
-            if (!isfinite(logit)) return 0.0;
+        // The weight a draw gives `token`: 0 where its logit is not finite, min-p drops it, or its ranking key is past
+        // `limit` (the edge of a top-p nucleus; ~0 for none).
+        __device__ __forceinline__ double draw_weight(float logit, int token, float top, float temperature, float min_p,
+                                                      unsigned long long limit) {
+            if (!isfinite(logit) || ranking_key(logit, token) > limit) return 0.0;
             const double w = exp((double)((logit - top) / temperature));
             return w < (double)min_p ? 0.0 : w;
         }
@@ -320,9 +323,181 @@ extension KernelSource {
             }
         }
 
+        // Top-p without top-k where the logits are. The nucleus, the most likely tokens whose shares of the row's
+        // total weight first reach top_ps[r] in rank order, is every token whose ranking key is at most a limit, found
+        // digit by digit (most significant first) from sums of weights, so that no token is sorted:
+        // - nucleus_sums: block (c, r) adds up the weights w = exp((logit - top) / T) of chunk c of row r by the next
+        //   NUCLEUS_DIGIT bits of their keys' logit word, among the tokens whose earlier digits are those fixed so far;
+        // - nucleus_digit: block r adds up its chunks' sums, and fixes the digit at which the weight of the tokens
+        //   before it, and under it, first reaches top-p times the row's total (which round 0 sums).
+        // Four such rounds fix the logit word at the nucleus's edge. The tokens of that logit weigh the same, and the
+        // nucleus takes the first `need` of them by token: where that is fewer than all, three more rounds count them
+        // by the digits of their ids (rows of fewer than 2^24 tokens). After round 0, a round reads only the chunks
+        // that hold tokens under the digits fixed so far (`holds`). A row drawn otherwise keeps the limit ~0, and so does one whose nucleus
+        // reaches past every token min-p keeps, which min-p then bounds.
+        // The weights are added as integers, w in units of 2^-nucleus_bits(columns) (a row's total stays below 2^62):
+        // integer atomics are fast where many tokens share a digit, and their sums come out the same in any order.
+        // The host adds doubles in rank order, so a limit can differ from the host's only where a sum falls within
+        // about columns * 2^-nucleus_bits of top-p times the total (2^-45 for a 128,256-token row).
+        #define NUCLEUS_DIGIT 8
+        #define NUCLEUS_BUCKETS (1 << NUCLEUS_DIGIT)
+        #define NUCLEUS_ROUNDS \#(nucleusRounds)
+        struct Nucleus {
+            double target;                    // top-p times the row's total
+            unsigned long long before, limit;  // the weight (or count) ranked before the digits; the largest key taken
+            u32 edge, prefix;                  // the logit word at the edge; the digits fixed so far (word, then id)
+            int need, done;                    // tokens of the edge's logit the nucleus takes; whether the limit is final
+        };
+        static_assert(sizeof(Nucleus) == \#(nucleusBytes), "the host sizes the rows' records");
+
+        __device__ __forceinline__ bool draws_nucleus(const float *temperatures, const int *top_ks, const float *top_ps,
+                                                      int row) {
+            return temperatures[row] > 0.0f && top_ks[row] == 0 && top_ps[row] < 1.0f;
+        }
+
+        // Round `round`'s digit: of the logit word for rounds 0-3, of the token id for 4-6.
+        __device__ __forceinline__ int nucleus_shift(int round) {
+            return round < 4 ? 32 - NUCLEUS_DIGIT * (round + 1) : 24 - NUCLEUS_DIGIT * (round - 3);
+        }
+
+        // A token's weight in the integer units of a row of `columns`.
+        __device__ __forceinline__ unsigned long long nucleus_weight(float logit, float top, float temperature,
+                                                                     int columns) {
+            return (unsigned long long)ldexp(exp((double)((logit - top) / temperature)), 62 - (32 - __clz(columns)));
+        }
+
+        extern "C" __global__ void nucleus_sums(const float *logits, int columns, int chunk, const DrawChunk *chunks,
+                                                const float *temperatures, const int *top_ks, const float *top_ps,
+                                                const Nucleus *nuclei, const u8 *holds, int round,
+                                                unsigned long long *sums) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int r = blockIdx.y;
+            if (!draws_nucleus(temperatures, top_ks, top_ps, r)) return;
+            if (round > 0 && (nuclei[r].done || !holds[(size_t)r * gridDim.x + blockIdx.x])) return;
+            const float top = chunks_top(chunks + (size_t)r * gridDim.x, gridDim.x);
+            if (top == NEGATIVE_INFINITY) return;
+            __shared__ unsigned long long buckets[NUCLEUS_BUCKETS];
+            for (int b = threadIdx.x; b < NUCLEUS_BUCKETS; b += blockDim.x) buckets[b] = 0;
+            __syncthreads();
+            const float temperature = temperatures[r];
+            const u32 prefix = round > 0 ? nuclei[r].prefix : 0, edge = round >= 4 ? nuclei[r].edge : 0;
+            const int shift = nucleus_shift(round);
+            const float *row = logits + (size_t)r * columns;
+            const int end = min(columns, (blockIdx.x + 1) * chunk);
+            for (int i = blockIdx.x * chunk + threadIdx.x; i < end; i += blockDim.x) {
+                const float logit = row[i];
+                if (!isfinite(logit)) continue;
+                const u32 word = (u32)(ranking_key(logit, i) >> 32);
+                // The digits above this round's must be those fixed: all 32 bits of the word in the token rounds.
+                if (round < 4) {
+                    if (round > 0 && (word >> (shift + NUCLEUS_DIGIT)) != (prefix >> (shift + NUCLEUS_DIGIT))) continue;
+                    const unsigned long long w = nucleus_weight(logit, top, temperature, columns);
+                    if (w > 0) atomicAdd(&buckets[(word >> shift) & (NUCLEUS_BUCKETS - 1)], w);
+                } else {
+                    if (word != edge || ((u32)i >> (shift + NUCLEUS_DIGIT)) != (prefix >> (shift + NUCLEUS_DIGIT)))
+                        continue;
+                    atomicAdd(&buckets[((u32)i >> shift) & (NUCLEUS_BUCKETS - 1)], 1ull);
+                }
+            }
+            __syncthreads();
+            unsigned long long *out = sums + ((size_t)r * gridDim.x + blockIdx.x) * NUCLEUS_BUCKETS;
+            for (int b = threadIdx.x; b < NUCLEUS_BUCKETS; b += blockDim.x) out[b] = buckets[b];
+        }
+
+        // One thread a bucket.
+        extern "C" __global__ void __launch_bounds__(NUCLEUS_BUCKETS)
+            nucleus_digit(const unsigned long long *sums, int chunk_count, int columns, const DrawChunk *chunks,
+                          const float *temperatures, const int *top_ks, const float *top_ps, Nucleus *nuclei,
+                          u8 *holds, int round) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int r = blockIdx.x, b = threadIdx.x;
+            Nucleus &n = nuclei[r];
+            if (!draws_nucleus(temperatures, top_ks, top_ps, r) || (round > 0 && n.done)) {
+                if (round == 0 && b == 0) {
+                    n.limit = ~0ull;
+                    n.done = 1;
+                }
+                return;
+            }
+            const float top = chunks_top(chunks + (size_t)r * chunk_count, chunk_count);
+            if (top == NEGATIVE_INFINITY) {
+                if (b == 0) {
+                    n.limit = ~0ull;
+                    n.done = 1;
+                }
+                return;
+            }
+            u8 *held = holds + (size_t)r * chunk_count;
+            unsigned long long own = 0;
+            for (int c = 0; c < chunk_count; c++)
+                if (round == 0 || held[c]) own += sums[((size_t)r * chunk_count + c) * NUCLEUS_BUCKETS + b];
+            __shared__ double target;
+            __shared__ unsigned long long before;
+            __shared__ int chosen, last, finished;
+            unsigned long long all;
+            const unsigned long long ahead = block_scan_exclusive(own, all);
+            if (b == 0) {
+                if (round == 0) {
+                    n.target = (double)top_ps[r] * (double)all;
+                    n.before = 0;
+                    n.prefix = 0;
+                    n.limit = ~0ull;
+                    n.done = 0;
+                }
+                // The token rounds count the edge's ties: the nucleus takes them all where it needs as many.
+                finished = round == 4 && (unsigned long long)n.need >= all;
+                if (finished) {
+                    n.limit = (unsigned long long)n.edge << 32 | 0xffffffffull;
+                    n.done = 1;
+                }
+                target = round < 4 ? n.target : (double)n.need;
+                before = round < 4 ? n.before : 0;
+                chosen = NUCLEUS_BUCKETS;
+                last = -1;
+            }
+            __syncthreads();
+            if (finished) return;
+            if (own > 0) {
+                atomicMax(&last, b);
+                if ((double)(before + ahead + own) >= target) atomicMin(&chosen, b);
+            }
+            __syncthreads();
+            // Where the sums fall short of the target, the last bucket with any weight.
+            const int digit = chosen < NUCLEUS_BUCKETS ? chosen : last;
+            // The next round reads only the chunks that hold tokens under the digits fixed so far.
+            for (int c = b; c < chunk_count; c += blockDim.x)
+                held[c] = (round == 0 || held[c]) && sums[((size_t)r * chunk_count + c) * NUCLEUS_BUCKETS + digit] > 0;
+            if (b != digit) return;
+            if (round < 4)
+                n.before = before + ahead;
+            else
+                n.need -= (int)ahead;
+            n.prefix |= (u32)digit << nucleus_shift(round);
+            if (round == 3) {
+                // The edge's logit, and how many of its equal weights reach the target.
+                n.edge = n.prefix;
+                n.prefix = 0;
+                const u32 ordered = ~n.edge;
+                const float logit = __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
+                const unsigned long long w = nucleus_weight(logit, top, temperatures[r], columns);
+                n.need = (int)fmax(1.0, fmin(ceil((n.target - (double)n.before) / (double)w), 1e9));
+                // Tokens of one logit weigh the same: where the nucleus takes all of them, no id is needed.
+                if ((unsigned long long)n.need >= own / w) {
+                    n.limit = (unsigned long long)n.edge << 32 | 0xffffffffull;
+                    n.done = 1;
+                }
+            }
+            if (round == NUCLEUS_ROUNDS - 1) {
+                n.limit = (unsigned long long)n.edge << 32 | n.prefix;
+                n.done = 1;
+            }
+        }
+
         extern "C" __global__ void draw_chunk_masses(const float *logits, int columns, int chunk,
                                                      const float *temperatures, const float *min_ps,
-                                                     DrawChunk *chunks) {
+                                                     const Nucleus *nuclei, DrawChunk *chunks) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const float temperature = temperatures[blockIdx.y], min_p = min_ps[blockIdx.y];
@@ -332,10 +507,11 @@ extension KernelSource {
             if (top == NEGATIVE_INFINITY) return;
             const float *row = logits + (size_t)blockIdx.y * columns;
             const int end = min(columns, (blockIdx.x + 1) * chunk);
+            const unsigned long long limit = nuclei ? nuclei[blockIdx.y].limit : ~0ull;
             double kept = 0.0;
             int last = -1;
             for (int i = blockIdx.x * chunk + threadIdx.x; i < end; i += blockDim.x) {
-                const double w = draw_weight(row[i], top, temperature, min_p);
+                const double w = draw_weight(row[i], i, top, temperature, min_p, limit);
                 kept += w;
                 if (w > 0.0) last = i;
             }
@@ -351,7 +527,7 @@ extension KernelSource {
         #define DRAW_MAX_CHUNKS \#(drawMaximumChunks)
         extern "C" __global__ void draw_pick(const float *logits, int columns, int chunk, int count,
                                              const float *temperatures, const float *min_ps, const double *units,
-                                             const DrawChunk *chunks, int *tokens, int *feed) {
+                                             const Nucleus *nuclei, const DrawChunk *chunks, int *tokens, int *feed) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ double masses[DRAW_MAX_CHUNKS];
@@ -405,6 +581,7 @@ extension KernelSource {
             // The chosen chunk's tokens in order, their running mass against what is left of the threshold.
             const float *row = logits + (size_t)blockIdx.x * columns;
             const float min_p = min_ps[blockIdx.x];
+            const unsigned long long limit = nuclei ? nuclei[blockIdx.x].limit : ~0ull;
             const int start = chosen * chunk, end = min(columns, start + chunk);
             const double threshold = before;
             double passed = 0.0;
@@ -413,7 +590,7 @@ extension KernelSource {
                 double w[DRAW_VALUES], own = 0.0;
         #pragma unroll
                 for (int k = 0; k < DRAW_VALUES; k++) {
-                    w[k] = first + k < end ? draw_weight(row[first + k], top, temperature, min_p) : 0.0;
+                    w[k] = first + k < end ? draw_weight(row[first + k], first + k, top, temperature, min_p, limit) : 0.0;
                     own += w[k];
                 }
                 double sum;

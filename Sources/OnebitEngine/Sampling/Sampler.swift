@@ -123,13 +123,12 @@ public struct Sampler {
         return logits.reduce(0) { $1.isFinite ? $0 + sampler.weight($1, top: top) : $0 }
     }
 
-    /// Whether the draw can run where the logits are: temperature over the whole row, or among the top-k (at most
-    /// ``largestCandidateSet``) with top-p, and min-p; no penalty, and no top-p without top-k (whose nucleus may reach
-    /// past any number of candidates). ``nextRowDraw()`` then gives what it needs, and ``token(drawing:from:)`` what
-    /// it must find.
+    /// Whether the draw can run where the logits are: temperature over the whole row or among the top-k (at most
+    /// ``largestCandidateSet``), with top-p and min-p, and no penalty. ``nextRowDraw()`` then gives what it needs, and
+    /// ``token(drawing:from:)`` what it must find.
     public var drawsWhereTheLogitsAre: Bool {
         parameters.temperature > 0 && parameters.repetitionPenalty == 1
-            && (parameters.topK == 0 && parameters.topP == 1 || samplesFromCandidates)
+            && (parameters.topK == 0 || samplesFromCandidates)
     }
 
     /// The parameters and the random number of the next draw, for a backend that draws where the logits are; the
@@ -137,8 +136,8 @@ public struct Sampler {
     public mutating func nextRowDraw() -> RowDraw {
         precondition(drawsWhereTheLogitsAre, "only these draws run where the logits are")
         return RowDraw(
-            temperature: parameters.temperature, minP: parameters.minP, topK: parameters.topK,
-            topP: parameters.topK > 0 ? parameters.topP : 1, unit: random.nextUnitInterval())
+            temperature: parameters.temperature, minP: parameters.minP, topK: parameters.topK, topP: parameters.topP,
+            unit: random.nextUnitInterval())
     }
 
     /// The token `draw` picks from `logits`: what ``sample(_:history:)`` gives for its parameters and random number.
@@ -309,14 +308,14 @@ public struct RowDraw: Equatable, Sendable {
     public var minP: Float
     /// Draw among the `topK` most likely tokens (0: the whole row), at most ``Sampler/largestCandidateSet``.
     public var topK: Int
-    /// Among the top-k, the most likely tokens whose probabilities add up to `topP` (1 keeps all; only with top-k).
+    /// The most likely tokens (among the top-k, where there is one) whose probabilities add up to `topP` (1 keeps
+    /// all).
     public var topP: Float
     /// The uniform random number in [0, 1) that picks the token.
     public var unit: Double
 
     /// A draw.
     public init(temperature: Float, minP: Float, topK: Int = 0, topP: Float = 1, unit: Double) {
-        precondition(topK > 0 || topP == 1, "top-p is drawn where the logits are only among the top-k")
         self.temperature = temperature
         self.minP = minP
         self.topK = topK

@@ -73,7 +73,8 @@ struct Bench: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "With --top-k, draw among the most likely of those K whose probabilities add up to P (1: all K).",
+            "With --temperature, draw among the most likely tokens (of the top K, with --top-k) whose probabilities "
+                + "add up to P (1: all).",
             valueName: "P"))
     var topP: Float = 1
 
@@ -95,7 +96,7 @@ struct Bench: ParsableCommand {
         }
         guard topK == 0 || temperature > 0 else { throw ValidationError("--top-k needs a --temperature above 0") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be above 0 and at most 1") }
-        guard topP == 1 || topK > 0 else { throw ValidationError("--top-p needs --top-k") }
+        guard topP == 1 || temperature > 0 else { throw ValidationError("--top-p needs a --temperature above 0") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernels {
             guard let set = CPUInstructionSet.allCases.first(where: { $0.description == kernels }) else {
@@ -394,7 +395,7 @@ private struct Report {
             (batch > 1 ? ", \(format(decode.max()! / Double(batch), 2)) per sequence" : "")
             + (stepsAhead > 1 ? ", \(stepsAhead) steps a wait" : "")
             + (temperature > 0 ? ", drawn at temperature \(format(Double(temperature), 2))" : "")
-            + (topK > 0 ? " among the top \(topK)" + (topP < 1 ? " with top-p \(format(Double(topP), 2))" : "") : "")
+            + (topK > 0 ? " among the top \(topK)" : "") + (topP < 1 ? " with top-p \(format(Double(topP), 2))" : "")
         return """
             model        \(source)\(int8Head ? ", int8 head" : "")
             kernels      \(instructionSet)\(threads > 0 ? ", \(threads) threads" : "")

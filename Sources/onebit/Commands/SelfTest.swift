@@ -19,7 +19,7 @@ struct SelfTest: AsyncParsableCommand {
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
             batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
-            checked against the CPU's scalar kernels too, and its ranking of the largest logits and top-k draws \
+            checked against the CPU's scalar kernels too, and its ranking of the largest logits and top-k and top-p draws \
             against the host's on rows of ties and logits that are not finite. Exits with status 1 when a check fails.
             """)
 
@@ -243,14 +243,15 @@ enum HeadCheck {
                 }
             }
             // And the tokens it draws must be those the host's sampler draws from those logits.
-            // Every fifth row takes its argmax (temperature 0), as a greedy sequence does in a step of draws, and
-            // every seventh draws among its 40 largest logits with top-p 0.9.
+            // Every fifth row takes its argmax (temperature 0), as a greedy sequence does in a step of draws; of
+            // every seven rows one draws among its 40 largest logits with top-p 0.9, and one from its top-p 0.8
+            // nucleus.
             let draws = (0..<tokens).map { token -> RowDraw in
                 let temperature: Float = token % 5 == 4 ? 0 : token % 2 == 0 ? 0.7 : 1.3
                 let minP: Float = token % 3 == 0 ? 0 : 0.05
                 let topK = token % 7 == 6 ? 40 : 0
                 return RowDraw(
-                    temperature: temperature, minP: minP, topK: topK, topP: topK > 0 ? 0.9 : 1,
+                    temperature: temperature, minP: minP, topK: topK, topP: topK > 0 ? 0.9 : token % 7 == 2 ? 0.8 : 1,
                     unit: Double(rng.next() >> 11) * 0x1.0p-53)
             }
             let hostDraws = (0..<tokens).map { token -> Int in
@@ -286,7 +287,7 @@ enum HeadCheck {
     }
 }
 
-/// The device's ranking of the largest logits, and its top-k draws, against the host's on rows made to be hard for
+/// The device's ranking of the largest logits, and its top-k and top-p draws, against the host's on rows made to be hard for
 /// it: long runs of equal logits, every logit equal, the largest at the end of the row, logits that are not finite,
 /// fewer finite logits than the top-k, and none.
 enum RankingCheck {
@@ -317,7 +318,7 @@ enum RankingCheck {
             }
             let head = device.prepare(
                 DenseMatrix(rows: vocabulary, columns: columns, storage: .bfloat16(weights)))
-            let tokens = 3
+            let tokens = 5
             let x = device.makeActivations(tokens: tokens, width: columns)
             var input = [Float](repeating: 0, count: tokens * columns)
             for token in 0..<tokens { input[token * columns] = 1 }
@@ -328,9 +329,10 @@ enum RankingCheck {
                 let ranked = device.topCandidates(x, rows: all, head: head, count: count, temperatures: nil)
                 return zip(ranked, rows).allSatisfy { $0.candidates == Sampler.candidates($1, count: count) }
             }
+            // Top-k with and without top-p, and top-p alone (its nucleus a few tokens, or half the row).
             let draws = all.map { token in
                 RowDraw(
-                    temperature: 0.8, minP: 0, topK: [40, 256, 1][token], topP: token == 0 ? 0.9 : 1,
+                    temperature: 0.8, minP: 0, topK: [40, 256, 1, 0, 0][token], topP: [0.9, 1, 1, 0.5, 0.95][token],
                     unit: Double(rng.next() >> 11) * 0x1.0p-53)
             }
             let hostDraws = all.map { Sampler.token(drawing: draws[$0], from: rows[$0]) }
@@ -339,7 +341,7 @@ enum RankingCheck {
             if !ok { failures += 1 }
             print(
                 "ranking  \(ok ? "PASS" : "FAIL")  \(pattern.name), \(vocabulary) tokens: top 1, 40 and "
-                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); top-k draws "
+                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); top-k and top-p draws "
                     + "\(sameDraws ? "agree" : "differ")")
         }
         return failures
