@@ -1111,50 +1111,6 @@ public final class CUDABackend {
         }
     }
 
-    /// The most logits a row ``largestLogits(_:rows:head:count:)`` brings back: each tile of keys the ranking sorts
-    /// keeps at most half of it.
-    public static let largestLogitsLimit = KernelSource.rankTile / 2
-
-    /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
-    /// ties: the head's products as ``logits(_:rows:head:)`` computes them, ranked on the GPU
-    /// (``queueRanking(_:columns:rows:count:)``), and only `count` tokens and logits a row come back. With
-    /// `temperatures` (one a row), each row's total weight `exp((logit - largest) / T)` over its finite logits comes
-    /// back too (`row_totals`; 0 for a row without one), for top-p sampling from the largest logits.
-    public func largestLogits(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int, temperatures: [Float]? = nil
-    ) -> (ranked: [[(token: Int, logit: Float)]], totals: [Double]?) {
-        precondition((1...Self.largestLogitsLimit).contains(count), "between 1 and \(Self.largestLogitsLimit) logits")
-        context.makeCurrent()
-        let columns = head.rows
-        let output = queueLogits(x, rows: rows, head: head)
-        var totals: [Double]?
-        if let temperatures {
-            precondition(temperatures.count == rows.count, "one temperature a row")
-            // The temperatures, then the totals.
-            let buffer = scratch(&drawBuffer, bytes: rows.count * 12)
-            // A queued kernel may still read what this upload replaces.
-            flush()
-            buffer.upload(temperatures)
-            let sums = buffer.address + UInt64(rows.count * 4 + rows.count % 2 * 4)
-            launch(
-                .rowTotals, grid: (rows.count, 1), block: 1024, .address(output.address), .int(columns),
-                .address(buffer.address), .address(sums))
-            totals = download(from: sums, count: rows.count)
-        }
-        let source = queueRanking(output.address, columns: columns, rows: rows.count, count: count)
-        let keys: [UInt64] = download(from: source, count: rows.count * count)
-        let ranked = (0..<rows.count).map { row in
-            keys[row * count..<(row + 1) * count].compactMap { key -> (token: Int, logit: Float)? in
-                // The largest key marks a logit that is not finite.
-                guard key != .max else { return nil }
-                let ordered = ~UInt32(truncatingIfNeeded: key >> 32)
-                let bits = ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered
-                return (Int(key & 0xFFFF_FFFF), Float(bitPattern: bits))
-            }
-        }
-        return (ranked, totals)
-    }
-
     /// Queues the ranking of `rows` rows of `columns` logits at `logits` (`rank_group_minima`, `rank_thresholds`,
     /// `rank_candidates`, `rank_largest`); returns where the `count` smallest ranking keys of each row, most likely
     /// first, end up.

@@ -16,7 +16,7 @@ enum Kernel: Int, CaseIterable {
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
-        rankLargest, drawChunkTops, nucleusSums, nucleusDigit, drawChunkMasses, drawPick, drawCandidates, rowTotals,
+        rankLargest, drawChunkTops, nucleusSums, nucleusDigit, drawChunkMasses, drawPick, drawCandidates,
         ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup
 
@@ -100,7 +100,6 @@ enum Kernel: Int, CaseIterable {
         case .drawChunkMasses: "draw_chunk_masses"
         case .drawPick: "draw_pick"
         case .drawCandidates: "draw_candidates"
-        case .rowTotals: "row_totals"
         }
     }
 }

@@ -114,8 +114,6 @@ import Testing
         #expect(drawsThere(SamplingParameters(topP: 0.9)))
         #expect(!drawsThere(SamplingParameters(topK: 40, repetitionPenalty: 1.1)))
         #expect(!drawsThere(SamplingParameters(temperature: 0, topK: 40)))
-        #expect(!Sampler(SamplingParameters(topK: 40, topP: 0.9)).samplesFromNucleus)
-        #expect(Sampler(SamplingParameters(topP: 0.9)).samplesFromNucleus)
         // A draw carries its top-k and top-p.
         var topK = Sampler(SamplingParameters(topK: 40, topP: 0.9, minP: 0.05))
         let draw = topK.nextRowDraw()
@@ -127,34 +125,6 @@ import Testing
         #expect(whole.nextRowDraw().topK == 0)
         // The GPU's top-k draw takes as many candidates as the sampler may ask it to.
         #expect(CUDABackend.candidateLimit >= Sampler.largestCandidateSet)
-    }
-
-    @Test func topPDrawsFromTheLargestLogitsAndTheTotalWhatTheWholeRowDraws() {
-        var random = SplitMix64(seed: 13)
-        var fallbacks = 0
-        for (topP, minP, temperature) in [(0.9, 0, 0.8), (0.5, 0.02, 1), (0.99, 0, 2)] as [(Float, Float, Float)] {
-            for row in 0..<8 {
-                // Peaked rows, whose nucleus lies among the largest logits, and flat ones, whose does not.
-                let spread = row % 2 == 0 ? 8 : 800
-                var logits = (0..<6000).map { _ in Float(Int(random.next() % UInt64(spread * 16))) / 16 }
-                logits[row] = .nan
-                let parameters = SamplingParameters(temperature: temperature, topP: topP, minP: minP, seed: UInt64(row))
-                var whole = Sampler(parameters)
-                var fromCandidates = Sampler(parameters)
-                let ranked = Sampler.rank([logits], count: Sampler.largestCandidateSet, temperatures: [temperature])[0]
-                for _ in 0..<10 {
-                    let expected = whole.sample(logits, history: [])
-                    guard let token = fromCandidates.sample(candidates: ranked.candidates, total: ranked.total!) else {
-                        // Not enough: the whole row decides, with the random number not yet taken.
-                        fallbacks += 1
-                        #expect(fromCandidates.sample(logits, history: []) == expected)
-                        continue
-                    }
-                    #expect(token == expected)
-                }
-            }
-        }
-        #expect(fallbacks > 0 && fallbacks < 240)
     }
 
     @Test func repetitionPenaltyDemotesSeenTokens() {

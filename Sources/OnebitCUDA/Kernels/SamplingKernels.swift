@@ -226,35 +226,6 @@ extension KernelSource {
             return before + inclusive - v;
         }
 
-        // The largest finite logit of a row of `columns`, -infinity where none is finite.
-        __device__ float row_top(const float *row, int columns) {
-            float top = NEGATIVE_INFINITY;
-            for (int i = threadIdx.x; i < columns; i += blockDim.x)
-                if (isfinite(row[i])) top = fmaxf(top, row[i]);
-            return block_max(top);
-        }
-
-        // The total weight exp((logit - top) / temperature) of a row's finite logits, in double, as the host's
-        // sampler adds it up (in another order).
-        __device__ double row_total(const float *row, int columns, float top, float temperature) {
-            double total = 0.0;
-            for (int i = threadIdx.x; i < columns; i += blockDim.x)
-                if (isfinite(row[i])) total += exp((double)((row[i] - top) / temperature));
-            return block_sum(total);
-        }
-
-        // totals[r]: row_total of row r of `logits` at temperatures[r], for top-p sampling from the largest logits
-        // (0 for a row without a finite logit).
-        extern "C" __global__ void row_totals(const float *logits, int columns, const float *temperatures,
-                                              double *totals) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
-            const float *row = logits + (size_t)blockIdx.x * columns;
-            const float top = row_top(row, columns);
-            const double total = top == NEGATIVE_INFINITY ? 0.0 : row_total(row, columns, top, temperatures[blockIdx.x]);
-            if (threadIdx.x == 0) totals[blockIdx.x] = total;
-        }
-
         struct DrawChunk {
             float top, best;
             int best_index, first_infinity;

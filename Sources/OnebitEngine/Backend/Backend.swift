@@ -99,13 +99,6 @@ public protocol Backend: AnyObject {
     /// ``argmax(_:row:head:)`` of each of `rows`, so a backend can read the head once for all of them and return
     /// only the indices; the default takes the argmax of ``logits(_:rows:head:)`` on the host.
     func argmax(_ x: Activations, rows: [Int], head: DenseWeights) -> [Int]
-    /// The `count` largest finite logits of each of `rows` of `x`, most likely first and the lower token first on
-    /// ties (``Sampler/ranked(_:)``'s order), so that top-k and top-p sampling bring back only those; with
-    /// `temperatures` (one a row), each row's total weight at its temperature too (``Sampler/total(of:temperature:)``).
-    /// The default ranks ``logits(_:rows:head:)`` on the host.
-    func topCandidates(
-        _ x: Activations, rows: [Int], head: DenseWeights, count: Int, temperatures: [Float]?
-    ) -> [RankedLogits]
     /// The token each of `draws` picks from the logits of its row of `rows` (``Sampler/token(drawing:from:)``), so
     /// that temperature sampling brings back only token ids; the default draws from ``logits(_:rows:head:)`` on the
     /// host.
@@ -258,13 +251,6 @@ extension Backend {
     /// The draws made on the host.
     public func draw(_ x: Activations, rows: [Int], head: DenseWeights, draws: [RowDraw]) -> [Int] {
         zip(logits(x, rows: rows, head: head), draws).map { Sampler.token(drawing: $1, from: $0) }
-    }
-
-    /// The logits ranked on the host.
-    public func topCandidates(
-        _ x: Activations, rows: [Int], head: DenseWeights, count: Int, temperatures: [Float]?
-    ) -> [RankedLogits] {
-        Sampler.rank(logits(x, rows: rows, head: head), count: count, temperatures: temperatures)
     }
 }
 

@@ -18,21 +18,6 @@ extension CUDABackend: Backend {
         return makeKeyValuePool(layers: layers, width: width, blocks: blocks)
     }
 
-    /// The largest logits ranked, and the totals summed, on the GPU where the backend can bring back so many;
-    /// else on the host.
-    public func topCandidates(
-        _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, count: Int, temperatures: [Float]?
-    ) -> [RankedLogits] {
-        guard count <= CUDABackend.largestLogitsLimit else {
-            return Sampler.rank(logits(x, rows: rows, head: head), count: count, temperatures: temperatures)
-        }
-        let (ranked, totals) = largestLogits(x, rows: rows, head: head, count: count, temperatures: temperatures)
-        return ranked.enumerated().map { index, row in
-            RankedLogits(
-                candidates: row.map { LogitCandidate(token: $0.token, logit: $0.logit) }, total: totals?[index])
-        }
-    }
-
     /// The draws made on the GPU.
     public func draw(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, draws: [RowDraw]) -> [Int] {
         drawTokens(x, rows: rows, head: head, draws: Self.deviceDraws(draws))

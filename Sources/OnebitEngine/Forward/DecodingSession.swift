@@ -21,11 +21,6 @@ public protocol DecodingSession: AnyObject {
     /// steps), and they come back in order. Where the backend feeds each step's token to the next step itself, it is
     /// waited for once.
     func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int]
-    /// Appends `token` and returns the `count` largest logits of its position and, with `totalAt`, their row's total
-    /// weight at that temperature, found where the backend runs; ``lastLogits()`` then still gives the whole row.
-    func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits
-    /// The logits of the last position ``appendRanking(_:count:totalAt:)`` appended.
-    func lastLogits() -> [Float]
 }
 
 extension DecodingSession {
@@ -107,27 +102,6 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         let steps = transformer.decodeSteps(batch: [slice], count: draws.count, draws: draws.map { [$0] })
         length += draws.count
         return steps.map { $0[0] }
-    }
-
-    func appendRanking(_ token: Int, count: Int, totalAt: Float?) throws(SessionError) -> RankedLogits {
-        let slice = Transformer<B>.Slice(
-            tokens: [token], start: length, cache: cache, wantsLogits: true, candidates: count, totalAt: totalAt)
-        guard case .candidates(let ranked) = try step(slice) else {
-            preconditionFailure("a ranking step gives candidates")
-        }
-        return ranked
-    }
-
-    func lastLogits() -> [Float] {
-        transformer.logits(ofLastStepSlice: 0)
-    }
-
-    /// Runs `slice`, one token of this session, as a step.
-    private func step(_ slice: Transformer<B>.Slice) throws(SessionError) -> StepOutput {
-        try check(slice.tokens)
-        let output = transformer.step(batch: [slice])[0]!
-        length += 1
-        return output
     }
 
     func truncate(to newLength: Int) {

@@ -4,11 +4,8 @@ import OnebitModel
 public enum StepOutput: Equatable {
     /// The logits.
     case logits([Float])
-    /// The index of the largest logit (the lowest on ties).
+    /// The token chosen where the backend runs: the index of the largest logit (the lowest on ties), or a draw's.
     case token(Int)
-    /// The largest logits, most likely first, and the row's total weight where asked
-    /// (``Backend/topCandidates(_:rows:head:count:temperatures:)``).
-    case candidates(RankedLogits)
 }
 
 /// The BitNet b1.58 forward pass, written once over ``Backend``.
@@ -36,11 +33,6 @@ public final class Transformer<B: Backend> {
 
     // Scratch buffers, sized for one chunk.
     private let x, normed, q, k, v, attention, projected, gate, up: B.Activations
-    /// The row of `normed` that holds each slice's last token after the last ``step(batch:)``.
-    private var lastRows: [Int?] = []
-    /// The scratch rows a step that ran prompt tokens keeps for the decoding steps after it, given back when the
-    /// next step starts: until then ``logits(ofLastStepSlice:)`` reads them.
-    private var rowsToKeep: Int?
     /// The first step of the next run of decoding steps, queued by the last
     /// ``decodeSteps(batch:count:draws:queueingNext:drawing:)`` before it read its own run's tokens back.
     private var queuedStep: QueuedStep?
@@ -124,39 +116,32 @@ public final class Transformer<B: Backend> {
         public var wantsLogits: Bool
         /// Whether, of those logits, only the index of the largest is wanted (found where the backend runs).
         public var greedy: Bool
-        /// Where not 0 (and not `greedy`), only this many of the largest logits are wanted, found where the backend
-        /// runs: enough for top-k sampling.
-        public var candidates: Int
         /// Where not nil (and not `greedy`), only the token this draw picks from the logits is wanted, drawn where
         /// the backend runs.
         public var draw: RowDraw?
-        /// Where not nil, the candidates come with the row's total weight at this temperature (top-p sampling).
-        public var totalAt: Float?
 
         /// Describes a slice.
         public init(
             tokens: [Int], start: Int, cache: B.KeyValueCache, wantsLogits: Bool, greedy: Bool = false,
-            candidates: Int = 0, draw: RowDraw? = nil, totalAt: Float? = nil
+            draw: RowDraw? = nil
         ) {
             self.tokens = tokens
             self.start = start
             self.cache = cache
             self.wantsLogits = wantsLogits
             self.greedy = greedy
-            self.candidates = candidates
             self.draw = draw
-            self.totalAt = totalAt
         }
 
-        /// What the step brings back of the last token's logits, where they are wanted: the first of `greedy`,
-        /// `draw` and `candidates` that is set, else the whole row.
+        /// What the step brings back of the last token's logits, where they are wanted: the first of `greedy` and
+        /// `draw` that is set, else the whole row.
         fileprivate var output: Output {
-            greedy ? .argmax : draw != nil ? .draw : candidates > 0 ? .candidates : .logits
+            greedy ? .argmax : draw != nil ? .draw : .logits
         }
     }
 
     /// What a slice wants of its last token's logits (``Slice/output``).
-    fileprivate enum Output { case argmax, draw, candidates, logits }
+    fileprivate enum Output { case argmax, draw, logits }
 
     /// Runs `tokens` at positions `start ..< start + tokens.count` of the sequence whose cache is `cache`, and
     /// returns the logits of the positions `wantLogits` selects (indices into `tokens`).
@@ -185,13 +170,6 @@ public final class Transformer<B: Backend> {
         }
         if tokens.count > 1 { discardScratch(keepingRows: 1) }
         return result
-    }
-
-    /// Gives back the rows the step before kept for a prompt chunk's tokens, if it ran one.
-    private func releasePromptRows() {
-        guard let rows = rowsToKeep else { return }
-        discardScratch(keepingRows: rows)
-        rowsToKeep = nil
     }
 
     /// Gives back the scratch rows past the first `rows` once prompt tokens have run: the decoding steps that
@@ -258,7 +236,6 @@ public final class Transformer<B: Backend> {
             draws.isEmpty || draws.count == count && draws.allSatisfy { $0.count == batch.count },
             "one draw a sequence a step")
         precondition(nextDraws.isEmpty || nextDraws.count == batch.count, "one draw a sequence")
-        releasePromptRows()
         var slices = batch.map {
             var slice = $0
             slice.wantsLogits = true
@@ -324,55 +301,30 @@ public final class Transformer<B: Backend> {
     }
 
     /// Runs the slices as one step; returns per slice what it wants of its last token: its logits, or where
-    /// `greedy` only the index of the largest, or where `candidates` only that many of the largest, or where `draw`
-    /// only the token it picks, or nothing.
+    /// `greedy` only the index of the largest, or where `draw` only the token it picks, or nothing.
     public func step(batch: [Slice]) -> [StepOutput?] {
-        releasePromptRows()
         let rows = run(batch)
-        lastRows = rows
-        if batch.contains(where: { $0.tokens.count > 1 }) { rowsToKeep = batch.count }
         let wanted = zip(batch, rows).compactMap { slice, row in row.map { (slice, $0) } }
         let greedyRows = wanted.filter { $0.0.output == .argmax }.map(\.1)
         let drawRows = wanted.filter { $0.0.output == .draw }
-        let candidateRows = wanted.filter { $0.0.output == .candidates }
         let logitRows = wanted.filter { $0.0.output == .logits }.map(\.1)
         var tokens = (greedyRows.isEmpty ? [] : backend.argmax(normed, rows: greedyRows, head: head)).makeIterator()
         var drawn =
             (drawRows.isEmpty
             ? [] : backend.draw(normed, rows: drawRows.map(\.1), head: head, draws: drawRows.map { $0.0.draw! }))
             .makeIterator()
-        let count = candidateRows.map(\.0.candidates).max() ?? 0
-        // Rows that need no total take temperature 1 and leave theirs unread.
-        let temperatures =
-            candidateRows.contains { $0.0.totalAt != nil } ? candidateRows.map { $0.0.totalAt ?? 1 } : nil
-        var candidates =
-            (candidateRows.isEmpty
-            ? []
-            : backend.topCandidates(
-                normed, rows: candidateRows.map(\.1), head: head, count: count, temperatures: temperatures))
-            .makeIterator()
         var logits = (logitRows.isEmpty ? [] : backend.logits(normed, rows: logitRows, head: head)).makeIterator()
-        return zip(batch, rows).map { slice, row in
+        let outputs: [StepOutput?] = zip(batch, rows).map { slice, row in
             guard row != nil else { return nil }
             switch slice.output {
             case .argmax: return tokens.next().map { .token($0) }
             case .draw: return drawn.next().map { .token($0) }
-            case .candidates:
-                return candidates.next().map {
-                    .candidates(
-                        RankedLogits(
-                            candidates: Array($0.candidates.prefix(slice.candidates)),
-                            total: slice.totalAt == nil ? nil : $0.total))
-                }
             case .logits: return logits.next().map { .logits($0) }
             }
         }
-    }
-
-    /// The logits of slice `index` of the last ``step(batch:)``, which wanted them: for a row whose largest logits
-    /// were not enough. Valid until the next step.
-    public func logits(ofLastStepSlice index: Int) -> [Float] {
-        backend.logits(normed, row: lastRows[index]!, head: head)
+        // The decoding steps after a prompt chunk use one row a sequence.
+        if batch.contains(where: { $0.tokens.count > 1 }) { discardScratch(keepingRows: batch.count) }
+        return outputs
     }
 
     /// Runs the slices as one step and the final norm of the rows whose logits are wanted; returns per slice the

@@ -162,10 +162,6 @@ public final class LanguageModel {
                 let draws = (0..<count).map { _ in greedy ? RowDraw.argmax : sampler.nextRowDraw() }
                 queued = try session.appendSteps(token, draws: draws)
                 next = queued.removeFirst()
-            } else if let ranking = sampler.ranking {
-                let ranked = try session.appendRanking(token, count: ranking.count, totalAt: ranking.totalAt)
-                next = sampler.sample(ranked: ranked)
-                if next == nil { logits = session.lastLogits() }
             } else {
                 logits = try session.append([token]) { _ in true }[0]!
             }

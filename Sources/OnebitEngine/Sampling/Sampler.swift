@@ -70,59 +70,6 @@ public struct Sampler {
         return choose(nil, weights: weights, total: total, ranked: false, unit: unit)!
     }
 
-    /// Whether top-p sampling (with min-p, without top-k or a penalty) may first try the ``largestCandidateSet``
-    /// largest logits and the row's total weight (``sample(candidates:total:)``).
-    public var samplesFromNucleus: Bool {
-        parameters.temperature > 0 && parameters.repetitionPenalty == 1 && parameters.topK == 0
-            && parameters.topP < 1
-    }
-
-    /// The next token given the ``largestCandidateSet`` largest logits (most likely first) and the total weight
-    /// `exp((logit - largest) / T)` of every finite logit of the row, where the tokens top-p keeps are among them:
-    /// what ``sample(_:history:)`` gives with the whole row, with `total` summed in another order where it came from
-    /// elsewhere. Nil, with no random number drawn, where the nucleus reaches past the candidates or the row has no
-    /// finite logit: the whole row is needed.
-    public mutating func sample(candidates: [LogitCandidate], total: Double) -> Int? {
-        precondition(samplesFromNucleus, "candidates and a total serve top-p sampling without top-k or a penalty")
-        let kept = candidates.filter(\.logit.isFinite)
-        guard let top = kept.first?.logit else { return nil }
-        return choose(
-            kept.map(\.token), weights: kept.map { weight($0.logit, top: top) }, total: total, ranked: true,
-            complete: candidates.count < Self.largestCandidateSet)
-    }
-
-    /// Each of `rows` ranked on the host: its `count` largest finite logits and, with `temperatures`, its total
-    /// weight at its temperature.
-    public static func rank(_ rows: [[Float]], count: Int, temperatures: [Float]?) -> [RankedLogits] {
-        rows.enumerated().map { index, row in
-            RankedLogits(
-                candidates: candidates(row, count: count),
-                total: temperatures.map { total(of: row, temperature: $0[index]) })
-        }
-    }
-
-    /// How much of the next logits is enough to sample from, where the largest of them are: for top-p without top-k
-    /// (``samplesFromNucleus``), their number and the temperature of the row's total weight (``sample(ranked:)``);
-    /// nil where the whole row is needed, or where the draw runs where the logits are (``drawsWhereTheLogitsAre``).
-    public var ranking: (count: Int, totalAt: Float?)? {
-        samplesFromNucleus ? (Self.largestCandidateSet, parameters.temperature) : nil
-    }
-
-    /// ``sample(candidates:total:)`` with the candidates and the row's total weight `ranked` carries: nil where the
-    /// whole row is needed after all, or `ranked` has no total.
-    public mutating func sample(ranked: RankedLogits) -> Int? {
-        guard let total = ranked.total else { return nil }
-        return sample(candidates: ranked.candidates, total: total)
-    }
-
-    /// The total weight of `logits` at `temperature` as ``sample(candidates:total:)`` takes it: `exp((logit -
-    /// largest) / T)` over the finite logits, summed in token order as ``sample(_:history:)`` sums it.
-    public static func total(of logits: [Float], temperature: Float) -> Double {
-        let sampler = Sampler(SamplingParameters(temperature: temperature))
-        guard let top = logits.filter(\.isFinite).max() else { return 0 }
-        return logits.reduce(0) { $1.isFinite ? $0 + sampler.weight($1, top: top) : $0 }
-    }
-
     /// Whether the draw can run where the logits are: temperature over the whole row or among the top-k (at most
     /// ``largestCandidateSet``), with top-p and min-p, and no penalty. ``nextRowDraw()`` then gives what it needs, and
     /// ``token(drawing:from:)`` what it must find.
@@ -285,11 +232,6 @@ public struct Sampler {
         ranked(logits, throughBucket: Int.max)
     }
 
-    /// The `count` largest finite logits of `row`, in ``ranked(_:)``'s order.
-    public static func candidates(_ row: [Float], count: Int) -> [LogitCandidate] {
-        largest(row, count: count).map { LogitCandidate(token: $0, logit: row[$0]) }
-    }
-
     /// The index of the largest logit (the lowest such index on ties).
     public static func argmax(_ logits: [Float]) -> Int {
         var best = 0
@@ -325,34 +267,6 @@ public struct RowDraw: Equatable, Sendable {
 
     /// The draw that takes the argmax.
     public static let argmax = RowDraw(temperature: 0, minP: 0, unit: 0)
-}
-
-/// The largest logits of a row, most likely first, and where asked the row's total weight.
-public struct RankedLogits: Equatable, Sendable {
-    /// The largest finite logits, in ``Sampler/ranked(_:)``'s order.
-    public var candidates: [LogitCandidate]
-    /// `exp((logit - largest) / temperature)` summed over the row's finite logits, at the temperature asked for.
-    public var total: Double?
-
-    /// A ranked row.
-    public init(candidates: [LogitCandidate], total: Double? = nil) {
-        self.candidates = candidates
-        self.total = total
-    }
-}
-
-/// A token and its logit, one of the most likely of a row.
-public struct LogitCandidate: Equatable, Sendable {
-    /// The token id.
-    public var token: Int
-    /// Its logit.
-    public var logit: Float
-
-    /// A candidate.
-    public init(token: Int, logit: Float) {
-        self.token = token
-        self.logit = logit
-    }
 }
 
 /// SplitMix64: a small, fast generator with a fixed algorithm, so a seed reproduces the same stream on every

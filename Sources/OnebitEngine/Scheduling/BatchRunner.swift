@@ -18,8 +18,6 @@ protocol BatchRunner: AnyObject {
     func release(_ sequence: Int)
     /// Runs one step; returns per slice what it wants of its last token (its logits, or only the argmax).
     func run(_ slices: [SliceRequest]) -> [StepOutput?]
-    /// The logits of slice `index` of the last ``run(_:)``, which wanted them; valid until the next run.
-    func logits(ofLastStepSlice index: Int) -> [Float]
     /// Most decoding steps ``runSteps(_:count:draws:queueingNext:drawing:)`` gains by queuing at once: 1 where the
     /// backend hands every step's tokens back anyway.
     var stepsAhead: Int { get }
@@ -56,12 +54,8 @@ struct SliceRequest {
     var wantsLogits: Bool
     /// Whether only the argmax of those logits is wanted.
     var greedy = false
-    /// Where not 0, only this many of the largest logits are wanted.
-    var candidates = 0
     /// Where not nil, only the token this draw picks is wanted.
     var draw: RowDraw?
-    /// Where not nil, the candidates come with the row's total weight at this temperature.
-    var totalAt: Float?
 }
 
 /// A ``BatchRunner`` over the transformer of one backend and one pool of KV blocks.
@@ -214,11 +208,7 @@ final class TransformerRunner<B: Backend>: BatchRunner {
             let view = transformer.backend.keyValueCache(in: pool, blocks: sequences[slice.sequence]!.table)
             return Transformer<B>.Slice(
                 tokens: slice.tokens, start: slice.start, cache: view, wantsLogits: slice.wantsLogits,
-                greedy: slice.greedy, candidates: slice.candidates, draw: slice.draw, totalAt: slice.totalAt)
+                greedy: slice.greedy, draw: slice.draw)
         }
-    }
-
-    func logits(ofLastStepSlice index: Int) -> [Float] {
-        transformer.logits(ofLastStepSlice: index)
     }
 }

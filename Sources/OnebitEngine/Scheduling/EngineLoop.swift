@@ -101,8 +101,7 @@ final class EngineLoop {
             slices.append(
                 SliceRequest(
                     sequence: sequence.sequence, tokens: [token], start: sequence.cached, wantsLogits: true,
-                    greedy: sequence.needsOnlyArgmax, candidates: sequence.candidatesSuffice,
-                    draw: sequence.nextRowDraw(), totalAt: sequence.nucleusTemperature))
+                    greedy: sequence.needsOnlyArgmax, draw: sequence.nextRowDraw()))
             owners.append(sequence)
             budget -= 1
         }
@@ -113,8 +112,7 @@ final class EngineLoop {
                 SliceRequest(
                     sequence: sequence.sequence, tokens: Array(prompt[sequence.cached..<end]), start: sequence.cached,
                     wantsLogits: end == prompt.count, greedy: sequence.needsOnlyArgmax,
-                    candidates: sequence.candidatesSuffice, draw: end == prompt.count ? sequence.nextRowDraw() : nil,
-                    totalAt: sequence.nucleusTemperature))
+                    draw: end == prompt.count ? sequence.nextRowDraw() : nil))
             owners.append(sequence)
             totals.promptTokens += end - sequence.cached
             budget -= end - sequence.cached
@@ -133,12 +131,6 @@ final class EngineLoop {
             switch results[index] {
             case .logits(let logits): advance(sequence, logits: logits)
             case .token(let token): emit(token, for: sequence, processed: nil)
-            case .candidates(let ranked):
-                if let token = sequence.sampler.sample(ranked: ranked) {
-                    emit(token, for: sequence, processed: nil)
-                } else {
-                    advance(sequence, logits: runner.logits(ofLastStepSlice: index))
-                }
             case nil: break
             }
         }
@@ -318,19 +310,6 @@ final class SequenceState {
     /// penalty, bias, constraint or log-probabilities. The step then brings back only that index.
     var needsOnlyArgmax: Bool {
         readsOnlySampledToken && job.request.sampling.temperature == 0 && job.request.sampling.repetitionPenalty == 1
-    }
-
-    /// Where not 0, the number of largest logits the next token can be sampled from (top-p without top-k, tried first
-    /// on them, with nothing else read from the logits: no penalty, bias, constraint or log-probabilities); the step
-    /// then brings back only those.
-    var candidatesSuffice: Int {
-        readsOnlySampledToken ? sampler.ranking?.count ?? 0 : 0
-    }
-
-    /// Where the next token may be drawn by top-p from the largest logits, the temperature of the total weight
-    /// that needs; else nil.
-    var nucleusTemperature: Float? {
-        readsOnlySampledToken ? sampler.ranking?.totalAt : nil
     }
 
     /// Whether nothing but the sampler reads the logits: no penalty, bias, constraint or log-probabilities.

@@ -19,8 +19,8 @@ struct SelfTest: AsyncParsableCommand {
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
             batch); and `onebit bench` on the 2B-4T shape. The output head (bf16 and the opt-in int8 copy) is \
-            checked against the CPU's scalar kernels too, and its ranking of the largest logits and top-k and top-p draws \
-            against the host's on rows of ties and logits that are not finite. Exits with status 1 when a check fails.
+            checked against the CPU's scalar kernels too, and its top-k and top-p draws against the host's on rows \
+            of ties and logits that are not finite. Exits with status 1 when a check fails.
             """)
 
     @Option(help: "The device to check: cuda, or cpu (its SIMD kernels against the scalar ones).")
@@ -229,19 +229,6 @@ enum HeadCheck {
             // The device's own argmax of every row must be the argmax of the logits it returns.
             let indices = device.argmax(x, rows: all, head: weights)
             let sameArgmax = indices == (0..<tokens).map { Sampler.argmax(Array(got[$0 * rows..<($0 + 1) * rows])) }
-            // And its largest logits for top-k and top-p sampling must be those of the logits it returns, in the same
-            // order, and its totals theirs but for the order of the sums.
-            let temperatures = (0..<tokens).map { Float(0.5 + 0.25 * Double($0 % 4)) }
-            let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
-                let ranked = device.topCandidates(
-                    x, rows: all, head: weights, count: count, temperatures: temperatures)
-                return (0..<tokens).allSatisfy { token in
-                    let row = Array(got[token * rows..<(token + 1) * rows])
-                    let total = Sampler.total(of: row, temperature: temperatures[token])
-                    return ranked[token].candidates == Sampler.candidates(row, count: count)
-                        && abs(ranked[token].total! - total) <= 1e-12 * total
-                }
-            }
             // And the tokens it draws must be those the host's sampler draws from those logits.
             // Every fifth row takes its argmax (temperature 0), as a greedy sequence does in a step of draws; of
             // every seven rows one draws among its 40 largest logits with top-p 0.9, and one from its top-p 0.8
@@ -259,12 +246,11 @@ enum HeadCheck {
             }
             let differing = zip(device.draw(x, rows: all, head: weights, draws: draws), hostDraws).count { $0 != $1 }
             let sameDraws = differing == 0
-            let ok = worst <= 1e-4 && sameArgmax && sameCandidates && sameDraws
+            let ok = worst <= 1e-4 && sameArgmax && sameDraws
             if !ok { failures += 1 }
             print(
                 "head     \(ok ? "PASS" : "FAIL")  \(label) \(rows)x\(columns), \(tokens) token(s): largest relative "
-                    + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); top 1, 40 and "
-                    + "\(Sampler.largestCandidateSet) with totals \(sameCandidates ? "agree" : "differ"); draws "
+                    + "difference \(worst); argmax per row \(sameArgmax ? "agrees" : "differs"); draws "
                     + "\(sameDraws ? "agree" : "differ in \(differing) of \(tokens) rows")")
         }
         return failures
@@ -287,8 +273,8 @@ enum HeadCheck {
     }
 }
 
-/// The device's ranking of the largest logits, and its top-k and top-p draws, against the host's on rows made to be hard for
-/// it: long runs of equal logits, every logit equal, the largest at the end of the row, logits that are not finite,
+/// The device's top-k and top-p draws (its ranking of the largest logits, and its nuclei) against the host's on rows
+/// made to be hard for it: long runs of equal logits, every logit equal, the largest at the end of the row, logits that are not finite,
 /// fewer finite logits than the top-k, and none.
 enum RankingCheck {
     /// Each row's logit of token `token` before it is cut to bf16, from which a head is made whose only nonzero column
@@ -325,10 +311,6 @@ enum RankingCheck {
             device.writeRows(input, count: tokens, into: x)
             let all = Array(0..<tokens)
             let rows = device.logits(x, rows: all, head: head)
-            let sameCandidates = [1, 40, Sampler.largestCandidateSet].allSatisfy { count in
-                let ranked = device.topCandidates(x, rows: all, head: head, count: count, temperatures: nil)
-                return zip(ranked, rows).allSatisfy { $0.candidates == Sampler.candidates($1, count: count) }
-            }
             // Top-k with and without top-p, and top-p alone (its nucleus a few tokens, or half the row).
             let draws = all.map { token in
                 RowDraw(
@@ -336,13 +318,11 @@ enum RankingCheck {
                     unit: Double(rng.next() >> 11) * 0x1.0p-53)
             }
             let hostDraws = all.map { Sampler.token(drawing: draws[$0], from: rows[$0]) }
-            let sameDraws = device.draw(x, rows: all, head: head, draws: draws) == hostDraws
-            let ok = sameCandidates && sameDraws
+            let ok = device.draw(x, rows: all, head: head, draws: draws) == hostDraws
             if !ok { failures += 1 }
             print(
-                "ranking  \(ok ? "PASS" : "FAIL")  \(pattern.name), \(vocabulary) tokens: top 1, 40 and "
-                    + "\(Sampler.largestCandidateSet) \(sameCandidates ? "agree" : "differ"); top-k and top-p draws "
-                    + "\(sameDraws ? "agree" : "differ")")
+                "ranking  \(ok ? "PASS" : "FAIL")  \(pattern.name), \(vocabulary) tokens: top-k and top-p draws "
+                    + "\(ok ? "agree" : "differ")")
         }
         return failures
     }
