@@ -55,9 +55,11 @@ public final class CUDABackend {
     private var drawBuffer: DeviceBuffer?
     /// Each chunk's largest logits and kept mass, between the launches of a draw.
     private var drawChunkBuffer: DeviceBuffer?
-    /// The sums of the rounds that find top-p nuclei, the rows' `Nucleus` records, and which chunks a round reads
+    /// The sums of the rounds that find top-p nuclei, 4,096 a row
     /// (``queueNuclei(_:columns:chunk:chunks:rows:temperatures:topKs:topPs:)``).
-    private var nucleusBuffer: DeviceBuffer?
+    private var nucleusSums: DeviceBuffer?
+    /// The rows' `Nucleus` records, the limits the draw reads among them.
+    private var nucleusRecords: DeviceBuffer?
     /// The ranking's group minima, candidates, ranked keys, thresholds and candidate counts
     /// (``queueRanking(_:columns:rows:count:)``).
     private var rankingBuffer: DeviceBuffer?
@@ -1246,26 +1248,22 @@ public final class CUDABackend {
         return tokens
     }
 
-    /// Queues the rounds that find the limit of each top-p nucleus (`nucleus_sums` and `nucleus_digit`, after
-    /// `draw_chunk_tops` has filled `chunks`); returns where the rows' `Nucleus` records are.
+    /// Queues the rounds that find the limit of each top-p nucleus (`nucleus_round`, after `draw_chunk_tops` has
+    /// filled `chunks`); returns where the rows' `Nucleus` records are.
     private func queueNuclei(
         _ logits: UInt64, columns: Int, chunk: Int, chunks: (address: UInt64, count: Int), rows: Int,
         temperatures: UInt64, topKs: UInt64, topPs: UInt64
     ) -> UInt64 {
         precondition(columns < 1 << 24, "the nucleus's rounds count token ids of 24 bits")
-        let sumBytes = rows * chunks.count * 256 * 8
-        let buffer = scratch(&nucleusBuffer, bytes: sumBytes + rows * KernelSource.nucleusBytes + rows * chunks.count)
-        let (sums, nuclei) = (buffer.address, buffer.address + UInt64(sumBytes))
-        let holds = nuclei + UInt64(rows * KernelSource.nucleusBytes)
+        // Row r's sums and record sit at the same place whatever the number of rows, and each round leaves them zero
+        // where the next one needs it.
+        let sums = scratch(&nucleusSums, bytes: rows * KernelSource.nucleusBuckets * 8).address
+        let nuclei = scratch(&nucleusRecords, bytes: rows * KernelSource.nucleusBytes).address
         for round in 0..<KernelSource.nucleusRounds {
             launch(
-                .nucleusSums, grid: (chunks.count, rows), block: KernelSource.drawThreads, .address(logits),
+                .nucleusRound, grid: (chunks.count, rows), block: KernelSource.drawThreads, .address(logits),
                 .int(columns), .int(chunk), .address(chunks.address), .address(temperatures), .address(topKs),
-                .address(topPs), .address(nuclei), .address(holds), .int(round), .address(sums))
-            launch(
-                .nucleusDigit, grid: (rows, 1), block: 256, .address(sums), .int(chunks.count), .int(columns),
-                .address(chunks.address), .address(temperatures), .address(topKs), .address(topPs),
-                .address(nuclei), .address(holds), .int(round))
+                .address(topPs), .address(nuclei), .address(sums), .int(round))
         }
         return nuclei
     }

@@ -16,7 +16,7 @@ enum Kernel: Int, CaseIterable {
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
-        rankLargest, drawChunkTops, nucleusSums, nucleusDigit, drawChunkMasses, drawPick, drawCandidates,
+        rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates,
         ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup
 
@@ -94,8 +94,7 @@ enum Kernel: Int, CaseIterable {
         case .rankThresholds: "rank_thresholds"
         case .rankCandidates: "rank_candidates"
         case .rankLargest: "rank_largest"
-        case .nucleusSums: "nucleus_sums"
-        case .nucleusDigit: "nucleus_digit"
+        case .nucleusRound: "nucleus_round"
         case .drawChunkTops: "draw_chunk_tops"
         case .drawChunkMasses: "draw_chunk_masses"
         case .drawPick: "draw_pick"

@@ -72,10 +72,12 @@ enum KernelSource {
     static let drawMaximumChunks = 1024
     /// Bytes of a `DrawChunk` record.
     static let drawChunkBytes = 32
-    /// Rounds that find a top-p nucleus's limit (`NUCLEUS_ROUNDS`): four digits of the logit, three of the token id.
-    static let nucleusRounds = 7
+    /// Rounds that find a top-p nucleus's limit (`NUCLEUS_ROUNDS`): three digits of the logit, two of the token id.
+    static let nucleusRounds = 5
     /// Bytes of a `Nucleus` record.
-    static let nucleusBytes = 40
+    static let nucleusBytes = 48
+    /// Sums a row of the nucleus's rounds keeps (`NUCLEUS_BUCKETS`), 8 bytes each.
+    static let nucleusBuckets = 4096
     /// Threads of a `draw_candidates` block, one a candidate: the most top-k it samples from.
     static let candidateThreads = 256
 

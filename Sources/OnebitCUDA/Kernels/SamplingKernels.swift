@@ -296,28 +296,27 @@ extension KernelSource {
 
         // Top-p without top-k where the logits are. The nucleus, the most likely tokens whose shares of the row's
         // total weight first reach top_ps[r] in rank order, is every token whose ranking key is at most a limit, found
-        // digit by digit (most significant first) from sums of weights, so that no token is sorted:
-        // - nucleus_sums: block (c, r) adds up the weights w = exp((logit - top) / T) of chunk c of row r by the next
-        //   NUCLEUS_DIGIT bits of their keys' logit word, among the tokens whose earlier digits are those fixed so far;
-        // - nucleus_digit: block r adds up its chunks' sums, and fixes the digit at which the weight of the tokens
-        //   before it, and under it, first reaches top-p times the row's total (which round 0 sums).
-        // Four such rounds fix the logit word at the nucleus's edge. The tokens of that logit weigh the same, and the
-        // nucleus takes the first `need` of them by token: where that is fewer than all, three more rounds count them
-        // by the digits of their ids (rows of fewer than 2^24 tokens). After round 0, a round reads only the chunks
-        // that hold tokens under the digits fixed so far (`holds`). A row drawn otherwise keeps the limit ~0, and so does one whose nucleus
-        // reaches past every token min-p keeps, which min-p then bounds.
-        // The weights are added as integers, w in units of 2^-nucleus_bits(columns) (a row's total stays below 2^62):
-        // integer atomics are fast where many tokens share a digit, and their sums come out the same in any order.
-        // The host adds doubles in rank order, so a limit can differ from the host's only where a sum falls within
-        // about columns * 2^-nucleus_bits of top-p times the total (2^-45 for a 128,256-token row).
-        #define NUCLEUS_DIGIT 8
-        #define NUCLEUS_BUCKETS (1 << NUCLEUS_DIGIT)
+        // digit by digit (most significant first) from sums of weights, so that no token is sorted. In each launch of
+        // nucleus_round, block (c, r) adds up the weights w = exp((logit - top) / T) of chunk c of row r by the
+        // round's digit of their keys' logit word, among the tokens whose earlier digits are those fixed so far, into
+        // the row's sums; the last block of the row to arrive then fixes the digit at which the weight of the tokens
+        // before it, and under it, first reaches top-p times the row's total (which round 0 sums). Three rounds (12,
+        // 12 and 8 bits) fix the logit word at the nucleus's edge. The tokens of that logit weigh the same, and the
+        // nucleus takes the first `need` of them by token: where that is fewer than all, two more rounds count them by
+        // the digits of their ids (rows of fewer than 2^24 tokens). A row drawn otherwise keeps the limit ~0, and so
+        // does one whose nucleus reaches past every token min-p keeps, which min-p then bounds.
+        // The weights are added as integers, w in units of 2^-(62 - bits of columns), so a row's total stays below
+        // 2^62 and the sums come out the same in any order. The host adds doubles in rank order, so a limit can differ
+        // from the host's only where a sum falls within about columns units of top-p times the total (2^-45 of the
+        // largest weight for a 128,256-token row).
+        #define NUCLEUS_BUCKETS \#(nucleusBuckets)
         #define NUCLEUS_ROUNDS \#(nucleusRounds)
         struct Nucleus {
             double target;                    // top-p times the row's total
             unsigned long long before, limit;  // the weight (or count) ranked before the digits; the largest key taken
             u32 edge, prefix;                  // the logit word at the edge; the digits fixed so far (word, then id)
             int need, done;                    // tokens of the edge's logit the nucleus takes; whether the limit is final
+            unsigned arrivals, unused;         // blocks of the round that have added their sums
         };
         static_assert(sizeof(Nucleus) == \#(nucleusBytes), "the host sizes the rows' records");
 
@@ -326,10 +325,11 @@ extension KernelSource {
             return temperatures[row] > 0.0f && top_ks[row] == 0 && top_ps[row] < 1.0f;
         }
 
-        // Round `round`'s digit: of the logit word for rounds 0-3, of the token id for 4-6.
+        // Round `round`'s digit: bits 31-20, 19-8 and 7-0 of the logit word, then 23-12 and 11-0 of the token id.
         __device__ __forceinline__ int nucleus_shift(int round) {
-            return round < 4 ? 32 - NUCLEUS_DIGIT * (round + 1) : 24 - NUCLEUS_DIGIT * (round - 3);
+            return round == 0 ? 20 : round == 1 ? 8 : round == 3 ? 12 : 0;
         }
+        __device__ __forceinline__ int nucleus_bits(int round) { return round == 2 ? 8 : 12; }
 
         // A token's weight in the integer units of a row of `columns`.
         __device__ __forceinline__ unsigned long long nucleus_weight(float logit, float top, float temperature,
@@ -337,23 +337,30 @@ extension KernelSource {
             return (unsigned long long)ldexp(exp((double)((logit - top) / temperature)), 62 - (32 - __clz(columns)));
         }
 
-        extern "C" __global__ void nucleus_sums(const float *logits, int columns, int chunk, const DrawChunk *chunks,
-                                                const float *temperatures, const int *top_ks, const float *top_ps,
-                                                const Nucleus *nuclei, const u8 *holds, int round,
-                                                unsigned long long *sums) {
+        extern "C" __global__ void nucleus_round(const float *logits, int columns, int chunk, const DrawChunk *chunks,
+                                                 const float *temperatures, const int *top_ks, const float *top_ps,
+                                                 Nucleus *nuclei, unsigned long long *sums, int round) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             const int r = blockIdx.y;
-            if (!draws_nucleus(temperatures, top_ks, top_ps, r)) return;
-            if (round > 0 && (nuclei[r].done || !holds[(size_t)r * gridDim.x + blockIdx.x])) return;
-            const float top = chunks_top(chunks + (size_t)r * gridDim.x, gridDim.x);
-            if (top == NEGATIVE_INFINITY) return;
+            Nucleus &n = nuclei[r];
+            const bool drawn = draws_nucleus(temperatures, top_ks, top_ps, r);
+            if (drawn && round > 0 && n.done) return;
+            const float top = drawn ? chunks_top(chunks + (size_t)r * gridDim.x, gridDim.x) : NEGATIVE_INFINITY;
+            if (top == NEGATIVE_INFINITY) {
+                if (round == 0 && blockIdx.x == 0 && threadIdx.x == 0) {
+                    n.limit = ~0ull;
+                    n.done = 1;
+                }
+                return;
+            }
             __shared__ unsigned long long buckets[NUCLEUS_BUCKETS];
             for (int b = threadIdx.x; b < NUCLEUS_BUCKETS; b += blockDim.x) buckets[b] = 0;
             __syncthreads();
             const float temperature = temperatures[r];
-            const u32 prefix = round > 0 ? nuclei[r].prefix : 0, edge = round >= 4 ? nuclei[r].edge : 0;
-            const int shift = nucleus_shift(round);
+            const u32 prefix = round > 0 ? n.prefix : 0, edge = round >= 3 ? n.edge : 0;
+            const int shift = nucleus_shift(round), bits = nucleus_bits(round), above = shift + bits;
+            const u32 mask = (1u << bits) - 1;
             const float *row = logits + (size_t)r * columns;
             const int end = min(columns, (blockIdx.x + 1) * chunk);
             for (int i = blockIdx.x * chunk + threadIdx.x; i < end; i += blockDim.x) {
@@ -361,55 +368,37 @@ extension KernelSource {
                 if (!isfinite(logit)) continue;
                 const u32 word = (u32)(ranking_key(logit, i) >> 32);
                 // The digits above this round's must be those fixed: all 32 bits of the word in the token rounds.
-                if (round < 4) {
-                    if (round > 0 && (word >> (shift + NUCLEUS_DIGIT)) != (prefix >> (shift + NUCLEUS_DIGIT))) continue;
+                if (round < 3) {
+                    if (above < 32 && (word >> above) != (prefix >> above)) continue;
                     const unsigned long long w = nucleus_weight(logit, top, temperature, columns);
-                    if (w > 0) atomicAdd(&buckets[(word >> shift) & (NUCLEUS_BUCKETS - 1)], w);
+                    if (w > 0) atomicAdd(&buckets[(word >> shift) & mask], w);
                 } else {
-                    if (word != edge || ((u32)i >> (shift + NUCLEUS_DIGIT)) != (prefix >> (shift + NUCLEUS_DIGIT)))
-                        continue;
-                    atomicAdd(&buckets[((u32)i >> shift) & (NUCLEUS_BUCKETS - 1)], 1ull);
+                    if (word != edge || ((u32)i >> above) != (prefix >> above)) continue;
+                    atomicAdd(&buckets[((u32)i >> shift) & mask], 1ull);
                 }
             }
             __syncthreads();
-            unsigned long long *out = sums + ((size_t)r * gridDim.x + blockIdx.x) * NUCLEUS_BUCKETS;
-            for (int b = threadIdx.x; b < NUCLEUS_BUCKETS; b += blockDim.x) out[b] = buckets[b];
-        }
-
-        // One thread a bucket.
-        extern "C" __global__ void __launch_bounds__(NUCLEUS_BUCKETS)
-            nucleus_digit(const unsigned long long *sums, int chunk_count, int columns, const DrawChunk *chunks,
-                          const float *temperatures, const int *top_ks, const float *top_ps, Nucleus *nuclei,
-                          u8 *holds, int round) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
-            const int r = blockIdx.x, b = threadIdx.x;
-            Nucleus &n = nuclei[r];
-            if (!draws_nucleus(temperatures, top_ks, top_ps, r) || (round > 0 && n.done)) {
-                if (round == 0 && b == 0) {
-                    n.limit = ~0ull;
-                    n.done = 1;
-                }
-                return;
-            }
-            const float top = chunks_top(chunks + (size_t)r * chunk_count, chunk_count);
-            if (top == NEGATIVE_INFINITY) {
-                if (b == 0) {
-                    n.limit = ~0ull;
-                    n.done = 1;
-                }
-                return;
-            }
-            u8 *held = holds + (size_t)r * chunk_count;
+            unsigned long long *row_sums = sums + (size_t)r * NUCLEUS_BUCKETS;
+            for (int b = threadIdx.x; b <= (int)mask; b += blockDim.x)
+                if (buckets[b] > 0) atomicAdd(&row_sums[b], buckets[b]);
+            __shared__ bool last;
+            __syncthreads();
+            if (threadIdx.x == 0) last = add_acquire_release(&n.arrivals, 1u) == gridDim.x - 1;
+            __syncthreads();
+            if (!last) return;
+            // The last block: each thread takes a run of buckets, read and cleared for the next round.
+            const int run = NUCLEUS_BUCKETS / blockDim.x, first = threadIdx.x * run;
             unsigned long long own = 0;
-            for (int c = 0; c < chunk_count; c++)
-                if (round == 0 || held[c]) own += sums[((size_t)r * chunk_count + c) * NUCLEUS_BUCKETS + b];
+            for (int k = 0; k < run; k++) {
+                buckets[first + k] = first + k <= (int)mask ? atomicExch(&row_sums[first + k], 0ull) : 0;
+                own += buckets[first + k];
+            }
             __shared__ double target;
             __shared__ unsigned long long before;
-            __shared__ int chosen, last, finished;
+            __shared__ int chosen, latest;
             unsigned long long all;
             const unsigned long long ahead = block_scan_exclusive(own, all);
-            if (b == 0) {
+            if (threadIdx.x == 0) {
                 if (round == 0) {
                     n.target = (double)top_ps[r] * (double)all;
                     n.before = 0;
@@ -417,45 +406,44 @@ extension KernelSource {
                     n.limit = ~0ull;
                     n.done = 0;
                 }
-                // The token rounds count the edge's ties: the nucleus takes them all where it needs as many.
-                finished = round == 4 && (unsigned long long)n.need >= all;
-                if (finished) {
-                    n.limit = (unsigned long long)n.edge << 32 | 0xffffffffull;
-                    n.done = 1;
-                }
-                target = round < 4 ? n.target : (double)n.need;
-                before = round < 4 ? n.before : 0;
+                n.arrivals = 0;
+                target = round < 3 ? n.target : (double)n.need;
+                before = round < 3 ? n.before : 0;
                 chosen = NUCLEUS_BUCKETS;
-                last = -1;
+                latest = -1;
             }
             __syncthreads();
-            if (finished) return;
-            if (own > 0) {
-                atomicMax(&last, b);
-                if ((double)(before + ahead + own) >= target) atomicMin(&chosen, b);
+            unsigned long long running = before + ahead;
+            for (int k = 0; k < run; k++) {
+                if (buckets[first + k] == 0) continue;
+                atomicMax(&latest, first + k);
+                running += buckets[first + k];
+                if ((double)running >= target) {
+                    atomicMin(&chosen, first + k);
+                    break;
+                }
             }
             __syncthreads();
             // Where the sums fall short of the target, the last bucket with any weight.
-            const int digit = chosen < NUCLEUS_BUCKETS ? chosen : last;
-            // The next round reads only the chunks that hold tokens under the digits fixed so far.
-            for (int c = b; c < chunk_count; c += blockDim.x)
-                held[c] = (round == 0 || held[c]) && sums[((size_t)r * chunk_count + c) * NUCLEUS_BUCKETS + digit] > 0;
-            if (b != digit) return;
-            if (round < 4)
-                n.before = before + ahead;
+            const int digit = chosen < NUCLEUS_BUCKETS ? chosen : latest;
+            if (threadIdx.x != digit / run) return;
+            unsigned long long passed = before + ahead;
+            for (int k = first; k < digit; k++) passed += buckets[k];
+            if (round < 3)
+                n.before = passed;
             else
-                n.need -= (int)ahead;
-            n.prefix |= (u32)digit << nucleus_shift(round);
-            if (round == 3) {
+                n.need -= (int)passed;
+            n.prefix |= (u32)digit << shift;
+            if (round == 2) {
                 // The edge's logit, and how many of its equal weights reach the target.
                 n.edge = n.prefix;
                 n.prefix = 0;
                 const u32 ordered = ~n.edge;
                 const float logit = __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
-                const unsigned long long w = nucleus_weight(logit, top, temperatures[r], columns);
+                const unsigned long long w = nucleus_weight(logit, top, temperature, columns);
                 n.need = (int)fmax(1.0, fmin(ceil((n.target - (double)n.before) / (double)w), 1e9));
-                // Tokens of one logit weigh the same: where the nucleus takes all of them, no id is needed.
-                if ((unsigned long long)n.need >= own / w) {
+                // Where the nucleus takes every token of that logit, no id is needed.
+                if ((unsigned long long)n.need >= buckets[digit] / w) {
                     n.limit = (unsigned long long)n.edge << 32 | 0xffffffffull;
                     n.done = 1;
                 }
