@@ -119,6 +119,35 @@ import Testing
     }
 
     @Test(arguments: [true, false])
+    func aSessionsRunQueuedAheadStartsItsNextRun(sameDraw: Bool) throws {
+        let backend = WholeContextCPU()
+        backend.keepsTokens = true
+        let transformer = Transformer(backend: backend, config: Self.model.config, weights: Self.model.weights)
+        let prompt = [200, 7, 7, 7, 1]
+        let session = transformer.makeSession(capacity: 32)
+        _ = try session.append(Array(prompt.dropLast())) { _ in false }
+        var sampler = Sampler(SamplingParameters(temperature: 1.1, seed: 9))
+        let draws = (0..<9).map { _ in sampler.nextRowDraw() }
+        let other = sampler.nextRowDraw()
+        let first = try session.appendSteps(
+            prompt.last!, draws: Array(draws[0..<4]), thenQueuing: 5, drawing: draws[4])
+        let offered = backend.steps.count
+        let second = try session.appendSteps(
+            first.last!, draws: [sameDraw ? draws[4] : other] + Array(draws[5...]))
+        if sameDraw {
+            #expect(first + second == Self.stepByStep([prompt], steps: 9, draws: draws.map { [$0] }).map { $0[0] })
+        }
+        // The run that draws what the queued step drew starts from it; one that draws otherwise runs it again.
+        #expect(backend.steps.count - offered == (sameDraw ? 4 : 5))
+        #expect(session.length == prompt.count - 1 + 9)
+        // No step is queued past the session's capacity.
+        #expect(throws: SessionError.contextFull(capacity: 32, requested: 33)) {
+            try session.appendSteps(
+                second.last!, draws: Array(repeating: .argmax, count: 19), thenQueuing: 1, drawing: .argmax)
+        }
+    }
+
+    @Test(arguments: [true, false])
     func aDrawnRunQueuedAheadStartsTheNextRunOnlyWhereItDrawsTheSame(sameDraws: Bool) {
         let prompts = [[5, 9, 14], [3], [200, 7, 7, 7, 1]]
         let (backend, transformer, batch) = Self.keepingTokens(prompts)

@@ -19,11 +19,18 @@ public protocol DecodingSession: AnyObject {
     /// Appends `token`, then each chosen token but the last: one step a draw of `draws`, each token the one its draw
     /// picks from the logits of the step before (``Sampler/token(drawing:from:)``; ``RowDraw/argmax`` for greedy
     /// steps), and they come back in order. Where the backend feeds each step's token to the next step itself, it is
-    /// waited for once.
-    func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int]
+    /// waited for once; with `next` above 0, the first step of the next run (of `next` steps, its first drawn by
+    /// `nextDraw`) goes out before that wait, and the next call starts from it where it asks for that run.
+    func appendSteps(_ token: Int, draws: [RowDraw], thenQueuing next: Int, drawing nextDraw: RowDraw)
+        throws(SessionError) -> [Int]
 }
 
 extension DecodingSession {
+    /// ``appendSteps(_:draws:thenQueuing:drawing:)`` with no run queued after it.
+    public func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int] {
+        try appendSteps(token, draws: draws, thenQueuing: 0, drawing: .argmax)
+    }
+
     /// The argmax of the logits ``append(_:logitsFor:)`` returns.
     public func appendGreedy(_ token: Int) throws(SessionError) -> Int {
         Sampler.argmax(try append([token]) { _ in true }[0]!)
@@ -96,10 +103,15 @@ private final class TransformerSession<B: Backend>: DecodingSession {
         return next
     }
 
-    func appendSteps(_ token: Int, draws: [RowDraw]) throws(SessionError) -> [Int] {
-        try check(Array(repeating: token, count: draws.count))
+    func appendSteps(_ token: Int, draws: [RowDraw], thenQueuing next: Int, drawing nextDraw: RowDraw)
+        throws(SessionError) -> [Int]
+    {
+        // The queued step writes the position after the run's.
+        try check(Array(repeating: token, count: draws.count + (next > 0 ? 1 : 0)))
         let slice = Transformer<B>.Slice(tokens: [token], start: length, cache: cache, wantsLogits: true)
-        let steps = transformer.decodeSteps(batch: [slice], count: draws.count, draws: draws.map { [$0] })
+        let steps = transformer.decodeSteps(
+            batch: [slice], count: draws.count, draws: draws.map { [$0] }, queueingNext: next,
+            drawing: next > 0 ? [nextDraw] : [])
         length += draws.count
         return steps.map { $0[0] }
     }

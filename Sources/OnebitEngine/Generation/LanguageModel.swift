@@ -130,6 +130,8 @@ public final class LanguageModel {
         var next: Int?
         // Tokens the last run of steps chose, each already appended but the last.
         var queued: [Int] = []
+        // The draw of the next run's first step, which the last run queued.
+        var queuedDraw: RowDraw?
         var reason = GenerationResult.StopReason.length
         var stopToken: Int?
         while generated.count < maxTokens {
@@ -154,13 +156,19 @@ public final class LanguageModel {
                 reason = .contextFull
                 break
             }
-            // Only what the sampler needs of the next logits comes back where the backend runs: the argmax, the
-            // token it draws, or the largest logits.
-            // Greedy tokens and draws are chosen where the backend runs, several steps at once.
+            // Greedy tokens and draws are chosen where the backend runs, several steps at once, and only they come
+            // back.
             let count = min(stepsAhead, maxTokens - generated.count, session.capacity - session.length)
             if greedy || sampler.drawsWhereTheLogitsAre {
-                let draws = (0..<count).map { _ in greedy ? RowDraw.argmax : sampler.nextRowDraw() }
-                queued = try session.appendSteps(token, draws: draws)
+                func nextDraw() -> RowDraw { greedy ? .argmax : sampler.nextRowDraw() }
+                let draws = [queuedDraw ?? nextDraw()] + (1..<count).map { _ in nextDraw() }
+                // The run after this one, where one follows: its first step goes out before this run's tokens come
+                // back, with the draw it takes next in the sampler's order (unused where generation stops first).
+                let after = min(
+                    stepsAhead, maxTokens - generated.count - count, session.capacity - session.length - count)
+                queuedDraw = after > 0 ? nextDraw() : nil
+                queued = try session.appendSteps(
+                    token, draws: draws, thenQueuing: max(after, 0), drawing: queuedDraw ?? .argmax)
                 next = queued.removeFirst()
             } else {
                 logits = try session.append([token]) { _ in true }[0]!
