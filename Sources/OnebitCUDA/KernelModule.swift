@@ -16,8 +16,7 @@ enum Kernel: Int, CaseIterable {
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
-        rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates,
-        ternaryMatmulWarpgroup,
+        rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).

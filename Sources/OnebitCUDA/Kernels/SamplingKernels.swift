@@ -87,6 +87,12 @@ extension KernelSource {
             return ((unsigned long long)~ordered << 32) | (u32)token;
         }
 
+        // The logit a ranking key was made from (of a finite logit).
+        __device__ __forceinline__ float ranking_logit(unsigned long long key) {
+            const u32 ordered = ~(u32)(key >> 32);
+            return __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
+        }
+
         // Sorts the n keys in shared memory ascending, n a power of two (a bitonic sort); the threads of the block
         // share the pairs, and every thread takes part in the barriers.
         __device__ void sort_keys(unsigned long long *keys, int n) {
@@ -438,9 +444,8 @@ extension KernelSource {
                 // The edge's logit, and how many of its equal weights reach the target.
                 n.edge = n.prefix;
                 n.prefix = 0;
-                const u32 ordered = ~n.edge;
-                const float logit = __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
-                const unsigned long long w = nucleus_weight(logit, top, temperature, columns);
+                const unsigned long long w =
+                    nucleus_weight(ranking_logit((unsigned long long)n.edge << 32), top, temperature, columns);
                 n.need = (int)fmax(1.0, fmin(ceil((n.target - (double)n.before) / (double)w), 1e9));
                 // Where the nucleus takes every token of that logit, no id is needed.
                 if ((unsigned long long)n.need >= buckets[digit] / w) {
@@ -580,10 +585,6 @@ extension KernelSource {
         // temperature is 0 are left to the whole-row draw (the argmax); the tokens also go to feed[r] where feed is not
         // null.
         #define CANDIDATE_THREADS \#(candidateThreads)
-        __device__ __forceinline__ float ranking_logit(unsigned long long key) {
-            const u32 ordered = ~(u32)(key >> 32);
-            return __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
-        }
 
         extern "C" __global__ void __launch_bounds__(CANDIDATE_THREADS)
             draw_candidates(const unsigned long long *keys, int count, const float *temperatures, const int *top_ks,
