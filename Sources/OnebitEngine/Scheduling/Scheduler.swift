@@ -19,10 +19,9 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     /// (`maxConcurrency` times the blocks of `contextLength` positions). Memory is committed as blocks are used.
     public var keyValueBlocks: Int?
     /// Most decoding steps queued before their tokens come back while every running sequence's tokens are chosen
-    /// where the model runs (greedily, or drawn at a temperature with min-p and top-k, and top-p only with top-k),
-    /// each step's tokens fed to the next there. Tokens then stream in bursts of up to this many; 1 reads every
-    /// step's tokens before the next step. `nil` takes the model's ``LanguageModel/stepsAhead`` (8 on the GPU, 1 on
-    /// the CPU).
+    /// where the model runs (greedily, or drawn at a temperature with min-p, top-k and top-p), each step's tokens fed
+    /// to the next there. Tokens then stream in bursts of up to this many; 1 reads every step's tokens before the
+    /// next step. `nil` takes the model's ``LanguageModel/stepsAhead`` (8 on the GPU, 1 on the CPU).
     public var stepsAhead: Int?
 
     /// Describes the limits.

@@ -53,9 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Decoding steps queued before their tokens are read back, while every running request decodes greedily "
-                + "or samples at a temperature (with min-p and top-k, top-p only with top-k) (default: 8 on the GPU, "
-                + "which chooses each step's tokens and feeds them to the next itself; 1 on the CPU); tokens then "
-                + "stream in bursts of up to this many.", valueName: "steps"))
+                + "or samples at a temperature (with min-p, top-k and top-p) (default: 8 on the GPU, which chooses each "
+                + "step's tokens and feeds them to the next itself; 1 on the CPU); tokens then stream in bursts of up "
+                + "to this many.", valueName: "steps"))
     var stepsAhead: Int?
 
     @Option(
