@@ -274,8 +274,8 @@ enum HeadCheck {
 }
 
 /// The device's top-k and top-p draws (its ranking of the largest logits, and its nuclei) against the host's on rows
-/// made to be hard for it: long runs of equal logits, every logit equal, the largest at the end of the row, logits that are not finite,
-/// fewer finite logits than the top-k, and none.
+/// made to be hard for it: long runs of equal logits, every logit equal, the largest at the end of the row, logits
+/// that are not finite, fewer finite logits than the top-k, and none.
 enum RankingCheck {
     /// Each row's logit of token `token` before it is cut to bf16, from which a head is made whose only nonzero column
     /// gives it exactly.
@@ -297,6 +297,13 @@ enum RankingCheck {
         let (vocabulary, columns) = (50_001, 32)
         var rng = SplitMix64(seed: 0x4A4B)
         var failures = 0
+        // Every row's input picks the head's first column.
+        let tokens = 5
+        let x = device.makeActivations(tokens: tokens, width: columns)
+        var input = [Float](repeating: 0, count: tokens * columns)
+        for token in 0..<tokens { input[token * columns] = 1 }
+        device.writeRows(input, count: tokens, into: x)
+        let all = Array(0..<tokens)
         for pattern in patterns {
             var weights = [UInt16](repeating: 0, count: vocabulary * columns)
             for token in 0..<vocabulary {
@@ -304,12 +311,6 @@ enum RankingCheck {
             }
             let head = device.prepare(
                 DenseMatrix(rows: vocabulary, columns: columns, storage: .bfloat16(weights)))
-            let tokens = 5
-            let x = device.makeActivations(tokens: tokens, width: columns)
-            var input = [Float](repeating: 0, count: tokens * columns)
-            for token in 0..<tokens { input[token * columns] = 1 }
-            device.writeRows(input, count: tokens, into: x)
-            let all = Array(0..<tokens)
             let rows = device.logits(x, rows: all, head: head)
             // Top-k with and without top-p, and top-p alone (its nucleus a few tokens, or half the row).
             let draws = all.map { token in
