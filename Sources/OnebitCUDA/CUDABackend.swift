@@ -1254,6 +1254,7 @@ public final class CUDABackend {
         _ logits: UInt64, columns: Int, chunk: Int, chunks: (address: UInt64, count: Int), rows: Int,
         temperatures: UInt64, topKs: UInt64, topPs: UInt64
     ) -> UInt64 {
+        // ModelConfig.validate() refuses vocabularies over 2^22 tokens, so every model's rows fit.
         precondition(columns < 1 << 24, "the nucleus's rounds count token ids of 24 bits")
         // Row r's sums and record sit at the same place whatever the number of rows, and each round leaves them zero
         // where the next one needs it.
