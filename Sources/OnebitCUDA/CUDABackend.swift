@@ -65,12 +65,9 @@ public final class CUDABackend {
     private var rankingBuffer: DeviceBuffer?
     /// Per-split partial results of single-token attention (``Kernel/attentionSplit``).
     private var attentionPartials: DeviceBuffer?
-    /// Zeroed counters of finished blocks, which single-token kernels use to find their last block: word 0 for the
-    /// products, words 1 ... heads + 1 for attention. Each kernel leaves them at zero.
+    /// Zeroed counters of finished blocks, one a head, with which single-token attention finds the last split of
+    /// each head. The kernel leaves them at zero.
     private var blockCounters: DeviceBuffer?
-    /// The last single-token kernel, not launched yet because it can normalise and quantize the row it writes
-    /// when it ends: a following ``rmsNormQuantize(_:weight:epsilon:tokens:into:)`` of that row rides on it.
-    private var held: HeldLaunch?
 
     /// Single-token products queued by ``multiply(_:_:tokens:into:)`` and not launched yet: consecutive products
     /// of the same activations go out as one launch, with a following residual add or gated activation folded in.
@@ -85,10 +82,6 @@ public final class CUDABackend {
     /// one launch per product and the single-pass attention.
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
-    /// `ONEBIT_CUDA_NORM_FOLD=1` folds each single-token RMSNorm + quantize into the kernel before it. Off by
-    /// default: on an H200 the one block that then normalises the row after the others finish took longer than
-    /// the launch it saves (400 against 603 tokens/s on the 2B-4T shape).
-    private let foldNorms = getenv("ONEBIT_CUDA_NORM_FOLD").map { String(cString: $0) == "1" } ?? false
     /// Whether the kernels of a recorded decoding step may start before the kernel before them ends (programmatic
     /// dependent launch, sm_90 and later): each kernel waits for its predecessor itself, and the products prefetch
     /// their weights meanwhile. Kernels queued one by one (prompt chunks, a step's first run, the head and sampling
@@ -198,32 +191,6 @@ public final class CUDABackend {
         let headDim: Int
         let positions: UInt64
         let theta: Float
-    }
-
-    private struct HeldLaunch {
-        let kernel: Kernel
-        let grid: (Int, Int)
-        let block: Int
-        let arguments: [Argument]
-        /// The row the kernel writes last, which it can normalise, and its width.
-        let source: UInt64
-        let width: Int
-        /// Whether the kernel takes the counter and the row among its norm arguments (the products) or knows them
-        /// (attention).
-        let namesRow: Bool
-        /// Bytes of dynamic shared memory the launch gets, where not the kernel's own ``Kernel/dynamicSharedBytes``.
-        var sharedBytes: Int?
-
-        /// The arguments that end the launch: a norm into `q` (its values and scale addresses) with `weight`, or
-        /// none where `q` is 0.
-        func normArguments(counter: UInt64, weight: UInt64, epsilon: Float, q: UInt64, scale: UInt64) -> [Argument] {
-            namesRow
-                ? [
-                    .address(counter), .address(source), .address(weight), .float(epsilon), .int(width), .address(q),
-                    .address(scale),
-                ]
-                : [.address(weight), .float(epsilon), .address(q), .address(scale)]
-        }
     }
 
     private struct PendingProduct {
@@ -410,26 +377,13 @@ public final class CUDABackend {
             .float(epsilon), .int(x.width), .address(y.buffer.address))
     }
 
-    /// RMSNorm fused with per-token int8 quantization. For a single token whose row the last kernel wrote, that
-    /// kernel's last block does it instead of a launch of its own.
+    /// RMSNorm fused with per-token int8 quantization. Single-token steps keep it a launch of its own: done by the
+    /// last block of the kernel that wrote the row, it took an H200 from 603 to 400 tokens/s on the 2B-4T shape (its
+    /// passes over the row wait on memory one after another), and done by every block of the products that read
+    /// the row, from 847 to 546 (BENCHMARKS.md).
     public func rmsNormQuantize(
         _ x: CUDAActivations, weight: CUDAVectorWeights, epsilon: Float, tokens: Int, into q: CUDAQuantizedActivations
     ) {
-        if tokens == 1 && useFusion && foldNorms {
-            flushRotations()
-            flushProducts()
-            if let h = held, h.source == x.buffer.address, h.width == x.width {
-                held = nil
-                let counter = counters(heads: 0)
-                emit(
-                    h.kernel, grid: h.grid, block: h.block, sharedBytes: h.sharedBytes,
-                    h.arguments
-                        + h.normArguments(
-                            counter: counter, weight: weight.buffer.address, epsilon: epsilon,
-                            q: q.values.address, scale: q.scales.address))
-                return
-            }
-        }
         if x.width <= KernelSource.wideNormWidth {
             // The fewest threads that hold the row in registers (8 values each): fewer warps to reduce over. On an
             // H200 320 instead of 1,024 threads for 2B-4T's 2,560-wide rows took decode from 666-677 to 711-713
@@ -537,7 +491,7 @@ public final class CUDABackend {
                 scales += [.address(0), .address(0), .int(0)]
             }
         }
-        enqueue(
+        emit(
             useWarpgroups ? .ternaryMatmulWarpgroup : .ternaryMatmulTensorCores,
             grid: (rowTiles, (tokens + 63) / 64 * parts), block: 256,
             [
@@ -615,17 +569,15 @@ public final class CUDABackend {
             }
             let splits = Self.attentionSplits
             let partials = scratch(&attentionPartials, bytes: heads * splits * (headDim + 2) * 4)
-            let counter = counters(heads: heads)
+            let counters = scratch(&blockCounters, bytes: heads * 4).address
             flush()
-            hold(
-                HeldLaunch(
-                    kernel: .attentionSplit, grid: (heads, splits), block: 256,
-                    arguments: [
-                        .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
-                        .int(headDim), .address(positions), .float(scale), .address(partials.address),
-                        .address(out.buffer.address), .address(counter + 4),
-                    ] + rope,
-                    source: out.buffer.address, width: heads * headDim, namesRow: false))
+            emit(
+                .attentionSplit, grid: (heads, splits), block: 256,
+                [
+                    .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
+                    .int(headDim), .address(positions), .float(scale), .address(partials.address),
+                    .address(out.buffer.address), .address(counters),
+                ] + rope)
             return
         }
         let group = heads / kvHeads
@@ -1288,7 +1240,7 @@ public final class CUDABackend {
         let source = DeviceBuffer(context, byteCount: words * 16)
         let destination = DeviceBuffer(context, byteCount: words * 16)
         func copy() {
-            enqueue(
+            emit(
                 .copyWords, grid: (4096, 1), block: 256,
                 [.address(source.address), .address(destination.address), .int(words)])
         }
@@ -1358,13 +1310,12 @@ public final class CUDABackend {
         flushRowOperation()
         flushRotations()
         flushProducts()
-        releaseHeld()
         releaseRopeStore()
     }
 
     /// Rescales the summed integers of a split tensor-core product into its outputs.
     private func launchFinish(_ finish: PendingFinish) {
-        enqueue(
+        emit(
             .finishProducts, grid: ((finish.tokens * finish.rows + 255) / 256, 1), block: 256,
             [.address(finish.partial), .int(finish.tokens), .address(finish.inputScales)] + finish.arguments)
     }
@@ -1387,7 +1338,7 @@ public final class CUDABackend {
         case .relu2, .relu2Product: kernel = .relu2Multiply
         case .silu, .siluProduct: kernel = .siluMultiply
         }
-        enqueue(
+        emit(
             kernel, grid: ((count + 255) / 256, 1), block: 256,
             [.address(p.target.buffer.address), .address(p.other.buffer.address), .int(count)])
     }
@@ -1403,27 +1354,6 @@ public final class CUDABackend {
                 .address(r.values.buffer.address), .int(r.kvHeads), .int(r.headDim), .address(r.positions),
                 .float(r.theta), .address(r.blocks), .address(0), .int(r.layer),
             ] + Self.noFinish)
-    }
-
-    /// Holds `launch` back until the next operation shows whether it can take a norm, launching the one held
-    /// before.
-    private func hold(_ launch: HeldLaunch) {
-        releaseHeld()
-        held = launch
-    }
-
-    /// Launches the held kernel without a norm.
-    private func releaseHeld() {
-        guard let h = held else { return }
-        held = nil
-        emit(
-            h.kernel, grid: h.grid, block: h.block, sharedBytes: h.sharedBytes,
-            h.arguments + h.normArguments(counter: counters(heads: 0), weight: 0, epsilon: 0, q: 0, scale: 0))
-    }
-
-    /// The address of the zeroed block counters, enough for attention over `heads` heads.
-    private func counters(heads: Int) -> UInt64 {
-        scratch(&blockCounters, bytes: (heads + 2) * 4).address
     }
 
     /// The queued rotations of a step's queries and of `keys`, taken off the queue, when they are the two queued
@@ -1483,15 +1413,14 @@ public final class CUDABackend {
         let queued = rotations
         rotations = []
         for r in queued {
-            enqueue(
+            emit(
                 .rope, grid: (r.tokens, 1), block: 256,
                 [.address(r.x.buffer.address), .int(r.heads), .int(r.headDim), .address(r.positions), .float(r.theta)])
         }
     }
 
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
-    /// with the activation applied. Held back instead where the launch ends in a row a norm may read: the gated
-    /// row, or the residual row the products were added to.
+    /// with the activation applied.
     private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
@@ -1517,13 +1446,9 @@ public final class CUDABackend {
                 arguments += [.address(0), .address(0), .int(0), .int(0), .address(0), .address(0)]
             }
         }
-        let source = activation != 0 ? products[0].output : products.last?.residual
-        let launch = HeldLaunch(
-            kernel: .ternaryFusedSingle, grid: (blocks, 1), block: 256, arguments: arguments,
-            source: source?.buffer.address ?? 0, width: source?.width ?? 0, namesRow: true,
-            sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks))
-        hold(launch)
-        if source == nil { releaseHeld() }
+        emit(
+            .ternaryFusedSingle, grid: (blocks, 1), block: 256,
+            sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks), arguments)
     }
 
     /// Lanes a row and blocks of 256 threads of a `ternary_fused_1` launch over `rows` rows of `chunks` chunks.
@@ -1553,12 +1478,6 @@ public final class CUDABackend {
     /// Queues `kernel` on the stream with `arguments` in the kernel's parameter order, after the queued products.
     private func launch(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: Argument...) {
         flush()
-        enqueue(kernel, grid: grid, block: block, arguments)
-    }
-
-    /// Queues `kernel` on the stream now, after the held kernel.
-    private func enqueue(_ kernel: Kernel, grid: (Int, Int), block: Int, _ arguments: [Argument]) {
-        releaseHeld()
         emit(kernel, grid: grid, block: block, arguments)
     }
 
@@ -1596,8 +1515,6 @@ public final class CUDABackend {
     /// The device copy of `positions`, uploaded only when they changed since the last call.
     private func devicePositions(_ positions: [Int32]) -> UInt64 {
         if let held = positionCopy.buffer(holding: positions) { return held.address }
-        // The held kernel may read the positions this upload replaces.
-        releaseHeld()
         return upload(positions, into: &positionCopy).address
     }
 

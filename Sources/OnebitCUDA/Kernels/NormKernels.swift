@@ -20,24 +20,23 @@ extension KernelSource {
         }
 
         // RMSNorm then per-token int8 of one row by the whole block: s = 127 / max(max|y|, 1e-5),
-        // q = clamp(rint(y * s)); the bytes of q past `width` stay zero. The row is read through L2 (`__ldcg`):
-        // when the last block of a grid normalises what the other blocks wrote, its L1 may not have seen it.
+        // q = clamp(rint(y * s)); the bytes of q past `width` stay zero.
         __device__ void norm_quantize_row(const float *row, const float *weight, float eps, int width, i8 *q,
                                           float *scale) {
             double sum = 0.0;
             for (int i = threadIdx.x; i < width; i += blockDim.x) {
-                const float v = __ldcg(row + i);
+                const float v = row[i];
                 sum += (double)v * (double)v;
             }
             sum = block_sum(sum);
             const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
             float largest = 0.0f;
             for (int i = threadIdx.x; i < width; i += blockDim.x)
-                largest = fmaxf(largest, fabsf(weight[i] * (__ldcg(row + i) * inv)));
+                largest = fmaxf(largest, fabsf(weight[i] * (row[i] * inv)));
             largest = block_max(largest);
             const float s = 127.0f / fmaxf(largest, 1e-5f);
             for (int i = threadIdx.x; i < width; i += blockDim.x) {
-                const float v = rintf(weight[i] * (__ldcg(row + i) * inv) * s);
+                const float v = rintf(weight[i] * (row[i] * inv) * s);
                 q[i] = (i8)fminf(127.0f, fmaxf(-128.0f, v));
             }
             if (threadIdx.x == 0) *scale = s;
@@ -50,22 +49,6 @@ extension KernelSource {
             RELEASE_NEXT();
             norm_quantize_row(x + (size_t)blockIdx.x * width, weight, eps, width, q + (size_t)blockIdx.x * stride,
                               scales + blockIdx.x);
-        }
-
-        // Called by every thread of every block of a grid once the block's outputs are written: the block that
-        // arrives last (counted in *counter, which it resets for the next launch) normalises and quantizes the
-        // row x of `width` elements into q and *scale, so the RMSNorm + quantize that follows a single-token
-        // kernel needs no launch of its own. Does nothing when q is null.
-        __device__ void last_block_norm_quantize(unsigned *counter, const float *x, const float *weight, float eps,
-                                                 int width, i8 *q, float *scale) {
-            __shared__ bool last;
-            if (q == nullptr) return;
-            __syncthreads();
-            if (threadIdx.x == 0) last = add_acquire_release(counter, 1u) == gridDim.x * gridDim.y - 1;
-            __syncthreads();
-            if (!last) return;
-            norm_quantize_row(x, weight, eps, width, q, scale);
-            if (threadIdx.x == 0) *counter = 0;
         }
 
         // RMSNorm then per-token int8 as rms_norm_quantize, for rows of at most 8 * blockDim.x elements: the row

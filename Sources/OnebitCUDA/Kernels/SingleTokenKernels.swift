@@ -199,24 +199,18 @@ extension KernelSource {
             }
         }
 
-        // The products of fused_products, then (norm_q not null) the RMSNorm + int8 quantization of the row
-        // norm_x as last_block_norm_quantize does it: the residual or gated row the products just wrote.
-        //
-        // `lanes` is 16 or 32. Per-block scales sum floats, in the order of ternary_rows<1> only with 32 lanes a row.
+        // The products of fused_products. `lanes` is 16 or 32. Per-block scales sum floats, in the order of ternary_rows<1> only with 32 lanes a row.
         extern "C" __global__ void ternary_fused_1(const i8 *q, const float *q_scales, int chunks, int activation,
                                                    int lanes, const uint4 *w0, const float *s0, int b0, int rows0,
                                                    float *y0, float *r0, const uint4 *w1, const float *s1, int b1,
                                                    int rows1, float *y1, float *r1, const uint4 *w2, const float *s2,
-                                                   int b2, int rows2, float *y2, float *r2, unsigned *counter,
-                                                   const float *norm_x, const float *norm_w, float eps,
-                                                   int norm_width, i8 *norm_q, float *norm_scale) {
+                                                   int b2, int rows2, float *y2, float *r2) {
             if (lanes == 16)
                 fused_products<16>(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1,
                                    r1, w2, s2, b2, rows2, y2, r2);
             else
                 fused_products<32>(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1,
                                    r1, w2, s2, b2, rows2, y2, r2);
-            last_block_norm_quantize(counter, norm_x, norm_w, eps, norm_width, norm_q, norm_scale);
         }
 
         // Merges the `splits` (at most 32) partial results of one head at `base` into out[0 ..< head_dim]: the
@@ -259,16 +253,14 @@ extension KernelSource {
         // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
         // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
         // position) and writes its unnormalised output, running maximum and sum to partial[head][split]. The last
-        // split of a head to finish (counted in counters[head]) merges the head's splits into out; the last head
-        // to finish (counters[heads]) then normalises and quantizes out as last_block_norm_quantize does, where
-        // norm_q is not null. The counters are left at zero for the next launch. Where k_new is not null, q and
+        // split of a head to finish (counted in counters[head]) merges the head's splits into out, and leaves the
+        // counter at zero for the next launch. Where k_new is not null, q and
         // k_new are the new token's query and key before the rotary embedding, and k_new and v_new go into the
         // cache here (theta: the rotary base), so no launch of rope_store_rows precedes this one.
         extern "C" __global__ void attention_split(const float *q, const unsigned long long *blocks, int layer,
                                                    int heads, int kv_heads, int head_dim, const int *positions, float scale,
                                                    float *partial, float *out, unsigned *counters,
-                                                   const float *k_new, const float *v_new, float theta,
-                                                   const float *norm_w, float eps, i8 *norm_q, float *norm_scale) {
+                                                   const float *k_new, const float *v_new, float theta) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ bool last;
@@ -326,13 +318,6 @@ extension KernelSource {
             if (!last) return;
             combine_head(partial + (size_t)h * splits * (head_dim + 2), splits, head_dim, out + (size_t)h * head_dim);
             if (threadIdx.x == 0) counters[h] = 0;
-            if (norm_q == nullptr) return;
-            __syncthreads();
-            if (threadIdx.x == 0) last = add_acquire_release(counters + heads, 1u) == (unsigned)heads - 1;
-            __syncthreads();
-            if (!last) return;
-            norm_quantize_row(out, norm_w, eps, heads * head_dim, norm_q, norm_scale);
-            if (threadIdx.x == 0) counters[heads] = 0;
         }
         """#
 }
