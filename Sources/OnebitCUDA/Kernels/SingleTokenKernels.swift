@@ -11,8 +11,8 @@ extension KernelSource {
     /// slot and lane, then the token's activations.
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
 
-    /// The kernels of a one-token step: fused products that fold the residual add and the next norm into their last
-    /// block, and attention split over the cached positions.
+    /// The kernels of a one-token step: fused products that fold in the residual add or the gated activation, and
+    /// attention split over the cached positions.
     static let singleTokenSource = #"""
         // Chunks of weights each lane of ternary_fused_1 copies into shared memory before the kernel waits for the
         // one before it (STAGE_SLOTS * 512 bytes a warp, as its dynamic shared memory); none before sm_80, which has
