@@ -68,8 +68,8 @@ extension KernelSource {
         // 2,048 keys and then their survivors, made a 64-sequence step on a 128,256-token vocabulary about 0.3 ms
         // longer, so only a few keys are sorted:
         // - rank_group_minima: the smallest key of each group of RANK_GROUP consecutive tokens;
-        // - rank_thresholds: block r sorts row r's group minima and keeps the count-th smallest as the row's
-        //   threshold. The count groups whose minima are at most the threshold hold count keys at most that large, so
+        // - rank_thresholds: block r selects row r's count-th smallest group minimum as the row's threshold
+        //   (smallest_at). The count groups whose minima are at most the threshold hold count keys at most that large, so
         //   the row's count smallest keys are all at most the threshold, and they all lie in those groups: at most
         //   RANK_GROUP * count keys pass;
         // - rank_candidates: every finite key at most its row's threshold, appended to the row's candidates;
@@ -148,14 +148,76 @@ extension KernelSource {
             }
         }
 
+        // The count-th smallest of the n keys at `in` (~0 where n < count), by the whole block, every thread getting
+        // it: a radix select, which fixes the key a byte at a time, most significant first, from a histogram of that
+        // byte among the keys whose bytes above it are those fixed so far. `cache` holds RANK_TILE keys: where they
+        // all fit, they are read from memory once. Sorting them instead (keep_smallest) took 37 us for the 4,008
+        // group minima of a 128,256-token row, on the critical path of an H200's single-sequence step.
+        __device__ unsigned long long smallest_at(const unsigned long long *in, int n, int count,
+                                                  unsigned long long *cache) {
+            __shared__ int buckets[256];
+            __shared__ int digit, passed;
+            if (n < count) return ~0ull;
+            const bool cached = n <= RANK_TILE;
+            if (cached)
+                for (int i = threadIdx.x; i < n; i += blockDim.x) cache[i] = in[i];
+            const unsigned long long *keys = cached ? cache : in;
+            const int lane = threadIdx.x & 31;
+            unsigned long long prefix = 0;
+            int need = count;
+            for (int shift = 56; shift >= 0; shift -= 8) {
+                for (int b = threadIdx.x; b < 256; b += blockDim.x) buckets[b] = 0;
+                __syncthreads();
+                const unsigned long long above = shift == 56 ? 0 : ~0ull << (shift + 8);
+                // Every lane goes round as often as the others, so the warp's lanes that share a byte add once.
+                for (int first = 0; first < n; first += blockDim.x) {
+                    const int i = first + threadIdx.x;
+                    const unsigned long long key = i < n ? keys[i] : 0;
+                    const bool counted = i < n && (key & above) == prefix;
+                    const int byte = counted ? (int)(key >> shift) & 0xff : -1;
+                    const unsigned peers = __match_any_sync(FULL_MASK, byte);
+                    if (counted && lane == __ffs(peers) - 1) atomicAdd(&buckets[byte], __popc(peers));
+                }
+                __syncthreads();
+                // The first warp finds the byte at which the counts reach `need`: lane l holds buckets 8l ... 8l + 7.
+                if (threadIdx.x < 32) {
+                    int own = 0;
+        #pragma unroll
+                    for (int j = 0; j < 8; j++) own += buckets[8 * lane + j];
+                    int through = own;
+                    for (int o = 1; o < 32; o <<= 1) {
+                        const int other = __shfl_up_sync(FULL_MASK, through, o);
+                        if (lane >= o) through += other;
+                    }
+                    int before = through - own;
+                    if (before < need && need <= through) {
+                        for (int j = 0; j < 8; j++) {
+                            const int here = buckets[8 * lane + j];
+                            if (before + here >= need) {
+                                digit = 8 * lane + j;
+                                passed = before;
+                                break;
+                            }
+                            before += here;
+                        }
+                    }
+                }
+                __syncthreads();
+                prefix |= (unsigned long long)digit << shift;
+                need -= passed;
+                __syncthreads();
+            }
+            return prefix;
+        }
+
         extern "C" __global__ void rank_thresholds(const unsigned long long *minima, int groups, int count,
                                                    unsigned long long *thresholds, int *counters) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ unsigned long long keys[RANK_TILE];
-            keep_smallest(minima + (size_t)blockIdx.x * groups, groups, count, keys);
+            const unsigned long long threshold = smallest_at(minima + (size_t)blockIdx.x * groups, groups, count, keys);
             if (threadIdx.x == 0) {
-                thresholds[blockIdx.x] = keys[count - 1];
+                thresholds[blockIdx.x] = threshold;
                 counters[blockIdx.x] = 0;
             }
         }
