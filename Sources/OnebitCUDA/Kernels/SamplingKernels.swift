@@ -69,9 +69,9 @@ extension KernelSource {
         // longer, so only a few keys are sorted:
         // - rank_group_minima: the smallest key of each group of RANK_GROUP consecutive tokens;
         // - rank_thresholds: block r selects row r's count-th smallest group minimum as the row's threshold
-        //   (smallest_at). The count groups whose minima are at most the threshold hold count keys at most that large, so
-        //   the row's count smallest keys are all at most the threshold, and they all lie in those groups: at most
-        //   RANK_GROUP * count keys pass;
+        //   (smallest_at). The count groups whose minima are at most the threshold hold count keys at most that
+        //   large, so the row's count smallest keys are all at most the threshold, and they all lie in those groups:
+        //   at most RANK_GROUP * count keys pass;
         // - rank_candidates: every finite key at most its row's threshold, appended to the row's candidates;
         // - rank_largest: block r sorts row r's candidates and keeps the first count, ~0 where fewer are finite.
         #define RANK_GROUP \#(rankGroup)
