@@ -171,6 +171,16 @@ enum KernelSource {
 
         template <typename T> __device__ __forceinline__ T warp_sum(T v) { return group_sum<32>(v); }
 
+        // v summed over the warp's lanes up to and including this one.
+        template <typename T> __device__ __forceinline__ T warp_scan_inclusive(T v) {
+            const int lane = threadIdx.x & 31;
+            for (int o = 1; o < 32; o <<= 1) {
+                const T other = __shfl_up_sync(FULL_MASK, v, o);
+                if (lane >= o) v += other;
+            }
+            return v;
+        }
+
         // Keeps (v, i) where it beats (best, index): a larger value, or the same one at a lower index.
         __device__ __forceinline__ void argmax_pick(float &best, int &index, float v, int i) {
             if (v > best || (v == best && i < index)) {

@@ -184,11 +184,7 @@ extension KernelSource {
                     int own = 0;
         #pragma unroll
                     for (int j = 0; j < 8; j++) own += buckets[8 * lane + j];
-                    int through = own;
-                    for (int o = 1; o < 32; o <<= 1) {
-                        const int other = __shfl_up_sync(FULL_MASK, through, o);
-                        if (lane >= o) through += other;
-                    }
+                    const int through = warp_scan_inclusive(own);
                     int before = through - own;
                     if (before < need && need <= through) {
                         for (int j = 0; j < 8; j++) {
@@ -277,11 +273,7 @@ extension KernelSource {
         template <typename T> __device__ T block_scan_exclusive(T v, T &total) {
             __shared__ T warp_totals[32];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
-            T inclusive = v;
-            for (int o = 1; o < 32; o <<= 1) {
-                const T other = __shfl_up_sync(FULL_MASK, inclusive, o);
-                if (lane >= o) inclusive += other;
-            }
+            const T inclusive = warp_scan_inclusive(v);
             if (lane == 31) warp_totals[warp] = inclusive;
             __syncthreads();
             T before = 0;
