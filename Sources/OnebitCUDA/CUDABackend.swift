@@ -559,7 +559,7 @@ public final class CUDABackend {
         let positions = devicePositions(positions)
         let blocks = deviceBlockTables([(0..<tokens, cache)], rows: tokens).blocks
         let scale = 1 / Float(headDim).squareRoot()
-        if tokens == 1 && useFusion {
+        if tokens == 1 && useFusion && headDim % 4 == 0 {
             var rope: [Argument] = [.address(0), .address(0), .float(0)]
             if let r = pendingRopeStore, r.query === queries, r.blocks == blocks, r.layer == layer,
                 r.positions == positions, r.heads == heads, r.kvHeads == kvHeads, r.headDim == headDim
@@ -572,7 +572,8 @@ public final class CUDABackend {
             let counters = scratch(&blockCounters, bytes: heads * 4).address
             flush()
             emit(
-                .attentionSplit, grid: (heads, splits), block: 256,
+                headDim <= 128 ? .attentionSplit : .attentionSplitWide, grid: (heads, splits),
+                block: KernelSource.attentionSplitWarps * 32,
                 [
                     .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
                     .int(headDim), .address(positions), .float(scale), .address(partials.address),

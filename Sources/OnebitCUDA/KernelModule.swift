@@ -12,7 +12,7 @@ enum Kernel: Int, CaseIterable {
     case denseGemvF32, denseGemvF16, denseGemvBF16
     case embedF32, embedF16, embedBF16
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
-    case ternaryFusedSingle, attentionSplit, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
+    case ternaryFusedSingle, attentionSplit, attentionSplitWide, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
@@ -69,6 +69,7 @@ enum Kernel: Int, CaseIterable {
         case .add: "add_rows"
         case .ternaryFusedSingle: "ternary_fused_1"
         case .attentionSplit: "attention_split"
+        case .attentionSplitWide: "attention_split_wide"
         case .argmaxPartial: "argmax_partial"
         case .argmaxFinal: "argmax_final"
         case .rmsNormQuantizeWide: "rms_norm_quantize_wide"

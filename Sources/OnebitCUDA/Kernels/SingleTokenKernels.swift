@@ -7,6 +7,12 @@ extension KernelSource {
     /// `ternary_matmul_1`.
     static let singleTokenMaximumChunks = 448
 
+    /// Warps of a single-token attention block (`attention_split`).
+    static let attentionSplitWarps = 4
+
+    /// Fewest cached positions a split of single-token attention takes.
+    static let attentionSplitLeast = 32
+
     /// Dynamic shared memory of a `ternary_fused_1` block of 256 threads for rows of `chunks` chunks: 16 bytes a
     /// slot and lane, then the token's activations.
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
@@ -250,36 +256,147 @@ extension KernelSource {
             }
         }
 
-        // Attention of one token, split over the cached positions: block (head, split) takes a contiguous share
-        // of positions 0 ... positions[0] (the length read from device memory, so one launch serves every
-        // position) and writes its unnormalised output, running maximum and sum to partial[head][split]. The last
-        // split of a head to finish (counted in counters[head]) merges the head's splits into out, and leaves the
-        // counter at zero for the next launch. Where k_new is not null, q and
-        // k_new are the new token's query and key before the rotary embedding, and k_new and v_new go into the
-        // cache here (theta: the rotary base), so no launch of rope_store_rows precedes this one.
-        extern "C" __global__ void attention_split(const float *q, const unsigned long long *blocks, int layer,
-                                                   int heads, int kv_heads, int head_dim, const int *positions, float scale,
-                                                   float *partial, float *out, unsigned *counters,
-                                                   const float *k_new, const float *v_new, float theta) {
+        // Single-token attention's shape: a block of SPLIT_WARPS warps takes a split of the cached positions, and a
+        // warp takes SPLIT_SPAN positions at a time, SPLIT_LANES lanes each. A split takes at least SPLIT_LEAST
+        // positions, so a short cache leaves some of the grid's splits unused (and merges fewer partial results).
+        #define SPLIT_WARPS \#(attentionSplitWarps)
+        #define SPLIT_LANES 8
+        #define SPLIT_SPAN (32 / SPLIT_LANES)
+        #define SPLIT_LEAST \#(attentionSplitLeast)
+
+        // Layer `layer`'s key row of kv head `kvh` at position p, null at or past `end`.
+        __device__ __forceinline__ const float *split_row(const unsigned long long *blocks, int layer, int p, int end,
+                                                          size_t kv_width, int kvh, int head_dim) {
+            return p < end ? kv_row(blocks, layer, p, 0, kv_width) + (size_t)kvh * head_dim : nullptr;
+        }
+
+        // This lane's PIECES float4 pieces of the key and value row at `row` (zeros where row is null).
+        template <int PIECES>
+        __device__ __forceinline__ void split_load(const float *row, size_t kv_width, int e, int pieces, float4 *k,
+                                                   float4 *v) {
+        #pragma unroll
+            for (int i = 0; i < PIECES; i++) {
+                const int c = e + SPLIT_LANES * i;
+                const bool in = row && c < pieces;
+                k[i] = in ? ((const float4 *)row)[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                v[i] = in ? ((const float4 *)(row + KV_BLOCK * kv_width))[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+        }
+
+        // One warp's share of a split: positions begin + SPLIT_SPAN * (warp + SPLIT_WARPS * n) + group below end.
+        // Each group of SPLIT_LANES lanes runs its own online softmax over its positions; lane e of a group holds
+        // the float4 pieces e, e + SPLIT_LANES, ... (at most PIECES) of a key and a value row, so a group reads a
+        // row in consecutive 128-byte lines. A warp thus has SPLIT_SPAN positions' keys and values in flight at
+        // once, where warp_attend waits for one position's key before it asks for the value, then for the next
+        // position; and the block-table entry of a group's next position is read a pass ahead, so no pass waits
+        // for it. The groups' results merge at the end into maxima[warp], sums[warp] and part[warp], as
+        // warp_attend leaves them.
+        template <int PIECES>
+        __device__ __forceinline__ void split_attend(const float4 *query, const unsigned long long *blocks, int layer,
+                                                     size_t kv_width, int kvh, int head_dim, int begin, int end,
+                                                     float scale, float *maxima, float *sums,
+                                                     float (*part)[MAX_HEAD_DIM]) {
+            const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            const int group = lane / SPLIT_LANES, e = lane % SPLIT_LANES, pieces = head_dim / 4;
+            const int stride = SPLIT_SPAN * SPLIT_WARPS;
+            float4 acc[PIECES];
+        #pragma unroll
+            for (int i = 0; i < PIECES; i++) acc[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            float m = NEGATIVE_INFINITY, l = 0.0f;
+            int p = begin + SPLIT_SPAN * warp + group;
+            const float *row = split_row(blocks, layer, p, end, kv_width, kvh, head_dim);
+            for (int first = begin + SPLIT_SPAN * warp; first < end; first += stride, p += stride) {
+                const bool valid = p < end;
+                const float *next = split_row(blocks, layer, p + stride, end, kv_width, kvh, head_dim);
+                float4 k[PIECES], v[PIECES];
+                split_load<PIECES>(row, kv_width, e, pieces, k, v);
+                float dot = 0.0f;
+        #pragma unroll
+                for (int i = 0; i < PIECES; i++) {
+                    const int c = e + SPLIT_LANES * i;
+                    if (c < pieces) {
+                        const float4 q = query[c];
+                        dot += q.x * k[i].x + q.y * k[i].y + q.z * k[i].z + q.w * k[i].w;
+                    }
+                }
+                dot = group_sum<SPLIT_LANES>(dot);
+                if (valid) {
+                    const float score = dot * scale;
+                    const float top = fmaxf(m, score);
+                    const float correction = expf(m - top), w = expf(score - top);
+                    l = l * correction + w;
+        #pragma unroll
+                    for (int i = 0; i < PIECES; i++) {
+                        acc[i].x = acc[i].x * correction + w * v[i].x;
+                        acc[i].y = acc[i].y * correction + w * v[i].y;
+                        acc[i].z = acc[i].z * correction + w * v[i].z;
+                        acc[i].w = acc[i].w * correction + w * v[i].w;
+                    }
+                    m = top;
+                }
+                row = next;
+            }
+            float top = m;
+        #pragma unroll
+            for (int o = SPLIT_LANES; o < 32; o <<= 1) top = fmaxf(top, __shfl_xor_sync(FULL_MASK, top, o));
+            const float weight = m != NEGATIVE_INFINITY ? expf(m - top) : 0.0f;
+            l *= weight;
+        #pragma unroll
+            for (int o = SPLIT_LANES; o < 32; o <<= 1) l += __shfl_xor_sync(FULL_MASK, l, o);
+        #pragma unroll
+            for (int i = 0; i < PIECES; i++) {
+                float4 a = make_float4(acc[i].x * weight, acc[i].y * weight, acc[i].z * weight, acc[i].w * weight);
+        #pragma unroll
+                for (int o = SPLIT_LANES; o < 32; o <<= 1) {
+                    a.x += __shfl_xor_sync(FULL_MASK, a.x, o);
+                    a.y += __shfl_xor_sync(FULL_MASK, a.y, o);
+                    a.z += __shfl_xor_sync(FULL_MASK, a.z, o);
+                    a.w += __shfl_xor_sync(FULL_MASK, a.w, o);
+                }
+                const int c = e + SPLIT_LANES * i;
+                if (group == 0 && c < pieces) ((float4 *)part[warp])[c] = a;
+            }
+            if (lane == 0) {
+                maxima[warp] = top;
+                sums[warp] = l;
+            }
+        }
+
+        // Attention of one token, split over the cached positions, for heads of at most 32 * PIECES dimensions (a
+        // multiple of 4: float4 rows): block (head, split) takes a contiguous share of positions 0 ... positions[0]
+        // (the length read from device memory, so one launch serves every position; splits of SPLIT_LEAST positions
+        // or more, at most the grid's) and writes its unnormalised output, running maximum and sum to
+        // partial[head][split]. The last split of a head to finish (counted in counters[head]) merges the head's
+        // splits into out, and leaves the counter at zero for the next launch; a head of one split writes out
+        // itself. Where k_new is not null, q and k_new are the new token's query and key before the rotary
+        // embedding, and k_new and v_new go into the cache here (theta: the rotary base), so no launch of
+        // rope_store_rows precedes this one.
+        template <int PIECES>
+        __device__ void attend_token(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                     int kv_heads, int head_dim, const int *positions, float scale, float *partial,
+                                     float *out, unsigned *counters, const float *k_new, const float *v_new,
+                                     float theta) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             __shared__ bool last;
-            __shared__ float maxima[ATTENTION_WARPS], sums[ATTENTION_WARPS];
-            __shared__ float part[ATTENTION_WARPS][MAX_HEAD_DIM];
-            __shared__ float rotated[MAX_HEAD_DIM];
-            const int h = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
-            const int warp = threadIdx.x >> 5;
+            __shared__ float maxima[SPLIT_WARPS], sums[SPLIT_WARPS];
+            __shared__ __align__(16) float part[SPLIT_WARPS][MAX_HEAD_DIM];
+            __shared__ float4 query[MAX_HEAD_DIM / 4];
+            const int h = blockIdx.x, split = blockIdx.y;
             const int kvh = h / (heads / kv_heads);
             const size_t kv_width = (size_t)kv_heads * head_dim;
             const float *qh = q + (size_t)h * head_dim;
             const int length = positions[0] + 1;
+            const int splits = min((int)gridDim.y, (length + SPLIT_LEAST - 1) / SPLIT_LEAST);
+            if (split >= splits) return;
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
+            float *rotated = (float *)query;
             if (k_new) {
                 // The rotary embedding and the cache store of rope_store_rows, done here: every block rotates its
-                // query head into shared memory, and the blocks whose share holds the new position rotate and
-                // store that position's key and value (the heads of one group store the same values), which
-                // only they read.
+                // query head into shared memory, and the block whose share holds the new position rotates and
+                // stores that position's key and value (the heads of one group store the same values), which
+                // only it reads.
                 const int position = positions[0];
                 rotate_head(qh, head_dim, position, theta, rotated);
                 if (begin <= position && position < end) {
@@ -288,26 +405,29 @@ extension KernelSource {
                     rotate_head(k_new + (size_t)kvh * head_dim, head_dim, position, theta, k_row);
                     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) v_row[d] = v_new[(size_t)kvh * head_dim + d];
                 }
-                __syncthreads();
-                qh = rotated;
+            } else {
+                for (int d = threadIdx.x; d < head_dim; d += blockDim.x) rotated[d] = qh[d];
             }
-            warp_attend(qh, blocks, layer, kv_width, kvh, head_dim, warp, begin, end, scale, maxima, sums, part);
+            __syncthreads();
+            split_attend<PIECES>(query, blocks, layer, kv_width, kvh, head_dim, begin, end, scale, maxima, sums, part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
-            for (int w = 0; w < ATTENTION_WARPS; w++) top = fmaxf(top, maxima[w]);
-            float *out_split = partial + ((size_t)h * splits + split) * (head_dim + 2);
+            for (int w = 0; w < SPLIT_WARPS; w++) top = fmaxf(top, maxima[w]);
             const bool empty = top == NEGATIVE_INFINITY;
             float total = 0.0f;
             if (!empty)
-                for (int w = 0; w < ATTENTION_WARPS; w++)
+                for (int w = 0; w < SPLIT_WARPS; w++)
                     if (maxima[w] != NEGATIVE_INFINITY) total += sums[w] * expf(maxima[w] - top);
+            float *out_split = splits == 1 ? out + (size_t)h * head_dim
+                                           : partial + ((size_t)h * splits + split) * (head_dim + 2);
             for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
                 float o = 0.0f;
                 if (!empty)
-                    for (int w = 0; w < ATTENTION_WARPS; w++)
+                    for (int w = 0; w < SPLIT_WARPS; w++)
                         if (maxima[w] != NEGATIVE_INFINITY) o += part[w][d] * expf(maxima[w] - top);
-                out_split[d] = o;
+                out_split[d] = splits == 1 ? o / total : o;
             }
+            if (splits == 1) return;
             if (threadIdx.x == 0) {
                 out_split[head_dim] = top;
                 out_split[head_dim + 1] = total;
@@ -318,6 +438,25 @@ extension KernelSource {
             if (!last) return;
             combine_head(partial + (size_t)h * splits * (head_dim + 2), splits, head_dim, out + (size_t)h * head_dim);
             if (threadIdx.x == 0) counters[h] = 0;
+        }
+
+        // attend_token for heads of at most 128 dimensions, and for wider ones: two kernels, so that the narrow
+        // one's registers (and so its blocks a multiprocessor) are not those the wide one needs.
+        extern "C" __global__ void __launch_bounds__(SPLIT_WARPS * 32)
+            attention_split(const float *q, const unsigned long long *blocks, int layer, int heads, int kv_heads,
+                            int head_dim, const int *positions, float scale, float *partial, float *out,
+                            unsigned *counters, const float *k_new, const float *v_new, float theta) {
+            attend_token<128 / 32>(q, blocks, layer, heads, kv_heads, head_dim, positions, scale, partial, out,
+                                   counters, k_new, v_new, theta);
+        }
+
+        extern "C" __global__ void __launch_bounds__(SPLIT_WARPS * 32)
+            attention_split_wide(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                 int kv_heads, int head_dim, const int *positions, float scale, float *partial,
+                                 float *out, unsigned *counters, const float *k_new, const float *v_new,
+                                 float theta) {
+            attend_token<MAX_HEAD_DIM / 32>(q, blocks, layer, heads, kv_heads, head_dim, positions, scale, partial,
+                                            out, counters, k_new, v_new, theta);
         }
         """#
 }

@@ -12,9 +12,9 @@ struct SelfTest: AsyncParsableCommand {
         abstract: "Check a device's kernels and forward pass against the CPU, then measure it.",
         discussion: """
             Six checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
-            the CPU's scalar reference on random odd sizes; whole single-token steps of a random model with \
-            2B-4T's head size and group (the fused single-token kernels, rotary embedding and split attention over \
-            300+ positions) against the CPU's scalar backend; a 511-token prompt of the built-in model against the \
+            the CPU's scalar reference on random odd sizes; whole single-token steps of random models with \
+            2B-4T's head size and group and with Falcon3-10B's 256-dimension heads (the fused single-token \
+            kernels, rotary embedding and split attention over 300+ positions) against the CPU's scalar backend; a 511-token prompt of the built-in model against the \
             CPU (teacher-forced log-probabilities); every fixture model of --fixtures (teacher-forced \
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
@@ -61,14 +61,18 @@ struct SelfTest: AsyncParsableCommand {
         }
         switch device {
         case .cuda:
-            failures += try DecodeStepCheck.run(on: CUDABackend(), against: reference)
+            for config in DecodeStepCheck.configs {
+                failures += try DecodeStepCheck.run(config, on: CUDABackend(), against: reference)
+            }
             failures += BatchedStepCheck.run(
                 on: [
                     ("positions split over clusters", try CUDABackend()),
                     ("one block a kv head", try CUDABackend(splitsAttention: false)),
                 ], against: reference)
         case .cpu, .auto:
-            failures += try DecodeStepCheck.run(on: CPUBackend(), against: reference)
+            for config in DecodeStepCheck.configs {
+                failures += try DecodeStepCheck.run(config, on: CPUBackend(), against: reference)
+            }
             failures += BatchedStepCheck.run(on: [("", CPUBackend())], against: reference)
         }
         failures += try PromptCheck.run(device: device)
@@ -351,19 +355,27 @@ enum PromptCheck {
     }
 }
 
-/// Whole single-token steps on a backend against the CPU's scalar backend, on a random model whose heads have
-/// 2B-4T's 128 dimensions and group of four (the fixture models' heads are smaller): a 300-token prompt, then
-/// teacher-forced steps whose logits must agree, then greedy steps whose tokens must be the same.
+/// Whole single-token steps on a backend against the CPU's scalar backend, on random models whose heads are those
+/// of real checkpoints (the fixture models' heads are smaller): a 300-token prompt, then teacher-forced steps whose
+/// logits must agree, then greedy steps whose tokens must be the same.
 enum DecodeStepCheck {
-    /// The model: 2B-4T's heads in a small stack.
-    static let config = ModelConfig(
-        architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
-        headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
-        rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true)
+    /// The models: 2B-4T's heads (128 dimensions, groups of four) in a small stack, and Falcon3-10B-1.58bit's (256
+    /// dimensions, which single-token attention takes in a kernel of its own).
+    static let configs = [
+        ModelConfig(
+            architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
+            headDim: 128, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 500_000,
+            rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true),
+        ModelConfig(
+            architecture: "decode-step-check-wide", hiddenSize: 768, layerCount: 2, headCount: 3, kvHeadCount: 1,
+            headDim: 256, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 1_000_042,
+            rmsNormEpsilon: 1e-6, activation: .silu, tiedEmbeddings: false),
+    ]
 
     /// Prints one line; returns 1 when it failed.
-    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) throws -> Int
-    {
+    static func run<Device: Backend, Reference: Backend>(
+        _ config: ModelConfig, on device: Device, against reference: Reference
+    ) throws -> Int {
         let weights = SyntheticShape(config: config).makeWeights()
         var rng = SplitMix64(seed: 0xDEC0DE)
         let prompt = (0..<300).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
@@ -378,7 +390,8 @@ enum DecodeStepCheck {
             return (logits, greedy)
         }
         return reportAgreement(
-            "step     ", "\(forced.count) steps after a \(prompt.count)-token prompt", got: try run(device),
+            "step     ", "\(forced.count) steps after a \(prompt.count)-token prompt, heads of \(config.headDim)",
+            got: try run(device),
             expected: try run(reference), greedySteps: 16)
     }
 }
