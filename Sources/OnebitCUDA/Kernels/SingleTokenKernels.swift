@@ -244,18 +244,6 @@ extension KernelSource {
             }
         }
 
-        // out = the NeoX rotary embedding of one head `x` at `position`, computed as rope_neox does (out may be in
-        // shared or global memory, but not x).
-        __device__ void rotate_head(const float *x, int head_dim, int position, float theta, float *out) {
-            const int half = head_dim / 2;
-            const float pos = (float)position;
-            for (int i = threadIdx.x; i < half; i += blockDim.x) {
-                float c, s;
-                rope_angle(theta, i, head_dim, pos, c, s);
-                rotate_pair(x, out, i, half, c, s);
-            }
-        }
-
         // Single-token attention's shape: a block of SPLIT_WARPS warps takes a split of the cached positions, and a
         // warp takes SPLIT_SPAN positions at a time, SPLIT_LANES lanes each. A split takes at least SPLIT_LEAST
         // positions, so a short cache leaves some of the grid's splits unused (and merges fewer partial results).
@@ -289,12 +277,13 @@ extension KernelSource {
         // row in consecutive 128-byte lines. A warp thus has SPLIT_SPAN positions' keys and values in flight at
         // once, where warp_attend waits for one position's key before it asks for the value, then for the next
         // position; and the block-table entry of a group's next position is read a pass ahead, so no pass waits
-        // for it. The groups' results merge at the end into maxima[warp], sums[warp] and part[warp], as
-        // warp_attend leaves them.
+        // for it. k and v hold the group's first position's key and value pieces (split_load), loaded by the
+        // caller. The groups' results merge at the end into maxima[warp], sums[warp] and part[warp], as warp_attend
+        // leaves them.
         template <int PIECES>
         __device__ __forceinline__ void split_attend(const float4 *query, const unsigned long long *blocks, int layer,
                                                      size_t kv_width, int kvh, int head_dim, int begin, int end,
-                                                     float scale, float *maxima, float *sums,
+                                                     float scale, float4 *k, float4 *v, float *maxima, float *sums,
                                                      float (*part)[MAX_HEAD_DIM]) {
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             const int group = lane / SPLIT_LANES, e = lane % SPLIT_LANES, pieces = head_dim / 4;
@@ -304,12 +293,11 @@ extension KernelSource {
             for (int i = 0; i < PIECES; i++) acc[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             float m = NEGATIVE_INFINITY, l = 0.0f;
             int p = begin + SPLIT_SPAN * warp + group;
-            const float *row = split_row(blocks, layer, p, end, kv_width, kvh, head_dim);
+            const float *row = nullptr;
             for (int first = begin + SPLIT_SPAN * warp; first < end; first += stride, p += stride) {
                 const bool valid = p < end;
                 const float *next = split_row(blocks, layer, p + stride, end, kv_width, kvh, head_dim);
-                float4 k[PIECES], v[PIECES];
-                split_load<PIECES>(row, kv_width, e, pieces, k, v);
+                if (first > begin + SPLIT_SPAN * warp) split_load<PIECES>(row, kv_width, e, pieces, k, v);
                 float dot = 0.0f;
         #pragma unroll
                 for (int i = 0; i < PIECES; i++) {
@@ -376,40 +364,59 @@ extension KernelSource {
                                      int kv_heads, int head_dim, const int *positions, float scale, float *partial,
                                      float *out, unsigned *counters, const float *k_new, const float *v_new,
                                      float theta) {
-            AWAIT_PREVIOUS();
-            RELEASE_NEXT();
             __shared__ bool last;
             __shared__ float maxima[SPLIT_WARPS], sums[SPLIT_WARPS];
             __shared__ __align__(16) float part[SPLIT_WARPS][MAX_HEAD_DIM];
             __shared__ float4 query[MAX_HEAD_DIM / 4];
-            const int h = blockIdx.x, split = blockIdx.y;
+            __shared__ float cosines[MAX_HEAD_DIM / 2], sines[MAX_HEAD_DIM / 2];
+            const int h = blockIdx.x, split = blockIdx.y, half = head_dim / 2;
             const int kvh = h / (heads / kv_heads);
             const size_t kv_width = (size_t)kv_heads * head_dim;
-            const float *qh = q + (size_t)h * head_dim;
-            const int length = positions[0] + 1;
+            // Before the wait, what no kernel of this step writes: the position and block table (uploaded with the
+            // step), the rotary angles, and the first pass's keys and values of positions earlier steps cached; so
+            // after it the block only waits for its query.
+            const int position = positions[0], length = position + 1;
             const int splits = min((int)gridDim.y, (length + SPLIT_LEAST - 1) / SPLIT_LEAST);
             if (split >= splits) return;
             const int share = (length + splits - 1) / splits;
             const int begin = split * share, end = min(length, begin + share);
+            if (k_new)
+                for (int i = threadIdx.x; i < half; i += blockDim.x)
+                    rope_angle(theta, i, head_dim, (float)position, cosines[i], sines[i]);
+            const int lane = threadIdx.x & 31, first = begin + SPLIT_SPAN * (threadIdx.x >> 5) + lane / SPLIT_LANES;
+            const bool early = first < min(end, position);
+            float4 k[PIECES], v[PIECES];
+            split_load<PIECES>(early ? split_row(blocks, layer, first, end, kv_width, kvh, head_dim) : nullptr,
+                               kv_width, lane % SPLIT_LANES, head_dim / 4, k, v);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const float *qh = q + (size_t)h * head_dim;
             float *rotated = (float *)query;
             if (k_new) {
                 // The rotary embedding and the cache store of rope_store_rows, done here: every block rotates its
                 // query head into shared memory, and the block whose share holds the new position rotates and
                 // stores that position's key and value (the heads of one group store the same values), which
                 // only it reads.
-                const int position = positions[0];
-                rotate_head(qh, head_dim, position, theta, rotated);
+                __syncthreads();
+                for (int i = threadIdx.x; i < half; i += blockDim.x)
+                    rotate_pair(qh, rotated, i, half, cosines[i], sines[i]);
                 if (begin <= position && position < end) {
                     float *k_row = kv_row(blocks, layer, position, 0, kv_width) + (size_t)kvh * head_dim;
-                    float *v_row = kv_row(blocks, layer, position, 1, kv_width) + (size_t)kvh * head_dim;
-                    rotate_head(k_new + (size_t)kvh * head_dim, head_dim, position, theta, k_row);
-                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) v_row[d] = v_new[(size_t)kvh * head_dim + d];
+                    float *v_row = k_row + KV_BLOCK * kv_width;
+                    for (int i = threadIdx.x; i < half; i += blockDim.x)
+                        rotate_pair(k_new + (size_t)kvh * head_dim, k_row, i, half, cosines[i], sines[i]);
+                    for (int d = threadIdx.x; d < head_dim; d += blockDim.x)
+                        v_row[d] = v_new[(size_t)kvh * head_dim + d];
                 }
             } else {
                 for (int d = threadIdx.x; d < head_dim; d += blockDim.x) rotated[d] = qh[d];
             }
             __syncthreads();
-            split_attend<PIECES>(query, blocks, layer, kv_width, kvh, head_dim, begin, end, scale, maxima, sums, part);
+            if (!early)
+                split_load<PIECES>(split_row(blocks, layer, first, end, kv_width, kvh, head_dim), kv_width,
+                                   lane % SPLIT_LANES, head_dim / 4, k, v);
+            split_attend<PIECES>(query, blocks, layer, kv_width, kvh, head_dim, begin, end, scale, k, v, maxima, sums,
+                                 part);
             __syncthreads();
             float top = NEGATIVE_INFINITY;
             for (int w = 0; w < SPLIT_WARPS; w++) top = fmaxf(top, maxima[w]);
