@@ -13,8 +13,9 @@ struct SelfTest: AsyncParsableCommand {
         discussion: """
             Six checks, each printed with its numbers: the device's RMSNorm + quantize + ternary product against \
             the CPU's scalar reference on random odd sizes; whole single-token steps of random models with \
-            2B-4T's head size and group and with Falcon3-10B's 256-dimension heads (the fused single-token \
-            kernels, rotary embedding and split attention over 300+ positions) against the CPU's scalar backend; a 511-token prompt of the built-in model against the \
+            2B-4T's head size and group, with Falcon3-10B's 256-dimension heads and with 18-dimension heads (the \
+            fused single-token kernels, rotary embedding and split attention over 300+ positions) against the \
+            CPU's scalar backend; a 511-token prompt of the built-in model against the \
             CPU (teacher-forced log-probabilities); every fixture model of --fixtures (teacher-forced \
             log-probabilities and the first greedy tokens) against the recorded transformers outputs and against \
             the CPU backend; batch invariance (seeded greedy requests give the same tokens alone and in one full \
@@ -359,8 +360,9 @@ enum PromptCheck {
 /// of real checkpoints (the fixture models' heads are smaller): a 300-token prompt, then teacher-forced steps whose
 /// logits must agree, then greedy steps whose tokens must be the same.
 enum DecodeStepCheck {
-    /// The models: 2B-4T's heads (128 dimensions, groups of four) in a small stack, and Falcon3-10B-1.58bit's (256
-    /// dimensions, which single-token attention takes in a kernel of its own).
+    /// The models: 2B-4T's heads (128 dimensions, groups of four) in a small stack, Falcon3-10B-1.58bit's (256
+    /// dimensions, which single-token attention takes in a kernel of its own), and heads of 18 dimensions, not a
+    /// multiple of 4, which it leaves to the plain attention kernel.
     static let configs = [
         ModelConfig(
             architecture: "decode-step-check", hiddenSize: 512, layerCount: 3, headCount: 4, kvHeadCount: 1,
@@ -370,6 +372,10 @@ enum DecodeStepCheck {
             architecture: "decode-step-check-wide", hiddenSize: 768, layerCount: 2, headCount: 3, kvHeadCount: 1,
             headDim: 256, intermediateSize: 1_408, vocabSize: 1_000, contextLength: 512, ropeTheta: 1_000_042,
             rmsNormEpsilon: 1e-6, activation: .silu, tiedEmbeddings: false),
+        ModelConfig(
+            architecture: "decode-step-check-odd", hiddenSize: 72, layerCount: 2, headCount: 4, kvHeadCount: 2,
+            headDim: 18, intermediateSize: 248, vocabSize: 1_000, contextLength: 512, ropeTheta: 10_000,
+            rmsNormEpsilon: 1e-5, activation: .relu2, tiedEmbeddings: true),
     ]
 
     /// Prints one line; returns 1 when it failed.
