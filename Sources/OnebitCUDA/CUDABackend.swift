@@ -572,7 +572,8 @@ public final class CUDABackend {
             let counters = scratch(&blockCounters, bytes: heads * 4).address
             flush()
             emit(
-                headDim <= 128 ? .attentionSplit : .attentionSplitWide, grid: (heads, splits),
+                headDim <= KernelSource.attentionSplitHeadDim ? .attentionSplit : .attentionSplitWide,
+                grid: (heads, splits),
                 block: KernelSource.attentionSplitWarps * 32,
                 [
                     .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),

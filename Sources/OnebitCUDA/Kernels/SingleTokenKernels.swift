@@ -13,6 +13,9 @@ extension KernelSource {
     /// Fewest cached positions a split of single-token attention takes.
     static let attentionSplitLeast = 32
 
+    /// Widest heads `attention_split` takes; wider ones take `attention_split_wide`.
+    static let attentionSplitHeadDim = 128
+
     /// Dynamic shared memory of a `ternary_fused_1` block of 256 threads for rows of `chunks` chunks: 16 bytes a
     /// slot and lane, then the token's activations.
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
@@ -447,14 +450,14 @@ extension KernelSource {
             if (threadIdx.x == 0) counters[h] = 0;
         }
 
-        // attend_token for heads of at most 128 dimensions, and for wider ones: two kernels, so that the narrow
-        // one's registers (and so its blocks a multiprocessor) are not those the wide one needs.
+        // attend_token for heads of at most \#(attentionSplitHeadDim) dimensions, and for wider ones: two kernels, so
+        // that the narrow one's registers (and so its blocks a multiprocessor) are not those the wide one needs.
         extern "C" __global__ void __launch_bounds__(SPLIT_WARPS * 32)
             attention_split(const float *q, const unsigned long long *blocks, int layer, int heads, int kv_heads,
                             int head_dim, const int *positions, float scale, float *partial, float *out,
                             unsigned *counters, const float *k_new, const float *v_new, float theta) {
-            attend_token<128 / 32>(q, blocks, layer, heads, kv_heads, head_dim, positions, scale, partial, out,
-                                   counters, k_new, v_new, theta);
+            attend_token<\#(attentionSplitHeadDim) / 32>(q, blocks, layer, heads, kv_heads, head_dim, positions, scale,
+                                                          partial, out, counters, k_new, v_new, theta);
         }
 
         extern "C" __global__ void __launch_bounds__(SPLIT_WARPS * 32)

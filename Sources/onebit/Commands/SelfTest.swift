@@ -356,9 +356,9 @@ enum PromptCheck {
     }
 }
 
-/// Whole single-token steps on a backend against the CPU's scalar backend, on random models whose heads are those
-/// of real checkpoints (the fixture models' heads are smaller): a 300-token prompt, then teacher-forced steps whose
-/// logits must agree, then greedy steps whose tokens must be the same.
+/// Whole single-token steps on a backend against the CPU's scalar backend, on random models whose heads take each
+/// of single-token attention's kernels (the fixture models' heads take only one): a 300-token prompt, then
+/// teacher-forced steps whose logits must agree, then greedy steps whose tokens must be the same.
 enum DecodeStepCheck {
     /// The models: 2B-4T's heads (128 dimensions, groups of four) in a small stack, Falcon3-10B-1.58bit's (256
     /// dimensions, which single-token attention takes in a kernel of its own), and heads of 18 dimensions, not a
