@@ -39,20 +39,6 @@ extension KernelSource {
             return load_once(weights + c);
         }
 
-        // sum over the chunk of code * a, added to `dot`: chunk_dot without the activations' sum, which a row of
-        // per-tensor scale subtracts once for the whole row.
-        __device__ __forceinline__ int chunk_codes_dot(const u32 words[4], const int4 *a, int stride, int dot) {
-            int dots[4] = {dot, 0, 0, 0};
-        #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int4 v = a[j * stride];
-                const int act[4] = {v.x, v.y, v.z, v.w};
-        #pragma unroll
-                for (int m = 0; m < 4; m++) dots[j] = dot_codes((words[m] >> (2 * j)) & 0x03030303u, act[m], dots[j]);
-            }
-            return (dots[0] + dots[1]) + (dots[2] + dots[3]);
-        }
-
         // The rescaled product of row `row` of a ternary matrix with one token's int8 activations (`pieces`, the
         // token's chunks piece-major; `total`, the sum of all its activations), in every lane of a group of LANES.
         // Lane i of the group takes chunks i, i + LANES, ...: with 32 lanes the same operations in the same order as
@@ -73,7 +59,7 @@ extension KernelSource {
                     const float block_scale = w_scales[(size_t)row * (chunks / block_chunks) + c / block_chunks];
                     blocked += (float)chunk_dot(words, pieces + c, chunks) * block_scale;
                 } else {
-                    exact = chunk_codes_dot(words, pieces + c, chunks, exact);
+                    exact += chunk_codes_dot(words, pieces + c, chunks);
                 }
             }
             if (block_chunks) return group_sum<LANES>(blocked) / q_scale;
