@@ -43,12 +43,13 @@ extension KernelSource {
         // token's chunks piece-major; `total`, the sum of all its activations), in every lane of a group of LANES.
         // Lane i of the group takes chunks i, i + LANES, ...: with 32 lanes the same operations in the same order as
         // ternary_rows<1>, so even float sums of per-block scales come out bit for bit the same; integer sums do
-        // with any LANES. A lane whose row is not `valid` reads nothing but joins the group's shuffles.
+        // with any LANES. A lane whose row is not `valid` reads nothing but joins the group's shuffles. A matrix of
+        // one scale (block_chunks 0) has it in `tensor_scale`, read by the caller before its wait.
         template <int LANES>
         __device__ __forceinline__ float ternary_row_1(const uint4 *__restrict__ w, int row, bool valid, int chunks,
                                                        const int4 *pieces, int total, float q_scale,
                                                        const float *__restrict__ w_scales, int block_chunks,
-                                                       const uint4 *slots, int &slot) {
+                                                       float tensor_scale, const uint4 *slots, int &slot) {
             const uint4 *weights = w + (size_t)row * chunks;
             int exact = 0;
             float blocked = 0.0f;
@@ -63,7 +64,7 @@ extension KernelSource {
                 }
             }
             if (block_chunks) return group_sum<LANES>(blocked) / q_scale;
-            return (float)(group_sum<LANES>(exact) - total) / q_scale * w_scales[0];
+            return (float)(group_sum<LANES>(exact) - total) / q_scale * tensor_scale;
         }
 
         // Requests this lane's chunks of row `row` (those ternary_row_1 takes) into its free slots (16-byte slots 32
@@ -78,13 +79,14 @@ extension KernelSource {
                 copy_async_16_or_zero(slots + 32 * slot++, weights + c, 16);
         }
 
-        // Row g of the rows of matrices 0, 1, 2 laid end to end, as its matrix's weights, scales, block size, output,
-        // residual and row; false past the last row.
+        // Row g of the rows of matrices 0, 1, 2 laid end to end, as its matrix's weights, scales, block size, row,
+        // output and residual, and which matrix it is; false past the last row.
         struct ProductRow {
             const uint4 *w;
             const float *s;
             int b, row;
             float *y, *r;
+            int matrix;
         };
         __device__ __forceinline__ bool product_row(int g, const uint4 *w0, const float *s0, int b0, int rows0,
                                                     float *y0, float *r0, const uint4 *w1, const float *s1, int b1,
@@ -92,13 +94,13 @@ extension KernelSource {
                                                     const float *s2, int b2, int rows2, float *y2, float *r2,
                                                     ProductRow &p) {
             if (g < rows0) {
-                p = {w0, s0, b0, g, y0, r0};
+                p = {w0, s0, b0, g, y0, r0, 0};
             } else if ((g -= rows0) < rows1) {
-                p = {w1, s1, b1, g, y1, r1};
+                p = {w1, s1, b1, g, y1, r1, 1};
             } else if ((g -= rows1) < rows2) {
-                p = {w2, s2, b2, g, y2, r2};
+                p = {w2, s2, b2, g, y2, r2, 2};
             } else {
-                p = {w0, s0, b0, 0, y0, r0};
+                p = {w0, s0, b0, 0, y0, r0, 0};
                 return false;
             }
             return true;
@@ -142,6 +144,15 @@ extension KernelSource {
                 }
             }
             COPY_ASYNC_COMMIT();
+            // The scales of matrices of one scale a tensor, weights too: read here, they are not a load at the end
+            // of every row (on an H200 one sequence decoded 1.3-1.7% faster). Kept in shared memory: in registers
+            // they took the kernel from 48 to 55.
+            __shared__ float tensor_scales[3];
+            if (threadIdx.x < 3) {
+                const float *s = threadIdx.x == 0 ? s0 : threadIdx.x == 1 ? s1 : s2;
+                const int b = threadIdx.x == 0 ? b0 : threadIdx.x == 1 ? b1 : b2;
+                tensor_scales[threadIdx.x] = s && !b ? s[0] : 0.0f;
+            }
             if (threadIdx.x == 0) activation_total = 0;
             __syncthreads();
             AWAIT_PREVIOUS();
@@ -167,8 +178,12 @@ extension KernelSource {
                 const int g = lead_row + group;
                 if (activation) {
                     const bool valid = g < rows0;
-                    const float a = ternary_row_1<LANES>(w0, g, valid, chunks, pieces, total, qs, s0, b0, slots, slot);
-                    const float b = ternary_row_1<LANES>(w1, g, valid, chunks, pieces, total, qs, s1, b1, slots, slot);
+                    const float a =
+                        ternary_row_1<LANES>(w0, g, valid, chunks, pieces, total, qs, s0, b0, tensor_scales[0], slots,
+                                             slot);
+                    const float b =
+                        ternary_row_1<LANES>(w1, g, valid, chunks, pieces, total, qs, s1, b1, tensor_scales[1], slots,
+                                             slot);
                     if (valid && (lane & (LANES - 1)) == 0) {
                         float gated;
                         if (activation == 1) {
@@ -184,8 +199,8 @@ extension KernelSource {
                     ProductRow p;
                     const bool valid = product_row(g, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1, r1, w2, s2, b2,
                                                    rows2, y2, r2, p);
-                    const float v = ternary_row_1<LANES>(p.w, p.row, valid, chunks, pieces, total, qs, p.s, p.b, slots,
-                                                         slot);
+                    const float v = ternary_row_1<LANES>(p.w, p.row, valid, chunks, pieces, total, qs, p.s, p.b,
+                                                         tensor_scales[p.matrix], slots, slot);
                     if (valid && (lane & (LANES - 1)) == 0) {
                         p.y[p.row] = v;
                         if (p.r) p.r[p.row] += v;
