@@ -106,13 +106,48 @@ func theKernelsCompileFromTuringToBlackwell() throws {
     }
 }
 
+/// What ptxas says of every kernel compiled for Hopper (`--ptxas-options=-v`), or why it could not be had.
+private let hopperLog = Result {
+    try KernelModule.compile(options: KernelBuild.options(major: 9, minor: 0) + ["--ptxas-options=-v"]).log
+}
+
+/// The registers a thread of `kernel` uses, as ptxas's `-v` log reports them, or nil if it does not.
+private func registers(of kernel: String, in log: String) -> Int? {
+    let lines = log.split(separator: "\n")
+    guard let entry = lines.firstIndex(where: { $0.contains("Compiling entry function '\(kernel)'") }),
+        let used = lines[entry...].first(where: { $0.contains("Used ") && $0.contains(" registers") })
+    else { return nil }
+    let words = used.split(separator: " ")
+    return words.firstIndex(of: "registers,").flatMap { $0 > 0 ? Int(words[$0 - 1]) : nil }
+}
+
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
 func theWarpgroupProductsAreIssuedBackToBack() throws {
     // ptxas says so (C7515) where it makes each wgmma wait for the one before: 64 sequences then decoded 6-8% slower
     // on an H200.
-    let log = try KernelModule.compile(
-        options: KernelBuild.options(major: 9, minor: 0) + ["--ptxas-options=-v"]
-    ).log
+    let log = try hopperLog.get()
     #expect(log.contains("ternary_matmul_wgmma"))
     #expect(!log.contains("C7515"), "\(log.split(separator: "\n").filter { $0.contains("C7515") })")
+}
+
+@Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
+func theSingleTokenProductKeepsToFortyEightRegisters() throws {
+    // On an H200 two variants of it that took 55 decoded the Falcon3-10B shape 6-8% slower (BENCHMARKS, "Per-tensor
+    // weight scales read before the wait").
+    let used = try #require(registers(of: "ternary_fused_1", in: try hopperLog.get()))
+    #expect(used <= 48)
+}
+
+@Test func registerCountsAreReadFromThePTXASLog() {
+    let log = """
+        ptxas info    : Compiling entry function 'other' for 'sm_90a'
+        ptxas info    : Used 72 registers, used 1 barriers, 32 bytes smem
+        ptxas info    : Compiling entry function 'ternary_fused_1' for 'sm_90a'
+        ptxas info    : Function properties for ternary_fused_1
+        ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+        ptxas info    : Used 48 registers, used 1 barriers, 32 bytes smem
+        """
+    #expect(registers(of: "ternary_fused_1", in: log) == 48)
+    #expect(registers(of: "other", in: log) == 72)
+    #expect(registers(of: "absent", in: log) == nil)
 }
