@@ -162,9 +162,7 @@ extension KernelSource {
             for (int i = threadIdx.x; i < chunks * 4; i += blockDim.x) {
                 const int4 v = ((const int4 *)q)[i];
                 pieces[(i & 3) * chunks + (i >> 2)] = v;
-                const int words[4] = {v.x, v.y, v.z, v.w};
-        #pragma unroll
-                for (int m = 0; m < 4; m++) partial = __dp4a(words[m], 0x01010101, partial);
+                partial = add_bytes(v, partial);
             }
             partial = warp_sum(partial);
             if (lane == 0) atomicAdd(&activation_total, partial);
@@ -296,9 +294,9 @@ extension KernelSource {
         #pragma unroll
             for (int i = 0; i < PIECES; i++) acc[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             float m = NEGATIVE_INFINITY, l = 0.0f;
-            int p = begin + SPLIT_SPAN * warp + group;
             const float *row = nullptr;
-            for (int first = begin + SPLIT_SPAN * warp; first < end; first += stride, p += stride) {
+            for (int first = begin + SPLIT_SPAN * warp; first < end; first += stride) {
+                const int p = first + group;
                 const bool valid = p < end;
                 const float *next = split_row(blocks, layer, p + stride, end, kv_width, kvh, head_dim);
                 if (first > begin + SPLIT_SPAN * warp) split_load<PIECES>(row, kv_width, e, pieces, k, v);

@@ -20,14 +20,16 @@ extension KernelSource {
             return (dots[0] + (dots[1] >> 2)) + ((dots[2] >> 4) + (dots[3] >> 6));
         }
 
+        // sum plus the sixteen int8 activations of v.
+        __device__ __forceinline__ int add_bytes(int4 v, int sum) {
+            return __dp4a(v.w, 0x01010101, __dp4a(v.z, 0x01010101, __dp4a(v.y, 0x01010101, __dp4a(v.x, 0x01010101, sum))));
+        }
+
         // dot(w, a) over one 64-column chunk (chunk_codes_dot's arguments): dot(code, a) - sum(a), exact in integers.
         __device__ __forceinline__ int chunk_dot(const u32 words[4], const int4 *a, int stride = 1) {
             int sum = 0;
         #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int4 v = a[j * stride];
-                sum = __dp4a(v.x, 0x01010101, __dp4a(v.y, 0x01010101, __dp4a(v.z, 0x01010101, __dp4a(v.w, 0x01010101, sum))));
-            }
+            for (int j = 0; j < 4; j++) sum = add_bytes(a[j * stride], sum);
             return chunk_codes_dot(words, a, stride) - sum;
         }
 
