@@ -79,9 +79,11 @@ public final class CUDABackend {
     private let graphs: StepGraphs
 
     /// Variants for measurement: `ONEBIT_CUDA_GRAPHS=0` runs decode steps eagerly, `ONEBIT_CUDA_FUSION=0` keeps
-    /// one launch per product and the single-pass attention.
+    /// one launch per product and the single-pass attention, `ONEBIT_CUDA_TILES=0` keeps single-token products off
+    /// the tensor cores.
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
+    private let useTiles: Bool
     /// Whether the kernels of a recorded decoding step may start before the kernel before them ends (programmatic
     /// dependent launch, sm_90 and later): each kernel waits for its predecessor itself, and the products prefetch
     /// their weights meanwhile. Kernels queued one by one (prompt chunks, a step's first run, the head and sampling
@@ -213,6 +215,9 @@ public final class CUDABackend {
         useTensorCores =
             Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
+        useTiles =
+            Kernel.ternaryTilesSingle.runs(major: context.major, minor: context.minor)
+            && CUDABackend.flag("ONEBIT_CUDA_TILES")
         stagesAttentionRows = Kernel.attentionRows.runs(major: context.major, minor: context.minor)
         largestAttentionCluster =
             splitsAttention && Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor)
@@ -1422,7 +1427,8 @@ public final class CUDABackend {
     }
 
     /// Launches the queued products: as one list, or (`activation` 1 for relu², 2 for SiLU) as a gate and up pair
-    /// with the activation applied.
+    /// with the activation applied; on the tensor cores where ``launchTiles(_:activation:)`` takes them, else a group
+    /// of lanes a row.
     private func flushProducts(activation: Int = 0) {
         guard !pending.isEmpty else { return }
         let products = pending
@@ -1430,6 +1436,7 @@ public final class CUDABackend {
         let input = products[0].input
         let chunks = products[0].weights.chunks
         let rows = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
+        if launchTiles(products, activation: activation) { return }
         let (lanes, blocks) = Self.singleTokenGeometry(
             rows: rows, chunks: chunks, blockScaled: products.contains { $0.weights.blockChunks != 0 },
             multiprocessors: context.multiprocessors)
@@ -1451,6 +1458,59 @@ public final class CUDABackend {
         emit(
             .ternaryFusedSingle, grid: (blocks, 1), block: 256,
             sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks), arguments)
+    }
+
+    /// Launches `products` (``flushProducts(activation:)``'s) as `ternary_tiles_1`, a block for each 16 rows, and
+    /// returns true; false, launching nothing, where that kernel does not take them: matrices of per-block scales,
+    /// rows too wide for its shared memory, a GPU before Ampere, or more tiles than the GPU holds at once. On an
+    /// H200 one sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s against 988-993 with `ternary_fused_1`,
+    /// the bitnet-3b shape 603 against 592 (BENCHMARKS.md).
+    private func launchTiles(_ products: [PendingProduct], activation: Int) -> Bool {
+        let chunks = products[0].weights.chunks
+        let tiles =
+            activation == 0
+            ? products.reduce(0) { $0 + ($1.weights.rows + 15) / 16 } : (products[0].weights.rows + 15) / 16
+        let warps = Self.tileWarps(tiles: tiles, chunks: chunks, multiprocessors: context.multiprocessors)
+        let bytes = KernelSource.tileSharedBytes(matrices: activation == 0 ? products.count : 2, chunks: chunks)
+        guard useTiles, products.allSatisfy({ $0.weights.blockChunks == 0 }), bytes <= KernelSource.tileSharedLimit,
+            tiles <= Self.residentTiles(warps: warps, sharedBytes: bytes) * context.multiprocessors
+        else { return false }
+        let input = products[0].input
+        var arguments: [Argument] = [
+            .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
+        ]
+        for index in 0..<3 {
+            if index < products.count {
+                let p = products[index]
+                arguments += [
+                    .address(p.weights.codes.address), .address(p.weights.scales.address), .int(p.weights.rows),
+                    .address(p.output.buffer.address), .address(p.residual?.buffer.address ?? 0),
+                ]
+            } else {
+                arguments += [.address(0), .address(0), .int(0), .address(0), .address(0)]
+            }
+        }
+        emit(.ternaryTilesSingle, grid: (tiles, 1), block: 32 * warps, sharedBytes: bytes, arguments)
+        return true
+    }
+
+    /// Warps a block of a `ternary_tiles_1` launch of `tiles` blocks over rows of `chunks` chunks: about a dozen
+    /// warps a multiprocessor, in blocks of 2, 4 or 8 warps, and no more warps than quads of chunks.
+    static func tileWarps(tiles: Int, chunks: Int, multiprocessors: Int) -> Int {
+        let wanted = (12 * multiprocessors + tiles - 1) / max(1, tiles)
+        let warps = wanted <= 2 ? 2 : wanted <= 4 ? 4 : KernelSource.tileWarps
+        return max(1, min(warps, (chunks + 3) / 4))
+    }
+
+    /// Blocks of `warps` warps and `sharedBytes` of dynamic shared memory of `ternary_tiles_1` a multiprocessor holds
+    /// at once, counting 64 registers a thread (a test holds the kernel to that) and 227 KB of shared memory, 3 KB
+    /// of it a block's static memory and the driver's share. A launch of more tiles takes `ternary_fused_1`: blocks
+    /// that wait for a free slot copy none of their weights before the wait. With every product on tiles, the
+    /// Falcon3-10B shape, whose 1,440 gate and up tiles are more than one wave, decoded 203 tokens/s against 216 on
+    /// an H200; with this rule, 218 against 216.
+    static func residentTiles(warps: Int, sharedBytes: Int) -> Int {
+        let threads = 32 * warps
+        return max(0, min(32, 2048 / threads, 65_536 / (64 * threads), 227 * 1024 / (sharedBytes + 3 * 1024)))
     }
 
     /// Lanes a row and blocks of 256 threads of a `ternary_fused_1` launch over `rows` rows of `chunks` chunks.

@@ -26,3 +26,28 @@ import Testing
     #expect(CUDABackend.singleTokenGeometry(rows: 1, chunks: 1, blockScaled: false, multiprocessors: 132) == (16, 1))
     #expect(CUDABackend.singleTokenGeometry(rows: 7, chunks: 2, blockScaled: false, multiprocessors: 1) == (16, 1))
 }
+
+@Test func tileBlocksGetAboutADozenWarpsAMultiprocessor() {
+    // 2B-4T on 132 multiprocessors: 432 gate and up tiles take 4 warps a block; the query/key/value (240 tiles),
+    // output and down (160) products 8.
+    #expect(CUDABackend.tileWarps(tiles: 432, chunks: 40, multiprocessors: 132) == 4)
+    #expect(CUDABackend.tileWarps(tiles: 240, chunks: 40, multiprocessors: 132) == 8)
+    #expect(CUDABackend.tileWarps(tiles: 160, chunks: 108, multiprocessors: 132) == 8)
+    #expect(CUDABackend.tileWarps(tiles: 1_440, chunks: 48, multiprocessors: 132) == 2)
+    // No more warps than quads of chunks.
+    #expect(CUDABackend.tileWarps(tiles: 1, chunks: 1, multiprocessors: 132) == 1)
+    #expect(CUDABackend.tileWarps(tiles: 3, chunks: 9, multiprocessors: 132) == 3)
+}
+
+@Test func tilesRunOnlyWhereTheyFitInOneWave() {
+    // 2B-4T's gate and up tiles: 8 blocks of 4 warps a multiprocessor, so all 432 at once.
+    let gateAndUp = KernelSource.tileSharedBytes(matrices: 2, chunks: 40)
+    #expect(gateAndUp == 2 * 16 * 44 * 16 + 40 * 64)
+    #expect(CUDABackend.residentTiles(warps: 4, sharedBytes: gateAndUp) == 8)
+    // Falcon3-10B's 1,440 gate and up tiles of 2 warps: 7 a multiprocessor, 924 of 132, so they take ternary_fused_1.
+    #expect(
+        CUDABackend.residentTiles(warps: 2, sharedBytes: KernelSource.tileSharedBytes(matrices: 2, chunks: 48)) == 7)
+    // Rows of 4 more than a multiple of 8 chunks are their own pitch.
+    #expect(KernelSource.tileSharedBytes(matrices: 1, chunks: 1) == 16 * 4 * 16 + 4 * 64)
+    #expect(KernelSource.tileSharedBytes(matrices: 1, chunks: 108) == 16 * 108 * 16 + 108 * 64)
+}

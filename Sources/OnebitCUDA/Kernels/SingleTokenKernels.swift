@@ -13,6 +13,21 @@ extension KernelSource {
     /// Fewest cached positions a split of single-token attention takes.
     static let attentionSplitLeast = 32
 
+    /// Most warps a block of `ternary_tiles_1` has, sharing its tile's chunk pairs.
+    static let tileWarps = 8
+
+    /// Dynamic shared memory `ternary_tiles_1` may have: within what every GPU it runs on allows a block.
+    static let tileSharedLimit = 96 * 1024
+
+    /// Dynamic shared memory of a `ternary_tiles_1` block over `matrices` tiles of rows of `chunks` chunks: each
+    /// tile's 16 rows of `chunks` rounded up to a multiple of 4, 4 more than a multiple of 8 chunks apart (so the
+    /// lanes of a 128-bit load find different banks), then the token's activations, as many chunks as a row.
+    static func tileSharedBytes(matrices: Int, chunks: Int) -> Int {
+        let width = (chunks + 3) & ~3
+        let pitch = width & 4 != 0 ? width : width + 4
+        return matrices * 16 * pitch * 16 + width * 64
+    }
+
     /// Widest heads `attention_split` takes; wider ones take `attention_split_wide`.
     static let attentionSplitHeadDim = 128
 
@@ -20,12 +35,15 @@ extension KernelSource {
     /// slot and lane, then the token's activations.
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
 
-    /// The kernels of a one-token step: fused products that fold in the residual add or the gated activation, and
-    /// attention split over the cached positions.
+    /// The kernels of a one-token step: fused products that fold in the residual add or the gated activation (a
+    /// group of lanes a row, or tiles of 16 rows on the tensor cores), and attention split over the cached positions.
     static let singleTokenSource = #"""
         // Chunks of weights each lane of ternary_fused_1 copies into shared memory before the kernel waits for the
         // one before it (STAGE_SLOTS * 512 bytes a warp, as its dynamic shared memory); none before sm_80, which has
         // no cp.async.
+        // Most warps a block of ternary_tiles_1 has.
+        #define TILE_WARPS \#(tileWarps)
+
         #if __CUDA_ARCH__ >= 800
         #define STAGE_SLOTS \#(stageSlots)
         #else
@@ -106,6 +124,29 @@ extension KernelSource {
             return true;
         }
 
+        // The gated activation of gate a and up b: relu(a)^2 b (activation 1) or silu(a) b (2), as relu2_mul and
+        // silu_mul compute it.
+        __device__ __forceinline__ float gated_activation(int activation, float a, float b) {
+            if (activation == 1) {
+                const float r = fmaxf(a, 0.0f);
+                return r * r * b;
+            }
+            return a / (1.0f + expf(-a)) * b;
+        }
+
+        // Copies one token's int8 activations (`chunks` chunks of 64) into shared memory piece-major, int4 j of
+        // chunk c at j * width + c, and adds their sum into *total (zeroed before, read after a __syncthreads()).
+        __device__ __forceinline__ void load_pieces(const i8 *q, int chunks, int width, int4 *pieces, int *total) {
+            int partial = 0;
+            for (int i = threadIdx.x; i < chunks * 4; i += blockDim.x) {
+                const int4 v = ((const int4 *)q)[i];
+                pieces[(i & 3) * width + (i >> 2)] = v;
+                partial = add_bytes(v, partial);
+            }
+            partial = warp_sum(partial);
+            if ((threadIdx.x & 31) == 0) atomicAdd(total, partial);
+        }
+
         // Up to three ternary products of the same token's activations in one launch, a group of LANES (16 or 32)
         // lanes per output row, the groups of the grid taking rows in turn. activation 0: the rows of matrices 0, 1,
         // 2 laid end to end; y[row] = product, and residual[row] += product where residual is not null (the residual
@@ -158,14 +199,7 @@ extension KernelSource {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
             int4 *pieces = (int4 *)(weight_slots + (blockDim.x >> 5) * 32 * STAGE_SLOTS);
-            int partial = 0;
-            for (int i = threadIdx.x; i < chunks * 4; i += blockDim.x) {
-                const int4 v = ((const int4 *)q)[i];
-                pieces[(i & 3) * chunks + (i >> 2)] = v;
-                partial = add_bytes(v, partial);
-            }
-            partial = warp_sum(partial);
-            if (lane == 0) atomicAdd(&activation_total, partial);
+            load_pieces(q, chunks, chunks, pieces, &activation_total);
             COPY_ASYNC_WAIT(0);
             __syncthreads();
             const int total = activation_total;
@@ -183,14 +217,7 @@ extension KernelSource {
                         ternary_row_1<LANES>(w1, g, valid, chunks, pieces, total, qs, s1, b1, tensor_scales[1], slots,
                                              slot);
                     if (valid && (lane & (LANES - 1)) == 0) {
-                        float gated;
-                        if (activation == 1) {
-                            const float r = fmaxf(a, 0.0f);
-                            gated = r * r * b;
-                        } else {
-                            gated = a / (1.0f + expf(-a)) * b;
-                        }
-                        y0[g] = gated;
+                        y0[g] = gated_activation(activation, a, b);
                         y1[g] = b;
                     }
                 } else {
@@ -219,6 +246,164 @@ extension KernelSource {
             else
                 fused_products<32>(q, q_scales, chunks, activation, w0, s0, b0, rows0, y0, r0, w1, s1, b1, rows1, y1,
                                    r1, w2, s2, b2, rows2, y2, r2);
+        }
+
+        // D += A B on the tensor cores for one warp, A 16 x 32 unsigned bytes (rows by columns), B 32 x 8 signed
+        // bytes, D exact int32 sums (sm_80 and later).
+        __device__ __forceinline__ void mma_codes(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, int b0, int b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%0, %1, %2, %3};"
+                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+
+        // Tile t of the tiles of 16 rows that matrices 0, 1, 2 are cut into, one after another (a matrix's last
+        // tile may be short): its matrix's weights, first row, rows, output and residual, and which matrix it is;
+        // false past the last tile.
+        struct ProductTile {
+            const uint4 *w;
+            int first, rows;
+            float *y, *r;
+            int matrix;
+        };
+        __device__ __forceinline__ bool product_tile(int t, const uint4 *w0, int rows0, float *y0, float *r0,
+                                                     const uint4 *w1, int rows1, float *y1, float *r1,
+                                                     const uint4 *w2, int rows2, float *y2, float *r2,
+                                                     ProductTile &p) {
+            const int tiles0 = (rows0 + 15) / 16, tiles1 = (rows1 + 15) / 16, tiles2 = (rows2 + 15) / 16;
+            if (t < tiles0) {
+                p = {w0, 16 * t, rows0, y0, r0, 0};
+            } else if ((t -= tiles0) < tiles1) {
+                p = {w1, 16 * t, rows1, y1, r1, 1};
+            } else if ((t -= tiles1) < tiles2) {
+                p = {w2, 16 * t, rows2, y2, r2, 2};
+            } else {
+                return false;
+            }
+            return true;
+        }
+
+        // Chunks a row of a staged tile has: `chunks` rounded up to whole quads of four, the zeros after them
+        // adding nothing; and its pitch in shared memory, 4 more than a multiple of 8 chunks, so that the eight
+        // lanes of a 128-bit load (two rows, four chunks each) find eight different banks.
+        __device__ __forceinline__ int tile_width(int chunks) { return (chunks + 3) & ~3; }
+        __device__ __forceinline__ int tile_pitch(int chunks) {
+            const int width = tile_width(chunks);
+            return width & 4 ? width : width + 4;
+        }
+
+        // Copies rows first ... first + 15 of a ternary matrix into shared memory (tile_pitch chunks apart): each
+        // row's chunks, zeros up to tile_width, and rows past `rows` all zeros.
+        __device__ __forceinline__ void stage_tile(const uint4 *w, int first, int rows, int chunks, uint4 *tile) {
+            const int width = tile_width(chunks), pitch = tile_pitch(chunks);
+            for (int r = threadIdx.x >> 5; r < 16; r += blockDim.x >> 5) {
+                const bool row = first + r < rows;
+                const uint4 *source = w + (size_t)(row ? first + r : 0) * chunks;
+                for (int c = threadIdx.x & 31; c < width; c += 32) {
+                    const bool in = row && c < chunks;
+                    copy_async_16_or_zero(tile + r * pitch + c, in ? source + c : w, in ? 16 : 0);
+                }
+            }
+        }
+
+        // The code dots of a staged tile's 16 rows with the token's activations (`pieces`: int4 j of chunk c at
+        // j * tile_width + c), over the quads of chunks warp, warp + warps, ...: row `group` in `low` and row
+        // group + 8 in `high`, in every lane of the group (lane / 4). Lane tig of a group takes chunk 4n + tig of
+        // quad n whole: its word m holds the codes of columns 16j + 4m ... of bit pair j, and is the A fragment's
+        // slot tig of an mma of the words m = 0, 1 or of the words m = 2, 3, with the activations of those columns
+        // as B's; each bit pair's codes are masked where they lie, as in chunk_codes_dot, so its mmas have sums of
+        // their own, times 4^j, shifted back exactly at the end. The activations are every column of B alike, so
+        // every column of D is the same dot. (B's column g comes from group g's lanes, all loading the same.)
+        __device__ __forceinline__ void tile_dots(const uint4 *tile, int chunks, const int4 *pieces, int warp,
+                                                  int warps, int &low, int &high) {
+            const int lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int width = tile_width(chunks), pitch = tile_pitch(chunks);
+            const uint4 *row_low = tile + group * pitch + tig, *row_high = tile + (group + 8) * pitch + tig;
+            int d[4][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+            for (int c = 4 * warp; c < width; c += 4 * warps) {
+                const uint4 l = row_low[c], h = row_high[c];
+        #pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const u32 mask = 0x03030303u << (2 * j);
+                    const int4 a = pieces[j * width + c + tig];
+                    mma_codes(d[j], l.x & mask, h.x & mask, l.y & mask, h.y & mask, a.x, a.y);
+                    mma_codes(d[j], l.z & mask, h.z & mask, l.w & mask, h.w & mask, a.z, a.w);
+                }
+            }
+            low = (d[0][0] + (d[1][0] >> 2)) + ((d[2][0] >> 4) + (d[3][0] >> 6));
+            high = (d[0][2] + (d[1][2] >> 2)) + ((d[2][2] >> 4) + (d[3][2] >> 6));
+        }
+
+        // The products of ternary_fused_1 (its arguments but `lanes`), for matrices of one scale a tensor, on the
+        // tensor cores (sm_80 and later): block b takes tile b of 16 rows (activation 0: of the matrices laid end
+        // to end; 1 and 2: rows 16b ... of both gate and up), its warps each a share of the quads of chunks, their
+        // sums added in shared memory. Before the wait the block copies its whole tile into shared memory; after
+        // it, the activations, as ternary_fused_1 does. The integers are ternary_fused_1's, so the outputs are bit
+        // for bit the same, with half the instructions: a warp's pass over a quad takes 64 chunks of rows in 64
+        // instructions, where a pass of ternary_fused_1's takes 32 in 61.
+        extern "C" __global__ void ternary_tiles_1(const i8 *q, const float *q_scales, int chunks, int activation,
+                                                   const uint4 *w0, const float *s0, int rows0, float *y0, float *r0,
+                                                   const uint4 *w1, const float *s1, int rows1, float *y1, float *r1,
+                                                   const uint4 *w2, const float *s2, int rows2, float *y2, float *r2) {
+            extern __shared__ uint4 tile_stage[];
+            __shared__ int activation_total;
+            __shared__ float tensor_scales[3];
+            __shared__ int sums[2][TILE_WARPS][16];
+            const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+            // Activations 1 and 2 take the rows of the tile in gate (p) and up (w1) alike.
+            ProductTile p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
+            const int count = activation ? 2 : 1;
+            const bool valid = activation ? p.first < rows0
+                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
+                                                         y2, r2, p);
+            if (valid) {
+                stage_tile(p.w, p.first, p.rows, chunks, tile_stage);
+                if (activation) stage_tile(w1, p.first, p.rows, chunks, tile_stage + 16 * tile_pitch(chunks));
+            }
+            COPY_ASYNC_COMMIT();
+            if (threadIdx.x < 3) {
+                const float *s = threadIdx.x == 0 ? s0 : threadIdx.x == 1 ? s1 : s2;
+                tensor_scales[threadIdx.x] = s ? s[0] : 0.0f;
+            }
+            if (threadIdx.x == 0) activation_total = 0;
+            __syncthreads();
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            if (!valid) return;
+            int4 *pieces = (int4 *)(tile_stage + count * 16 * tile_pitch(chunks));
+            load_pieces(q, chunks, tile_width(chunks), pieces, &activation_total);
+            COPY_ASYNC_WAIT(0);
+            __syncthreads();
+            for (int m = 0; m < count; m++) {
+                int low, high;
+                tile_dots(tile_stage + m * 16 * tile_pitch(chunks), chunks, pieces, warp, warps, low, high);
+                if ((lane & 3) == 0) {
+                    sums[m][warp][lane >> 2] = low;
+                    sums[m][warp][(lane >> 2) + 8] = high;
+                }
+            }
+            __syncthreads();
+            const int row = threadIdx.x;
+            if (row >= 16 || p.first + row >= p.rows) return;
+            const int total = activation_total;
+            const float qs = q_scales[0];
+            int exact[2] = {0, 0};
+            for (int w = 0; w < warps; w++) {
+                exact[0] += sums[0][w][row];
+                exact[1] += sums[1][w][row];
+            }
+            const float a = (float)(exact[0] - total) / qs * tensor_scales[p.matrix];
+            const int r = p.first + row;
+            if (activation) {
+                const float b = (float)(exact[1] - total) / qs * tensor_scales[1];
+                y0[r] = gated_activation(activation, a, b);
+                y1[r] = b;
+            } else {
+                p.y[r] = a;
+                if (p.r) p.r[r] += a;
+            }
         }
 
         // Merges the `splits` (at most 32) partial results of one head at `base` into out[0 ..< head_dim]: the
