@@ -389,15 +389,15 @@ extension KernelSource {
             if (row >= 16 || p.first + row >= p.rows) return;
             const int total = activation_total;
             const float qs = q_scales[0];
-            int exact[2] = {0, 0};
+            int first_sum = 0, second_sum = 0;
             for (int w = 0; w < warps; w++) {
-                exact[0] += sums[0][w][row];
-                exact[1] += sums[1][w][row];
+                first_sum += sums[0][w][row];
+                if (activation) second_sum += sums[1][w][row];
             }
-            const float a = (float)(exact[0] - total) / qs * tensor_scales[p.matrix];
+            const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
             const int r = p.first + row;
             if (activation) {
-                const float b = (float)(exact[1] - total) / qs * tensor_scales[1];
+                const float b = (float)(second_sum - total) / qs * tensor_scales[1];
                 y0[r] = gated_activation(activation, a, b);
                 y1[r] = b;
             } else {
