@@ -1433,10 +1433,10 @@ public final class CUDABackend {
         guard !pending.isEmpty else { return }
         let products = pending
         pending = []
+        if launchTiles(products, activation: activation) { return }
         let input = products[0].input
         let chunks = products[0].weights.chunks
         let rows = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
-        if launchTiles(products, activation: activation) { return }
         let (lanes, blocks) = Self.singleTokenGeometry(
             rows: rows, chunks: chunks, blockScaled: products.contains { $0.weights.blockChunks != 0 },
             multiprocessors: context.multiprocessors)

@@ -13,7 +13,7 @@ extension KernelSource {
     /// Fewest cached positions a split of single-token attention takes.
     static let attentionSplitLeast = 32
 
-    /// Most warps a block of `ternary_tiles_1` has, sharing its tile's chunk pairs.
+    /// Most warps a block of `ternary_tiles_1` has, sharing its tile's quads of chunks.
     static let tileWarps = 8
 
     /// Dynamic shared memory `ternary_tiles_1` may have: within what every GPU it runs on allows a block.
@@ -38,12 +38,12 @@ extension KernelSource {
     /// The kernels of a one-token step: fused products that fold in the residual add or the gated activation (a
     /// group of lanes a row, or tiles of 16 rows on the tensor cores), and attention split over the cached positions.
     static let singleTokenSource = #"""
-        // Chunks of weights each lane of ternary_fused_1 copies into shared memory before the kernel waits for the
-        // one before it (STAGE_SLOTS * 512 bytes a warp, as its dynamic shared memory); none before sm_80, which has
-        // no cp.async.
         // Most warps a block of ternary_tiles_1 has.
         #define TILE_WARPS \#(tileWarps)
 
+        // Chunks of weights each lane of ternary_fused_1 copies into shared memory before the kernel waits for the
+        // one before it (STAGE_SLOTS * 512 bytes a warp, as its dynamic shared memory); none before sm_80, which has
+        // no cp.async.
         #if __CUDA_ARCH__ >= 800
         #define STAGE_SLOTS \#(stageSlots)
         #else
@@ -134,6 +134,17 @@ extension KernelSource {
             return a / (1.0f + expf(-a)) * b;
         }
 
+        // scales[i] = matrix i's one weight scale where it has one scale a tensor (block size b_i of 0), else 0; by
+        // threads 0-2, for the block to read after a __syncthreads().
+        __device__ __forceinline__ void read_tensor_scales(const float *s0, int b0, const float *s1, int b1,
+                                                           const float *s2, int b2, float *scales) {
+            if (threadIdx.x < 3) {
+                const float *s = threadIdx.x == 0 ? s0 : threadIdx.x == 1 ? s1 : s2;
+                const int b = threadIdx.x == 0 ? b0 : threadIdx.x == 1 ? b1 : b2;
+                scales[threadIdx.x] = s && !b ? s[0] : 0.0f;
+            }
+        }
+
         // Copies one token's int8 activations (`chunks` chunks of 64) into shared memory piece-major, int4 j of
         // chunk c at j * width + c, and adds their sum into *total (zeroed before, read after a __syncthreads()).
         __device__ __forceinline__ void load_pieces(const i8 *q, int chunks, int width, int4 *pieces, int *total) {
@@ -189,11 +200,7 @@ extension KernelSource {
             // of every row (on an H200 one sequence decoded 1.3-1.7% faster). Kept in shared memory: in registers
             // they took the kernel from 48 to 55.
             __shared__ float tensor_scales[3];
-            if (threadIdx.x < 3) {
-                const float *s = threadIdx.x == 0 ? s0 : threadIdx.x == 1 ? s1 : s2;
-                const int b = threadIdx.x == 0 ? b0 : threadIdx.x == 1 ? b1 : b2;
-                tensor_scales[threadIdx.x] = s && !b ? s[0] : 0.0f;
-            }
+            read_tensor_scales(s0, b0, s1, b1, s2, b2, tensor_scales);
             if (threadIdx.x == 0) activation_total = 0;
             __syncthreads();
             AWAIT_PREVIOUS();
@@ -363,10 +370,7 @@ extension KernelSource {
                 if (activation) stage_tile(w1, p.first, p.rows, chunks, tile_stage + 16 * tile_pitch(chunks));
             }
             COPY_ASYNC_COMMIT();
-            if (threadIdx.x < 3) {
-                const float *s = threadIdx.x == 0 ? s0 : threadIdx.x == 1 ? s1 : s2;
-                tensor_scales[threadIdx.x] = s ? s[0] : 0.0f;
-            }
+            read_tensor_scales(s0, 0, s1, 0, s2, 0, tensor_scales);
             if (threadIdx.x == 0) activation_total = 0;
             __syncthreads();
             AWAIT_PREVIOUS();
