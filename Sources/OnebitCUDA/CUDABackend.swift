@@ -198,6 +198,7 @@ public final class CUDABackend {
     private struct PendingProduct {
         let weights: CUDATernaryWeights
         let input: CUDAQuantizedActivations
+        let tokens: Int
         let output: CUDAActivations
         var residual: CUDAActivations?
     }
@@ -421,19 +422,42 @@ public final class CUDABackend {
             .address(q.values.address), .address(q.scales.address))
     }
 
-    /// `y = W q`: the tensor cores for two or more tokens with one weight scale per tensor (on an H200, a step of 8
-    /// sequences decoded 3,190 tokens/s against 1,578 with the kernel below; 4 sequences 1,561 against 1,205), else a
-    /// warp per output row, up to 8 tokens per pass over the weights.
+    /// `y = W q`. One token, and up to ``KernelSource/tileTokens`` where ``takesFewTokenTiles(_:tokens:)``, wait
+    /// for the products after them that read the same activations, and for a residual add or gated activation
+    /// they can fold in (``flushProducts(activation:)``). Otherwise the tensor cores for two or more tokens with one
+    /// weight scale per tensor (on an H200, a step of 8 sequences decoded 3,190 tokens/s against 1,578 with the
+    /// kernel below; 4 sequences 1,561 against 1,205), else a warp per output row, up to 8 tokens per pass over the
+    /// weights.
     public func multiply(
         _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
     ) {
         precondition(q.width == w.columns && y.width == w.rows, "matrix and buffers disagree")
-        if tokens == 1 && useFusion && w.chunks <= KernelSource.singleTokenMaximumChunks {
+        if useFusion
+            && (tokens == 1 && w.chunks <= KernelSource.singleTokenMaximumChunks
+                || takesFewTokenTiles(w, tokens: tokens))
+        {
             flushRotations()
-            if let first = pending.first, first.input !== q || pending.count == 3 { flush() }
-            pending.append(PendingProduct(weights: w, input: q, output: y, residual: nil))
+            if let first = pending.first, first.input !== q || first.tokens != tokens || pending.count == 3 { flush() }
+            pending.append(PendingProduct(weights: w, input: q, tokens: tokens, output: y, residual: nil))
             return
         }
+        multiplyUnqueued(w, q, tokens: tokens, into: y)
+    }
+
+    /// Whether products of `tokens` tokens (2 or more) with `w` wait in the queue for `ternary_tiles_n`: matrices of
+    /// one scale a tensor, at most ``KernelSource/tileTokens`` tokens, and a tile with their activations within its
+    /// shared memory. On an H200 steps of the 2B-4T shape decoded 1,743 tokens/s for 2 sequences instead of 1,350 on
+    /// the tensor-core kernels of many tokens, 3,425 for 4 instead of 2,786, and 5,851 for 8 instead of 5,438.
+    private func takesFewTokenTiles(_ w: CUDATernaryWeights, tokens: Int) -> Bool {
+        useTiles && (2...KernelSource.tileTokens).contains(tokens) && w.blockChunks == 0
+            && KernelSource.tileSharedBytes(matrices: 1, chunks: w.chunks, tokens: tokens)
+                <= KernelSource.tileSharedLimit
+    }
+
+    /// `y = W q` launched now, on the tensor cores or a warp per output row (``multiply(_:_:tokens:into:)``).
+    private func multiplyUnqueued(
+        _ w: CUDATernaryWeights, _ q: CUDAQuantizedActivations, tokens: Int, into y: CUDAActivations
+    ) {
         if tokens > 1 && w.blockChunks == 0 && useTensorCores {
             multiplyOnTensorCores([w], q, tokens: tokens, into: [y])
             return
@@ -452,7 +476,8 @@ public final class CUDABackend {
         _ ws: [CUDATernaryWeights], _ q: CUDAQuantizedActivations, tokens: Int, into ys: [CUDAActivations]
     ) {
         guard tokens > 1, useTensorCores, (1...3).contains(ws.count),
-            ws.allSatisfy({ $0.blockChunks == 0 && $0.chunks == ws[0].chunks })
+            ws.allSatisfy({ $0.blockChunks == 0 && $0.chunks == ws[0].chunks }),
+            !(useFusion && ws.allSatisfy { takesFewTokenTiles($0, tokens: tokens) })
         else {
             for (w, y) in zip(ws, ys) { multiply(w, q, tokens: tokens, into: y) }
             return
@@ -720,7 +745,7 @@ public final class CUDABackend {
     public func gatedActivation(
         _ activation: ModelConfig.Activation, gate: CUDAActivations, up: CUDAActivations, tokens: Int
     ) {
-        if tokens == 1, pending.count == 2, pending[0].output === gate, pending[1].output === up,
+        if pending.count == 2, pending[0].tokens == tokens, pending[0].output === gate, pending[1].output === up,
             pending[0].weights.rows == pending[1].weights.rows, pending[0].residual == nil, pending[1].residual == nil
         {
             flushRotations()
@@ -758,7 +783,7 @@ public final class CUDABackend {
 
     /// `x += delta`.
     public func add(_ delta: CUDAActivations, to x: CUDAActivations, tokens: Int) {
-        if tokens == 1, let last = pending.last, last.output === delta, last.residual == nil, delta !== x,
+        if let last = pending.last, last.tokens == tokens, last.output === delta, last.residual == nil, delta !== x,
             !pending.contains(where: { $0.output === x })
         {
             pending[pending.count - 1].residual = x
@@ -1312,11 +1337,13 @@ public final class CUDABackend {
         }
     }
 
-    /// Launches everything queued.
+    /// Launches everything queued. Products of several tokens that `ternary_tiles_n` turns down leave a rescale or
+    /// row operation behind (``launchUntiled(_:activation:)``), which goes out after them.
     private func flush() {
         flushRowOperation()
         flushRotations()
         flushProducts()
+        flushRowOperation()
         releaseRopeStore()
     }
 
@@ -1434,6 +1461,10 @@ public final class CUDABackend {
         let products = pending
         pending = []
         if launchTiles(products, activation: activation) { return }
+        if products[0].tokens > 1 {
+            launchUntiled(products, activation: activation)
+            return
+        }
         let input = products[0].input
         let chunks = products[0].weights.chunks
         let rows = activation == 0 ? products.reduce(0) { $0 + $1.weights.rows } : products[0].weights.rows
@@ -1460,25 +1491,37 @@ public final class CUDABackend {
             sharedBytes: KernelSource.singleTokenSharedBytes(chunks: chunks), arguments)
     }
 
-    /// Launches `products` (``flushProducts(activation:)``'s) as `ternary_tiles_1`, a block for each 16 rows, and
-    /// returns true; false, launching nothing, where that kernel does not take them: matrices of per-block scales,
+    /// Launches `products` (``flushProducts(activation:)``'s) as `ternary_tiles_1`, or `ternary_tiles_n` for several
+    /// tokens, a block for each 16 rows, and returns true; false, launching nothing, where the kernel does not take
+    /// them: matrices of per-block scales,
     /// rows too wide for its shared memory, a GPU before Ampere, or more tiles than the GPU holds at once. On an
     /// H200 one sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s against 988-993 with `ternary_fused_1`,
     /// the bitnet-3b shape 603 against 592 (BENCHMARKS.md).
     private func launchTiles(_ products: [PendingProduct], activation: Int) -> Bool {
         let chunks = products[0].weights.chunks
+        let tokens = products[0].tokens
         let tiles =
             activation == 0
             ? products.reduce(0) { $0 + ($1.weights.rows + 15) / 16 } : (products[0].weights.rows + 15) / 16
         let warps = Self.tileWarps(tiles: tiles, chunks: chunks, multiprocessors: context.multiprocessors)
-        let bytes = KernelSource.tileSharedBytes(matrices: activation == 0 ? products.count : 2, chunks: chunks)
+        // ternary_tiles_n stages one matrix's tile a block (both for an activation); ternary_tiles_1's launches
+        // were measured with room for every matrix.
+        let bytes =
+            tokens == 1
+            ? KernelSource.tileSharedBytes(matrices: activation == 0 ? products.count : 2, chunks: chunks)
+            : KernelSource.tileSharedBytes(matrices: activation == 0 ? 1 : 2, chunks: chunks, tokens: tokens)
+        let staticBytes = tokens == 1 ? KernelSource.tileStaticBytes : KernelSource.fewTokenTileStaticBytes
         guard useTiles, products.allSatisfy({ $0.weights.blockChunks == 0 }), bytes <= KernelSource.tileSharedLimit,
-            tiles <= Self.residentTiles(warps: warps, sharedBytes: bytes) * context.multiprocessors
+            tiles
+                <= Self.residentTiles(warps: warps, sharedBytes: bytes, staticBytes: staticBytes)
+                * context.multiprocessors
         else { return false }
         let input = products[0].input
-        var arguments: [Argument] = [
-            .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
-        ]
+        var arguments: [Argument] = [.address(input.values.address)]
+        if tokens > 1 { arguments.append(.int(input.stride)) }
+        arguments += [.address(input.scales.address)]
+        if tokens > 1 { arguments.append(.int(tokens)) }
+        arguments += [.int(chunks), .int(activation)]
         for index in 0..<3 {
             if index < products.count {
                 let p = products[index]
@@ -1490,8 +1533,32 @@ public final class CUDABackend {
                 arguments += [.address(0), .address(0), .int(0), .address(0), .address(0)]
             }
         }
-        emit(.ternaryTilesSingle, grid: (tiles, 1), block: 32 * warps, sharedBytes: bytes, arguments)
+        emit(
+            tokens == 1 ? .ternaryTilesSingle : .ternaryTilesFew, grid: (tiles, 1), block: 32 * warps,
+            sharedBytes: bytes, arguments)
         return true
+    }
+
+    /// Launches queued products of several tokens that ``launchTiles(_:activation:)`` turned down (more tiles than
+    /// one wave of blocks, or a gate and up pair whose two tiles and the tokens' activations are more than a block's
+    /// shared memory) as ``multiply(_:_:tokens:into:)`` would have without the queue, then the residual add or gated
+    /// activation that they were to fold in.
+    private func launchUntiled(_ products: [PendingProduct], activation: Int) {
+        let tokens = products[0].tokens
+        let input = products[0].input
+        let weights = products.map(\.weights)
+        let outputs = products.map(\.output)
+        if useTensorCores && weights.allSatisfy({ $0.blockChunks == 0 && $0.chunks == weights[0].chunks }) {
+            multiplyOnTensorCores(weights, input, tokens: tokens, into: outputs)
+        } else {
+            for (w, y) in zip(weights, outputs) { multiplyUnqueued(w, input, tokens: tokens, into: y) }
+        }
+        if activation != 0 {
+            gatedActivation(activation == 1 ? .relu2 : .silu, gate: outputs[0], up: outputs[1], tokens: tokens)
+        }
+        for product in products {
+            if let residual = product.residual { add(product.output, to: residual, tokens: tokens) }
+        }
     }
 
     /// Warps a block of a `ternary_tiles_1` launch of `tiles` blocks over rows of `chunks` chunks: about a dozen
@@ -1502,15 +1569,16 @@ public final class CUDABackend {
         return max(1, min(warps, (chunks + 3) / 4))
     }
 
-    /// Blocks of `warps` warps and `sharedBytes` of dynamic shared memory of `ternary_tiles_1` a multiprocessor holds
-    /// at once, counting 64 registers a thread (a test holds the kernel to that) and 227 KB of shared memory, 3 KB
-    /// of it a block's static memory and the driver's share. A launch of more tiles takes `ternary_fused_1`: blocks
+    /// Blocks of `warps` warps and `sharedBytes` of dynamic shared memory of `ternary_tiles_1` or `ternary_tiles_n`
+    /// (`staticBytes` of static memory with the driver's share a block) a multiprocessor holds at once, counting 64
+    /// registers a thread (a test holds the kernels to that) and 227 KB of shared memory. A launch of more tiles
+    /// takes `ternary_fused_1` (one token) or the kernels for many tokens (``launchUntiled(_:activation:)``): blocks
     /// that wait for a free slot copy none of their weights before the wait. With every product on tiles, the
     /// Falcon3-10B shape, whose 1,440 gate and up tiles are more than one wave, decoded 203 tokens/s against 216 on
     /// an H200; with this rule, 218 against 216.
-    static func residentTiles(warps: Int, sharedBytes: Int) -> Int {
+    static func residentTiles(warps: Int, sharedBytes: Int, staticBytes: Int) -> Int {
         let threads = 32 * warps
-        return max(0, min(32, 2048 / threads, 65_536 / (64 * threads), 227 * 1024 / (sharedBytes + 3 * 1024)))
+        return max(0, min(32, 2048 / threads, 65_536 / (64 * threads), 227 * 1024 / (sharedBytes + staticBytes)))
     }
 
     /// Lanes a row and blocks of 256 threads of a `ternary_fused_1` launch over `rows` rows of `chunks` chunks.

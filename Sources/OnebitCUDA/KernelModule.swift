@@ -17,7 +17,7 @@ enum Kernel: Int, CaseIterable {
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
-        denseGemmBF16Warpgroup, ternaryTilesSingle
+        denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -27,7 +27,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
         case .ternaryFusedSingle: KernelSource.singleTokenSharedBytes(chunks: KernelSource.singleTokenMaximumChunks)
-        case .ternaryTilesSingle: KernelSource.tileSharedLimit
+        case .ternaryTilesSingle, .ternaryTilesFew: KernelSource.tileSharedLimit
         default: 0
         }
     }
@@ -39,7 +39,8 @@ enum Kernel: Int, CaseIterable {
     func runs(major: Int, minor: Int) -> Bool {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
-        case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle:
+        case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
+            .ternaryTilesFew:
             major >= 8
         case .attentionRowsClustered: major >= 9
         default: true
@@ -71,6 +72,7 @@ enum Kernel: Int, CaseIterable {
         case .add: "add_rows"
         case .ternaryFusedSingle: "ternary_fused_1"
         case .ternaryTilesSingle: "ternary_tiles_1"
+        case .ternaryTilesFew: "ternary_tiles_n"
         case .attentionSplit: "attention_split"
         case .attentionSplitWide: "attention_split_wide"
         case .argmaxPartial: "argmax_partial"

@@ -43,11 +43,34 @@ import Testing
     // 2B-4T's gate and up tiles: 8 blocks of 4 warps a multiprocessor, so all 432 at once.
     let gateAndUp = KernelSource.tileSharedBytes(matrices: 2, chunks: 40)
     #expect(gateAndUp == 2 * 16 * 44 * 16 + 40 * 64)
-    #expect(CUDABackend.residentTiles(warps: 4, sharedBytes: gateAndUp) == 8)
+    #expect(
+        CUDABackend.residentTiles(warps: 4, sharedBytes: gateAndUp, staticBytes: KernelSource.tileStaticBytes) == 8)
     // Falcon3-10B's 1,440 gate and up tiles of 2 warps: 7 a multiprocessor, 924 of 132, so they take ternary_fused_1.
     #expect(
-        CUDABackend.residentTiles(warps: 2, sharedBytes: KernelSource.tileSharedBytes(matrices: 2, chunks: 48)) == 7)
+        CUDABackend.residentTiles(
+            warps: 2, sharedBytes: KernelSource.tileSharedBytes(matrices: 2, chunks: 48),
+            staticBytes: KernelSource.tileStaticBytes) == 7)
     // Rows of 4 more than a multiple of 8 chunks are their own pitch.
     #expect(KernelSource.tileSharedBytes(matrices: 1, chunks: 1) == 16 * 4 * 16 + 4 * 64)
     #expect(KernelSource.tileSharedBytes(matrices: 1, chunks: 108) == 16 * 108 * 16 + 108 * 64)
+}
+
+@Test func fewTokenTilesHoldEveryTokensActivationsAndFitTheLayersOfTheTwoBillionShape() {
+    // Eight tokens' activations of 40 chunks, 64 bytes apart, after a gate and an up tile.
+    let gateAndUp = KernelSource.tileSharedBytes(matrices: 2, chunks: 40, tokens: 8)
+    #expect(gateAndUp == 2 * 16 * 44 * 16 + 8 * 40 * 64 + 7 * 64)
+    // One token's are what ternary_tiles_1 has.
+    #expect(
+        KernelSource.tileSharedBytes(matrices: 2, chunks: 40, tokens: 1)
+            == KernelSource.tileSharedBytes(matrices: 2, chunks: 40))
+    // 2B-4T at eight tokens: 432 gate and up tiles of 4 warps and 160 down tiles (108 chunks) of 8 warps each
+    // fit in one wave of an H200's 132 multiprocessors.
+    let blocks = { (warps: Int, bytes: Int) in
+        CUDABackend.residentTiles(
+            warps: warps, sharedBytes: bytes, staticBytes: KernelSource.fewTokenTileStaticBytes) * 132
+    }
+    #expect(blocks(4, gateAndUp) >= 432)
+    let down = KernelSource.tileSharedBytes(matrices: 1, chunks: 108, tokens: 8)
+    #expect(down <= KernelSource.tileSharedLimit)
+    #expect(blocks(8, down) >= 160)
 }

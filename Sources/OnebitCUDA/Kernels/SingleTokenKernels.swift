@@ -16,16 +16,29 @@ extension KernelSource {
     /// Most warps a block of `ternary_tiles_1` has, sharing its tile's quads of chunks.
     static let tileWarps = 8
 
-    /// Dynamic shared memory `ternary_tiles_1` may have: within what every GPU it runs on allows a block.
+    /// Most tokens a launch of `ternary_tiles_n` takes: the columns of an `mma.sync.m16n8k32`'s B.
+    static let tileTokens = 8
+
+    /// Shared memory a `ternary_tiles_1` block takes besides its dynamic memory: its 2 KB of static memory and the
+    /// driver's 1 KB.
+    static let tileStaticBytes = 3 * 1024
+
+    /// Shared memory a `ternary_tiles_n` block takes besides its dynamic memory: its 9 KB of static memory (mostly
+    /// its sums: 2 matrices, `tileWarps` warps, 16 rows, `tileTokens` tokens) and the driver's 1 KB.
+    static let fewTokenTileStaticBytes = 10 * 1024
+
+    /// Dynamic shared memory `ternary_tiles_1` and `ternary_tiles_n` may have: within what every GPU they run on
+    /// allows a block.
     static let tileSharedLimit = 96 * 1024
 
-    /// Dynamic shared memory of a `ternary_tiles_1` block over `matrices` tiles of rows of `chunks` chunks: each
-    /// tile's 16 rows of `chunks` rounded up to a multiple of 4, 4 more than a multiple of 8 chunks apart (so the
-    /// lanes of a 128-bit load find different banks), then the token's activations, as many chunks as a row.
-    static func tileSharedBytes(matrices: Int, chunks: Int) -> Int {
+    /// Dynamic shared memory of a `ternary_tiles_1` or `ternary_tiles_n` block over `matrices` tiles of rows of
+    /// `chunks` chunks: each tile's 16 rows of `chunks` rounded up to a multiple of 4, 4 more than a multiple of 8
+    /// chunks apart (so the lanes of a 128-bit load find different banks), then each token's activations, as many
+    /// chunks as a row and 64 bytes more between tokens (so two tokens' pieces in one load find different banks).
+    static func tileSharedBytes(matrices: Int, chunks: Int, tokens: Int = 1) -> Int {
         let width = (chunks + 3) & ~3
         let pitch = width & 4 != 0 ? width : width + 4
-        return matrices * 16 * pitch * 16 + width * 64
+        return matrices * 16 * pitch * 16 + tokens * width * 64 + (tokens - 1) * 64
     }
 
     /// Widest heads `attention_split` takes; wider ones take `attention_split_wide`.
@@ -36,7 +49,8 @@ extension KernelSource {
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
 
     /// The kernels of a one-token step: fused products that fold in the residual add or the gated activation (a
-    /// group of lanes a row, or tiles of 16 rows on the tensor cores), and attention split over the cached positions.
+    /// group of lanes a row, or tiles of 16 rows on the tensor cores, also for steps of up to `tileTokens` tokens),
+    /// and attention split over the cached positions.
     static let singleTokenSource = #"""
         // Most warps a block of ternary_tiles_1 has.
         #define TILE_WARPS \#(tileWarps)
@@ -315,32 +329,49 @@ extension KernelSource {
             }
         }
 
-        // The code dots of a staged tile's 16 rows with the token's activations (`pieces`: int4 j of chunk c at
-        // j * tile_width + c), over the quads of chunks warp, warp + warps, ...: row `group` in `low` and row
-        // group + 8 in `high`, in every lane of the group (lane / 4). Lane tig of a group takes chunk 4n + tig of
-        // quad n whole: its word m holds the codes of columns 16j + 4m ... of bit pair j, and is the A fragment's
-        // slot tig of an mma of the words m = 0, 1 or of the words m = 2, 3, with the activations of those columns
-        // as B's; each bit pair's codes are masked where they lie, as in chunk_codes_dot, so its mmas have sums of
-        // their own, times 4^j, shifted back exactly at the end. The activations are every column of B alike, so
-        // every column of D is the same dot. (B's column g comes from group g's lanes, all loading the same.)
-        __device__ __forceinline__ void tile_dots(const uint4 *tile, int chunks, const int4 *pieces, int warp,
-                                                  int warps, int &low, int &high) {
+        // Each bit pair's code sums of a staged tile's 16 rows with B's activations (`a`: this lane's token's pieces,
+        // int4 j of chunk c at j * tile_width + c), over the quads of chunks warp, warp + warps, ..., into d[j] as an
+        // mma's D: slots 0 and 1 of lane (group, tig) are row `group` with B's columns 2 tig and 2 tig + 1, slots 2
+        // and 3 row group + 8. Lane tig of a group takes chunk 4n + tig of quad n whole: its word m holds the codes of
+        // columns 16j + 4m ... of bit pair j, and is the A fragment's slot tig of an mma of the words m = 0, 1 or of
+        // the words m = 2, 3, with the activations of those columns as B's; each bit pair's codes are masked where
+        // they lie, as in chunk_codes_dot, so its mmas have sums of their own, times 4^j (tile_dot shifts them back
+        // exactly). B's column g comes from group g's lanes.
+        __device__ __forceinline__ void tile_pair_sums(const uint4 *tile, int chunks, const int4 *a, int warp,
+                                                       int warps, int (&d)[4][4]) {
             const int lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
             const int width = tile_width(chunks), pitch = tile_pitch(chunks);
             const uint4 *row_low = tile + group * pitch + tig, *row_high = tile + (group + 8) * pitch + tig;
-            int d[4][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+        #pragma unroll
+            for (int j = 0; j < 4; j++)
+        #pragma unroll
+                for (int i = 0; i < 4; i++) d[j][i] = 0;
             for (int c = 4 * warp; c < width; c += 4 * warps) {
                 const uint4 l = row_low[c], h = row_high[c];
         #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     const u32 mask = 0x03030303u << (2 * j);
-                    const int4 a = pieces[j * width + c + tig];
-                    mma_codes(d[j], l.x & mask, h.x & mask, l.y & mask, h.y & mask, a.x, a.y);
-                    mma_codes(d[j], l.z & mask, h.z & mask, l.w & mask, h.w & mask, a.z, a.w);
+                    const int4 b = a[j * width + c + tig];
+                    mma_codes(d[j], l.x & mask, h.x & mask, l.y & mask, h.y & mask, b.x, b.y);
+                    mma_codes(d[j], l.z & mask, h.z & mask, l.w & mask, h.w & mask, b.z, b.w);
                 }
             }
-            low = (d[0][0] + (d[1][0] >> 2)) + ((d[2][0] >> 4) + (d[3][0] >> 6));
-            high = (d[0][2] + (d[1][2] >> 2)) + ((d[2][2] >> 4) + (d[3][2] >> 6));
+        }
+
+        // The dot of slot i of tile_pair_sums' D: its bit pairs' sums shifted back.
+        __device__ __forceinline__ int tile_dot(const int (&d)[4][4], int i) {
+            return (d[0][i] + (d[1][i] >> 2)) + ((d[2][i] >> 4) + (d[3][i] >> 6));
+        }
+
+        // The code dots of a staged tile's 16 rows with the token's activations (`pieces`), as tile_pair_sums has
+        // them: row `group` in `low` and row group + 8 in `high`, in every lane of the group (lane / 4). The
+        // activations are every column of B alike, so every column of D is the same dot.
+        __device__ __forceinline__ void tile_dots(const uint4 *tile, int chunks, const int4 *pieces, int warp,
+                                                  int warps, int &low, int &high) {
+            int d[4][4];
+            tile_pair_sums(tile, chunks, pieces, warp, warps, d);
+            low = tile_dot(d, 0);
+            high = tile_dot(d, 2);
         }
 
         // The products of ternary_fused_1 (its arguments but `lanes`), for matrices of one scale a tensor, on the
@@ -407,6 +438,121 @@ extension KernelSource {
             } else {
                 p.y[r] = a;
                 if (p.r) p.r[r] += a;
+            }
+        }
+
+        // Most tokens a launch of ternary_tiles_n takes: the columns of an mma's B.
+        #define TILE_TOKENS \#(tileTokens)
+
+        // Int4s from one token's activations to the next in ternary_tiles_n's shared memory: a token's pieces as
+        // tile_dots reads them, then four int4s more, so that two groups of lanes reading two tokens' pieces in one
+        // 128-bit load find different banks.
+        __device__ __forceinline__ int token_pitch(int chunks) { return 4 * tile_width(chunks) + 4; }
+
+        // tile_dots for up to TILE_TOKENS tokens at once, their pieces token_pitch apart: B's column g is token g
+        // (the last token again past `tokens`), so dots[i] of lane (group, tig) is the dot of row group (i < 2) or
+        // group + 8 (i >= 2) with token 2 tig + (i & 1).
+        __device__ __forceinline__ void tile_dots_tokens(const uint4 *tile, int chunks, const int4 *pieces, int tokens,
+                                                         int warp, int warps, int (&dots)[4]) {
+            const int group = (threadIdx.x & 31) >> 2;
+            int d[4][4];
+            tile_pair_sums(tile, chunks, pieces + min(group, tokens - 1) * token_pitch(chunks), warp, warps, d);
+        #pragma unroll
+            for (int i = 0; i < 4; i++) dots[i] = tile_dot(d, i);
+        }
+
+        // Copies `tokens` tokens' int8 activations (rows `stride` bytes apart) into shared memory, token t's as
+        // load_pieces lays out one at t * token_pitch(chunks). A thread requests its pieces of every token before
+        // it stores any: copied by cp.async instead, a step of 8 sequences of the 2B-4T shape ran a third slower
+        // on an H200.
+        __device__ __forceinline__ void load_token_pieces(const i8 *q, int stride, int tokens, int chunks,
+                                                          int4 *pieces) {
+            const int width = tile_width(chunks), pitch = token_pitch(chunks);
+            for (int i = threadIdx.x; i < chunks * 4; i += blockDim.x) {
+                int4 v[TILE_TOKENS];
+        #pragma unroll
+                for (int t = 0; t < TILE_TOKENS; t++)
+                    if (t < tokens) v[t] = __ldcg((const int4 *)(q + (size_t)t * stride) + i);
+        #pragma unroll
+                for (int t = 0; t < TILE_TOKENS; t++)
+                    if (t < tokens) pieces[t * pitch + (i & 3) * width + (i >> 2)] = v[t];
+            }
+        }
+
+        // ternary_tiles_1 for 2 to TILE_TOKENS tokens (rows of q `stride` bytes apart, scales q_scales[t]; rows of
+        // every output and residual as wide as their matrix is tall): where ternary_tiles_1 gives every column of
+        // B the same token, here each column has a token of its own, so a step of a few sequences reads its
+        // weights once for all of them. Each token's integers, and so its outputs, are bit for bit those of
+        // ternary_tiles_1 for that token alone.
+        extern "C" __global__ void ternary_tiles_n(const i8 *q, int stride, const float *q_scales, int tokens,
+                                                   int chunks, int activation, const uint4 *w0, const float *s0,
+                                                   int rows0, float *y0, float *r0, const uint4 *w1, const float *s1,
+                                                   int rows1, float *y1, float *r1, const uint4 *w2, const float *s2,
+                                                   int rows2, float *y2, float *r2) {
+            extern __shared__ uint4 tile_stage[];
+            __shared__ int activation_totals[TILE_TOKENS];
+            __shared__ float tensor_scales[3];
+            __shared__ int sums[2][TILE_WARPS][16][TILE_TOKENS];
+            const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+            ProductTile p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
+            const int count = activation ? 2 : 1;
+            const bool valid = activation ? p.first < rows0
+                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
+                                                         y2, r2, p);
+            const int width = tile_width(chunks), pitch = tile_pitch(chunks);
+            if (valid) {
+                stage_tile(p.w, p.first, p.rows, chunks, tile_stage);
+                if (activation) stage_tile(w1, p.first, p.rows, chunks, tile_stage + 16 * pitch);
+            }
+            COPY_ASYNC_COMMIT();
+            read_tensor_scales(s0, 0, s1, 0, s2, 0, tensor_scales);
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            if (!valid) return;
+            int4 *pieces = (int4 *)(tile_stage + count * 16 * pitch);
+            load_token_pieces(q, stride, tokens, chunks, pieces);
+            COPY_ASYNC_WAIT(0);
+            __syncthreads();
+            const int group = lane >> 2, pair = 2 * (lane & 3);
+            for (int m = 0; m < count; m++) {
+                int dots[4];
+                tile_dots_tokens(tile_stage + m * 16 * pitch, chunks, pieces, tokens, warp, warps, dots);
+                sums[m][warp][group][pair] = dots[0];
+                sums[m][warp][group][pair + 1] = dots[1];
+                sums[m][warp][group + 8][pair] = dots[2];
+                sums[m][warp][group + 8][pair + 1] = dots[3];
+            }
+            // Each token's sum of activations, a warp a token, while other warps may still be at their dots: summed
+            // as the activations were loaded, with a warp's shuffles and an atomic for every token and pass, a
+            // step of 8 sequences ran 6% slower on an H200.
+            for (int t = warp; t < tokens; t += warps) {
+                const int4 *token = pieces + t * token_pitch(chunks);
+                int total = 0;
+                for (int i = lane; i < chunks * 4; i += 32) total = add_bytes(token[(i & 3) * width + (i >> 2)], total);
+                total = warp_sum(total);
+                if (lane == 0) activation_totals[t] = total;
+            }
+            __syncthreads();
+            for (int i = threadIdx.x; i < 16 * tokens; i += blockDim.x) {
+                const int row = i & 15, t = i >> 4, r = p.first + row;
+                if (r >= p.rows) continue;
+                int first_sum = 0, second_sum = 0;
+                for (int w = 0; w < warps; w++) {
+                    first_sum += sums[0][w][row][t];
+                    if (activation) second_sum += sums[1][w][row][t];
+                }
+                const int total = activation_totals[t];
+                const float qs = q_scales[t];
+                const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
+                const size_t at = (size_t)t * p.rows + r;
+                if (activation) {
+                    const float b = (float)(second_sum - total) / qs * tensor_scales[1];
+                    y0[at] = gated_activation(activation, a, b);
+                    y1[at] = b;
+                } else {
+                    p.y[at] = a;
+                    if (p.r) p.r[at] += a;
+                }
             }
         }
 

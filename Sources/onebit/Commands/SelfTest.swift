@@ -106,11 +106,13 @@ enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
     /// batches that leave partial tiles; per-block scales; one whose norm takes 1,024 threads. Single tokens take
     /// rows of up to 64 chunks 16 lanes a row, longer rows and per-block scales a warp a row, and rows wider
-    /// than 448 chunks another kernel (30,004 columns).
+    /// than 448 chunks another kernel (30,004 columns); 2 to 8 tokens with one scale a tensor take tiles of 16 rows
+    /// on the tensor cores.
     static let cases: [(rows: Int, columns: Int, tokens: Int, block: Int?)] = [
         (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
         (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
-        (33, 8188, 9, nil), (35, 6916, 1, nil), (40, 512, 1, 128), (3, 30004, 1, nil),
+        (33, 8188, 9, nil), (35, 6916, 1, nil), (40, 512, 1, 128), (3, 30004, 1, nil), (5, 4, 2, nil),
+        (19, 100, 5, nil), (131, 2564, 7, nil),
     ]
 
     /// Prints one line per case; returns the number that failed.
@@ -153,13 +155,18 @@ enum KernelCheck {
     }
 }
 
-/// A feed-forward block (norm, gate and up in one product, relu², norm, down) on a backend against the CPU's scalar
-/// kernels: one token (the fused single-token kernels) and several (the tensor-core products, whose gate and up rows
-/// are few enough that the product splits its columns and the shares are added and rescaled before the relu² norm).
-/// The model checks never reach that path: their rows are too narrow to split.
+/// A feed-forward block (norm, gate and up in one product, relu², norm, down, residual add) on a backend against the
+/// CPU's scalar kernels: one token and four (the tile products, which fold in the relu² and the residual add), and
+/// more (the tensor-core products, whose gate and up rows are few enough that the product splits its columns and the
+/// shares are added and rescaled before the relu² norm). The model checks never reach that path: their rows are too
+/// narrow to split. In the last, eight tokens' gate and up tiles take more shared memory than a tile block may have,
+/// and its down tiles are more than a GPU of up to 132 multiprocessors holds at once, so those products go to the
+/// tensor-core kernels after all and the relu² and the residual add they were to fold in follow as kernels of their
+/// own.
 enum FeedForwardCheck {
-    static let tokens = [1, 9, 40]
-    static let (hidden, intermediate) = (2_560, 1_000)
+    static let cases: [(hidden: Int, intermediate: Int, tokens: Int)] = [
+        (2_560, 1_000, 1), (2_560, 1_000, 4), (2_560, 1_000, 9), (2_560, 1_000, 40), (6_000, 6_400, 8),
+    ]
 
     /// Prints one line per case; returns the number that failed.
     static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
@@ -168,20 +175,21 @@ enum FeedForwardCheck {
             TernaryMatrix(
                 rows: rows, columns: columns, values: rng.ternaryValues(count: rows * columns), scale: .perTensor(0.02))
         }
-        let gate = matrix(intermediate, hidden)
-        let up = matrix(intermediate, hidden)
-        let down = matrix(hidden, intermediate)
         var failures = 0
-        for count in tokens {
-            let input = rng.checkInputs(count: count * hidden)
-            let got = block(device, gate, up, down, input, tokens: count)
-            let expected = block(reference, gate, up, down, input, tokens: count)
+        for shape in cases {
+            let (hidden, intermediate) = (shape.hidden, shape.intermediate)
+            let gate = matrix(intermediate, hidden)
+            let up = matrix(intermediate, hidden)
+            let down = matrix(hidden, intermediate)
+            let input = rng.checkInputs(count: shape.tokens * hidden)
+            let got = block(device, gate, up, down, input, tokens: shape.tokens)
+            let expected = block(reference, gate, up, down, input, tokens: shape.tokens)
             let worst = largestRelativeDifference(got, expected)
             let ok = worst <= 1e-5
             if !ok { failures += 1 }
             print(
-                "ffn      \(ok ? "PASS" : "FAIL")  \(hidden) -> \(intermediate) -> \(hidden), \(count) token(s): largest "
-                    + "relative difference \(worst)")
+                "ffn      \(ok ? "PASS" : "FAIL")  \(hidden) -> \(intermediate) -> \(hidden), \(shape.tokens) token(s): "
+                    + "largest relative difference \(worst)")
         }
         return failures
     }
@@ -189,6 +197,7 @@ enum FeedForwardCheck {
     private static func block<B: Backend>(
         _ backend: B, _ gate: TernaryMatrix, _ up: TernaryMatrix, _ down: TernaryMatrix, _ input: [Float], tokens: Int
     ) -> [Float] {
+        let (hidden, intermediate) = (gate.columns, gate.rows)
         let (gateWeights, upWeights, downWeights) = (backend.prepare(gate), backend.prepare(up), backend.prepare(down))
         let ones = backend.prepare([Float](repeating: 1, count: hidden))
         let twos = backend.prepare([Float](repeating: 2, count: intermediate))
@@ -204,7 +213,8 @@ enum FeedForwardCheck {
         backend.rmsNormQuantize(gated, weight: twos, epsilon: 1e-5, tokens: tokens, into: q2)
         let y = backend.makeActivations(tokens: tokens, width: hidden)
         backend.multiply(downWeights, q2, tokens: tokens, into: y)
-        return backend.readRows(y, 0..<tokens)
+        backend.add(y, to: x, tokens: tokens)
+        return backend.readRows(x, 0..<tokens)
     }
 }
 
