@@ -497,6 +497,11 @@ extension KernelSource {
                     }
                 }
                 asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+                // A stage's products end here, not only at the top of the next pass: the tensor cores read A from
+                // these registers until the wait, and the compiler, which does not know that, may give them to other
+                // values first (sums wrong from run to run, which selftest's checks of 17,000 rows and more caught;
+                // on an H200 waiting here cost 0.4-0.7% of a prompt's speed and nothing at 64 sequences).
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
                 c += MMA_CHUNKS;
                 buffer = (buffer + 1) % MMA_STAGES;
             } while (c < last);
