@@ -374,6 +374,43 @@ extension KernelSource {
             high = tile_dot(d, 2);
         }
 
+        // Block blockIdx.x's tile of 16 rows into p (activation 0: of the matrices laid end to end; 1 and 2: rows
+        // 16 blockIdx.x ... of both gate (p) and up (w1)), its weights copied into `stage` (gate's, then up's
+        // tile_pitch * 16 chunks on) by cp.async, not yet committed; false, copying nothing, past the last tile.
+        __device__ __forceinline__ bool stage_product_tile(int chunks, int activation, const uint4 *w0, int rows0,
+                                                           float *y0, float *r0, const uint4 *w1, int rows1,
+                                                           float *y1, float *r1, const uint4 *w2, int rows2,
+                                                           float *y2, float *r2, uint4 *stage, ProductTile &p) {
+            p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
+            const bool valid = activation ? p.first < rows0
+                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
+                                                         y2, r2, p);
+            if (valid) {
+                stage_tile(p.w, p.first, p.rows, chunks, stage);
+                if (activation) stage_tile(w1, p.first, p.rows, chunks, stage + 16 * tile_pitch(chunks));
+            }
+            return valid;
+        }
+
+        // Output `at` of a tile's row from its summed codes (gate's and, for an activation, up's) and the token's
+        // activation sum and scale: y = (sum - total) / qs * the tensor scale, then as the product's output and
+        // residual add, or as gated activation into y0 and the up projection into y1. (ternary_tiles_1 indexes its
+        // outputs with an int, ternary_tiles_n with a size_t.)
+        template <typename Index>
+        __device__ __forceinline__ void write_tile_output(int activation, const ProductTile &p, Index at,
+                                                          int first_sum, int second_sum, int total, float qs,
+                                                          const float *tensor_scales, float *y0, float *y1) {
+            const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
+            if (activation) {
+                const float b = (float)(second_sum - total) / qs * tensor_scales[1];
+                y0[at] = gated_activation(activation, a, b);
+                y1[at] = b;
+            } else {
+                p.y[at] = a;
+                if (p.r) p.r[at] += a;
+            }
+        }
+
         // The products of ternary_fused_1 (its arguments but `lanes`), for matrices of one scale a tensor, on the
         // tensor cores (sm_80 and later): block b takes tile b of 16 rows (activation 0: of the matrices laid end
         // to end; 1 and 2: rows 16b ... of both gate and up), its warps each a share of the quads of chunks, their
@@ -390,16 +427,10 @@ extension KernelSource {
             __shared__ float tensor_scales[3];
             __shared__ int sums[2][TILE_WARPS][16];
             const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
-            // Activations 1 and 2 take the rows of the tile in gate (p) and up (w1) alike.
-            ProductTile p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
+            ProductTile p;
             const int count = activation ? 2 : 1;
-            const bool valid = activation ? p.first < rows0
-                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
-                                                         y2, r2, p);
-            if (valid) {
-                stage_tile(p.w, p.first, p.rows, chunks, tile_stage);
-                if (activation) stage_tile(w1, p.first, p.rows, chunks, tile_stage + 16 * tile_pitch(chunks));
-            }
+            const bool valid = stage_product_tile(chunks, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
+                                                  y2, r2, tile_stage, p);
             COPY_ASYNC_COMMIT();
             read_tensor_scales(s0, 0, s1, 0, s2, 0, tensor_scales);
             if (threadIdx.x == 0) activation_total = 0;
@@ -429,16 +460,7 @@ extension KernelSource {
                 first_sum += sums[0][w][row];
                 if (activation) second_sum += sums[1][w][row];
             }
-            const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
-            const int r = p.first + row;
-            if (activation) {
-                const float b = (float)(second_sum - total) / qs * tensor_scales[1];
-                y0[r] = gated_activation(activation, a, b);
-                y1[r] = b;
-            } else {
-                p.y[r] = a;
-                if (p.r) p.r[r] += a;
-            }
+            write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1);
         }
 
         // Most tokens a launch of ternary_tiles_n takes: the columns of an mma's B.
@@ -494,16 +516,11 @@ extension KernelSource {
             __shared__ float tensor_scales[3];
             __shared__ int sums[2][TILE_WARPS][16][TILE_TOKENS];
             const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
-            ProductTile p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
+            ProductTile p;
             const int count = activation ? 2 : 1;
-            const bool valid = activation ? p.first < rows0
-                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
-                                                         y2, r2, p);
+            const bool valid = stage_product_tile(chunks, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
+                                                  y2, r2, tile_stage, p);
             const int width = tile_width(chunks), pitch = tile_pitch(chunks);
-            if (valid) {
-                stage_tile(p.w, p.first, p.rows, chunks, tile_stage);
-                if (activation) stage_tile(w1, p.first, p.rows, chunks, tile_stage + 16 * pitch);
-            }
             COPY_ASYNC_COMMIT();
             read_tensor_scales(s0, 0, s1, 0, s2, 0, tensor_scales);
             AWAIT_PREVIOUS();
@@ -541,18 +558,8 @@ extension KernelSource {
                     first_sum += sums[0][w][row][t];
                     if (activation) second_sum += sums[1][w][row][t];
                 }
-                const int total = activation_totals[t];
-                const float qs = q_scales[t];
-                const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
-                const size_t at = (size_t)t * p.rows + r;
-                if (activation) {
-                    const float b = (float)(second_sum - total) / qs * tensor_scales[1];
-                    y0[at] = gated_activation(activation, a, b);
-                    y1[at] = b;
-                } else {
-                    p.y[at] = a;
-                    if (p.r) p.r[at] += a;
-                }
+                write_tile_output(activation, p, (size_t)t * p.rows + r, first_sum, second_sum, activation_totals[t],
+                                  q_scales[t], tensor_scales, y0, y1);
             }
         }
 
