@@ -581,7 +581,11 @@ public final class CUDABackend {
             .address(tables.rows), .int(layer))
     }
 
-    /// Causal attention, one block per head and token.
+    /// Causal attention of `tokens` queries. One token takes the split single-token kernel; prompt chunks of 16 or
+    /// more tokens the tensor-core kernel where the heads allow (sm_80 and later, head sizes a multiple of 8 up to
+    /// 128), else the CUDA-core prefill kernel; anything else one block per head and token. On an H200 the tensor
+    /// cores took 512-token prompts of 2B-4T's shape from 40,027 to 48,396 tokens/s and 2,000-token prompts from
+    /// 17,992 to 29,874, and left 128-token prompts where they were (31,329 and 31,420).
     public func attention(
         queries: CUDAActivations, tokens: Int, positions: [Int32], layer: Int, cache: CUDAKeyValueCache,
         heads: Int, kvHeads: Int, headDim: Int, into out: CUDAActivations
@@ -613,6 +617,16 @@ public final class CUDABackend {
             return
         }
         let group = heads / kvHeads
+        if tokens >= 16 && headDim <= 128 && headDim % 8 == 0 && group <= 16 && useTensorCores {
+            let tile = 16 * KernelSource.prefillTensorCoreWarps / group
+            launch(
+                .attentionPrefillTensorCores, grid: (kvHeads, (tokens + tile - 1) / tile),
+                block: KernelSource.prefillTensorCoreWarps * 32,
+                .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
+                .int(headDim), .address(positions), .int(tokens), .int(tile), .float(scale),
+                .address(out.buffer.address))
+            return
+        }
         if tokens >= 16 && headDim <= 128 && headDim % 4 == 0 && group <= 16 {
             let tile = 16 / group
             launch(

@@ -17,7 +17,7 @@ enum Kernel: Int, CaseIterable {
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
-        denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew
+        denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -28,6 +28,7 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
         case .ternaryFusedSingle: KernelSource.singleTokenSharedBytes(chunks: KernelSource.singleTokenMaximumChunks)
         case .ternaryTilesSingle, .ternaryTilesFew: KernelSource.tileSharedLimit
+        case .attentionPrefillTensorCores: KernelSource.prefillTensorCoreSharedBytes
         default: 0
         }
     }
@@ -40,7 +41,7 @@ enum Kernel: Int, CaseIterable {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
-            .ternaryTilesFew:
+            .ternaryTilesFew, .attentionPrefillTensorCores:
             major >= 8
         case .attentionRowsClustered: major >= 9
         default: true
@@ -83,6 +84,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulWarpgroup: "ternary_matmul_wgmma"
         case .denseGemmBF16Warpgroup: "dense_gemm_bf16_wgmma"
         case .attentionPrefill: "attention_prefill"
+        case .attentionPrefillTensorCores: "attention_prefill_mma"
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"
         case .denseGemmBF16: "dense_gemm_bf16"

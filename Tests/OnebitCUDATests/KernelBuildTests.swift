@@ -149,6 +149,26 @@ func theTileProductsKeepToTheRegistersTheirGridsAreSizedFor() throws {
     }
 }
 
+/// The bytes of spill stores ptxas reports for `kernel`, or nil if it reports none.
+private func spillStores(of kernel: String, in log: String) -> Int? {
+    let lines = log.split(separator: "\n")
+    guard let entry = lines.firstIndex(where: { $0.contains("Compiling entry function '\(kernel)'") }) else {
+        return nil
+    }
+    let next = lines[(entry + 1)...].firstIndex(where: { $0.contains("Compiling entry function") }) ?? lines.endIndex
+    guard let spills = lines[entry..<next].first(where: { $0.contains("bytes spill stores") }) else { return nil }
+    let words = spills.split(separator: " ")
+    return words.firstIndex(of: "spill").flatMap { $0 > 1 ? Int(words[$0 - 2]) : nil }
+}
+
+@Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
+func thePromptAttentionOnTheTensorCoresKeepsItsSumsInRegisters() throws {
+    // Its first version held the queries' fragments in registers too: 255 registers and 216 bytes of spills.
+    let spilled = try #require(spillStores(of: "attention_prefill_mma", in: try hopperLog.get()))
+    #expect(spilled == 0)
+    #expect(KernelSource.prefillTensorCoreSharedBytes <= 99 * 1024, "more than sm_86, sm_89 and sm_120 allow")
+}
+
 @Test func registerCountsAreReadFromThePTXASLog() {
     let log = """
         ptxas info    : Compiling entry function 'other' for 'sm_90a'
@@ -161,4 +181,6 @@ func theTileProductsKeepToTheRegistersTheirGridsAreSizedFor() throws {
     #expect(registers(of: "ternary_fused_1", in: log) == 48)
     #expect(registers(of: "other", in: log) == 72)
     #expect(registers(of: "absent", in: log) == nil)
+    #expect(spillStores(of: "ternary_fused_1", in: log) == 0)
+    #expect(spillStores(of: "other", in: log) == nil)
 }

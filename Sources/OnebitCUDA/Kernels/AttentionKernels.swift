@@ -1,4 +1,13 @@
 extension KernelSource {
+    /// Dynamic shared memory of an `attention_prefill_mma` block: two stages of keys and values, each
+    /// `PREFILL_MMA_KEYS` rows of `PREFILL_HEAD_DIM` floats padded by four, and each warp's 16 query rows, padded
+    /// alike. 99 KB, what sm_86, sm_89 and sm_120 allow a block.
+    static let prefillTensorCoreSharedBytes =
+        (2 * 2 * (2 * keyValueBlockPositions) + 16 * prefillTensorCoreWarps) * (128 + 4) * 4
+
+    /// Most warps of an `attention_prefill_mma` block (`PREFILL_MMA_WARPS`), each 16 token-head pairs.
+    static let prefillTensorCoreWarps = 4
+
     /// The paged key/value cache and attention: the cache store with the rotary embedding, attention of a step of many
     /// sequences, and of a prompt chunk.
     static let attentionSource = #"""
@@ -675,6 +684,224 @@ extension KernelSource {
                     if (lane + 32 * i < head_dim)
                         out[((size_t)t * heads + h) * head_dim + lane + 32 * i] = acc[p][i] / l[p];
             }
+        }
+
+        // Causal attention of a prompt chunk on the tensor cores (sm_80+), for head_dim a multiple of 8 up to
+        // PREFILL_HEAD_DIM: block (kv head, tile of `tile_tokens` tokens) holds the token-head pairs of every head
+        // of the group for those tokens, 16 a warp as the rows of mma.m16n8k8 tiles; the heaviest tiles (the latest
+        // tokens, which see the most keys) are the first blocks. Keys and values come through shared memory
+        // PREFILL_MMA_KEYS positions at a time, the next stage copied by cp.async while the warps work on this one.
+        // A warp's scores are one mma tile of 16 rows by 8 keys per 8 keys, its outputs one per 8 dimensions, and an
+        // online softmax per row carries the maximum and the sum (each lane's share of it, added at the end).
+        //
+        // The products are fp32, not tf32: each operand is split into its tf32 value and the tf32 value of what that
+        // leaves, and three mma of the pieces (small * big, big * small, big * big) give each product to about 2^-21
+        // of its size, so the outputs differ from the scalar kernel's only as a different order of summation would.
+        #define PREFILL_MMA_KEYS (2 * KV_BLOCK)
+        // Rows of keys and values padded by four words: the lanes' reads of a key tile's column (8 keys, 4 dimensions)
+        // and of a value tile's rows (2 keys a lane group, 8 dimensions) each fall in 32 different banks.
+        #define PREFILL_MMA_STRIDE (PREFILL_HEAD_DIM + 4)
+        #define PREFILL_MMA_WARPS \#(prefillTensorCoreWarps)
+
+        // x as a tf32 value `big` (rounded to nearest, ties away from zero) and the rest, `small`, which the tensor
+        // cores read as tf32 by dropping its low 13 bits. cvt.rna.tf32.f32 compiles to nine instructions where these
+        // are three: it also keeps infinities and NaN, which finite queries, keys and weights never are.
+        __device__ __forceinline__ void split_tf32(float x, unsigned &big, unsigned &small) {
+            big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+            small = __float_as_uint(x - __uint_as_float(big));
+        }
+
+        // c += a b for a 16 x 8 tile a and an 8 x 8 tile b of tf32 values, in the mma.m16n8k8 fragment layouts.
+        __device__ __forceinline__ void mma_tf32(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                         "{%8, %9}, {%0, %1, %2, %3};"
+                         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+        #endif
+        }
+
+        // c += a b in fp32 from a's pieces and b's fragment (b0, b1), the smaller products first.
+        __device__ __forceinline__ void mma_fp32_pieces(float (&c)[4], const unsigned (&a_big)[4],
+                                                        const unsigned (&a_small)[4], float b0, float b1) {
+            unsigned b0_big, b0_small, b1_big, b1_small;
+            split_tf32(b0, b0_big, b0_small);
+            split_tf32(b1, b1_big, b1_small);
+            mma_tf32(c, a_small, b0_big, b1_big);
+            mma_tf32(c, a_big, b0_small, b1_small);
+            mma_tf32(c, a_big, b0_big, b1_big);
+        }
+
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_WARPS * 32)
+            attention_prefill_mma(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                  int kv_heads, int head_dim, const int *positions, int tokens, int tile_tokens,
+                                  float scale, float *out) {
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+        #if __CUDA_ARCH__ >= 800
+            // [stage][keys, values][PREFILL_MMA_KEYS][PREFILL_MMA_STRIDE], then [warp][16][PREFILL_MMA_STRIDE] queries
+            extern __shared__ __align__(16) float prefill_stages[];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+            const int kvh = blockIdx.x, group = heads / kv_heads, dims = head_dim / 8;
+            const int t0 = (gridDim.y - 1 - blockIdx.y) * tile_tokens, count = min(tile_tokens, tokens - t0);
+            const int pairs = count * group;
+            const size_t kv_width = (size_t)kv_heads * head_dim;
+            int last = 0;
+            for (int i = 0; i < count; i++) last = max(last, positions[t0 + i]);
+            // This lane's rows: g and g + 8 of the warp's 16 (a padding row past the tile's pairs sees no key).
+            int position[2], token[2], head[2];
+        #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int pair = warp * 16 + g + 8 * r;
+                token[r] = t0 + pair / group;
+                head[r] = kvh * group + pair % group;
+                position[r] = pair < pairs ? positions[token[r]] : -1;
+            }
+            const int warp_last = __reduce_max_sync(FULL_MASK, max(position[0], position[1]));
+            // The warp's queries, rows of PREFILL_MMA_STRIDE after the stages (zeros in padding rows).
+            float *queries = prefill_stages + 2 * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE + warp * 16 * PREFILL_MMA_STRIDE;
+            for (int i = lane; i < 16 * dims * 2; i += 32) {
+                const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = warp * 16 + row;
+                const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                *(float4 *)&queries[row * PREFILL_MMA_STRIDE + d] =
+                    pair < pairs ? *(const float4 *)&q[((size_t)(t0 + pair / group) * heads + kvh * group +
+                                                        pair % group) * head_dim + d]
+                                 : zero;
+            }
+            __syncwarp();
+            BlockWindow window(blocks, last / KV_BLOCK + 1);
+            const int stage_floats = 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
+            auto load = [&](int stage, int k0) {
+                float *keys = prefill_stages + stage * stage_floats;
+                float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
+                // The stage's keys lie in two cache blocks (the second not read where the last key is in the first).
+                const float *first = layer_keys(window.at(k0 / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
+                const float *second =
+                    layer_keys(window.at(min(k0 + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
+                // Thread i copies dimensions 4 (i % 32) ... of key i / 32: shifts, not divisions by head_dim / 4.
+                for (int i = threadIdx.x; i < PREFILL_MMA_KEYS * PREFILL_HEAD_DIM / 4; i += blockDim.x) {
+                    const int j = i >> 5, d = 4 * (i & 31);
+                    if (d >= head_dim) continue;
+                    const float *key =
+                        (j < KV_BLOCK ? first + (size_t)j * kv_width : second + (size_t)(j - KV_BLOCK) * kv_width) + d;
+                    const int bytes = k0 + j <= last ? 16 : 0;
+                    copy_async_16_or_zero(keys + j * PREFILL_MMA_STRIDE + d, key, bytes);
+                    copy_async_16_or_zero(values + j * PREFILL_MMA_STRIDE + d, key + KV_BLOCK * kv_width, bytes);
+                }
+            };
+            float output[PREFILL_HEAD_DIM / 8][4], top[2] = {NEGATIVE_INFINITY, NEGATIVE_INFINITY}, total[2] = {0, 0};
+        #pragma unroll
+            for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+        #pragma unroll
+                for (int i = 0; i < 4; i++) output[n][i] = 0.0f;
+            load(0, 0);
+            COPY_ASYNC_COMMIT();
+            int stage = 0;
+            for (int k0 = 0; k0 <= last; k0 += PREFILL_MMA_KEYS, stage ^= 1) {
+                if (k0 + PREFILL_MMA_KEYS <= last) load(stage ^ 1, k0 + PREFILL_MMA_KEYS);
+                COPY_ASYNC_COMMIT();
+                COPY_ASYNC_WAIT(1);
+                __syncthreads();
+                if (k0 <= warp_last) {
+                    const float *keys = prefill_stages + stage * stage_floats;
+                    const float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
+                    // Scores: element i of tile j is row g + 8 (i >> 1) against key k0 + 8j + 2c + (i & 1).
+                    // Each piece's products in sums of their own, so that no chain of dependent mma is longer
+                    // than head_dim / 8.
+                    float score[PREFILL_MMA_KEYS / 8][4], small_big[PREFILL_MMA_KEYS / 8][4],
+                        big_small[PREFILL_MMA_KEYS / 8][4];
+        #pragma unroll
+                    for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++)
+        #pragma unroll
+                        for (int i = 0; i < 4; i++) score[j][i] = small_big[j][i] = big_small[j][i] = 0.0f;
+        #pragma unroll
+                    for (int k = 0; k < PREFILL_HEAD_DIM / 8; k++) {
+                        if (k >= dims) break;
+                        // The A fragment: rows g and g + 8, dimensions 8k + c and 8k + c + 4.
+                        unsigned big[4], small[4];
+        #pragma unroll
+                        for (int i = 0; i < 4; i++)
+                            split_tf32(queries[(g + 8 * (i & 1)) * PREFILL_MMA_STRIDE + 8 * k + c + 4 * (i >> 1)],
+                                       big[i], small[i]);
+        #pragma unroll
+                        for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++) {
+                            const float *key = keys + (8 * j + g) * PREFILL_MMA_STRIDE + 8 * k + c;
+                            unsigned b0_big, b0_small, b1_big, b1_small;
+                            split_tf32(key[0], b0_big, b0_small);
+                            split_tf32(key[4], b1_big, b1_small);
+                            mma_tf32(small_big[j], small, b0_big, b1_big);
+                            mma_tf32(big_small[j], big, b0_small, b1_small);
+                            mma_tf32(score[j], big, b0_big, b1_big);
+                        }
+                    }
+        #pragma unroll
+                    for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++)
+        #pragma unroll
+                        for (int i = 0; i < 4; i++) score[j][i] += small_big[j][i] + big_small[j][i];
+                    float next[2] = {top[0], top[1]};
+        #pragma unroll
+                    for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++)
+        #pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const int r = i >> 1, key = k0 + 8 * j + 2 * c + (i & 1);
+                            score[j][i] = key <= position[r] ? score[j][i] * scale : NEGATIVE_INFINITY;
+                            next[r] = fmaxf(next[r], score[j][i]);
+                        }
+                    float correction[2];
+        #pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        next[r] = fmaxf(next[r], __shfl_xor_sync(FULL_MASK, next[r], 1));
+                        next[r] = fmaxf(next[r], __shfl_xor_sync(FULL_MASK, next[r], 2));
+                        correction[r] = top[r] == NEGATIVE_INFINITY ? 0.0f : expf(top[r] - next[r]);
+                        total[r] *= correction[r];
+                        top[r] = next[r];
+                    }
+        #pragma unroll
+                    for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++)
+        #pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const int r = i >> 1;
+                            score[j][i] = score[j][i] == NEGATIVE_INFINITY ? 0.0f : expf(score[j][i] - top[r]);
+                            total[r] += score[j][i];
+                        }
+        #pragma unroll
+                    for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+        #pragma unroll
+                        for (int i = 0; i < 4; i++) output[n][i] *= correction[i >> 1];
+                    // Weights times values: the weights of tile j as an A fragment whose column c stands for key
+                    // 2c and column c + 4 for key 2c + 1 (the layout the scores came in), and the values' rows in
+                    // that order.
+        #pragma unroll
+                    for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++) {
+                        unsigned big[4], small[4];
+                        split_tf32(score[j][0], big[0], small[0]);
+                        split_tf32(score[j][2], big[1], small[1]);
+                        split_tf32(score[j][1], big[2], small[2]);
+                        split_tf32(score[j][3], big[3], small[3]);
+                        const float *value = values + (8 * j + 2 * c) * PREFILL_MMA_STRIDE + g;
+        #pragma unroll
+                        for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++) {
+                            if (n >= dims) break;
+                            mma_fp32_pieces(output[n], big, small, value[8 * n], value[8 * n + PREFILL_MMA_STRIDE]);
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+        #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                total[r] += __shfl_xor_sync(FULL_MASK, total[r], 1);
+                total[r] += __shfl_xor_sync(FULL_MASK, total[r], 2);
+                if (position[r] < 0) continue;
+                float *row = out + ((size_t)token[r] * heads + head[r]) * head_dim + 2 * c;
+                const float inverse = 1.0f / total[r];
+        #pragma unroll
+                for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+                    if (n < dims)
+                        *(float2 *)(row + 8 * n) =
+                            make_float2(output[n][2 * r] * inverse, output[n][2 * r + 1] * inverse);
+            }
+        #endif
         }
         """#
 }

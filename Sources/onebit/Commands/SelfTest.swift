@@ -46,6 +46,7 @@ struct SelfTest: AsyncParsableCommand {
         case .cuda:
             failures += try KernelCheck.run(on: CUDABackend(), against: reference)
             failures += try FeedForwardCheck.run(on: CUDABackend(), against: reference)
+            failures += try AttentionCheck.run(on: CUDABackend(), against: reference)
             failures += try HeadCheck.run(on: CUDABackend(), against: reference, label: "bf16")
             failures += try HeadCheck.run(
                 on: CUDABackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
@@ -54,6 +55,7 @@ struct SelfTest: AsyncParsableCommand {
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
             failures += FeedForwardCheck.run(on: CPUBackend(), against: reference)
+            failures += AttentionCheck.run(on: CPUBackend(), against: reference)
             failures += HeadCheck.run(on: CPUBackend(), against: reference, label: "bf16")
             failures += HeadCheck.run(
                 on: CPUBackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
@@ -131,12 +133,10 @@ enum KernelCheck {
             let input = rng.checkInputs(count: shape.tokens * shape.columns)
             let got = product(device, matrix, input, tokens: shape.tokens)
             let expected = product(reference, matrix, input, tokens: shape.tokens)
-            let worst = largestRelativeDifference(got, expected)
-            let ok = worst <= 1e-5
-            if !ok { failures += 1 }
-            print(
-                "kernels  \(ok ? "PASS" : "FAIL")  \(shape.rows)x\(shape.columns), \(shape.tokens) token(s)"
-                    + "\(shape.block.map { ", blocks of \($0)" } ?? ""): largest relative difference \(worst)")
+            failures += reportDifference(
+                "kernels  ",
+                "\(shape.rows)x\(shape.columns), \(shape.tokens) token(s)"
+                    + "\(shape.block.map { ", blocks of \($0)" } ?? "")", got: got, expected: expected)
         }
         return failures
     }
@@ -185,12 +185,9 @@ enum FeedForwardCheck {
             let input = rng.checkInputs(count: shape.tokens * hidden)
             let got = block(device, gate, up, down, input, tokens: shape.tokens)
             let expected = block(reference, gate, up, down, input, tokens: shape.tokens)
-            let worst = largestRelativeDifference(got, expected)
-            let ok = worst <= 1e-5
-            if !ok { failures += 1 }
-            print(
-                "ffn      \(ok ? "PASS" : "FAIL")  \(hidden) -> \(intermediate) -> \(hidden), \(shape.tokens) token(s): "
-                    + "largest relative difference \(worst)")
+            failures += reportDifference(
+                "ffn      ", "\(hidden) -> \(intermediate) -> \(hidden), \(shape.tokens) token(s)", got: got,
+                expected: expected)
         }
         return failures
     }
@@ -216,6 +213,59 @@ enum FeedForwardCheck {
         backend.multiply(downWeights, q2, tokens: tokens, into: y)
         backend.add(y, to: x, tokens: tokens)
         return backend.readRows(x, 0..<tokens)
+    }
+}
+
+/// Attention of a prompt chunk over a paged cache on a backend against the CPU's scalar kernels: chunks with and
+/// without positions cached before them, 2B-4T's heads (the tensor-core kernel on a GPU that has one), groups of 1
+/// to 16 with head sizes of 8 to 64 (a group that does not divide a warp's 16 rows among them), and head sizes of
+/// 18 and 256, which go to the plain kernels. The cache's blocks are out of order and the layer is not the first.
+enum AttentionCheck {
+    static let cases: [(heads: Int, kvHeads: Int, headDim: Int, cached: Int, tokens: Int)] = [
+        (20, 5, 128, 0, 512), (12, 4, 64, 37, 129), (6, 2, 40, 300, 17), (16, 1, 8, 5, 100), (9, 3, 24, 0, 33),
+        (10, 2, 32, 3, 77), (4, 2, 18, 0, 50), (3, 1, 256, 10, 40),
+    ]
+
+    /// Prints one line per case; returns the number that failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
+        var rng = SplitMix64(seed: 0xA77E_4710)
+        var failures = 0
+        for shape in cases {
+            let width = shape.kvHeads * shape.headDim
+            let positions = shape.cached + shape.tokens
+            // Quarter-sized inputs, so the softmax weighs many keys instead of picking one.
+            let keys = rng.checkInputs(count: positions * width).map { $0 / 4 }
+            let values = rng.checkInputs(count: positions * width).map { $0 / 4 }
+            let queries = rng.checkInputs(count: shape.tokens * shape.heads * shape.headDim).map { $0 / 4 }
+            func attend<B: Backend>(_ backend: B) -> [Float] {
+                let blockPositions = backend.keyValueBlockPositions(contextLength: positions)
+                let blocks = (positions + blockPositions - 1) / blockPositions
+                let pool = backend.makeKeyValuePool(
+                    layers: 2, width: width, blockPositions: blockPositions, blocks: blocks)
+                var order = SplitMix64(seed: 0x0B10C5)
+                let cache = backend.keyValueCache(in: pool, blocks: (0..<Int32(blocks)).shuffled(using: &order))
+                let k = backend.makeActivations(tokens: positions, width: width)
+                let v = backend.makeActivations(tokens: positions, width: width)
+                backend.writeRows(keys, count: positions, into: k)
+                backend.writeRows(values, count: positions, into: v)
+                backend.store(
+                    keys: k, values: v, tokens: positions, positions: (0..<Int32(positions)).map { $0 }, layer: 1,
+                    in: cache)
+                let q = backend.makeActivations(tokens: shape.tokens, width: shape.heads * shape.headDim)
+                backend.writeRows(queries, count: shape.tokens, into: q)
+                let out = backend.makeActivations(tokens: shape.tokens, width: shape.heads * shape.headDim)
+                backend.attention(
+                    queries: q, tokens: shape.tokens, positions: (shape.cached..<positions).map { Int32($0) },
+                    layer: 1, cache: cache, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim,
+                    into: out)
+                return backend.readRows(out, 0..<shape.tokens)
+            }
+            failures += reportDifference(
+                "prefill  ",
+                "\(shape.tokens) tokens after \(shape.cached), \(shape.heads) heads of \(shape.headDim) over "
+                    + "\(shape.kvHeads)", got: attend(device), expected: attend(reference))
+        }
+        return failures
     }
 }
 
@@ -531,6 +581,14 @@ private func reportAgreement<Tokens: Equatable>(
         "\(label)\(ok ? "PASS" : "FAIL")  \(what): largest relative logit difference \(worst); "
             + "\(same ? "same" : "different") greedy tokens over \(greedySteps) steps"
             + (also.map { "; \($0.text)" } ?? ""))
+    return ok ? 0 : 1
+}
+
+/// Prints whether `got` is within 1e-5 of `expected` (``largestRelativeDifference(_:_:)``); returns 1 when not.
+private func reportDifference(_ label: String, _ what: String, got: [Float], expected: [Float]) -> Int {
+    let worst = largestRelativeDifference(got, expected)
+    let ok = worst <= 1e-5
+    print("\(label)\(ok ? "PASS" : "FAIL")  \(what): largest relative difference \(worst)")
     return ok ? 0 : 1
 }
 
