@@ -84,12 +84,12 @@ public final class CUDABackend {
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
     private let useTiles: Bool
-    /// Whether the kernels of a recorded decoding step may start before the kernel before them ends (programmatic
-    /// dependent launch, sm_90 and later): each kernel waits for its predecessor itself, and the products prefetch
-    /// their weights meanwhile. Kernels queued one by one (prompt chunks, a step's first run, the head and sampling
-    /// after a step) never do: queued that way, prompts read wrong values, differently from run to run (the built-in
-    /// model's perplexity 1,168-1,635 on an H200 and 2,637 on an H100, against 64.8215 without the overlap and
-    /// 64.8279 on the CPU), while recorded steps agree with the CPU either way.
+    /// Whether kernels may start before the kernel before them ends (programmatic dependent launch, sm_90 and
+    /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile. Every
+    /// launch overlaps but prompt attention's (``Kernel/overlapsPredecessor``). On an H200 overlapping prompts too
+    /// took 512-token prompts from 48,425 to 50,621 tokens/s and 64 prompts of 128 from 31,168 to 33,346. They once
+    /// read wrong values overlapped (the built-in model's perplexity 1,168-1,635 instead of 64.82); the warpgroup
+    /// product's race, since fixed, was the likely cause: with it fixed, overlapped prompts gave 64.8215, as before.
     /// `ONEBIT_CUDA_OVERLAP=0` turns it off everywhere.
     private let overlapLaunches: Bool
     /// Whether products of two or more tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
@@ -582,14 +582,14 @@ public final class CUDABackend {
     }
 
     /// Causal attention of `tokens` queries. One token takes the split single-token kernel; prompt chunks of 16 or
-    /// more tokens the tensor-core kernel where the heads allow (sm_80 and later, head sizes a multiple of 8 up to
-    /// 128), else the CUDA-core prefill kernel; anything else one block per head and token. On an H200 the tensor
-    /// cores took 512-token prompts of 2B-4T's shape from 40,027 to 48,396 tokens/s and 2,000-token prompts from
-    /// 17,992 to 29,874, and left 128-token prompts where they were (31,329 and 31,420).
+    /// more tokens whose last sees ``prefillTensorCoreKeys`` keys or more the tensor-core kernel where the heads
+    /// allow (sm_80 and later, head sizes a multiple of 8 up to 128), other chunks the CUDA-core prefill kernel;
+    /// anything else one block per head and token.
     public func attention(
         queries: CUDAActivations, tokens: Int, positions: [Int32], layer: Int, cache: CUDAKeyValueCache,
         heads: Int, kvHeads: Int, headDim: Int, into out: CUDAActivations
     ) {
+        let lastPosition = positions.max()
         let positions = devicePositions(positions)
         let blocks = deviceBlockTables([(0..<tokens, cache)], rows: tokens).blocks
         let scale = 1 / Float(headDim).squareRoot()
@@ -617,7 +617,9 @@ public final class CUDABackend {
             return
         }
         let group = heads / kvHeads
-        if tokens >= 16 && headDim <= 128 && headDim % 8 == 0 && group <= 16 && useTensorCores {
+        if tokens >= 16 && (lastPosition ?? 0) >= Self.prefillTensorCoreKeys - 1 && headDim <= 128 && headDim % 8 == 0
+            && group <= 16 && useTensorCores
+        {
             let tile = 16 * KernelSource.prefillTensorCoreWarps / group
             launch(
                 .attentionPrefillTensorCores, grid: (kvHeads, (tokens + tile - 1) / tile),
@@ -641,6 +643,12 @@ public final class CUDABackend {
             .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address),
             .address(blocks), .address(0), .int(layer))
     }
+
+    /// Keys the last token of a prompt chunk sees from which its attention runs on the tensor cores. On an H200, in
+    /// 2B-4T's shape, the tensor cores took 512-token prompts from 40,027 to 48,396 tokens/s and 2,000-token prompts
+    /// from 17,992 to 29,874; they left 128-token prompts where they were (31,329 and 31,420) and were slower for
+    /// shorter ones (64 tokens 19,847 against 21,009; 32 tokens 11,393 against 11,783).
+    static let prefillTensorCoreKeys = 128
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: kernels that take per
     /// row the address of its sequence's cache, so no row leaves the GPU. A decoding step (one row per sequence) is
@@ -1649,7 +1657,7 @@ public final class CUDABackend {
                         ob_cuda_launch(
                             driver, kernels[kernel], UInt32(grid.0), UInt32(grid.1), UInt32(block),
                             UInt32(sharedBytes ?? kernel.dynamicSharedBytes), context.stream, pointers.baseAddress,
-                            overlapLaunches && graphs.isRecording ? 1 : 0, UInt32(cluster)),
+                            overlapLaunches && kernel.overlapsPredecessor ? 1 : 0, UInt32(cluster)),
                         "cuLaunchKernel(\(kernel.name))")
                 }
             }
