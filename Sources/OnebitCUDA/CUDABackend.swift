@@ -620,7 +620,7 @@ public final class CUDABackend {
         if tokens >= 16 && (lastPosition ?? 0) >= Self.prefillTensorCoreKeys - 1 && headDim <= 128 && headDim % 8 == 0
             && group <= 16 && useTensorCores
         {
-            let tile = 16 * KernelSource.prefillTensorCoreWarps / group
+            let tile = KernelSource.prefillTensorCoreRows / group
             launch(
                 .attentionPrefillTensorCores, grid: (kvHeads, (tokens + tile - 1) / tile),
                 block: KernelSource.prefillTensorCoreWarps * 32,
@@ -645,9 +645,9 @@ public final class CUDABackend {
     }
 
     /// Keys the last token of a prompt chunk sees from which its attention runs on the tensor cores. On an H200, in
-    /// 2B-4T's shape, the tensor cores took 512-token prompts from 40,027 to 48,396 tokens/s and 2,000-token prompts
-    /// from 17,992 to 29,874; they left 128-token prompts where they were (31,329 and 31,420) and were slower for
-    /// shorter ones (64 tokens 19,847 against 21,009; 32 tokens 11,393 against 11,783).
+    /// 2B-4T's shape, the tensor-core kernel's first version took 512-token prompts from 40,027 to 48,396 tokens/s
+    /// and 2,000-token prompts from 17,992 to 29,874; it left 128-token prompts where they were (31,329 and 31,420)
+    /// and was slower for shorter ones (64 tokens 19,847 against 21,009; 32 tokens 11,393 against 11,783).
     static let prefillTensorCoreKeys = 128
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: kernels that take per

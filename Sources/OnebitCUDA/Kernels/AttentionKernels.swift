@@ -1,12 +1,15 @@
 extension KernelSource {
-    /// Dynamic shared memory of an `attention_prefill_mma` block: two stages of keys and values, each
-    /// `PREFILL_MMA_KEYS` rows of `PREFILL_HEAD_DIM` floats padded by four, and each warp's 16 query rows, padded
+    /// Dynamic shared memory of an `attention_prefill_mma` block: for each of its two parts two stages of keys and
+    /// values, each `PREFILL_MMA_KEYS` rows of `PREFILL_HEAD_DIM` floats padded by four, and the query rows, padded
     /// alike. 99 KB, what sm_86, sm_89 and sm_120 allow a block.
     static let prefillTensorCoreSharedBytes =
-        (2 * 2 * (2 * keyValueBlockPositions) + 16 * prefillTensorCoreWarps) * (128 + 4) * 4
+        (2 * 2 * 2 * keyValueBlockPositions + prefillTensorCoreRows) * (128 + 4) * 4
 
-    /// Most warps of an `attention_prefill_mma` block (`PREFILL_MMA_WARPS`), each 16 token-head pairs.
-    static let prefillTensorCoreWarps = 4
+    /// Token-head pairs an `attention_prefill_mma` block attends to, 16 a warp.
+    static let prefillTensorCoreRows = 64
+
+    /// Warps of an `attention_prefill_mma` block: the rows' warps twice, one part for each half of the keys.
+    static let prefillTensorCoreWarps = 8
 
     /// The paged key/value cache and attention: the cache store with the rotary embedding, attention of a step of many
     /// sequences, and of a prompt chunk.
@@ -689,19 +692,25 @@ extension KernelSource {
         // Causal attention of a prompt chunk on the tensor cores (sm_80+), for head_dim a multiple of 8 up to
         // PREFILL_HEAD_DIM: block (kv head, tile of `tile_tokens` tokens) holds the token-head pairs of every head
         // of the group for those tokens, 16 a warp as the rows of mma.m16n8k8 tiles; the heaviest tiles (the latest
-        // tokens, which see the most keys) are the first blocks. Keys and values come through shared memory
-        // PREFILL_MMA_KEYS positions at a time, the next stage copied by cp.async while the warps work on this one.
-        // A warp's scores are one mma tile of 16 rows by 8 keys per 8 keys, its outputs one per 8 dimensions, and an
-        // online softmax per row carries the maximum and the sum (each lane's share of it, added at the end).
+        // tokens, which see the most keys) are the first blocks. The block's warps come in two parts, each of
+        // PREFILL_MMA_ROW_WARPS warps for all its rows: the first part attends to the even cache blocks, the second to
+        // the odd ones, each an online softmax of its own, merged at the end. The chain of dependent instructions a
+        // warp runs, which bounds the kernel, is then half as long. Each part copies its keys and values into shared
+        // memory a cache block (PREFILL_MMA_KEYS positions) at a time by cp.async, the next while it works on this
+        // one. A warp's scores are one mma tile of 16 rows by 8 keys per 8 keys, its outputs one per 8 dimensions,
+        // and an online softmax per row carries the maximum and the sum (each lane's share of it, added at the end).
         //
         // The products are fp32, not tf32: each operand is split into its tf32 value and the tf32 value of what that
         // leaves, and three mma of the pieces (small * big, big * small, big * big) give each product to about 2^-21
         // of its size, so the outputs differ from the scalar kernel's only as a different order of summation would.
-        #define PREFILL_MMA_KEYS (2 * KV_BLOCK)
+        #define PREFILL_MMA_KEYS KV_BLOCK
         // Rows of keys and values padded by four words: the lanes' reads of a key tile's column (8 keys, 4 dimensions)
         // and of a value tile's rows (2 keys a lane group, 8 dimensions) each fall in 32 different banks.
         #define PREFILL_MMA_STRIDE (PREFILL_HEAD_DIM + 4)
-        #define PREFILL_MMA_WARPS \#(prefillTensorCoreWarps)
+        #define PREFILL_MMA_ROW_WARPS (\#(prefillTensorCoreRows) / 16)
+        #define PREFILL_MMA_PARTS (\#(prefillTensorCoreWarps) / PREFILL_MMA_ROW_WARPS)
+        // Floats of one part's two stages of keys and values.
+        #define PREFILL_MMA_PART_FLOATS (2 * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE)
 
         // x as a tf32 value `big` (rounded to nearest, ties away from zero) and the rest, `small`, which the tensor
         // cores read as tf32 by dropping its low 13 bits. cvt.rna.tf32.f32 compiles to nine instructions where these
@@ -732,16 +741,19 @@ extension KernelSource {
             mma_tf32(c, a_big, b0_big, b1_big);
         }
 
-        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_WARPS * 32)
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
             attention_prefill_mma(const float *q, const unsigned long long *blocks, int layer, int heads,
                                   int kv_heads, int head_dim, const int *positions, int tokens, int tile_tokens,
                                   float scale, float *out) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
-            // [stage][keys, values][PREFILL_MMA_KEYS][PREFILL_MMA_STRIDE], then [warp][16][PREFILL_MMA_STRIDE] queries
+            // [part][stage][keys, values][PREFILL_MMA_KEYS][PREFILL_MMA_STRIDE], then the queries,
+            // [row warp][16][PREFILL_MMA_STRIDE]
             extern __shared__ __align__(16) float prefill_stages[];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+            const int row_warp = warp % PREFILL_MMA_ROW_WARPS, part = warp / PREFILL_MMA_ROW_WARPS;
+            const int part_thread = threadIdx.x % (PREFILL_MMA_ROW_WARPS * 32);
             const int kvh = blockIdx.x, group = heads / kv_heads, dims = head_dim / 8;
             const int t0 = (gridDim.y - 1 - blockIdx.y) * tile_tokens, count = min(tile_tokens, tokens - t0);
             const int pairs = count * group;
@@ -752,62 +764,70 @@ extension KernelSource {
             int position[2], token[2], head[2];
         #pragma unroll
             for (int r = 0; r < 2; r++) {
-                const int pair = warp * 16 + g + 8 * r;
+                const int pair = row_warp * 16 + g + 8 * r;
                 token[r] = t0 + pair / group;
                 head[r] = kvh * group + pair % group;
                 position[r] = pair < pairs ? positions[token[r]] : -1;
             }
             const int warp_last = __reduce_max_sync(FULL_MASK, max(position[0], position[1]));
-            // The warp's queries, rows of PREFILL_MMA_STRIDE after the stages (zeros in padding rows).
-            float *queries = prefill_stages + 2 * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE + warp * 16 * PREFILL_MMA_STRIDE;
-            for (int i = lane; i < 16 * dims * 2; i += 32) {
-                const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = warp * 16 + row;
-                const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                *(float4 *)&queries[row * PREFILL_MMA_STRIDE + d] =
-                    pair < pairs ? *(const float4 *)&q[((size_t)(t0 + pair / group) * heads + kvh * group +
-                                                        pair % group) * head_dim + d]
-                                 : zero;
+            // The row warp's queries (zeros in padding rows), stored by the first part's warp.
+            float *queries =
+                prefill_stages + PREFILL_MMA_PARTS * PREFILL_MMA_PART_FLOATS + row_warp * 16 * PREFILL_MMA_STRIDE;
+            if (part == 0) {
+                for (int i = lane; i < 16 * dims * 2; i += 32) {
+                    const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = row_warp * 16 + row;
+                    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    *(float4 *)&queries[row * PREFILL_MMA_STRIDE + d] =
+                        pair < pairs ? *(const float4 *)&q[((size_t)(t0 + pair / group) * heads + kvh * group +
+                                                            pair % group) * head_dim + d]
+                                     : zero;
+                }
             }
-            __syncwarp();
+            __syncthreads();
             BlockWindow window(blocks, last / KV_BLOCK + 1);
-            const int stage_floats = 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
-            auto load = [&](int stage, int k0) {
-                float *keys = prefill_stages + stage * stage_floats;
+            float *part_stages = prefill_stages + part * PREFILL_MMA_PART_FLOATS;
+            auto load = [&](int stage, int cache_block) {
+                float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
                 float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
-                // The stage's keys lie in two cache blocks (the second not read where the last key is in the first).
-                const float *first = layer_keys(window.at(k0 / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
-                const float *second =
-                    layer_keys(window.at(min(k0 + KV_BLOCK, last) / KV_BLOCK), layer, kv_width) + (size_t)kvh * head_dim;
-                // Thread i copies dimensions 4 (i % 32) ... of key i / 32: shifts, not divisions by head_dim / 4.
-                for (int i = threadIdx.x; i < PREFILL_MMA_KEYS * PREFILL_HEAD_DIM / 4; i += blockDim.x) {
+                const float *first = layer_keys(window.at(cache_block), layer, kv_width) + (size_t)kvh * head_dim;
+                // Thread i of the part copies dimensions 4 (i % 32) ... of key i / 32: shifts, not divisions by
+                // head_dim / 4.
+                for (int i = part_thread; i < PREFILL_MMA_KEYS * PREFILL_HEAD_DIM / 4; i += PREFILL_MMA_ROW_WARPS * 32) {
                     const int j = i >> 5, d = 4 * (i & 31);
                     if (d >= head_dim) continue;
-                    const float *key =
-                        (j < KV_BLOCK ? first + (size_t)j * kv_width : second + (size_t)(j - KV_BLOCK) * kv_width) + d;
-                    const int bytes = k0 + j <= last ? 16 : 0;
+                    const float *key = first + (size_t)j * kv_width + d;
+                    const int bytes = cache_block * KV_BLOCK + j <= last ? 16 : 0;
                     copy_async_16_or_zero(keys + j * PREFILL_MMA_STRIDE + d, key, bytes);
                     copy_async_16_or_zero(values + j * PREFILL_MMA_STRIDE + d, key + KV_BLOCK * kv_width, bytes);
                 }
+            };
+            // The part's own barrier (1 or 2; 0 is __syncthreads'): the other part's warps may be a stage ahead or
+            // behind. Constant ids, so that ptxas reserves three barriers instead of all sixteen.
+            auto part_sync = [&]() {
+                if (part == 0) asm volatile("bar.sync 1, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
+                else asm volatile("bar.sync 2, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
             };
             float output[PREFILL_HEAD_DIM / 8][4], top[2] = {NEGATIVE_INFINITY, NEGATIVE_INFINITY}, total[2] = {0, 0};
         #pragma unroll
             for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
         #pragma unroll
                 for (int i = 0; i < 4; i++) output[n][i] = 0.0f;
-            load(0, 0);
+            const int cache_blocks = last / KV_BLOCK + 1;
+            if (part < cache_blocks) load(0, part);
             COPY_ASYNC_COMMIT();
             int stage = 0;
-            for (int k0 = 0; k0 <= last; k0 += PREFILL_MMA_KEYS, stage ^= 1) {
-                if (k0 + PREFILL_MMA_KEYS <= last) load(stage ^ 1, k0 + PREFILL_MMA_KEYS);
+            for (int b = part; b < cache_blocks; b += PREFILL_MMA_PARTS, stage ^= 1) {
+                const int k0 = b * PREFILL_MMA_KEYS;
+                if (b + PREFILL_MMA_PARTS < cache_blocks) load(stage ^ 1, b + PREFILL_MMA_PARTS);
                 COPY_ASYNC_COMMIT();
                 COPY_ASYNC_WAIT(1);
-                __syncthreads();
+                part_sync();
                 if (k0 <= warp_last) {
-                    const float *keys = prefill_stages + stage * stage_floats;
+                    const float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
                     const float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
-                    // Scores: element i of tile j is row g + 8 (i >> 1) against key k0 + 8j + 2c + (i & 1).
-                    // Each piece's products in sums of their own, so that no chain of dependent mma is longer
-                    // than head_dim / 8.
+                    // Scores: element i of tile j is row g + 8 (i >> 1) against key k0 + 8j + 2c + (i & 1). Each
+                    // piece's products in sums of their own, so that no chain of dependent mma is longer than
+                    // head_dim / 8.
                     float score[PREFILL_MMA_KEYS / 8][4], small_big[PREFILL_MMA_KEYS / 8][4],
                         big_small[PREFILL_MMA_KEYS / 8][4];
         #pragma unroll
@@ -886,20 +906,49 @@ extension KernelSource {
                         }
                     }
                 }
-                __syncthreads();
+                part_sync();
             }
         #pragma unroll
             for (int r = 0; r < 2; r++) {
                 total[r] += __shfl_xor_sync(FULL_MASK, total[r], 1);
                 total[r] += __shfl_xor_sync(FULL_MASK, total[r], 2);
+            }
+            // The second part hands its rows to the first through the stages' memory: a lane's outputs, maxima and
+            // sums in the slot of the first part's lane that holds the same rows and dimensions.
+            const int slot_floats = PREFILL_HEAD_DIM / 2 + 4;
+            float *slot = prefill_stages + (row_warp * 32 + lane) * slot_floats;
+            __syncthreads();
+            if (part == 1) {
+        #pragma unroll
+                for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+                    if (n < dims) *(float4 *)&slot[4 * n] = make_float4(output[n][0], output[n][1], output[n][2], output[n][3]);
+                *(float4 *)&slot[PREFILL_HEAD_DIM / 2] = make_float4(top[0], top[1], total[0], total[1]);
+            }
+            __syncthreads();
+            if (part != 0) return;
+            const float4 other = *(const float4 *)&slot[PREFILL_HEAD_DIM / 2];
+            const float other_top[2] = {other.x, other.y}, other_total[2] = {other.z, other.w};
+            float mine[2], theirs[2];
+        #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const float largest = fmaxf(top[r], other_top[r]);
+                mine[r] = top[r] == NEGATIVE_INFINITY ? 0.0f : expf(top[r] - largest);
+                theirs[r] = other_top[r] == NEGATIVE_INFINITY ? 0.0f : expf(other_top[r] - largest);
+                total[r] = total[r] * mine[r] + other_total[r] * theirs[r];
+            }
+        #pragma unroll
+            for (int r = 0; r < 2; r++) {
                 if (position[r] < 0) continue;
                 float *row = out + ((size_t)token[r] * heads + head[r]) * head_dim + 2 * c;
                 const float inverse = 1.0f / total[r];
         #pragma unroll
                 for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
-                    if (n < dims)
+                    if (n < dims) {
+                        const float *theirs_n = &slot[4 * n + 2 * r];
                         *(float2 *)(row + 8 * n) =
-                            make_float2(output[n][2 * r] * inverse, output[n][2 * r + 1] * inverse);
+                            make_float2((output[n][2 * r] * mine[r] + theirs_n[0] * theirs[r]) * inverse,
+                                        (output[n][2 * r + 1] * mine[r] + theirs_n[1] * theirs[r]) * inverse);
+                    }
             }
         #endif
         }
