@@ -645,10 +645,10 @@ public final class CUDABackend {
     }
 
     /// Keys the last token of a prompt chunk sees from which its attention runs on the tensor cores. On an H200, in
-    /// 2B-4T's shape, the tensor-core kernel's first version took 512-token prompts from 40,027 to 48,396 tokens/s
-    /// and 2,000-token prompts from 17,992 to 29,874; it left 128-token prompts where they were (31,329 and 31,420)
-    /// and was slower for shorter ones (64 tokens 19,847 against 21,009; 32 tokens 11,393 against 11,783).
-    static let prefillTensorCoreKeys = 128
+    /// 2B-4T's shape, with the two-part kernel: 96-token prompts at 29,802-30,107 tokens/s against 29,385-29,391 on
+    /// the CUDA cores, 64-token ones at 24,015-24,413 against 24,642-24,724, 32-token ones at 13,731-14,074 against
+    /// 14,231-14,466.
+    static let prefillTensorCoreKeys = 96
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: kernels that take per
     /// row the address of its sequence's cache, so no row leaves the GPU. A decoding step (one row per sequence) is
