@@ -709,6 +709,7 @@ extension KernelSource {
         #define PREFILL_MMA_STRIDE (PREFILL_HEAD_DIM + 4)
         #define PREFILL_MMA_ROW_WARPS (\#(prefillTensorCoreRows) / 16)
         #define PREFILL_MMA_PARTS (\#(prefillTensorCoreWarps) / PREFILL_MMA_ROW_WARPS)
+        static_assert(PREFILL_MMA_PARTS == 2, "attention_prefill_mma's barriers and merge are those of two parts");
         // Floats of one part's two stages of keys and values.
         #define PREFILL_MMA_PART_FLOATS (2 * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE)
 
