@@ -218,13 +218,14 @@ enum FeedForwardCheck {
 
 /// Attention of a prompt chunk over a paged cache on a backend against the CPU's scalar kernels: chunks with and
 /// without positions cached before them, 2B-4T's heads, groups of 1 to 16 with head sizes of 8 to 64 (groups that do
-/// not divide a warp's 16 rows among them), all of which the tensor-core kernel takes on a GPU that has one; then a
+/// not divide a warp's 16 rows among them), and a chunk after 1,000 cached positions (more cache blocks than a warp
+/// reads its table entries for at once), all of which the tensor-core kernel takes on a GPU that has one; then a
 /// chunk that sees too few keys for it, and head sizes of 18 and 256, which go to the CUDA-core kernels. The cache's
 /// blocks are out of order and the layer is not the first.
 enum AttentionCheck {
     static let cases: [(heads: Int, kvHeads: Int, headDim: Int, cached: Int, tokens: Int)] = [
         (20, 5, 128, 0, 512), (12, 4, 64, 37, 129), (6, 2, 40, 300, 17), (16, 1, 8, 5, 100), (9, 3, 24, 90, 33),
-        (10, 2, 32, 40, 77), (8, 2, 64, 0, 40), (4, 2, 18, 0, 50), (3, 1, 256, 10, 40),
+        (10, 2, 32, 40, 77), (20, 5, 128, 1_000, 61), (8, 2, 64, 0, 40), (4, 2, 18, 0, 50), (3, 1, 256, 10, 40),
     ]
 
     /// Prints one line per case; returns the number that failed.
