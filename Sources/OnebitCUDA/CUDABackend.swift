@@ -616,32 +616,63 @@ public final class CUDABackend {
                 ] + rope)
             return
         }
-        let group = heads / kvHeads
-        if tokens >= 16 && (lastPosition ?? 0) >= Self.prefillTensorCoreKeys - 1 && headDim <= 128 && headDim % 8 == 0
-            && group <= 16 && useTensorCores
-        {
-            let tile = KernelSource.prefillTensorCoreRows / group
-            launch(
-                .attentionPrefillTensorCores, grid: (kvHeads, (tokens + tile - 1) / tile),
-                block: KernelSource.prefillTensorCoreWarps * 32,
-                .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
-                .int(headDim), .address(positions), .int(tokens), .int(tile), .float(scale),
-                .address(out.buffer.address))
+        let rows = RowAddresses(
+            queries: queries.buffer.address, out: out.buffer.address, positions: positions, tables: blocks, rows: 0)
+        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
+        if launchPrefill(rows, tokens: tokens, lastPosition: Int(lastPosition ?? 0), shape: shape, layer: layer) {
             return
         }
-        if tokens >= 16 && headDim <= 128 && headDim % 4 == 0 && group <= 16 {
-            let tile = 16 / group
-            launch(
-                .attentionPrefill, grid: (kvHeads, (tokens + tile - 1) / tile), block: 256,
-                .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
-                .int(headDim), .address(positions), .int(tokens), .int(tile), .float(scale),
-                .address(out.buffer.address))
-            return
+        launchPlainAttention(rows, tokens: tokens, shape: shape, layer: layer)
+    }
+
+    /// Where a run of rows' queries, outputs, positions and block tables start on the device (`rows`: each row's
+    /// table offset, or 0 where all read the one table at `tables`).
+    private struct RowAddresses {
+        var queries, out, positions, tables, rows: UInt64
+
+        /// The same run from its `offset`th row on, `width` floats a row of queries and outputs.
+        func dropping(_ offset: Int, width: Int) -> RowAddresses {
+            RowAddresses(
+                queries: queries + UInt64(4 * offset * width), out: out + UInt64(4 * offset * width),
+                positions: positions + UInt64(4 * offset), tables: tables,
+                rows: rows == 0 ? 0 : rows + UInt64(4 * offset))
         }
+    }
+
+    /// A model's attention heads.
+    private struct HeadShape {
+        var heads, kvHeads, headDim: Int
+    }
+
+    /// Queues the attention of a prompt chunk of `tokens` rows of one sequence (one table at `rows.tables`) on a
+    /// prefill kernel, and says whether one takes it: chunks of 16 or more tokens whose last sees
+    /// ``prefillTensorCoreKeys`` keys or more the tensor-core kernel where the heads allow (sm_80 and later, head
+    /// sizes a multiple of 8 up to 128), other chunks the CUDA-core kernel, for head sizes a multiple of 4 up to 128.
+    private func launchPrefill(_ rows: RowAddresses, tokens: Int, lastPosition: Int, shape: HeadShape, layer: Int)
+        -> Bool
+    {
+        let group = shape.heads / shape.kvHeads
+        guard tokens >= 16 && shape.headDim <= 128 && shape.headDim % 4 == 0 && group <= 16 else { return false }
+        let tensorCores =
+            lastPosition >= Self.prefillTensorCoreKeys - 1 && shape.headDim % 8 == 0 && useTensorCores
+        let tile = (tensorCores ? KernelSource.prefillTensorCoreRows : 16) / group
         launch(
-            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .int(heads),
-            .int(kvHeads), .int(headDim), .address(positions), .float(scale), .address(out.buffer.address),
-            .address(blocks), .address(0), .int(layer))
+            tensorCores ? .attentionPrefillTensorCores : .attentionPrefill,
+            grid: (shape.kvHeads, (tokens + tile - 1) / tile),
+            block: tensorCores ? KernelSource.prefillTensorCoreWarps * 32 : 256,
+            .address(rows.queries), .address(rows.tables), .int(layer), .int(shape.heads), .int(shape.kvHeads),
+            .int(shape.headDim), .address(rows.positions), .int(tokens), .int(tile),
+            .float(1 / Float(shape.headDim).squareRoot()), .address(rows.out))
+        return true
+    }
+
+    /// Queues attention of `tokens` rows, one block per head and row.
+    private func launchPlainAttention(_ rows: RowAddresses, tokens: Int, shape: HeadShape, layer: Int) {
+        launch(
+            .attention, grid: (shape.heads, tokens), block: 256, .address(rows.queries), .int(shape.heads),
+            .int(shape.kvHeads), .int(shape.headDim), .address(rows.positions),
+            .float(1 / Float(shape.headDim).squareRoot()), .address(rows.out), .address(rows.tables),
+            .address(rows.rows), .int(layer))
     }
 
     /// Keys the last token of a prompt chunk sees from which its attention runs on the tensor cores. On an H200, in
@@ -655,7 +686,9 @@ public final class CUDABackend {
     /// one launch that also rotates the rows and stores them (on an H200 it took `bench -p 128 -n 32 --batch 64` from
     /// 16,018 to 19,075 tokens/s, and `-p 1000 -n 16 --batch 64` from 9,352 to 10,631). Few sequences spread each
     /// one's positions over a cluster of blocks (``attentionRowsSplits(clusters:)``): on an H200, 8 sequences at
-    /// 5,311 instead of 4,909 tokens/s, and with 1,000-token prompts 4,197 instead of 2,485.
+    /// 5,311 instead of 4,909 tokens/s, and with 1,000-token prompts 4,197 instead of 2,485. A step that also reads
+    /// prompts (the server's, which mixes prompt chunks with generating sequences) stores every row, then gives each
+    /// prompt chunk the prefill kernel it would take alone and the other rows the plain kernel.
     public func attendSequences(
         keys: CUDAActivations, values: CUDAActivations, queries: CUDAActivations, positions: [Int32],
         segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)], layer: Int, heads: Int, kvHeads: Int,
@@ -701,10 +734,42 @@ public final class CUDABackend {
                 .address(values.buffer.address), .int(width), .address(positionAddress), .address(tables.blocks),
                 .address(tables.rows), .int(layer))
         }
-        launch(
-            .attention, grid: (heads, tokens), block: 256, .address(queries.buffer.address), .int(heads),
-            .int(kvHeads), .int(headDim), .address(positionAddress), .float(scale), .address(out.buffer.address),
-            .address(tables.blocks), .address(tables.rows), .int(layer))
+        // Each prompt chunk takes a prefill kernel, as it would alone; the other rows the plain kernel, a launch for
+        // each run of consecutive rows.
+        let all = RowAddresses(
+            queries: queries.buffer.address, out: out.buffer.address, positions: positionAddress,
+            tables: tables.blocks, rows: tables.rows)
+        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
+        var plainRows: [Range<Int>] = []
+        var tableStart = 0
+        for (rows, cache) in segments {
+            defer { tableStart += cache.blockAddresses.count }
+            guard !rows.isEmpty else { continue }
+            var chunk = all.dropping(rows.lowerBound, width: heads * headDim)
+            chunk.tables += UInt64(8 * tableStart)
+            chunk.rows = 0
+            let last = Int(positions[rows].max() ?? 0)
+            if !launchPrefill(chunk, tokens: rows.count, lastPosition: last, shape: shape, layer: layer) {
+                plainRows.append(rows)
+            }
+        }
+        for run in Self.consecutiveRuns(plainRows) {
+            launchPlainAttention(
+                all.dropping(run.lowerBound, width: heads * headDim), tokens: run.count, shape: shape, layer: layer)
+        }
+    }
+
+    /// `ranges` sorted and joined where one ends where the next begins.
+    static func consecutiveRuns(_ ranges: [Range<Int>]) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = runs.last, last.upperBound == range.lowerBound {
+                runs[runs.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                runs.append(range)
+            }
+        }
+        return runs
     }
 
     /// Blocks a cluster of ``Kernel/attentionRowsClustered`` for a step of `clusters` kv heads and tokens.

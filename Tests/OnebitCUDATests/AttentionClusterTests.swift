@@ -19,3 +19,9 @@ import Testing
     #expect(CUDABackend.attentionRowsSplits(clusters: 5 * 64, multiprocessors: 132, largest: 16) == 1)
     #expect(CUDABackend.attentionRowsSplits(clusters: 3, multiprocessors: 1, largest: 16) == 1)
 }
+
+@Test func rowsLeftToThePlainAttentionKernelLaunchInRunsOfConsecutiveRows() {
+    #expect(CUDABackend.consecutiveRuns([]) == [])
+    #expect(CUDABackend.consecutiveRuns([5..<6, 0..<2, 2..<3, 7..<9, 6..<7]) == [0..<3, 5..<9])
+    #expect(CUDABackend.consecutiveRuns([3..<4, 0..<1]) == [0..<1, 3..<4])
+}

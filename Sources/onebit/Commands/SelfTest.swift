@@ -267,7 +267,73 @@ enum AttentionCheck {
                 "\(shape.tokens) tokens after \(shape.cached), \(shape.heads) heads of \(shape.headDim) over "
                     + "\(shape.kvHeads)", got: attend(device), expected: attend(reference))
         }
-        return failures
+        return failures + runMixedStep(on: device, against: reference)
+    }
+
+    /// The sequences of ``runMixedStep(on:against:)``: positions cached before the step, and rows in it. Prompt
+    /// chunks that take the tensor-core kernel (one after more cache blocks than a warp reads table entries for at
+    /// once) and the CUDA-core one, between single rows that take the plain kernel.
+    static let mixedStep: [(cached: Int, rows: Int)] = [(100, 40), (300, 1), (0, 20), (50, 1), (600, 33), (7, 1)]
+
+    /// One step of several sequences, prompt chunks and single rows, stored and attended together
+    /// (``Backend/attend(keys:values:queries:positions:segments:layer:heads:kvHeads:headDim:into:)``, 8 heads of 128
+    /// over 2); prints one line, returns 1 when it failed.
+    static func runMixedStep<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference)
+        -> Int
+    {
+        let (heads, kvHeads, headDim) = (8, 2, 128)
+        var rng = SplitMix64(seed: 0x5EC5)
+        let width = kvHeads * headDim
+        let cachedKeys = mixedStep.map { rng.checkInputs(count: $0.cached * width).map { $0 / 4 } }
+        let cachedValues = mixedStep.map { rng.checkInputs(count: $0.cached * width).map { $0 / 4 } }
+        let rows = mixedStep.map(\.rows).reduce(0, +)
+        let keys = rng.checkInputs(count: rows * width).map { $0 / 4 }
+        let values = rng.checkInputs(count: rows * width).map { $0 / 4 }
+        let queries = rng.checkInputs(count: rows * heads * headDim).map { $0 / 4 }
+        var ranges: [Range<Int>] = []
+        var positions: [Int32] = []
+        for sequence in mixedStep {
+            let first = ranges.last?.upperBound ?? 0
+            ranges.append(first..<first + sequence.rows)
+            positions += (sequence.cached..<sequence.cached + sequence.rows).map { Int32($0) }
+        }
+        func attend<B: Backend>(_ backend: B) -> [Float] {
+            let blockPositions = backend.keyValueBlockPositions(contextLength: 1_024)
+            let counts = mixedStep.map { ($0.cached + $0.rows + blockPositions - 1) / blockPositions }
+            let pool = backend.makeKeyValuePool(
+                layers: 2, width: width, blockPositions: blockPositions, blocks: counts.reduce(0, +))
+            var order = SplitMix64(seed: 0x0B10C5)
+            var free = (0..<Int32(counts.reduce(0, +))).shuffled(using: &order)
+            var segments: [(rows: Range<Int>, cache: B.KeyValueCache)] = []
+            for (index, sequence) in mixedStep.enumerated() {
+                let cache = backend.keyValueCache(in: pool, blocks: Array(free.prefix(counts[index])))
+                free.removeFirst(counts[index])
+                if sequence.cached > 0 {
+                    let k = backend.makeActivations(tokens: sequence.cached, width: width)
+                    let v = backend.makeActivations(tokens: sequence.cached, width: width)
+                    backend.writeRows(cachedKeys[index], count: sequence.cached, into: k)
+                    backend.writeRows(cachedValues[index], count: sequence.cached, into: v)
+                    backend.store(
+                        keys: k, values: v, tokens: sequence.cached,
+                        positions: (0..<Int32(sequence.cached)).map { $0 }, layer: 1, in: cache)
+                }
+                segments.append((ranges[index], cache))
+            }
+            let k = backend.makeActivations(tokens: rows, width: width)
+            let v = backend.makeActivations(tokens: rows, width: width)
+            let q = backend.makeActivations(tokens: rows, width: heads * headDim)
+            backend.writeRows(keys, count: rows, into: k)
+            backend.writeRows(values, count: rows, into: v)
+            backend.writeRows(queries, count: rows, into: q)
+            let out = backend.makeActivations(tokens: rows, width: heads * headDim)
+            backend.attend(
+                keys: k, values: v, queries: q, positions: positions, segments: segments, layer: 1, heads: heads,
+                kvHeads: kvHeads, headDim: headDim, into: out)
+            return backend.readRows(out, 0..<rows)
+        }
+        return reportDifference(
+            "prefill  ", "one step of \(mixedStep.count) sequences, prompt chunks and single rows", got: attend(device),
+            expected: attend(reference))
     }
 }
 
