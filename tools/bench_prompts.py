@@ -11,21 +11,22 @@ the slowest request. Only the standard library, so it runs on a machine without 
 
 import argparse
 import json
-import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 
-def complete(url, model, prompt, results, index):
+def complete(url, model, prompt):
+    """(seconds, prompt tokens) of one completion, or the exception it failed with."""
     body = json.dumps({"model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0}).encode()
     request = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
     started = time.time()
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
             usage = json.loads(response.read())["usage"]
-        results[index] = (time.time() - started, usage["prompt_tokens"])
-    except Exception as error:  # a failed request is reported, not raised in its thread
-        results[index] = error
+        return time.time() - started, usage["prompt_tokens"]
+    except Exception as error:  # reported with the others once the round is over
+        return error
 
 
 def main():
@@ -42,16 +43,10 @@ def main():
         raise SystemExit(f"no server answered at {args.url}: {error}; start one with `onebit serve`")
     text = " ".join(f"word{i % 97} and more" for i in range(args.words))
     for round_index in range(args.rounds):
-        results = [None] * args.requests
-        threads = [
-            threading.Thread(target=complete, args=(args.url, model, f"{round_index} {i} {text}", results, i))
-            for i in range(args.requests)
-        ]
+        prompts = [f"{round_index} {i} {text}" for i in range(args.requests)]
         started = time.time()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with ThreadPoolExecutor(max_workers=args.requests) as pool:
+            results = list(pool.map(lambda prompt: complete(args.url, model, prompt), prompts))
         wall = time.time() - started
         failures = [r for r in results if not isinstance(r, tuple)]
         if failures:
