@@ -13,8 +13,6 @@ final class StepGraphs {
     private var clock = 0
     /// Shapes whose step ran once eagerly.
     private var warmed: Set<[UInt64]> = []
-    /// Whether a step is being recorded now.
-    private(set) var isRecording = false
 
     init(_ context: CUDAContext, limit: Int) {
         self.context = context
@@ -50,9 +48,7 @@ final class StepGraphs {
         context.must(
             context.driver.cuStreamBeginCapture!(context.stream, Int32(OB_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)),
             "cuStreamBeginCapture")
-        isRecording = true
         body()
-        isRecording = false
         var graph: CUgraph?
         context.must(context.driver.cuStreamEndCapture!(context.stream, &graph), "cuStreamEndCapture")
         var exec: CUgraphExec?
