@@ -592,7 +592,7 @@ public final class CUDABackend {
         let lastPosition = positions.max()
         let positions = devicePositions(positions)
         let blocks = deviceBlockTables([(0..<tokens, cache)], rows: tokens).blocks
-        let scale = 1 / Float(headDim).squareRoot()
+        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
         if tokens == 1 && useFusion && headDim % 4 == 0 {
             var rope: [Argument] = [.address(0), .address(0), .float(0)]
             if let r = pendingRopeStore, r.query === queries, r.blocks == blocks, r.layer == layer,
@@ -611,14 +611,13 @@ public final class CUDABackend {
                 block: KernelSource.attentionSplitWarps * 32,
                 [
                     .address(queries.buffer.address), .address(blocks), .int(layer), .int(heads), .int(kvHeads),
-                    .int(headDim), .address(positions), .float(scale), .address(partials.address),
+                    .int(headDim), .address(positions), .float(shape.scale), .address(partials.address),
                     .address(out.buffer.address), .address(counters),
                 ] + rope)
             return
         }
         let rows = RowAddresses(
             queries: queries.buffer.address, out: out.buffer.address, positions: positions, tables: blocks, rows: 0)
-        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
         if launchPrefill(rows, tokens: tokens, lastPosition: Int(lastPosition ?? 0), shape: shape, layer: layer) {
             return
         }
@@ -642,6 +641,9 @@ public final class CUDABackend {
     /// A model's attention heads.
     private struct HeadShape {
         var heads, kvHeads, headDim: Int
+
+        /// What scores are scaled by: 1 / sqrt(headDim).
+        var scale: Float { 1 / Float(headDim).squareRoot() }
     }
 
     /// Queues the attention of a prompt chunk of `tokens` rows of one sequence (one table at `rows.tables`) on a
@@ -662,7 +664,7 @@ public final class CUDABackend {
             block: tensorCores ? KernelSource.prefillTensorCoreWarps * 32 : 256,
             .address(rows.queries), .address(rows.tables), .int(layer), .int(shape.heads), .int(shape.kvHeads),
             .int(shape.headDim), .address(rows.positions), .int(tokens), .int(tile),
-            .float(1 / Float(shape.headDim).squareRoot()), .address(rows.out))
+            .float(shape.scale), .address(rows.out))
         return true
     }
 
@@ -671,7 +673,7 @@ public final class CUDABackend {
         launch(
             .attention, grid: (shape.heads, tokens), block: 256, .address(rows.queries), .int(shape.heads),
             .int(shape.kvHeads), .int(shape.headDim), .address(rows.positions),
-            .float(1 / Float(shape.headDim).squareRoot()), .address(rows.out), .address(rows.tables),
+            .float(shape.scale), .address(rows.out), .address(rows.tables),
             .address(rows.rows), .int(layer))
     }
 
@@ -702,7 +704,7 @@ public final class CUDABackend {
         let tables = deviceBlockTables(segments, rows: tokens)
         let width = kvHeads * headDim
         let rotations = queuedRotations(keys: keys, tokens: tokens, positions: positionAddress, width: width)
-        let scale = 1 / Float(headDim).squareRoot()
+        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
         if attendsInRows {
             // One token per sequence: a block (or a cluster of `splits`) per kv head and token rotates and stores its
             // heads, then reads each key and value once for the whole group of query heads.
@@ -713,7 +715,7 @@ public final class CUDABackend {
             let arguments: [Argument] = [
                 .address(queries.buffer.address), .int(heads), .address(keys.buffer.address),
                 .address(values.buffer.address), .int(kvHeads), .address(positionAddress),
-                .float(rotations?.key.theta ?? 0), .int(rotations == nil ? 0 : 1), .float(scale),
+                .float(rotations?.key.theta ?? 0), .int(rotations == nil ? 0 : 1), .float(shape.scale),
                 .address(out.buffer.address), .address(tables.blocks), .address(tables.rows), .int(layer),
             ]
             flush()
@@ -739,12 +741,8 @@ public final class CUDABackend {
         let all = RowAddresses(
             queries: queries.buffer.address, out: out.buffer.address, positions: positionAddress,
             tables: tables.blocks, rows: tables.rows)
-        let shape = HeadShape(heads: heads, kvHeads: kvHeads, headDim: headDim)
         var plainRows: [Range<Int>] = []
-        var tableStart = 0
-        for (rows, cache) in segments {
-            defer { tableStart += cache.blockAddresses.count }
-            guard !rows.isEmpty else { continue }
+        for ((rows, _), tableStart) in zip(segments, Self.tableStarts(segments)) where !rows.isEmpty {
             var chunk = all.dropping(rows.lowerBound, width: heads * headDim)
             chunk.tables += UInt64(8 * tableStart)
             chunk.rows = 0
@@ -756,6 +754,21 @@ public final class CUDABackend {
         for run in Self.consecutiveRuns(plainRows) {
             launchPlainAttention(
                 all.dropping(run.lowerBound, width: heads * headDim), tokens: run.count, shape: shape, layer: layer)
+        }
+    }
+
+    /// Where each segment's block table starts among the tables ``deviceBlockTables(_:rows:)`` lays end to end, in
+    /// entries.
+    private static func tableStarts(_ segments: [(rows: Range<Int>, cache: CUDAKeyValueCache)]) -> [Int] {
+        offsets(ofLengths: segments.map(\.cache.blockAddresses.count))
+    }
+
+    /// Where each of runs of `lengths` laid end to end starts.
+    static func offsets(ofLengths lengths: [Int]) -> [Int] {
+        var start = 0
+        return lengths.map { length in
+            defer { start += length }
+            return start
         }
     }
 
@@ -805,11 +818,10 @@ public final class CUDABackend {
             words = segments[0].cache.blockAddresses
         } else {
             var offsets = [Int32](repeating: 0, count: rows + rows % 2)
-            var tables: [UInt64] = []
-            for (range, cache) in segments {
-                for row in range { offsets[row] = Int32(tables.count) }
-                tables += cache.blockAddresses
+            for ((range, _), start) in zip(segments, Self.tableStarts(segments)) {
+                for row in range { offsets[row] = Int32(start) }
             }
+            let tables = segments.flatMap(\.cache.blockAddresses)
             offsetWords = offsets.count / 2
             words = stride(from: 0, to: offsets.count, by: 2).map {
                 UInt64(UInt32(bitPattern: offsets[$0])) | UInt64(UInt32(bitPattern: offsets[$0 + 1])) << 32

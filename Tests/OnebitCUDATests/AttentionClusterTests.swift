@@ -25,3 +25,8 @@ import Testing
     #expect(CUDABackend.consecutiveRuns([5..<6, 0..<2, 2..<3, 7..<9, 6..<7]) == [0..<3, 5..<9])
     #expect(CUDABackend.consecutiveRuns([3..<4, 0..<1]) == [0..<1, 3..<4])
 }
+
+@Test func segmentsBlockTablesStartWhereThoseBeforeThemEnd() {
+    #expect(CUDABackend.offsets(ofLengths: []) == [])
+    #expect(CUDABackend.offsets(ofLengths: [3, 0, 5, 1]) == [0, 3, 3, 8])
+}
