@@ -101,6 +101,19 @@ extension SplitMix64 {
     mutating func checkInputs(count: Int) -> [Float] {
         (0..<count).map { _ in Float(Int(next() % 2001) - 1000) / 250 }
     }
+
+    /// Queries, keys and values for the attention checks: ``checkInputs(count:)`` quartered, so the softmax weighs
+    /// many keys instead of picking one.
+    mutating func attentionInputs(count: Int) -> [Float] {
+        checkInputs(count: count).map { $0 / 4 }
+    }
+}
+
+/// `rows` (`count` rows of `width`) in activations of `backend`.
+private func activations<B: Backend>(_ backend: B, holding rows: [Float], count: Int, width: Int) -> B.Activations {
+    let x = backend.makeActivations(tokens: count, width: width)
+    backend.writeRows(rows, count: count, into: x)
+    return x
 }
 
 /// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
@@ -146,8 +159,7 @@ enum KernelCheck {
     {
         let weights = backend.prepare(matrix)
         let ones = backend.prepare([Float](repeating: 1, count: matrix.columns))
-        let x = backend.makeActivations(tokens: tokens, width: matrix.columns)
-        backend.writeRows(input, count: tokens, into: x)
+        let x = activations(backend, holding: input, count: tokens, width: matrix.columns)
         let q = backend.makeQuantizedActivations(tokens: tokens, width: matrix.columns)
         backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
         let y = backend.makeActivations(tokens: tokens, width: matrix.rows)
@@ -199,8 +211,7 @@ enum FeedForwardCheck {
         let (gateWeights, upWeights, downWeights) = (backend.prepare(gate), backend.prepare(up), backend.prepare(down))
         let ones = backend.prepare([Float](repeating: 1, count: hidden))
         let twos = backend.prepare([Float](repeating: 2, count: intermediate))
-        let x = backend.makeActivations(tokens: tokens, width: hidden)
-        backend.writeRows(input, count: tokens, into: x)
+        let x = activations(backend, holding: input, count: tokens, width: hidden)
         let q = backend.makeQuantizedActivations(tokens: tokens, width: hidden)
         backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
         let gated = backend.makeActivations(tokens: tokens, width: intermediate)
@@ -235,10 +246,9 @@ enum AttentionCheck {
         for shape in cases {
             let width = shape.kvHeads * shape.headDim
             let positions = shape.cached + shape.tokens
-            // Quarter-sized inputs, so the softmax weighs many keys instead of picking one.
-            let keys = rng.checkInputs(count: positions * width).map { $0 / 4 }
-            let values = rng.checkInputs(count: positions * width).map { $0 / 4 }
-            let queries = rng.checkInputs(count: shape.tokens * shape.heads * shape.headDim).map { $0 / 4 }
+            let keys = rng.attentionInputs(count: positions * width)
+            let values = rng.attentionInputs(count: positions * width)
+            let queries = rng.attentionInputs(count: shape.tokens * shape.heads * shape.headDim)
             func attend<B: Backend>(_ backend: B) -> [Float] {
                 let blockPositions = backend.keyValueBlockPositions(contextLength: positions)
                 let blocks = (positions + blockPositions - 1) / blockPositions
@@ -246,15 +256,12 @@ enum AttentionCheck {
                     layers: 2, width: width, blockPositions: blockPositions, blocks: blocks)
                 var order = SplitMix64(seed: 0x0B10C5)
                 let cache = backend.keyValueCache(in: pool, blocks: (0..<Int32(blocks)).shuffled(using: &order))
-                let k = backend.makeActivations(tokens: positions, width: width)
-                let v = backend.makeActivations(tokens: positions, width: width)
-                backend.writeRows(keys, count: positions, into: k)
-                backend.writeRows(values, count: positions, into: v)
                 backend.store(
-                    keys: k, values: v, tokens: positions, positions: (0..<Int32(positions)).map { $0 }, layer: 1,
+                    keys: activations(backend, holding: keys, count: positions, width: width),
+                    values: activations(backend, holding: values, count: positions, width: width), tokens: positions,
+                    positions: (0..<Int32(positions)).map { $0 }, layer: 1,
                     in: cache)
-                let q = backend.makeActivations(tokens: shape.tokens, width: shape.heads * shape.headDim)
-                backend.writeRows(queries, count: shape.tokens, into: q)
+                let q = activations(backend, holding: queries, count: shape.tokens, width: shape.heads * shape.headDim)
                 let out = backend.makeActivations(tokens: shape.tokens, width: shape.heads * shape.headDim)
                 backend.attention(
                     queries: q, tokens: shape.tokens, positions: (shape.cached..<positions).map { Int32($0) },
@@ -284,12 +291,12 @@ enum AttentionCheck {
         let (heads, kvHeads, headDim) = (8, 2, 128)
         var rng = SplitMix64(seed: 0x5EC5)
         let width = kvHeads * headDim
-        let cachedKeys = mixedStep.map { rng.checkInputs(count: $0.cached * width).map { $0 / 4 } }
-        let cachedValues = mixedStep.map { rng.checkInputs(count: $0.cached * width).map { $0 / 4 } }
+        let cachedKeys = mixedStep.map { rng.attentionInputs(count: $0.cached * width) }
+        let cachedValues = mixedStep.map { rng.attentionInputs(count: $0.cached * width) }
         let rows = mixedStep.map(\.rows).reduce(0, +)
-        let keys = rng.checkInputs(count: rows * width).map { $0 / 4 }
-        let values = rng.checkInputs(count: rows * width).map { $0 / 4 }
-        let queries = rng.checkInputs(count: rows * heads * headDim).map { $0 / 4 }
+        let keys = rng.attentionInputs(count: rows * width)
+        let values = rng.attentionInputs(count: rows * width)
+        let queries = rng.attentionInputs(count: rows * heads * headDim)
         var ranges: [Range<Int>] = []
         var positions: [Int32] = []
         for sequence in mixedStep {
@@ -309,25 +316,21 @@ enum AttentionCheck {
                 let cache = backend.keyValueCache(in: pool, blocks: Array(free.prefix(counts[index])))
                 free.removeFirst(counts[index])
                 if sequence.cached > 0 {
-                    let k = backend.makeActivations(tokens: sequence.cached, width: width)
-                    let v = backend.makeActivations(tokens: sequence.cached, width: width)
-                    backend.writeRows(cachedKeys[index], count: sequence.cached, into: k)
-                    backend.writeRows(cachedValues[index], count: sequence.cached, into: v)
                     backend.store(
-                        keys: k, values: v, tokens: sequence.cached,
+                        keys: activations(backend, holding: cachedKeys[index], count: sequence.cached, width: width),
+                        values: activations(
+                            backend, holding: cachedValues[index], count: sequence.cached, width: width),
+                        tokens: sequence.cached,
                         positions: (0..<Int32(sequence.cached)).map { $0 }, layer: 1, in: cache)
                 }
                 segments.append((ranges[index], cache))
             }
-            let k = backend.makeActivations(tokens: rows, width: width)
-            let v = backend.makeActivations(tokens: rows, width: width)
-            let q = backend.makeActivations(tokens: rows, width: heads * headDim)
-            backend.writeRows(keys, count: rows, into: k)
-            backend.writeRows(values, count: rows, into: v)
-            backend.writeRows(queries, count: rows, into: q)
             let out = backend.makeActivations(tokens: rows, width: heads * headDim)
             backend.attend(
-                keys: k, values: v, queries: q, positions: positions, segments: segments, layer: 1, heads: heads,
+                keys: activations(backend, holding: keys, count: rows, width: width),
+                values: activations(backend, holding: values, count: rows, width: width),
+                queries: activations(backend, holding: queries, count: rows, width: heads * headDim),
+                positions: positions, segments: segments, layer: 1, heads: heads,
                 kvHeads: kvHeads, headDim: headDim, into: out)
             return backend.readRows(out, 0..<rows)
         }
@@ -401,8 +404,7 @@ enum HeadCheck {
     private static func upload<B: Backend>(_ backend: B, _ head: DenseMatrix, _ input: [Float], tokens: Int)
         -> (B.DenseWeights, B.Activations)
     {
-        let x = backend.makeActivations(tokens: tokens, width: head.columns)
-        backend.writeRows(input, count: tokens, into: x)
+        let x = activations(backend, holding: input, count: tokens, width: head.columns)
         return (backend.prepare(head), x)
     }
 }
