@@ -33,3 +33,16 @@ def test_a_server_that_is_not_there_is_an_error():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "no server answered at http://127.0.0.1:9" in result.stderr, result.stderr
+
+
+def test_requests_the_server_refuses_fail_the_run_with_its_reason():
+    server = RunningServer([])
+    try:
+        result = subprocess.run(
+            [sys.executable, str(TOOL), "--url", server.url, "--requests", "2", "--words", "3000", "--rounds", "1"],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert result.returncode != 0
+    assert "2 of 2 requests failed" in result.stderr, result.stderr
+    assert "context_length_exceeded" in result.stderr, result.stderr

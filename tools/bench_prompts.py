@@ -12,12 +12,13 @@ the slowest request. Only the standard library, so it runs on a machine without 
 import argparse
 import json
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 
 def complete(url, model, prompt):
-    """(seconds, prompt tokens) of one completion, or the exception it failed with."""
+    """(seconds, prompt tokens) of one completion, or what it failed with."""
     body = json.dumps({"model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0}).encode()
     request = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
     started = time.time()
@@ -25,6 +26,8 @@ def complete(url, model, prompt):
         with urllib.request.urlopen(request, timeout=600) as response:
             usage = json.loads(response.read())["usage"]
         return time.time() - started, usage["prompt_tokens"]
+    except urllib.error.HTTPError as error:  # the server's answer says why
+        return f"HTTP {error.code}: {error.read().decode(errors='replace').strip()}"
     except Exception as error:  # reported with the others once the round is over
         return error
 
