@@ -95,6 +95,13 @@ public final class CUDABackend {
     /// Whether products of two or more tokens with one weight scale per tensor run on the int8 tensor cores (sm_80
     /// and later; the same integers as the other kernels). `ONEBIT_CUDA_TENSOR_CORES=0` turns it off.
     private let useTensorCores: Bool
+    /// Whether prompt chunks with heads wider than ``KernelSource/prefillHeadDimension`` (Falcon3's 256) attend on the
+    /// tensor cores too (``Kernel/attentionPrefillTensorCoresWide``, sm_90 and sm_100), rather than a block per head
+    /// and token.
+    private let attendsWideHeadsOnTensorCores: Bool
+    /// Whether rows too wide for ``Kernel/rmsNormQuantizeWide`` (Falcon3-10B's 23,040-wide feed-forward) are normalised
+    /// by ``Kernel/rmsNormQuantizeLong``, a block per row holding it in shared memory (sm_80 and later).
+    private let normsLongRows: Bool
     /// Whether those products, and the bf16 head of several tokens, run on Hopper's warpgroup tensor cores (`wgmma`,
     /// sm_90a: compute capability 9.0) instead of `mma.sync`: the products in blocks of 128 rows instead of 64. On an
     /// H200 the products took a 64-sequence step from 17,700-18,900 generated tokens/s to 19,200-20,600 and 512-token
@@ -125,6 +132,28 @@ public final class CUDABackend {
     /// What ``Kernel/rmsNormQuantizeWide`` does to its row first (`ROW_KEEP` ... `ROW_SILU_PRODUCT` in the source).
     private enum RowOperation: Int {
         case keep, add, relu2, silu, addProduct, relu2Product, siluProduct
+
+        /// The same operation on a product already rescaled (``Kernel/finishProducts``).
+        var withoutProduct: RowOperation {
+            switch self {
+            case .addProduct: .add
+            case .relu2Product: .relu2
+            case .siluProduct: .silu
+            default: self
+            }
+        }
+    }
+
+    /// Whether the RMSNorm + quantize of rows `width` wide is ``Kernel/rmsNormQuantizeLong``: rows wider than
+    /// ``Kernel/rmsNormQuantizeWide`` takes, up to ``KernelSource/longNormWidth``, a multiple of 4, on a GPU that runs
+    /// it.
+    private func takesLongNorm(width: Int) -> Bool {
+        normsLongRows && width > KernelSource.wideNormWidth && width <= KernelSource.longNormWidth && width % 4 == 0
+    }
+
+    /// Whether the norm that follows a residual add or gated activation of rows `width` wide does it on the way.
+    private func foldsRowOperation(width: Int) -> Bool {
+        useFusion && (width <= KernelSource.wideNormWidth || takesLongNorm(width: width))
     }
 
     /// The rescale of a split tensor-core product of one to three matrices (``Kernel/finishProducts``) and their
@@ -216,6 +245,9 @@ public final class CUDABackend {
         useTensorCores =
             Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
+        normsLongRows = Kernel.rmsNormQuantizeLong.runs(major: context.major, minor: context.minor)
+        attendsWideHeadsOnTensorCores =
+            useTensorCores && Kernel.attentionPrefillTensorCoresWide.runs(major: context.major, minor: context.minor)
         useTiles =
             Kernel.ternaryTilesSingle.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TILES")
@@ -416,6 +448,27 @@ public final class CUDABackend {
                 .int(operation.mode.rawValue), product[0], product[1], product[2], product[3])
             return
         }
+        if takesLongNorm(width: x.width) {
+            var operation = (other: UInt64(0), mode: RowOperation.keep)
+            var finish: PendingFinish?
+            if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
+                pendingRowOperation = nil
+                finish = p.finish
+                operation = (p.other.buffer.address, p.mode.withoutProduct)
+            }
+            flush()
+            // This kernel does not rescale split products: their rescale runs first, as a kernel of its own.
+            if let finish { launchFinish(finish) }
+            emit(
+                .rmsNormQuantizeLong, grid: (tokens, 1), block: KernelSource.longNormThreads,
+                sharedBytes: x.width * 4,
+                [
+                    .address(x.buffer.address), .address(weight.buffer.address), .float(epsilon), .int(x.width),
+                    .int(q.stride), .address(q.values.address), .address(q.scales.address),
+                    .address(operation.other), .int(operation.mode.rawValue),
+                ])
+            return
+        }
         launch(
             .rmsNormQuantize, grid: (tokens, 1), block: 256, .address(x.buffer.address),
             .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
@@ -583,8 +636,9 @@ public final class CUDABackend {
 
     /// Causal attention of `tokens` queries. One token takes the split single-token kernel; prompt chunks of 16 or
     /// more tokens whose last sees ``prefillTensorCoreKeys`` keys or more the tensor-core kernel where the heads
-    /// allow (sm_80 and later, head sizes a multiple of 8 up to 128), other chunks the CUDA-core prefill kernel;
-    /// anything else one block per head and token.
+    /// allow (sm_80 and later, head sizes a multiple of 8 up to 128, up to 256 on sm_90 and sm_100 from
+    /// ``prefillWideTensorCoreKeys`` keys), other chunks the CUDA-core prefill kernel for heads up to 128; anything
+    /// else one block per head and token.
     public func attention(
         queries: CUDAActivations, tokens: Int, positions: [Int32], layer: Int, cache: CUDAKeyValueCache,
         heads: Int, kvHeads: Int, headDim: Int, into out: CUDAActivations
@@ -649,17 +703,23 @@ public final class CUDABackend {
     /// Queues the attention of a prompt chunk of `tokens` rows of one sequence (one table at `rows.tables`) on a
     /// prefill kernel, and says whether one takes it: chunks of 16 or more tokens whose last sees
     /// ``prefillTensorCoreKeys`` keys or more the tensor-core kernel where the heads allow (sm_80 and later, head
-    /// sizes a multiple of 8 up to 128), other chunks the CUDA-core kernel, for head sizes a multiple of 4 up to 128.
+    /// sizes a multiple of 8 up to 128; up to 256 on sm_90 and sm_100 from ``prefillWideTensorCoreKeys`` keys), other
+    /// chunks the CUDA-core kernel, for head sizes a multiple of 4 up to 128.
     private func launchPrefill(_ rows: RowAddresses, tokens: Int, lastPosition: Int, shape: HeadShape, layer: Int)
         -> Bool
     {
         let group = shape.heads / shape.kvHeads
-        guard tokens >= 16 && shape.headDim <= 128 && shape.headDim % 4 == 0 && group <= 16 else { return false }
+        let limit = KernelSource.prefillHeadDimension
+        let wide = shape.headDim > limit
         let tensorCores =
             lastPosition >= Self.prefillTensorCoreKeys - 1 && shape.headDim % 8 == 0 && useTensorCores
+            && (!wide
+                || attendsWideHeadsOnTensorCores && shape.headDim <= 2 * limit
+                    && lastPosition >= Self.prefillWideTensorCoreKeys - 1)
+        guard tokens >= 16 && shape.headDim % 4 == 0 && group <= 16 && (tensorCores || !wide) else { return false }
         let tile = (tensorCores ? KernelSource.prefillTensorCoreRows : 16) / group
         launch(
-            tensorCores ? .attentionPrefillTensorCores : .attentionPrefill,
+            tensorCores ? (wide ? .attentionPrefillTensorCoresWide : .attentionPrefillTensorCores) : .attentionPrefill,
             grid: (shape.kvHeads, (tokens + tile - 1) / tile),
             block: tensorCores ? KernelSource.prefillTensorCoreWarps * 32 : 256,
             .address(rows.queries), .address(rows.tables), .int(layer), .int(shape.heads), .int(shape.kvHeads),
@@ -682,6 +742,13 @@ public final class CUDABackend {
     /// the CUDA cores, 64-token ones at 24,015-24,413 against 24,642-24,724, 32-token ones at 13,731-14,074 against
     /// 14,231-14,466.
     static let prefillTensorCoreKeys = 96
+
+    /// The same for heads wider than ``KernelSource/prefillHeadDimension``, whose kernel has fewer, larger blocks
+    /// (Falcon3-10B's 512-token prompt: 4 kv heads by 25 tiles of 21 tokens). Below it they go to the plain kernel, a
+    /// block per head and token. On an H200, in Falcon3-10B's shape, prompts of 384 tokens ran at 17,678 tokens/s
+    /// against 15,546, of 256 at 17,737 against 17,675, of 192 at 16,374 against 17,491, of 128 at 14,950 against
+    /// 16,987.
+    static let prefillWideTensorCoreKeys = 256
 
     /// Stores and attends the rows of a step of several sequences, each against its own cache: kernels that take per
     /// row the address of its sequence's cache, so no row leaves the GPU. A decoding step (one row per sequence) is
@@ -851,7 +918,7 @@ public final class CUDABackend {
             flushProducts(activation: activation == .relu2 ? 1 : 2)
             return
         }
-        if tokens > 1 && useFusion && gate.width <= KernelSource.wideNormWidth {
+        if tokens > 1 && foldsRowOperation(width: gate.width) {
             var finish: PendingFinish?
             if let (pending, outputs) = pendingFinish, outputs.count == 2, outputs[0] === gate, outputs[1] === up,
                 pending.tokens == tokens
@@ -889,7 +956,7 @@ public final class CUDABackend {
             flushProducts()
             return
         }
-        if tokens > 1 && useFusion && x.width <= KernelSource.wideNormWidth {
+        if tokens > 1 && foldsRowOperation(width: x.width) {
             if let (finish, outputs) = pendingFinish, outputs.count == 1, outputs[0] === delta, delta !== x,
                 finish.tokens == tokens
             {

@@ -17,7 +17,8 @@ enum Kernel: Int, CaseIterable {
         denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
-        denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores
+        denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
+        attentionPrefillTensorCoresWide, rmsNormQuantizeLong
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -28,22 +29,26 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
         case .ternaryFusedSingle: KernelSource.singleTokenSharedBytes(chunks: KernelSource.singleTokenMaximumChunks)
         case .ternaryTilesSingle, .ternaryTilesFew: KernelSource.tileSharedLimit
-        case .attentionPrefillTensorCores: KernelSource.prefillTensorCoreSharedBytes
+        case .attentionPrefillTensorCores: KernelSource.prefillTensorCoreSharedBytes(wide: false)
+        case .attentionPrefillTensorCoresWide: KernelSource.prefillTensorCoreSharedBytes(wide: true)
+        case .rmsNormQuantizeLong: KernelSource.longNormWidth * 4
         default: 0
         }
     }
 
     /// Whether a GPU of compute capability `major.minor` runs the kernel: the `wgmma` kernels only on 9.0, the
-    /// `mma.sync` and `cp.async` ones from 8.0 (Ampere) on, the others everywhere. Elsewhere a kernel compiles to an
+    /// `mma.sync` and `cp.async` ones and the long rows' norm (96 KB of shared memory) from 8.0 (Ampere) on, the wide
+    /// prompt attention only on 9.x and 10.x, whose blocks may have its 195 KB of shared memory, the others everywhere. Elsewhere a kernel compiles to an
     /// empty body or copies nothing and is never launched, and its shared memory may be more than such a GPU allows
     /// a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
     func runs(major: Int, minor: Int) -> Bool {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
-            .ternaryTilesFew, .attentionPrefillTensorCores:
+            .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong:
             major >= 8
         case .attentionRowsClustered: major >= 9
+        case .attentionPrefillTensorCoresWide: major == 9 || major == 10
         default: true
         }
     }
@@ -51,7 +56,9 @@ enum Kernel: Int, CaseIterable {
     /// Whether a launch may start before the kernel before it ends, where the backend overlaps launches: all but
     /// prompt attention's. Overlapped, `attention_prefill_mma` took 512-token prompts to 49,051 tokens/s on an H200
     /// where the same build gave 50,621 with it alone left out.
-    var overlapsPredecessor: Bool { self != .attentionPrefill && self != .attentionPrefillTensorCores }
+    var overlapsPredecessor: Bool {
+        self != .attentionPrefill && self != .attentionPrefillTensorCores && self != .attentionPrefillTensorCoresWide
+    }
 
     /// Whether the kernel runs in thread block clusters, of up to ``KernelSource/attentionRowsMaximumSplits`` blocks:
     /// more than the eight every GPU that has clusters allows.
@@ -90,6 +97,8 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmBF16Warpgroup: "dense_gemm_bf16_wgmma"
         case .attentionPrefill: "attention_prefill"
         case .attentionPrefillTensorCores: "attention_prefill_mma"
+        case .attentionPrefillTensorCoresWide: "attention_prefill_mma_wide"
+        case .rmsNormQuantizeLong: "rms_norm_quantize_long"
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"
         case .denseGemmBF16: "dense_gemm_bf16"

@@ -56,6 +56,16 @@ enum KernelSource {
     /// The widest row `rms_norm_quantize_wide` normalises.
     static var wideNormWidth: Int { wideNormValues * wideNormThreads }
 
+    /// Threads of an `rms_norm_quantize_long` block.
+    static let longNormThreads = 1024
+
+    /// Quads of its row each thread of `rms_norm_quantize_long` requests (`LONG_QUADS`).
+    static let longNormQuads = 6
+
+    /// The widest row `rms_norm_quantize_long` normalises: 24,576, which Falcon3-10B's 23,040-wide feed-forward fits,
+    /// and 96 KB of shared memory, which every GPU from sm_80 on gives a block.
+    static var longNormWidth: Int { 4 * longNormQuads * longNormThreads }
+
     /// Consecutive tokens whose smallest ranking key the ranking's first pass keeps (`RANK_GROUP`, a warp).
     static let rankGroup = 32
     /// Logits a block of the ranking's passes over whole rows takes (`RANK_SPAN`).

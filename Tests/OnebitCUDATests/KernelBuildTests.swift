@@ -164,9 +164,23 @@ private func spillStores(of kernel: String, in log: String) -> Int? {
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
 func thePromptAttentionOnTheTensorCoresKeepsItsSumsInRegisters() throws {
     // Its first version held the queries' fragments in registers too: 255 registers and 216 bytes of spills.
-    let spilled = try #require(spillStores(of: "attention_prefill_mma", in: try hopperLog.get()))
+    for kernel in ["attention_prefill_mma", "attention_prefill_mma_wide"] {
+        let spilled = try #require(spillStores(of: kernel, in: try hopperLog.get()))
+        #expect(spilled == 0, "\(kernel)")
+    }
+    #expect(KernelSource.prefillTensorCoreSharedBytes(wide: false) <= 99 * 1024, "more than sm_86 and sm_120 allow")
+    #expect(KernelSource.prefillTensorCoreSharedBytes(wide: true) <= 227 * 1024, "more than sm_90 allows")
+    #expect(!Kernel.attentionPrefillTensorCoresWide.runs(major: 8, minor: 0), "sm_80 allows a block 163 KB")
+    #expect(!Kernel.attentionPrefillTensorCoresWide.runs(major: 12, minor: 0), "sm_120 allows a block 99 KB")
+}
+
+@Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
+func theLongRowsNormKeepsItsQuadsInRegisters() throws {
+    // 1,024 threads leave it 64 registers; a spill would put the row's quads back in memory one by one.
+    let spilled = try #require(spillStores(of: "rms_norm_quantize_long", in: try hopperLog.get()))
     #expect(spilled == 0)
-    #expect(KernelSource.prefillTensorCoreSharedBytes <= 99 * 1024, "more than sm_86, sm_89 and sm_120 allow")
+    #expect(KernelSource.longNormWidth * 4 <= 99 * 1024, "more than sm_86 and sm_120 allow")
+    #expect(KernelSource.longNormWidth >= 23_040, "Falcon3-10B's feed-forward")
 }
 
 @Test func registerCountsAreReadFromThePTXASLog() {

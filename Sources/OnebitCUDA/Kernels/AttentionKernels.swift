@@ -1,9 +1,14 @@
 extension KernelSource {
-    /// Dynamic shared memory of an `attention_prefill_mma` block: for each of its two parts two stages of keys and
-    /// values, each `PREFILL_MMA_KEYS` rows of `PREFILL_HEAD_DIM` floats padded by four, and the query rows, padded
-    /// alike. 99 KB, what sm_86, sm_89 and sm_120 allow a block.
-    static let prefillTensorCoreSharedBytes =
-        (2 * 2 * 2 * keyValueBlockPositions + prefillTensorCoreRows) * (128 + 4) * 4
+    /// Dynamic shared memory of an `attention_prefill_mma` block (heads up to ``prefillHeadDimension`` wide) or of an
+    /// `attention_prefill_mma_wide` one (twice as wide): for each of its two parts two stages of keys and values,
+    /// each `PREFILL_MMA_KEYS` rows of `MAX_DIM` floats padded by four, and the query rows, padded alike. 99 KB, what
+    /// sm_86, sm_89 and sm_120 allow a block, and 195 KB, which only sm_90 and sm_100 do (227 KB).
+    static func prefillTensorCoreSharedBytes(wide: Bool) -> Int {
+        (2 * 2 * 2 * keyValueBlockPositions + prefillTensorCoreRows) * ((wide ? 2 : 1) * prefillHeadDimension + 4) * 4
+    }
+
+    /// The widest heads the prefill kernels take, `attention_prefill_mma_wide` twice as wide.
+    static let prefillHeadDimension = 128
 
     /// Token-head pairs an `attention_prefill_mma` block attends to, 16 a warp.
     static let prefillTensorCoreRows = 64
@@ -595,7 +600,7 @@ extension KernelSource {
         // the sum and the output (dimensions l, l + 32, ...) across stages.
         #define PREFILL_KEYS (2 * KV_BLOCK)
         #define PREFILL_PAIRS 16
-        #define PREFILL_HEAD_DIM 128
+        #define PREFILL_HEAD_DIM \#(prefillHeadDimension)
         extern "C" __global__ void attention_prefill(const float *q, const unsigned long long *blocks, int layer,
                                                      int heads, int kv_heads, int head_dim, const int *positions,
                                                      int tokens, int tile_tokens, float scale, float *out) {
@@ -689,10 +694,11 @@ extension KernelSource {
             }
         }
 
-        // Causal attention of a prompt chunk on the tensor cores (sm_80+), for head_dim a multiple of 8 up to
-        // PREFILL_HEAD_DIM: block (kv head, tile of `tile_tokens` tokens) holds the token-head pairs of every head
-        // of the group for those tokens, 16 a warp as the rows of mma.m16n8k8 tiles; the heaviest tiles (the latest
-        // tokens, which see the most keys) are the first blocks. The block's warps come in two parts, each of
+        // Causal attention of a prompt chunk on the tensor cores (sm_80+), for head_dim a multiple of 8 up to MAX_DIM
+        // (PREFILL_HEAD_DIM in attention_prefill_mma, twice that in attention_prefill_mma_wide): block (kv head,
+        // tile of `tile_tokens` tokens) holds the token-head pairs of every head of the group for those tokens, 16 a
+        // warp as the rows of mma.m16n8k8 tiles; the heaviest tiles (the latest tokens, which see the most keys) are
+        // the first blocks. The block's warps come in two parts, each of
         // PREFILL_MMA_ROW_WARPS warps for all its rows: the first part attends to the even cache blocks, the second to
         // the odd ones, each an online softmax of its own, merged at the end. The chain of dependent instructions a
         // warp runs, which bounds the kernel, is then half as long. Each part copies its keys and values into shared
@@ -704,14 +710,9 @@ extension KernelSource {
         // leaves, and three mma of the pieces (small * big, big * small, big * big) give each product to about 2^-21
         // of its size, so the outputs differ from the scalar kernel's only as a different order of summation would.
         #define PREFILL_MMA_KEYS KV_BLOCK
-        // Rows of keys and values padded by four words: the lanes' reads of a key tile's column (8 keys, 4 dimensions)
-        // and of a value tile's rows (2 keys a lane group, 8 dimensions) each fall in 32 different banks.
-        #define PREFILL_MMA_STRIDE (PREFILL_HEAD_DIM + 4)
         #define PREFILL_MMA_ROW_WARPS (\#(prefillTensorCoreRows) / 16)
         #define PREFILL_MMA_PARTS (\#(prefillTensorCoreWarps) / PREFILL_MMA_ROW_WARPS)
         static_assert(PREFILL_MMA_PARTS == 2, "attention_prefill_mma's barriers and merge are those of two parts");
-        // Floats of one part's two stages of keys and values.
-        #define PREFILL_MMA_PART_FLOATS (2 * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE)
 
         // x as a tf32 value `big` (rounded to nearest, ties away from zero) and the rest, `small`, which the tensor
         // cores read as tf32 by dropping its low 13 bits. cvt.rna.tf32.f32 compiles to nine instructions where these
@@ -742,15 +743,20 @@ extension KernelSource {
             mma_tf32(c, a_big, b0_big, b1_big);
         }
 
-        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
-            attention_prefill_mma(const float *q, const unsigned long long *blocks, int layer, int heads,
-                                  int kv_heads, int head_dim, const int *positions, int tokens, int tile_tokens,
-                                  float scale, float *out) {
+        template <int MAX_DIM>
+        __device__ __forceinline__ void attend_prefill_mma(const float *q, const unsigned long long *blocks, int layer,
+                                                           int heads, int kv_heads, int head_dim,
+                                                           const int *positions, int tokens, int tile_tokens,
+                                                           float scale, float *out) {
             AWAIT_PREVIOUS();
             RELEASE_NEXT();
         #if __CUDA_ARCH__ >= 800
-            // [part][stage][keys, values][PREFILL_MMA_KEYS][PREFILL_MMA_STRIDE], then the queries,
-            // [row warp][16][PREFILL_MMA_STRIDE]
+            // Rows of keys and values padded by four words: the lanes' reads of a key tile's column (8 keys, 4
+            // dimensions) and of a value tile's rows (2 keys a lane group, 8 dimensions) each fall in 32 different
+            // banks. PART_FLOATS: one part's two stages of keys and values.
+            constexpr int STRIDE = MAX_DIM + 4, PART_FLOATS = 2 * 2 * PREFILL_MMA_KEYS * STRIDE, QUADS = MAX_DIM / 4;
+            // [part][stage][keys, values][PREFILL_MMA_KEYS][STRIDE], then the queries,
+            // [row warp][16][STRIDE]
             extern __shared__ __align__(16) float prefill_stages[];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
             const int row_warp = warp % PREFILL_MMA_ROW_WARPS, part = warp / PREFILL_MMA_ROW_WARPS;
@@ -773,12 +779,12 @@ extension KernelSource {
             const int warp_last = __reduce_max_sync(FULL_MASK, max(position[0], position[1]));
             // The row warp's queries (zeros in padding rows), stored by the first part's warp.
             float *queries =
-                prefill_stages + PREFILL_MMA_PARTS * PREFILL_MMA_PART_FLOATS + row_warp * 16 * PREFILL_MMA_STRIDE;
+                prefill_stages + PREFILL_MMA_PARTS * PART_FLOATS + row_warp * 16 * STRIDE;
             if (part == 0) {
                 for (int i = lane; i < 16 * dims * 2; i += 32) {
                     const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = row_warp * 16 + row;
                     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    *(float4 *)&queries[row * PREFILL_MMA_STRIDE + d] =
+                    *(float4 *)&queries[row * STRIDE + d] =
                         pair < pairs ? *(const float4 *)&q[((size_t)(t0 + pair / group) * heads + kvh * group +
                                                             pair % group) * head_dim + d]
                                      : zero;
@@ -786,20 +792,20 @@ extension KernelSource {
             }
             __syncthreads();
             BlockWindow window(blocks, last / KV_BLOCK + 1);
-            float *part_stages = prefill_stages + part * PREFILL_MMA_PART_FLOATS;
+            float *part_stages = prefill_stages + part * PART_FLOATS;
             auto load = [&](int stage, int cache_block) {
-                float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
-                float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
+                float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * STRIDE;
+                float *values = keys + PREFILL_MMA_KEYS * STRIDE;
                 const float *first = layer_keys(window.at(cache_block), layer, kv_width) + (size_t)kvh * head_dim;
-                // Thread i of the part copies dimensions 4 (i % 32) ... of key i / 32: shifts, not divisions by
+                // Thread i of the part copies dimensions 4 (i % QUADS) ... of key i / QUADS: shifts, not divisions by
                 // head_dim / 4.
-                for (int i = part_thread; i < PREFILL_MMA_KEYS * PREFILL_HEAD_DIM / 4; i += PREFILL_MMA_ROW_WARPS * 32) {
-                    const int j = i >> 5, d = 4 * (i & 31);
+                for (int i = part_thread; i < PREFILL_MMA_KEYS * QUADS; i += PREFILL_MMA_ROW_WARPS * 32) {
+                    const int j = i / QUADS, d = 4 * (i % QUADS);
                     if (d >= head_dim) continue;
                     const float *key = first + (size_t)j * kv_width + d;
                     const int bytes = cache_block * KV_BLOCK + j <= last ? 16 : 0;
-                    copy_async_16_or_zero(keys + j * PREFILL_MMA_STRIDE + d, key, bytes);
-                    copy_async_16_or_zero(values + j * PREFILL_MMA_STRIDE + d, key + KV_BLOCK * kv_width, bytes);
+                    copy_async_16_or_zero(keys + j * STRIDE + d, key, bytes);
+                    copy_async_16_or_zero(values + j * STRIDE + d, key + KV_BLOCK * kv_width, bytes);
                 }
             };
             // The part's own barrier (1 or 2; 0 is __syncthreads'): the other part's warps may be a stage ahead or
@@ -808,9 +814,9 @@ extension KernelSource {
                 if (part == 0) asm volatile("bar.sync 1, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
                 else asm volatile("bar.sync 2, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
             };
-            float output[PREFILL_HEAD_DIM / 8][4], top[2] = {NEGATIVE_INFINITY, NEGATIVE_INFINITY}, total[2] = {0, 0};
+            float output[MAX_DIM / 8][4], top[2] = {NEGATIVE_INFINITY, NEGATIVE_INFINITY}, total[2] = {0, 0};
         #pragma unroll
-            for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+            for (int n = 0; n < MAX_DIM / 8; n++)
         #pragma unroll
                 for (int i = 0; i < 4; i++) output[n][i] = 0.0f;
             const int cache_blocks = last / KV_BLOCK + 1;
@@ -824,8 +830,8 @@ extension KernelSource {
                 COPY_ASYNC_WAIT(1);
                 part_sync();
                 if (k0 <= warp_last) {
-                    const float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
-                    const float *values = keys + PREFILL_MMA_KEYS * PREFILL_MMA_STRIDE;
+                    const float *keys = part_stages + stage * 2 * PREFILL_MMA_KEYS * STRIDE;
+                    const float *values = keys + PREFILL_MMA_KEYS * STRIDE;
                     // Scores: element i of tile j is row g + 8 (i >> 1) against key k0 + 8j + 2c + (i & 1). Each
                     // piece's products in sums of their own, so that no chain of dependent mma is longer than
                     // head_dim / 8.
@@ -836,17 +842,17 @@ extension KernelSource {
         #pragma unroll
                         for (int i = 0; i < 4; i++) score[j][i] = small_big[j][i] = big_small[j][i] = 0.0f;
         #pragma unroll
-                    for (int k = 0; k < PREFILL_HEAD_DIM / 8; k++) {
+                    for (int k = 0; k < MAX_DIM / 8; k++) {
                         if (k >= dims) break;
                         // The A fragment: rows g and g + 8, dimensions 8k + c and 8k + c + 4.
                         unsigned big[4], small[4];
         #pragma unroll
                         for (int i = 0; i < 4; i++)
-                            split_tf32(queries[(g + 8 * (i & 1)) * PREFILL_MMA_STRIDE + 8 * k + c + 4 * (i >> 1)],
+                            split_tf32(queries[(g + 8 * (i & 1)) * STRIDE + 8 * k + c + 4 * (i >> 1)],
                                        big[i], small[i]);
         #pragma unroll
                         for (int j = 0; j < PREFILL_MMA_KEYS / 8; j++) {
-                            const float *key = keys + (8 * j + g) * PREFILL_MMA_STRIDE + 8 * k + c;
+                            const float *key = keys + (8 * j + g) * STRIDE + 8 * k + c;
                             unsigned b0_big, b0_small, b1_big, b1_small;
                             split_tf32(key[0], b0_big, b0_small);
                             split_tf32(key[4], b1_big, b1_small);
@@ -886,7 +892,7 @@ extension KernelSource {
                             total[r] += score[j][i];
                         }
         #pragma unroll
-                    for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+                    for (int n = 0; n < MAX_DIM / 8; n++)
         #pragma unroll
                         for (int i = 0; i < 4; i++) output[n][i] *= correction[i >> 1];
                     // Weights times values: the weights of tile j as an A fragment whose column c stands for key
@@ -899,11 +905,11 @@ extension KernelSource {
                         split_tf32(score[j][2], big[1], small[1]);
                         split_tf32(score[j][1], big[2], small[2]);
                         split_tf32(score[j][3], big[3], small[3]);
-                        const float *value = values + (8 * j + 2 * c) * PREFILL_MMA_STRIDE + g;
+                        const float *value = values + (8 * j + 2 * c) * STRIDE + g;
         #pragma unroll
-                        for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++) {
+                        for (int n = 0; n < MAX_DIM / 8; n++) {
                             if (n >= dims) break;
-                            mma_fp32_pieces(output[n], big, small, value[8 * n], value[8 * n + PREFILL_MMA_STRIDE]);
+                            mma_fp32_pieces(output[n], big, small, value[8 * n], value[8 * n + STRIDE]);
                         }
                     }
                 }
@@ -916,18 +922,20 @@ extension KernelSource {
             }
             // The second part hands its rows to the first through the stages' memory: a lane's outputs, maxima and
             // sums in the slot of the first part's lane that holds the same rows and dimensions.
-            const int slot_floats = PREFILL_HEAD_DIM / 2 + 4;
+            constexpr int slot_floats = MAX_DIM / 2 + 4;
+            static_assert(PREFILL_MMA_ROW_WARPS * 32 * slot_floats <= PREFILL_MMA_PARTS * PART_FLOATS,
+                          "the second part's rows fit in the stages' memory");
             float *slot = prefill_stages + (row_warp * 32 + lane) * slot_floats;
             __syncthreads();
             if (part == 1) {
         #pragma unroll
-                for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+                for (int n = 0; n < MAX_DIM / 8; n++)
                     if (n < dims) *(float4 *)&slot[4 * n] = make_float4(output[n][0], output[n][1], output[n][2], output[n][3]);
-                *(float4 *)&slot[PREFILL_HEAD_DIM / 2] = make_float4(top[0], top[1], total[0], total[1]);
+                *(float4 *)&slot[MAX_DIM / 2] = make_float4(top[0], top[1], total[0], total[1]);
             }
             __syncthreads();
             if (part != 0) return;
-            const float4 other = *(const float4 *)&slot[PREFILL_HEAD_DIM / 2];
+            const float4 other = *(const float4 *)&slot[MAX_DIM / 2];
             const float other_top[2] = {other.x, other.y}, other_total[2] = {other.z, other.w};
             float mine[2], theirs[2];
         #pragma unroll
@@ -943,7 +951,7 @@ extension KernelSource {
                 float *row = out + ((size_t)token[r] * heads + head[r]) * head_dim + 2 * c;
                 const float inverse = 1.0f / total[r];
         #pragma unroll
-                for (int n = 0; n < PREFILL_HEAD_DIM / 8; n++)
+                for (int n = 0; n < MAX_DIM / 8; n++)
                     if (n < dims) {
                         const float *theirs_n = &slot[4 * n + 2 * r];
                         *(float2 *)(row + 8 * n) =
@@ -952,6 +960,23 @@ extension KernelSource {
                     }
             }
         #endif
+        }
+
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
+            attention_prefill_mma(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                  int kv_heads, int head_dim, const int *positions, int tokens, int tile_tokens,
+                                  float scale, float *out) {
+            attend_prefill_mma<PREFILL_HEAD_DIM>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
+                                                 tile_tokens, scale, out);
+        }
+
+        // For heads up to twice as wide (Falcon3's 256), with twice the shared memory: sm_90 and sm_100 only.
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
+            attention_prefill_mma_wide(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                       int kv_heads, int head_dim, const int *positions, int tokens,
+                                       int tile_tokens, float scale, float *out) {
+            attend_prefill_mma<2 * PREFILL_HEAD_DIM>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
+                                                     tile_tokens, scale, out);
         }
         """#
 }

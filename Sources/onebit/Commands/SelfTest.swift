@@ -119,7 +119,8 @@ private func activations<B: Backend>(_ backend: B, holding rows: [Float], count:
 /// RMSNorm + int8 quantization + ternary product on a backend against the CPU's scalar kernels.
 enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
-    /// batches that leave partial tiles; per-block scales; one whose norm takes 1,024 threads. Single tokens take
+    /// batches that leave partial tiles; per-block scales; one whose norm takes 1,024 threads, and rows too wide for
+    /// it (8,188, 23,040 and 24,572), whose norm holds them in shared memory. Single tokens take
     /// rows of up to 64 chunks 16 lanes a row, longer rows and per-block scales a warp a row, and rows wider
     /// than 448 chunks another kernel (30,004 columns); 2 to 8 tokens with one scale a tensor take tiles of 16 rows
     /// on the tensor cores. On Hopper, 70,000 rows of 64 tokens once took sums from the warpgroup kernel that were
@@ -128,7 +129,7 @@ enum KernelCheck {
         (1, 4, 1, nil), (7, 100, 1, nil), (33, 260, 3, nil), (130, 2564, 1, nil), (257, 6916, 8, nil),
         (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
         (33, 8188, 9, nil), (35, 6916, 1, nil), (40, 512, 1, 128), (3, 30004, 1, nil), (5, 4, 2, nil),
-        (19, 100, 5, nil), (131, 2564, 7, nil), (70_000, 128, 64, nil),
+        (19, 100, 5, nil), (131, 2564, 7, nil), (70_000, 128, 64, nil), (9, 23_040, 1, nil), (4, 24_572, 3, nil),
     ]
 
     /// Prints one line per case; returns the number that failed.
@@ -175,10 +176,13 @@ enum KernelCheck {
 /// narrow to split. In the last, eight tokens' gate and up tiles take more shared memory than a tile block may have,
 /// and its down tiles are more than a GPU of up to 132 multiprocessors holds at once, so those products go to the
 /// tensor-core kernels after all and the relu² and the residual add they were to fold in follow as kernels of their
-/// own.
+/// own. Falcon3-10B's feed-forward (SiLU) and a hidden size of 9,004 have rows too wide for the norm that holds a row in
+/// registers: the norm that holds it in shared memory takes them, and the gated activation and the residual add
+/// with them. Each block ends with the norm of its output and another product, so that the add is checked too.
 enum FeedForwardCheck {
-    static let cases: [(hidden: Int, intermediate: Int, tokens: Int)] = [
-        (2_560, 1_000, 1), (2_560, 1_000, 4), (2_560, 1_000, 9), (2_560, 1_000, 40), (6_000, 6_400, 8),
+    static let cases: [(hidden: Int, intermediate: Int, tokens: Int, activation: ModelConfig.Activation)] = [
+        (2_560, 1_000, 1, .relu2), (2_560, 1_000, 4, .relu2), (2_560, 1_000, 9, .relu2), (2_560, 1_000, 40, .relu2),
+        (6_000, 6_400, 8, .relu2), (3_072, 23_040, 1, .silu), (1_000, 23_040, 20, .silu), (9_004, 1_000, 5, .relu2),
     ]
 
     /// Prints one line per case; returns the number that failed.
@@ -195,17 +199,19 @@ enum FeedForwardCheck {
             let up = matrix(intermediate, hidden)
             let down = matrix(hidden, intermediate)
             let input = rng.checkInputs(count: shape.tokens * hidden)
-            let got = block(device, gate, up, down, input, tokens: shape.tokens)
-            let expected = block(reference, gate, up, down, input, tokens: shape.tokens)
+            let got = block(device, gate, up, down, input, tokens: shape.tokens, activation: shape.activation)
+            let expected = block(reference, gate, up, down, input, tokens: shape.tokens, activation: shape.activation)
             failures += reportDifference(
-                "ffn      ", "\(hidden) -> \(intermediate) -> \(hidden), \(shape.tokens) token(s)", got: got,
-                expected: expected)
+                "ffn      ",
+                "\(hidden) -> \(intermediate) -> \(hidden), \(shape.activation), \(shape.tokens) token(s)",
+                got: got, expected: expected)
         }
         return failures
     }
 
     private static func block<B: Backend>(
-        _ backend: B, _ gate: TernaryMatrix, _ up: TernaryMatrix, _ down: TernaryMatrix, _ input: [Float], tokens: Int
+        _ backend: B, _ gate: TernaryMatrix, _ up: TernaryMatrix, _ down: TernaryMatrix, _ input: [Float], tokens: Int,
+        activation: ModelConfig.Activation
     ) -> [Float] {
         let (hidden, intermediate) = (gate.columns, gate.rows)
         let (gateWeights, upWeights, downWeights) = (backend.prepare(gate), backend.prepare(up), backend.prepare(down))
@@ -217,26 +223,30 @@ enum FeedForwardCheck {
         let gated = backend.makeActivations(tokens: tokens, width: intermediate)
         let upped = backend.makeActivations(tokens: tokens, width: intermediate)
         backend.multiply([gateWeights, upWeights], q, tokens: tokens, into: [gated, upped])
-        backend.gatedActivation(.relu2, gate: gated, up: upped, tokens: tokens)
+        backend.gatedActivation(activation, gate: gated, up: upped, tokens: tokens)
         let q2 = backend.makeQuantizedActivations(tokens: tokens, width: intermediate)
         backend.rmsNormQuantize(gated, weight: twos, epsilon: 1e-5, tokens: tokens, into: q2)
         let y = backend.makeActivations(tokens: tokens, width: hidden)
         backend.multiply(downWeights, q2, tokens: tokens, into: y)
         backend.add(y, to: x, tokens: tokens)
-        return backend.readRows(x, 0..<tokens)
+        backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
+        let next = backend.makeActivations(tokens: tokens, width: intermediate)
+        backend.multiply(gateWeights, q, tokens: tokens, into: next)
+        return backend.readRows(x, 0..<tokens) + backend.readRows(next, 0..<tokens)
     }
 }
 
 /// Attention of a prompt chunk over a paged cache on a backend against the CPU's scalar kernels: chunks with and
 /// without positions cached before them, 2B-4T's heads, groups of 1 to 16 with head sizes of 8 to 64 (groups that do
 /// not divide a warp's 16 rows among them), and a chunk after 1,000 cached positions (more cache blocks than a warp
-/// reads its table entries for at once), all of which the tensor-core kernel takes on a GPU that has one; then a
-/// chunk that sees too few keys for it, and head sizes of 18 and 256, which go to the CUDA-core kernels. The cache's
-/// blocks are out of order and the layer is not the first.
+/// reads its table entries for at once), and Falcon3-10B's heads of 256 and heads of 200, all of which the
+/// tensor-core kernels take on a GPU that has them; then a chunk that sees too few keys for them, and head sizes of 18
+/// and 256, which go to the CUDA-core kernels. The cache's blocks are out of order and the layer is not the first.
 enum AttentionCheck {
     static let cases: [(heads: Int, kvHeads: Int, headDim: Int, cached: Int, tokens: Int)] = [
         (20, 5, 128, 0, 512), (12, 4, 64, 37, 129), (6, 2, 40, 300, 17), (16, 1, 8, 5, 100), (9, 3, 24, 90, 33),
-        (10, 2, 32, 40, 77), (20, 5, 128, 1_000, 61), (8, 2, 64, 0, 40), (4, 2, 18, 0, 50), (3, 1, 256, 10, 40),
+        (10, 2, 32, 40, 77), (20, 5, 128, 1_000, 61), (12, 4, 256, 0, 300), (5, 1, 200, 250, 70), (8, 2, 64, 0, 40),
+        (4, 2, 18, 0, 50), (3, 1, 256, 10, 40),
     ]
 
     /// Prints one line per case; returns the number that failed.
