@@ -102,6 +102,9 @@ public final class CUDABackend {
     /// Whether rows too wide for ``Kernel/rmsNormQuantizeWide`` (Falcon3-10B's 23,040-wide feed-forward) are normalised
     /// by ``Kernel/rmsNormQuantizeLong``, a block per row holding it in shared memory (sm_80 and later).
     private let normsLongRows: Bool
+    /// Whether steps of up to ``splitNormTokens`` tokens share each such row out over a thread block cluster
+    /// (``Kernel/rmsNormQuantizeSplit``, sm_90 and later) instead.
+    private let splitsLongNorms: Bool
     /// Whether those products, and the bf16 head of several tokens, run on Hopper's warpgroup tensor cores (`wgmma`,
     /// sm_90a: compute capability 9.0) instead of `mma.sync`: the products in blocks of 128 rows instead of 64. On an
     /// H200 the products took a 64-sequence step from 17,700-18,900 generated tokens/s to 19,200-20,600 and 512-token
@@ -144,12 +147,18 @@ public final class CUDABackend {
         }
     }
 
-    /// Whether the RMSNorm + quantize of rows `width` wide is ``Kernel/rmsNormQuantizeLong``: rows wider than
-    /// ``Kernel/rmsNormQuantizeWide`` takes, up to ``KernelSource/longNormWidth``, a multiple of 4, on a GPU that runs
-    /// it.
+    /// Whether the RMSNorm + quantize of rows `width` wide is ``Kernel/rmsNormQuantizeLong`` or
+    /// ``Kernel/rmsNormQuantizeSplit``: rows wider than ``Kernel/rmsNormQuantizeWide`` takes, up to
+    /// ``KernelSource/longNormWidth``, a multiple of 4, on a GPU that runs them.
     private func takesLongNorm(width: Int) -> Bool {
         normsLongRows && width > KernelSource.wideNormWidth && width <= KernelSource.longNormWidth && width % 4 == 0
     }
+
+    /// The most tokens whose rows too wide for registers ``Kernel/rmsNormQuantizeSplit`` normalises, a cluster of
+    /// blocks a row; more take ``Kernel/rmsNormQuantizeLong``, a block a row. On an H200, in Falcon3-10B's shape, one
+    /// sequence decoded 441.1-441.7 tokens/s against 413.1-413.6, 16 sequences 3,468-3,476 against 3,345, 64
+    /// sequences 9,723-9,736 against 9,736-9,738; 512-token prompts ran 19,556 tokens/s split, 19,532 not.
+    static let splitNormTokens = 64
 
     /// Whether the norm that follows a residual add or gated activation of rows `width` wide does it on the way.
     private func foldsRowOperation(width: Int) -> Bool {
@@ -246,6 +255,7 @@ public final class CUDABackend {
             Kernel.ternaryMatmulTensorCores.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
         normsLongRows = Kernel.rmsNormQuantizeLong.runs(major: context.major, minor: context.minor)
+        splitsLongNorms = Kernel.rmsNormQuantizeSplit.runs(major: context.major, minor: context.minor)
         attendsWideHeadsOnTensorCores =
             useTensorCores && Kernel.attentionPrefillTensorCoresWide.runs(major: context.major, minor: context.minor)
         useTiles =
@@ -457,16 +467,23 @@ public final class CUDABackend {
                 operation = (p.other.buffer.address, p.mode.withoutProduct)
             }
             flush()
-            // This kernel does not rescale split products: their rescale runs first, as a kernel of its own.
+            // These kernels do not rescale split products: their rescale runs first, as a kernel of its own.
             if let finish { launchFinish(finish) }
-            emit(
-                .rmsNormQuantizeLong, grid: (tokens, 1), block: KernelSource.longNormThreads,
-                sharedBytes: x.width * 4,
-                [
-                    .address(x.buffer.address), .address(weight.buffer.address), .float(epsilon), .int(x.width),
-                    .int(q.stride), .address(q.values.address), .address(q.scales.address),
-                    .address(operation.other), .int(operation.mode.rawValue),
-                ])
+            let arguments: [Argument] = [
+                .address(x.buffer.address), .address(weight.buffer.address), .float(epsilon), .int(x.width),
+                .int(q.stride), .address(q.values.address), .address(q.scales.address), .address(operation.other),
+                .int(operation.mode.rawValue),
+            ]
+            if splitsLongNorms && tokens <= Self.splitNormTokens {
+                let blocks = KernelSource.splitNormBlocks
+                emit(
+                    .rmsNormQuantizeSplit, grid: (blocks, tokens), block: KernelSource.splitNormThreads,
+                    cluster: blocks, arguments)
+            } else {
+                emit(
+                    .rmsNormQuantizeLong, grid: (tokens, 1), block: KernelSource.longNormThreads,
+                    sharedBytes: x.width * 4, arguments)
+            }
             return
         }
         launch(

@@ -18,7 +18,7 @@ enum Kernel: Int, CaseIterable {
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
-        attentionPrefillTensorCoresWide, rmsNormQuantizeLong
+        attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -47,7 +47,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
             .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong:
             major >= 8
-        case .attentionRowsClustered: major >= 9
+        case .attentionRowsClustered, .rmsNormQuantizeSplit: major >= 9
         case .attentionPrefillTensorCoresWide: major == 9 || major == 10
         default: true
         }
@@ -99,6 +99,7 @@ enum Kernel: Int, CaseIterable {
         case .attentionPrefillTensorCores: "attention_prefill_mma"
         case .attentionPrefillTensorCoresWide: "attention_prefill_mma_wide"
         case .rmsNormQuantizeLong: "rms_norm_quantize_long"
+        case .rmsNormQuantizeSplit: "rms_norm_quantize_split"
         case .denseGemmF32: "dense_gemm_f32"
         case .denseGemmF16: "dense_gemm_f16"
         case .denseGemmBF16: "dense_gemm_bf16"

@@ -66,6 +66,17 @@ enum KernelSource {
     /// and 96 KB of shared memory, which every GPU from sm_80 on gives a block.
     static var longNormWidth: Int { 4 * longNormQuads * longNormThreads }
 
+    /// Blocks of the cluster over which `rms_norm_quantize_split` shares out a row: eight, the cluster size every GPU
+    /// that has clusters allows.
+    static let splitNormBlocks = 8
+
+    /// Threads of an `rms_norm_quantize_split` block.
+    static let splitNormThreads = 256
+
+    /// Quads of its row each thread of `rms_norm_quantize_split` takes (`SPLIT_QUADS`): with ``splitNormBlocks`` and
+    /// ``splitNormThreads``, rows of up to ``longNormWidth``.
+    static let splitNormQuads = 3
+
     /// Consecutive tokens whose smallest ranking key the ranking's first pass keeps (`RANK_GROUP`, a warp).
     static let rankGroup = 32
     /// Logits a block of the ranking's passes over whole rows takes (`RANK_SPAN`).
@@ -217,6 +228,32 @@ enum KernelSource {
             if (KIND == KIND_F32) return ((const float *)w)[i];
             if (KIND == KIND_F16) return f16_value(((const u16 *)w)[i]);
             return bf16_value(((const u16 *)w)[i]);
+        }
+
+        // Every thread of a thread block cluster waits here for all the others; what each block wrote to its shared
+        // memory before is then visible to the whole cluster.
+        __device__ __forceinline__ void cluster_sync() {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+        #endif
+        }
+
+        // The float or double at `shared` in the shared memory of block `rank` of this block's cluster. Volatile, so
+        // that no load moves above the cluster_sync that makes its value visible.
+        template <typename T> __device__ __forceinline__ T cluster_load(const T *shared, int rank) {
+            static_assert(sizeof(T) == 4 || sizeof(T) == 8, "a float or a double");
+            T value = 0;
+        #if __CUDA_ARCH__ >= 900
+            const unsigned local = (unsigned)__cvta_generic_to_shared(shared);
+            unsigned remote;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+            if constexpr (sizeof(T) == 4) {
+                asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(value) : "r"(remote));
+            } else {
+                asm volatile("ld.shared::cluster.f64 %0, [%1];" : "=d"(value) : "r"(remote));
+            }
+        #endif
+            return value;
         }
 
         // Sum of v over the block (at most 32 warps); every thread gets the result. The warps' partials are summed

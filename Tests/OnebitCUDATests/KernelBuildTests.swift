@@ -175,12 +175,16 @@ func thePromptAttentionOnTheTensorCoresKeepsItsSumsInRegisters() throws {
 }
 
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
-func theLongRowsNormKeepsItsQuadsInRegisters() throws {
-    // 1,024 threads leave it 64 registers; a spill would put the row's quads back in memory one by one.
-    let spilled = try #require(spillStores(of: "rms_norm_quantize_long", in: try hopperLog.get()))
-    #expect(spilled == 0)
+func theLongRowsNormsKeepTheirQuadsInRegisters() throws {
+    // 1,024 threads leave the long one 64 registers; a spill would put the row's quads back in memory one by one.
+    for kernel in ["rms_norm_quantize_long", "rms_norm_quantize_split"] {
+        let spilled = try #require(spillStores(of: kernel, in: try hopperLog.get()))
+        #expect(spilled == 0, "\(kernel)")
+    }
     #expect(KernelSource.longNormWidth * 4 <= 99 * 1024, "more than sm_86 and sm_120 allow")
     #expect(KernelSource.longNormWidth >= 23_040, "Falcon3-10B's feed-forward")
+    let clusterWidth = 4 * KernelSource.splitNormQuads * KernelSource.splitNormThreads * KernelSource.splitNormBlocks
+    #expect(clusterWidth >= KernelSource.longNormWidth, "the cluster takes every row the long norm takes")
 }
 
 @Test func registerCountsAreReadFromThePTXASLog() {

@@ -254,27 +254,6 @@ extension KernelSource {
         // Most blocks of a cluster attention_rows merges.
         #define ROWS_MAX_SPLITS \#(attentionRowsMaximumSplits)
 
-        // Every thread of a thread block cluster waits here for all the others; what each block wrote to its shared
-        // memory before is then visible to the whole cluster.
-        __device__ __forceinline__ void cluster_sync() {
-        #if __CUDA_ARCH__ >= 900
-            asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-        #endif
-        }
-
-        // The float at `shared` in the shared memory of block `rank` of this block's cluster. Volatile, so that no
-        // load moves above the cluster_sync that makes its value visible.
-        __device__ __forceinline__ float cluster_load(const float *shared, int rank) {
-            float value = 0.0f;
-        #if __CUDA_ARCH__ >= 900
-            const unsigned local = (unsigned)__cvta_generic_to_shared(shared);
-            unsigned remote;
-            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-            asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(value) : "r"(remote));
-        #endif
-            return value;
-        }
-
         // Copies 16 bytes, or writes 16 zero bytes where `bytes` is 0.
         __device__ __forceinline__ void copy_async_16_or_zero(void *shared, const void *global, int bytes) {
         #if __CUDA_ARCH__ >= 800

@@ -203,6 +203,24 @@ extension KernelSource {
         // three times took 55-75 us a norm on an H200 for Falcon3-10B's 23,040-wide rows at one token. `mode` is
         // rms_norm_quantize_wide's ROW_KEEP ... ROW_SILU; the split-product modes are not taken.
         #define LONG_QUADS \#(longNormQuads)
+        // Calls FUNCTION<MODE>(...) for `mode`, one of ROW_KEEP ... ROW_SILU.
+        #define GATED_ROW_MODES(FUNCTION, mode, ...)                                                                  \
+            switch (mode) {                                                                                       \
+            case ROW_KEEP: FUNCTION<ROW_KEEP>(__VA_ARGS__); break;                                                \
+            case ROW_ADD: FUNCTION<ROW_ADD>(__VA_ARGS__); break;                                                  \
+            case ROW_RELU2: FUNCTION<ROW_RELU2>(__VA_ARGS__); break;                                              \
+            default: FUNCTION<ROW_SILU>(__VA_ARGS__);                                                             \
+            }
+
+        // x after mode MODE (ROW_ADD, ROW_RELU2 or ROW_SILU) with the other row's y.
+        template <int MODE> __device__ __forceinline__ float gated_value(float x, float y) {
+            if (MODE == ROW_ADD) return x + y;
+            if (MODE == ROW_RELU2) {
+                const float r = fmaxf(x, 0.0f);
+                return r * r * y;
+            }
+            return x / (1.0f + expf(-x)) * y;
+        }
         template <int MODE>
         __device__ __forceinline__ void long_norm_row(float *x, const float *weight, float eps, int width, int stride,
                                                       i8 *q, float *scales, const float *other) {
@@ -222,18 +240,10 @@ extension KernelSource {
                 float4 o[LONG_QUADS];
         #pragma unroll
                 for (int k = 0; k < LONG_QUADS; k++) o[k] = valid(k) ? other_row[k * n] : zero;
-                const auto gate = [](float a, float b) {
-                    if (MODE == ROW_ADD) return a + b;
-                    if (MODE == ROW_RELU2) {
-                        const float r = fmaxf(a, 0.0f);
-                        return r * r * b;
-                    }
-                    return a / (1.0f + expf(-a)) * b;
-                };
         #pragma unroll
                 for (int k = 0; k < LONG_QUADS; k++) {
-                    v[k] = make_float4(gate(v[k].x, o[k].x), gate(v[k].y, o[k].y), gate(v[k].z, o[k].z),
-                                       gate(v[k].w, o[k].w));
+                    v[k] = make_float4(gated_value<MODE>(v[k].x, o[k].x), gated_value<MODE>(v[k].y, o[k].y),
+                                       gated_value<MODE>(v[k].z, o[k].z), gated_value<MODE>(v[k].w, o[k].w));
                     if (valid(k)) row[k * n] = v[k];
                 }
             }
@@ -272,12 +282,87 @@ extension KernelSource {
         extern "C" __global__ void __launch_bounds__(\#(longNormThreads))
             rms_norm_quantize_long(float *x, const float *weight, float eps, int width, int stride, i8 *q,
                                    float *scales, const float *other, int mode) {
-            switch (mode) {
-            case ROW_KEEP: long_norm_row<ROW_KEEP>(x, weight, eps, width, stride, q, scales, other); break;
-            case ROW_ADD: long_norm_row<ROW_ADD>(x, weight, eps, width, stride, q, scales, other); break;
-            case ROW_RELU2: long_norm_row<ROW_RELU2>(x, weight, eps, width, stride, q, scales, other); break;
-            default: long_norm_row<ROW_SILU>(x, weight, eps, width, stride, q, scales, other);
+            GATED_ROW_MODES(long_norm_row, mode, x, weight, eps, width, stride, q, scales, other);
+        }
+
+        // The same norm with a row shared out over a thread block cluster of SPLIT_BLOCKS blocks (sm_90), for steps of
+        // few tokens, where a block a row leaves most of the GPU idle and each row's time is one block's chain of
+        // loads and reductions: block r of a row's cluster takes its r-th share of the quads, SPLIT_QUADS a thread,
+        // with the norm's weights for them read before the wait. The blocks' sums and maxima meet through
+        // distributed shared memory, each block adding them up in the same order, so all agree.
+        #define SPLIT_BLOCKS \#(splitNormBlocks)
+        #define SPLIT_QUADS \#(splitNormQuads)
+        template <int MODE>
+        __device__ __forceinline__ void split_norm_row(float *x, const float *weight, float eps, int width, int stride,
+                                                       i8 *q, float *scales, const float *other) {
+            __shared__ double block_squares;
+            __shared__ float block_largest;
+            const int n = blockDim.x, rank = blockIdx.x, quads = width / 4;
+            const int share = (quads + SPLIT_BLOCKS - 1) / SPLIT_BLOCKS, first = rank * share;
+            const int end = min(quads, first + share);
+            const auto index = [&](int k) { return first + (int)threadIdx.x + k * n; };
+            const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            float4 g[SPLIT_QUADS], v[SPLIT_QUADS];
+        #pragma unroll
+            for (int k = 0; k < SPLIT_QUADS; k++) g[k] = index(k) < end ? ((const float4 *)weight)[index(k)] : zero;
+            const double inverse_width = 1.0 / (double)width;
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            float4 *row = (float4 *)(x + (size_t)blockIdx.y * width);
+            const float4 *other_row = (const float4 *)(other + (size_t)blockIdx.y * width);
+        #pragma unroll
+            for (int k = 0; k < SPLIT_QUADS; k++) v[k] = index(k) < end ? row[index(k)] : zero;
+            if (MODE != ROW_KEEP) {
+                float4 o[SPLIT_QUADS];
+        #pragma unroll
+                for (int k = 0; k < SPLIT_QUADS; k++) o[k] = index(k) < end ? other_row[index(k)] : zero;
+        #pragma unroll
+                for (int k = 0; k < SPLIT_QUADS; k++) {
+                    v[k] = make_float4(gated_value<MODE>(v[k].x, o[k].x), gated_value<MODE>(v[k].y, o[k].y),
+                                       gated_value<MODE>(v[k].z, o[k].z), gated_value<MODE>(v[k].w, o[k].w));
+                    if (index(k) < end) row[index(k)] = v[k];
+                }
             }
+            double sum = 0.0;
+        #pragma unroll
+            for (int k = 0; k < SPLIT_QUADS; k++) {
+                sum += (double)v[k].x * (double)v[k].x + (double)v[k].y * (double)v[k].y;
+                sum += (double)v[k].z * (double)v[k].z + (double)v[k].w * (double)v[k].w;
+            }
+            sum = block_sum(sum);
+            if (threadIdx.x == 0) block_squares = sum;
+            cluster_sync();
+            sum = 0.0;
+        #pragma unroll
+            for (int r = 0; r < SPLIT_BLOCKS; r++) sum += cluster_load(&block_squares, r);
+            const float inv = 1.0f / sqrtf((float)(sum * inverse_width) + eps);
+            float largest = 0.0f;
+        #pragma unroll
+            for (int k = 0; k < SPLIT_QUADS; k++) {
+                v[k] = make_float4(g[k].x * (v[k].x * inv), g[k].y * (v[k].y * inv), g[k].z * (v[k].z * inv),
+                                   g[k].w * (v[k].w * inv));
+                largest = fmaxf(largest, fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
+            }
+            largest = block_max(largest);
+            if (threadIdx.x == 0) block_largest = largest;
+            cluster_sync();
+        #pragma unroll
+            for (int r = 0; r < SPLIT_BLOCKS; r++) largest = fmaxf(largest, cluster_load(&block_largest, r));
+            const float s = 127.0f / fmaxf(largest, 1e-5f);
+            const auto level = [s](float y) { return (i8)fminf(127.0f, fmaxf(-128.0f, rintf(y * s))); };
+            char4 *q_row = (char4 *)(q + (size_t)blockIdx.y * stride);
+        #pragma unroll
+            for (int k = 0; k < SPLIT_QUADS; k++)
+                if (index(k) < end) q_row[index(k)] = make_char4(level(v[k].x), level(v[k].y), level(v[k].z), level(v[k].w));
+            if (rank == 0 && threadIdx.x == 0) scales[blockIdx.y] = s;
+            // No block leaves while another may still read its shared memory.
+            cluster_sync();
+        }
+
+        extern "C" __global__ void __launch_bounds__(\#(splitNormThreads))
+            rms_norm_quantize_split(float *x, const float *weight, float eps, int width, int stride, i8 *q,
+                                    float *scales, const float *other, int mode) {
+            GATED_ROW_MODES(split_norm_row, mode, x, weight, eps, width, stride, q, scales, other);
         }
         """#
 }

@@ -120,7 +120,8 @@ private func activations<B: Backend>(_ backend: B, holding rows: [Float], count:
 enum KernelCheck {
     /// Shapes with in-dimensions that are multiples of 4 but not of 64 or 256, single rows and tokens, and
     /// batches that leave partial tiles; per-block scales; one whose norm takes 1,024 threads, and rows too wide for
-    /// it (8,188, 23,040 and 24,572), whose norm holds them in shared memory. Single tokens take
+    /// it (8,188, 23,040 and 24,572), whose norm holds them in shared memory, a cluster of blocks a row for steps of
+    /// few tokens (on sm_90) and a block a row for more (9,004 at 70 tokens). Single tokens take
     /// rows of up to 64 chunks 16 lanes a row, longer rows and per-block scales a warp a row, and rows wider
     /// than 448 chunks another kernel (30,004 columns); 2 to 8 tokens with one scale a tensor take tiles of 16 rows
     /// on the tensor cores. On Hopper, 70,000 rows of 64 tokens once took sums from the warpgroup kernel that were
@@ -130,6 +131,7 @@ enum KernelCheck {
         (64, 2560, 17, nil), (96, 3200, 1, nil), (300, 2564, 100, nil), (130, 6916, 77, nil), (40, 512, 2, 128),
         (33, 8188, 9, nil), (35, 6916, 1, nil), (40, 512, 1, 128), (3, 30004, 1, nil), (5, 4, 2, nil),
         (19, 100, 5, nil), (131, 2564, 7, nil), (70_000, 128, 64, nil), (9, 23_040, 1, nil), (4, 24_572, 3, nil),
+        (5, 9_004, 70, nil),
     ]
 
     /// Prints one line per case; returns the number that failed.
