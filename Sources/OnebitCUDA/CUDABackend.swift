@@ -559,7 +559,9 @@ public final class CUDABackend {
     /// one launch. Too few tiles (64 or 128 rows by 64 tokens) to fill the GPU (a prompt chunk, or a step of up to
     /// 64 sequences) split the columns too, into shares of at least 8 chunks, and rescale the summed integers in a
     /// second launch (on an H200 the split took a 64-sequence step of the 2B-4T shape from 7,822 to 10,557
-    /// tokens/s).
+    /// tokens/s); so do products of one to one and a half waves of tiles (on an H200, 512-token prompts of the
+    /// 2B-4T shape, whose output and down products have 160 tiles, ran at 61,321-61,361 tokens/s against
+    /// 60,601-60,663, and of Falcon3-10B's at 20,302-20,343 against 19,544-19,610).
     private func multiplyOnTensorCores(
         _ ws: [CUDATernaryWeights], _ q: CUDAQuantizedActivations, tokens: Int, into ys: [CUDAActivations]
     ) {
@@ -571,7 +573,7 @@ public final class CUDABackend {
         let rowTiles = ws.reduce(0) { $0 + ($1.rows + tileRows - 1) / tileRows }
         let totalRows = ws.reduce(0) { $0 + $1.rows }
         let tiles = rowTiles * ((tokens + 63) / 64)
-        let splits = max(1, min(2 * context.multiprocessors / tiles, chunks / 8))
+        let splits = Self.columnSplits(tiles: tiles, chunks: chunks, multiprocessors: context.multiprocessors)
         let share = (chunks + splits - 1) / splits
         let parts = (chunks + share - 1) / share
         // A pending rescale reads the sums buffer, which may be replaced (grown) below.
@@ -606,6 +608,16 @@ public final class CUDABackend {
                 partial: partial, tokens: tokens, inputScales: q.scales.address, arguments: scales, rows: totalRows),
             ys
         )
+    }
+
+    /// Shares of its `chunks` columns a tensor-core product of `tiles` tiles splits into on a GPU of
+    /// `multiprocessors`: enough for two blocks a multiprocessor where the tiles are fewer, two where they are one to
+    /// one and a half waves (halves of the columns take the last wave from most multiprocessors idle to about as busy
+    /// as the others: 1.5 block lengths instead of 2), and shares of at least 8 chunks.
+    static func columnSplits(tiles: Int, chunks: Int, multiprocessors: Int) -> Int {
+        let splits = max(1, min(2 * multiprocessors / tiles, chunks / 8))
+        let lastWaveMostlyIdle = tiles > multiprocessors && 2 * tiles <= 3 * multiprocessors
+        return splits == 1 && lastWaveMostlyIdle && chunks >= 16 ? 2 : splits
     }
 
     /// Rotates the heads of the first `tokens` rows of `x` in place.
