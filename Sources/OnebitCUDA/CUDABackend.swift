@@ -99,6 +99,9 @@ public final class CUDABackend {
     /// tensor cores too (``Kernel/attentionPrefillTensorCoresWide``, sm_90 and sm_100), rather than a block per head
     /// and token.
     private let attendsWideHeadsOnTensorCores: Bool
+    /// Whether prompt chunks of up to ``prefillFourPartTokens`` tokens attend in blocks of four parts of half as many
+    /// rows (``Kernel/attentionPrefillTensorCoresShort``, sm_90 and sm_100).
+    private let attendsShortChunksInFourParts: Bool
     /// Whether rows too wide for ``Kernel/rmsNormQuantizeWide`` (Falcon3-10B's 23,040-wide feed-forward) are normalised
     /// by ``Kernel/rmsNormQuantizeLong``, a block per row holding it in shared memory (sm_80 and later).
     private let normsLongRows: Bool
@@ -256,6 +259,8 @@ public final class CUDABackend {
             && CUDABackend.flag("ONEBIT_CUDA_TENSOR_CORES")
         normsLongRows = Kernel.rmsNormQuantizeLong.runs(major: context.major, minor: context.minor)
         splitsLongNorms = Kernel.rmsNormQuantizeSplit.runs(major: context.major, minor: context.minor)
+        attendsShortChunksInFourParts =
+            useTensorCores && Kernel.attentionPrefillTensorCoresShort.runs(major: context.major, minor: context.minor)
         attendsWideHeadsOnTensorCores =
             useTensorCores && Kernel.attentionPrefillTensorCoresWide.runs(major: context.major, minor: context.minor)
         useTiles =
@@ -732,8 +737,9 @@ public final class CUDABackend {
     /// Queues the attention of a prompt chunk of `tokens` rows of one sequence (one table at `rows.tables`) on a
     /// prefill kernel, and says whether one takes it: chunks of 16 or more tokens whose last sees
     /// ``prefillTensorCoreKeys`` keys or more the tensor-core kernel where the heads allow (sm_80 and later, head
-    /// sizes a multiple of 8 up to 128; up to 256 on sm_90 and sm_100 from ``prefillWideTensorCoreKeys`` keys), other
-    /// chunks the CUDA-core kernel, for head sizes a multiple of 4 up to 128.
+    /// sizes a multiple of 8 up to 128; up to 256 on sm_90 and sm_100 from ``prefillWideTensorCoreKeys`` keys; in four
+    /// parts on those for chunks of up to ``prefillFourPartTokens``), other chunks the CUDA-core kernel, for head
+    /// sizes a multiple of 4 up to 128.
     private func launchPrefill(_ rows: RowAddresses, tokens: Int, lastPosition: Int, shape: HeadShape, layer: Int)
         -> Bool
     {
@@ -746,9 +752,18 @@ public final class CUDABackend {
                 || attendsWideHeadsOnTensorCores && shape.headDim <= 2 * limit
                     && lastPosition >= Self.prefillWideTensorCoreKeys - 1)
         guard tokens >= 16 && shape.headDim % 4 == 0 && group <= 16 && (tensorCores || !wide) else { return false }
-        let tile = (tensorCores ? KernelSource.prefillTensorCoreRows : 16) / group
+        let short = tensorCores && !wide && attendsShortChunksInFourParts && tokens <= Self.prefillFourPartTokens
+        let tile = (tensorCores ? KernelSource.prefillTensorCoreRows(parts: short ? 4 : 2) : 16) / group
+        let kernel: Kernel =
+            if !tensorCores {
+                .attentionPrefill
+            } else if wide {
+                .attentionPrefillTensorCoresWide
+            } else {
+                short ? .attentionPrefillTensorCoresShort : .attentionPrefillTensorCores
+            }
         launch(
-            tensorCores ? (wide ? .attentionPrefillTensorCoresWide : .attentionPrefillTensorCores) : .attentionPrefill,
+            kernel,
             grid: (shape.kvHeads, (tokens + tile - 1) / tile),
             block: tensorCores ? KernelSource.prefillTensorCoreWarps * 32 : 256,
             .address(rows.queries), .address(rows.tables), .int(layer), .int(shape.heads), .int(shape.kvHeads),
@@ -771,6 +786,13 @@ public final class CUDABackend {
     /// the CUDA cores, 64-token ones at 24,015-24,413 against 24,642-24,724, 32-token ones at 13,731-14,074 against
     /// 14,231-14,466.
     static let prefillTensorCoreKeys = 96
+
+    /// The most tokens of a chunk whose attention on the tensor cores runs in four parts a block instead of two:
+    /// twice the blocks, each warp's chain of instructions half as long. On an H200, in 2B-4T's shape, prompts of 128
+    /// tokens ran at 39,223 tokens/s against 36,543, of 192 at 48,003 against 44,509, of 256 at 55,569 against
+    /// 51,116, of 384 at 61,009 against 57,718, of 512 at 60,811 against 61,312; 64 prompts of 128 in the server's
+    /// steps at 39,299 against 36,706.
+    static let prefillFourPartTokens = 384
 
     /// The same for heads wider than ``KernelSource/prefillHeadDimension``, whose kernel has fewer, larger blocks
     /// (Falcon3-10B's 512-token prompt: 4 kv heads by 25 tiles of 21 tokens). Below it they go to the plain kernel, a

@@ -18,7 +18,7 @@ enum Kernel: Int, CaseIterable {
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
-        attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit
+        attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit, attentionPrefillTensorCoresShort
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -31,6 +31,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryTilesSingle, .ternaryTilesFew: KernelSource.tileSharedLimit
         case .attentionPrefillTensorCores: KernelSource.prefillTensorCoreSharedBytes(wide: false)
         case .attentionPrefillTensorCoresWide: KernelSource.prefillTensorCoreSharedBytes(wide: true)
+        case .attentionPrefillTensorCoresShort: KernelSource.prefillTensorCoreSharedBytes(wide: false, parts: 4)
         case .rmsNormQuantizeLong: KernelSource.longNormWidth * 4
         default: 0
         }
@@ -38,7 +39,8 @@ enum Kernel: Int, CaseIterable {
 
     /// Whether a GPU of compute capability `major.minor` runs the kernel: the `wgmma` kernels only on 9.0, the
     /// `mma.sync` and `cp.async` ones and the long rows' norm (96 KB of shared memory) from 8.0 (Ampere) on, the wide
-    /// prompt attention only on 9.x and 10.x, whose blocks may have its 195 KB of shared memory, the others everywhere. Elsewhere a kernel compiles to an
+    /// and short prompt attention only on 9.x and 10.x, whose blocks may have their 195 and 148.5 KB of shared memory,
+    /// the others everywhere. Elsewhere a kernel compiles to an
     /// empty body or copies nothing and is never launched, and its shared memory may be more than such a GPU allows
     /// a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
     func runs(major: Int, minor: Int) -> Bool {
@@ -48,7 +50,7 @@ enum Kernel: Int, CaseIterable {
             .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong:
             major >= 8
         case .attentionRowsClustered, .rmsNormQuantizeSplit: major >= 9
-        case .attentionPrefillTensorCoresWide: major == 9 || major == 10
+        case .attentionPrefillTensorCoresWide, .attentionPrefillTensorCoresShort: major == 9 || major == 10
         default: true
         }
     }
@@ -57,7 +59,10 @@ enum Kernel: Int, CaseIterable {
     /// prompt attention's. Overlapped, `attention_prefill_mma` took 512-token prompts to 49,051 tokens/s on an H200
     /// where the same build gave 50,621 with it alone left out.
     var overlapsPredecessor: Bool {
-        self != .attentionPrefill && self != .attentionPrefillTensorCores && self != .attentionPrefillTensorCoresWide
+        ![
+            .attentionPrefill, .attentionPrefillTensorCores, .attentionPrefillTensorCoresWide,
+            .attentionPrefillTensorCoresShort,
+        ].contains(self)
     }
 
     /// Whether the kernel runs in thread block clusters, of up to ``KernelSource/attentionRowsMaximumSplits`` blocks:
@@ -98,6 +103,7 @@ enum Kernel: Int, CaseIterable {
         case .attentionPrefill: "attention_prefill"
         case .attentionPrefillTensorCores: "attention_prefill_mma"
         case .attentionPrefillTensorCoresWide: "attention_prefill_mma_wide"
+        case .attentionPrefillTensorCoresShort: "attention_prefill_mma_short"
         case .rmsNormQuantizeLong: "rms_norm_quantize_long"
         case .rmsNormQuantizeSplit: "rms_norm_quantize_split"
         case .denseGemmF32: "dense_gemm_f32"

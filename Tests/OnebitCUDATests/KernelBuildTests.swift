@@ -164,14 +164,17 @@ private func spillStores(of kernel: String, in log: String) -> Int? {
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))
 func thePromptAttentionOnTheTensorCoresKeepsItsSumsInRegisters() throws {
     // Its first version held the queries' fragments in registers too: 255 registers and 216 bytes of spills.
-    for kernel in ["attention_prefill_mma", "attention_prefill_mma_wide"] {
+    for kernel in ["attention_prefill_mma", "attention_prefill_mma_wide", "attention_prefill_mma_short"] {
         let spilled = try #require(spillStores(of: kernel, in: try hopperLog.get()))
         #expect(spilled == 0, "\(kernel)")
     }
     #expect(KernelSource.prefillTensorCoreSharedBytes(wide: false) <= 99 * 1024, "more than sm_86 and sm_120 allow")
     #expect(KernelSource.prefillTensorCoreSharedBytes(wide: true) <= 227 * 1024, "more than sm_90 allows")
+    #expect(KernelSource.prefillTensorCoreSharedBytes(wide: false, parts: 4) <= 227 * 1024, "more than sm_90 allows")
     #expect(!Kernel.attentionPrefillTensorCoresWide.runs(major: 8, minor: 0), "sm_80 allows a block 163 KB")
     #expect(!Kernel.attentionPrefillTensorCoresWide.runs(major: 12, minor: 0), "sm_120 allows a block 99 KB")
+    #expect(!Kernel.attentionPrefillTensorCoresShort.runs(major: 8, minor: 9), "sm_89 allows a block 99 KB")
+    #expect(KernelSource.prefillTensorCoreRows(parts: 2) == 64 && KernelSource.prefillTensorCoreRows(parts: 4) == 32)
 }
 
 @Test(.enabled(if: compilerPresent, "NVRTC is not on the library path"))

@@ -1,19 +1,22 @@
 extension KernelSource {
-    /// Dynamic shared memory of an `attention_prefill_mma` block (heads up to ``prefillHeadDimension`` wide) or of an
-    /// `attention_prefill_mma_wide` one (twice as wide): for each of its two parts two stages of keys and values,
-    /// each `PREFILL_MMA_KEYS` rows of `MAX_DIM` floats padded by four, and the query rows, padded alike. 99 KB, what
-    /// sm_86, sm_89 and sm_120 allow a block, and 195 KB, which only sm_90 and sm_100 do (227 KB).
-    static func prefillTensorCoreSharedBytes(wide: Bool) -> Int {
-        (2 * 2 * 2 * keyValueBlockPositions + prefillTensorCoreRows) * ((wide ? 2 : 1) * prefillHeadDimension + 4) * 4
+    /// Dynamic shared memory of an `attention_prefill_mma` block (heads up to ``prefillHeadDimension`` wide, two
+    /// parts), of an `attention_prefill_mma_wide` one (twice as wide) or of an `attention_prefill_mma_short` one (four
+    /// parts): for each part two stages of keys and values, each `PREFILL_MMA_KEYS` rows of `MAX_DIM` floats padded
+    /// by four, and the query rows, padded alike. 99 KB, what sm_86, sm_89 and sm_120 allow a block; 195 KB and
+    /// 148.5 KB, which only sm_90 and sm_100 do (227 KB).
+    static func prefillTensorCoreSharedBytes(wide: Bool, parts: Int = 2) -> Int {
+        let rows = prefillTensorCoreRows(parts: parts)
+        return (parts * 2 * 2 * keyValueBlockPositions + rows) * ((wide ? 2 : 1) * prefillHeadDimension + 4) * 4
     }
 
     /// The widest heads the prefill kernels take, `attention_prefill_mma_wide` twice as wide.
     static let prefillHeadDimension = 128
 
-    /// Token-head pairs an `attention_prefill_mma` block attends to, 16 a warp.
-    static let prefillTensorCoreRows = 64
+    /// Token-head pairs an `attention_prefill_mma` block of `parts` parts attends to: 16 a warp of a part.
+    static func prefillTensorCoreRows(parts: Int) -> Int { 16 * prefillTensorCoreWarps / parts }
 
-    /// Warps of an `attention_prefill_mma` block: the rows' warps twice, one part for each half of the keys.
+    /// Warps of an `attention_prefill_mma` block: each part's warps for all its rows, a part for each share of the
+    /// keys.
     static let prefillTensorCoreWarps = 8
 
     /// The paged key/value cache and attention: the cache store with the rotary embedding, attention of a step of many
@@ -677,11 +680,11 @@ extension KernelSource {
         // (PREFILL_HEAD_DIM in attention_prefill_mma, twice that in attention_prefill_mma_wide): block (kv head,
         // tile of `tile_tokens` tokens) holds the token-head pairs of every head of the group for those tokens, 16 a
         // warp as the rows of mma.m16n8k8 tiles; the heaviest tiles (the latest tokens, which see the most keys) are
-        // the first blocks. The block's warps come in two parts, each of
-        // PREFILL_MMA_ROW_WARPS warps for all its rows: the first part attends to the even cache blocks, the second to
-        // the odd ones, each an online softmax of its own, merged at the end. The chain of dependent instructions a
-        // warp runs, which bounds the kernel, is then half as long. Each part copies its keys and values into shared
-        // memory a cache block (PREFILL_MMA_KEYS positions) at a time by cp.async, the next while it works on this
+        // the first blocks. The block's PREFILL_MMA_WARPS warps come in PARTS parts (2, or 4 in
+        // attention_prefill_mma_short), each of ROW_WARPS warps for all its rows: part p attends to cache blocks p,
+        // p + PARTS, ..., each an online softmax of its own, merged at the end. The chain of dependent instructions a
+        // warp runs, which bounds the kernel, is then 1 / PARTS as long. Each part copies its keys and values into
+        // shared memory a cache block (PREFILL_MMA_KEYS positions) at a time by cp.async, the next while it works on this
         // one. A warp's scores are one mma tile of 16 rows by 8 keys per 8 keys, its outputs one per 8 dimensions,
         // and an online softmax per row carries the maximum and the sum (each lane's share of it, added at the end).
         //
@@ -689,9 +692,7 @@ extension KernelSource {
         // leaves, and three mma of the pieces (small * big, big * small, big * big) give each product to about 2^-21
         // of its size, so the outputs differ from the scalar kernel's only as a different order of summation would.
         #define PREFILL_MMA_KEYS KV_BLOCK
-        #define PREFILL_MMA_ROW_WARPS (\#(prefillTensorCoreRows) / 16)
-        #define PREFILL_MMA_PARTS (\#(prefillTensorCoreWarps) / PREFILL_MMA_ROW_WARPS)
-        static_assert(PREFILL_MMA_PARTS == 2, "attention_prefill_mma's barriers and merge are those of two parts");
+        #define PREFILL_MMA_WARPS \#(prefillTensorCoreWarps)
 
         // x as a tf32 value `big` (rounded to nearest, ties away from zero) and the rest, `small`, which the tensor
         // cores read as tf32 by dropping its low 13 bits. cvt.rna.tf32.f32 compiles to nine instructions where these
@@ -722,7 +723,7 @@ extension KernelSource {
             mma_tf32(c, a_big, b0_big, b1_big);
         }
 
-        template <int MAX_DIM>
+        template <int MAX_DIM, int PARTS>
         __device__ __forceinline__ void attend_prefill_mma(const float *q, const unsigned long long *blocks, int layer,
                                                            int heads, int kv_heads, int head_dim,
                                                            const int *positions, int tokens, int tile_tokens,
@@ -734,12 +735,14 @@ extension KernelSource {
             // dimensions) and of a value tile's rows (2 keys a lane group, 8 dimensions) each fall in 32 different
             // banks. PART_FLOATS: one part's two stages of keys and values.
             constexpr int STRIDE = MAX_DIM + 4, PART_FLOATS = 2 * 2 * PREFILL_MMA_KEYS * STRIDE, QUADS = MAX_DIM / 4;
+            constexpr int ROW_WARPS = PREFILL_MMA_WARPS / PARTS;
+            static_assert(PARTS == 2 || PARTS == 4, "the parts' barriers are those of two or four parts");
             // [part][stage][keys, values][PREFILL_MMA_KEYS][STRIDE], then the queries,
             // [row warp][16][STRIDE]
             extern __shared__ __align__(16) float prefill_stages[];
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
-            const int row_warp = warp % PREFILL_MMA_ROW_WARPS, part = warp / PREFILL_MMA_ROW_WARPS;
-            const int part_thread = threadIdx.x % (PREFILL_MMA_ROW_WARPS * 32);
+            const int row_warp = warp % ROW_WARPS, part = warp / ROW_WARPS;
+            const int part_thread = threadIdx.x % (ROW_WARPS * 32);
             const int kvh = blockIdx.x, group = heads / kv_heads, dims = head_dim / 8;
             const int t0 = (gridDim.y - 1 - blockIdx.y) * tile_tokens, count = min(tile_tokens, tokens - t0);
             const int pairs = count * group;
@@ -758,7 +761,7 @@ extension KernelSource {
             const int warp_last = __reduce_max_sync(FULL_MASK, max(position[0], position[1]));
             // The row warp's queries (zeros in padding rows), stored by the first part's warp.
             float *queries =
-                prefill_stages + PREFILL_MMA_PARTS * PART_FLOATS + row_warp * 16 * STRIDE;
+                prefill_stages + PARTS * PART_FLOATS + row_warp * 16 * STRIDE;
             if (part == 0) {
                 for (int i = lane; i < 16 * dims * 2; i += 32) {
                     const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = row_warp * 16 + row;
@@ -778,7 +781,7 @@ extension KernelSource {
                 const float *first = layer_keys(window.at(cache_block), layer, kv_width) + (size_t)kvh * head_dim;
                 // Thread i of the part copies dimensions 4 (i % QUADS) ... of key i / QUADS: shifts, not divisions by
                 // head_dim / 4.
-                for (int i = part_thread; i < PREFILL_MMA_KEYS * QUADS; i += PREFILL_MMA_ROW_WARPS * 32) {
+                for (int i = part_thread; i < PREFILL_MMA_KEYS * QUADS; i += ROW_WARPS * 32) {
                     const int j = i / QUADS, d = 4 * (i % QUADS);
                     if (d >= head_dim) continue;
                     const float *key = first + (size_t)j * kv_width + d;
@@ -790,8 +793,10 @@ extension KernelSource {
             // The part's own barrier (1 or 2; 0 is __syncthreads'): the other part's warps may be a stage ahead or
             // behind. Constant ids, so that ptxas reserves three barriers instead of all sixteen.
             auto part_sync = [&]() {
-                if (part == 0) asm volatile("bar.sync 1, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
-                else asm volatile("bar.sync 2, %0;" :: "n"(PREFILL_MMA_ROW_WARPS * 32) : "memory");
+                if (part == 0) asm volatile("bar.sync 1, %0;" :: "n"(ROW_WARPS * 32) : "memory");
+                else if (PARTS == 2 || part == 1) asm volatile("bar.sync 2, %0;" :: "n"(ROW_WARPS * 32) : "memory");
+                else if (part == 2) asm volatile("bar.sync 3, %0;" :: "n"(ROW_WARPS * 32) : "memory");
+                else asm volatile("bar.sync 4, %0;" :: "n"(ROW_WARPS * 32) : "memory");
             };
             float output[MAX_DIM / 8][4], top[2] = {NEGATIVE_INFINITY, NEGATIVE_INFINITY}, total[2] = {0, 0};
         #pragma unroll
@@ -802,9 +807,9 @@ extension KernelSource {
             if (part < cache_blocks) load(0, part);
             COPY_ASYNC_COMMIT();
             int stage = 0;
-            for (int b = part; b < cache_blocks; b += PREFILL_MMA_PARTS, stage ^= 1) {
+            for (int b = part; b < cache_blocks; b += PARTS, stage ^= 1) {
                 const int k0 = b * PREFILL_MMA_KEYS;
-                if (b + PREFILL_MMA_PARTS < cache_blocks) load(stage ^ 1, b + PREFILL_MMA_PARTS);
+                if (b + PARTS < cache_blocks) load(stage ^ 1, b + PARTS);
                 COPY_ASYNC_COMMIT();
                 COPY_ASYNC_WAIT(1);
                 part_sync();
@@ -899,14 +904,14 @@ extension KernelSource {
                 total[r] += __shfl_xor_sync(FULL_MASK, total[r], 1);
                 total[r] += __shfl_xor_sync(FULL_MASK, total[r], 2);
             }
-            // The second part hands its rows to the first through the stages' memory: a lane's outputs, maxima and
-            // sums in the slot of the first part's lane that holds the same rows and dimensions.
-            constexpr int slot_floats = MAX_DIM / 2 + 4;
-            static_assert(PREFILL_MMA_ROW_WARPS * 32 * slot_floats <= PREFILL_MMA_PARTS * PART_FLOATS,
-                          "the second part's rows fit in the stages' memory");
-            float *slot = prefill_stages + (row_warp * 32 + lane) * slot_floats;
+            // The other parts hand their rows to the first through the stages' memory: a lane's outputs, maxima and
+            // sums in its part's slot of the first part's lane that holds the same rows and dimensions.
+            constexpr int slot_floats = MAX_DIM / 2 + 4, part_slots = ROW_WARPS * 32 * slot_floats;
+            static_assert((PARTS - 1) * part_slots <= PARTS * PART_FLOATS, "the parts' rows fit in the stages' memory");
+            const float *slots = prefill_stages + (row_warp * 32 + lane) * slot_floats;
             __syncthreads();
-            if (part == 1) {
+            if (part > 0) {
+                float *slot = prefill_stages + (part - 1) * part_slots + (row_warp * 32 + lane) * slot_floats;
         #pragma unroll
                 for (int n = 0; n < MAX_DIM / 8; n++)
                     if (n < dims) *(float4 *)&slot[4 * n] = make_float4(output[n][0], output[n][1], output[n][2], output[n][3]);
@@ -914,15 +919,22 @@ extension KernelSource {
             }
             __syncthreads();
             if (part != 0) return;
-            const float4 other = *(const float4 *)&slot[MAX_DIM / 2];
-            const float other_top[2] = {other.x, other.y}, other_total[2] = {other.z, other.w};
-            float mine[2], theirs[2];
+            // weights[0]: this part's rows' weight in the merged softmax; weights[o]: other part o's.
+            float weights[PARTS][2];
         #pragma unroll
             for (int r = 0; r < 2; r++) {
-                const float largest = fmaxf(top[r], other_top[r]);
-                mine[r] = top[r] == NEGATIVE_INFINITY ? 0.0f : expf(top[r] - largest);
-                theirs[r] = other_top[r] == NEGATIVE_INFINITY ? 0.0f : expf(other_top[r] - largest);
-                total[r] = total[r] * mine[r] + other_total[r] * theirs[r];
+                float largest = top[r];
+        #pragma unroll
+                for (int o = 1; o < PARTS; o++) largest = fmaxf(largest, slots[(o - 1) * part_slots + MAX_DIM / 2 + r]);
+                weights[0][r] = top[r] == NEGATIVE_INFINITY ? 0.0f : expf(top[r] - largest);
+                total[r] *= weights[0][r];
+        #pragma unroll
+                for (int o = 1; o < PARTS; o++) {
+                    const float4 other = *(const float4 *)&slots[(o - 1) * part_slots + MAX_DIM / 2];
+                    const float other_top = r ? other.y : other.x, other_total = r ? other.w : other.z;
+                    weights[o][r] = other_top == NEGATIVE_INFINITY ? 0.0f : expf(other_top - largest);
+                    total[r] += other_total * weights[o][r];
+                }
             }
         #pragma unroll
             for (int r = 0; r < 2; r++) {
@@ -932,30 +944,44 @@ extension KernelSource {
         #pragma unroll
                 for (int n = 0; n < MAX_DIM / 8; n++)
                     if (n < dims) {
-                        const float *theirs_n = &slot[4 * n + 2 * r];
-                        *(float2 *)(row + 8 * n) =
-                            make_float2((output[n][2 * r] * mine[r] + theirs_n[0] * theirs[r]) * inverse,
-                                        (output[n][2 * r + 1] * mine[r] + theirs_n[1] * theirs[r]) * inverse);
+                        float x = output[n][2 * r] * weights[0][r], y = output[n][2 * r + 1] * weights[0][r];
+        #pragma unroll
+                        for (int o = 1; o < PARTS; o++) {
+                            const float *theirs = &slots[(o - 1) * part_slots + 4 * n + 2 * r];
+                            x += theirs[0] * weights[o][r];
+                            y += theirs[1] * weights[o][r];
+                        }
+                        *(float2 *)(row + 8 * n) = make_float2(x * inverse, y * inverse);
                     }
             }
         #endif
         }
 
-        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_WARPS * 32, 1)
             attention_prefill_mma(const float *q, const unsigned long long *blocks, int layer, int heads,
                                   int kv_heads, int head_dim, const int *positions, int tokens, int tile_tokens,
                                   float scale, float *out) {
-            attend_prefill_mma<PREFILL_HEAD_DIM>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
-                                                 tile_tokens, scale, out);
+            attend_prefill_mma<PREFILL_HEAD_DIM, 2>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
+                                                    tile_tokens, scale, out);
         }
 
         // For heads up to twice as wide (Falcon3's 256), with twice the shared memory: sm_90 and sm_100 only.
-        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_ROW_WARPS * PREFILL_MMA_PARTS * 32, 1)
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_WARPS * 32, 1)
             attention_prefill_mma_wide(const float *q, const unsigned long long *blocks, int layer, int heads,
                                        int kv_heads, int head_dim, const int *positions, int tokens,
                                        int tile_tokens, float scale, float *out) {
-            attend_prefill_mma<2 * PREFILL_HEAD_DIM>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
-                                                     tile_tokens, scale, out);
+            attend_prefill_mma<2 * PREFILL_HEAD_DIM, 2>(q, blocks, layer, heads, kv_heads, head_dim, positions,
+                                                        tokens, tile_tokens, scale, out);
+        }
+
+        // For short chunks: four parts of half as many rows, so twice the blocks, each warp's chain half as long
+        // again, with 148.5 KB of shared memory a block (sm_90 and sm_100 only).
+        extern "C" __global__ void __launch_bounds__(PREFILL_MMA_WARPS * 32, 1)
+            attention_prefill_mma_short(const float *q, const unsigned long long *blocks, int layer, int heads,
+                                        int kv_heads, int head_dim, const int *positions, int tokens,
+                                        int tile_tokens, float scale, float *out) {
+            attend_prefill_mma<PREFILL_HEAD_DIM, 4>(q, blocks, layer, heads, kv_heads, head_dim, positions, tokens,
+                                                    tile_tokens, scale, out);
         }
         """#
 }
