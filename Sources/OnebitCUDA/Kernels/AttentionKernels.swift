@@ -790,8 +790,8 @@ extension KernelSource {
                     copy_async_16_or_zero(values + j * STRIDE + d, key + KV_BLOCK * kv_width, bytes);
                 }
             };
-            // The part's own barrier (1 or 2; 0 is __syncthreads'): the other part's warps may be a stage ahead or
-            // behind. Constant ids, so that ptxas reserves three barriers instead of all sixteen.
+            // The part's own barrier (1 + part; 0 is __syncthreads'): the other parts' warps may be a stage ahead or
+            // behind. Constant ids, so that ptxas reserves PARTS + 1 barriers instead of all sixteen.
             auto part_sync = [&]() {
                 if (part == 0) asm volatile("bar.sync 1, %0;" :: "n"(ROW_WARPS * 32) : "memory");
                 else if (PARTS == 2 || part == 1) asm volatile("bar.sync 2, %0;" :: "n"(ROW_WARPS * 32) : "memory");
