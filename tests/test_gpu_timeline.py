@@ -56,3 +56,33 @@ def test_a_trace_without_driver_calls_begins_steps_at_their_graph_kernels(tmp_pa
     assert lines[0].startswith("3 steps: 100.0 us from one step's first kernel to the next, kernels spanning 60.0 us, "
                                "4 kernels a step"), lines[0]
     assert lines[1].startswith("the GPU from a step's last kernel to the next step's first: 40.0 us"), lines[1]
+
+
+def test_a_prompt_is_the_eager_run_with_the_most_prompt_attention(tmp_path):
+    trace = tmp_path / "prompt.csv"
+    lines = ["kernel,0,900000,4096,1,256,0,copy_words"]  # a long upload, 0.9 ms, then 100 us idle
+    start = 1_000_000
+    for layer in range(3):  # per layer: norm 5 us, product 20 us starting 2 us into it, attention 30 us after
+        lines.append("kernel,%d,%d,512,1,320,0,rms_norm_quantize_wide" % (start, start + 5_000))
+        lines.append("kernel,%d,%d,20,8,256,0,ternary_matmul_wgmma" % (start + 2_000, start + 25_000))
+        lines.append("kernel,%d,%d,5,32,256,0,attention_prefill_mma" % (start + 25_000, start + 55_000))
+        start += 55_000
+    lines.append("kernel,%d,%d,1,1,256,1,argmax" % (start + 200_000, start + 201_000))  # a graph kernel after
+    trace.write_text("\n".join(lines) + "\n")
+    result = subprocess.run([sys.executable, str(TIMELINE), str(trace), "--prompt"], capture_output=True, text=True,
+                            check=True)
+    out = result.stdout.splitlines()
+    assert out[0] == ("the prompt: 9 kernels over 165.0 us, 3 of them attention, run 2 of 2 launched apart from "
+                      "graphs"), out[0]
+    rows = {line.split()[0]: line.split() for line in out[2:5]}
+    assert rows["attention_prefill_mma"][-4:] == ["3", "30.00", "30.00", "90.0"]
+    assert rows["ternary_matmul_wgmma"][-4:] == ["3", "23.00", "20.00", "60.0"]
+    assert rows["rms_norm_quantize_wide"][-4:] == ["3", "5.00", "5.00", "15.0"]
+
+
+def test_a_trace_without_a_prompt_is_refused_with_its_name(tmp_path):
+    trace = tmp_path / "decode.csv"
+    trace.write_text("kernel,0,1000,1,1,256,0,attention_split\n")
+    result = subprocess.run([sys.executable, str(TIMELINE), str(trace), "--prompt"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "trace a prompt" in result.stderr and "decode.csv" in result.stderr

@@ -14,7 +14,12 @@ A trace without driver calls (TRACE_NO_CALLS=1), whose wait between steps is not
 no graph launches to begin steps with: a step then begins at each run of graph kernels, and its period is measured
 from its first kernel.
 
-    python3 tools/gpu_timing/timeline.py trace.csv [--sequence 20]
+`--prompt` reads a prompt instead (prompts run eagerly; `onebit bench -p 512 -n 1 -r 1` traces one): of the runs of
+kernels launched apart from graphs, parted where the GPU idles for more than 50 us, the one with the most launches
+of the prompt attention kernels (or of the kernels named, commas between, such as `attention` for heads no prefill
+kernel takes), and for each kernel the same columns over that run, per launch.
+
+    python3 tools/gpu_timing/timeline.py trace.csv [--sequence 20 | --prompt [KERNELS]]
 """
 
 import argparse
@@ -54,6 +59,45 @@ def graph_steps(kernels, calls):
     return steps
 
 
+def eager_runs(kernels, gap=50_000):
+    """The kernels launched apart from graphs, in runs parted where the GPU idles more than `gap` ns."""
+    runs, end = [], None
+    for kernel in kernels:
+        if kernel[6]:
+            continue
+        if end is None or kernel[0] - end > gap:
+            runs.append([])
+            end = kernel[1]
+        runs[-1].append(kernel)
+        end = max(end, kernel[1])
+    return runs
+
+
+PROMPT_ATTENTION = "attention_prefill,attention_prefill_mma,attention_prefill_mma_wide,attention_prefill_mma_short"
+
+
+def report_prompt(kernels, trace, marker):
+    runs = eager_runs(kernels)
+    names = set(marker.split(","))
+    marked = [sum(k[2] in names for k in r) for r in runs]
+    if not runs or max(marked) == 0:
+        raise SystemExit("no run of kernels launched apart from graphs has %s in %s: trace a prompt" % (marker, trace))
+    index = marked.index(max(marked))
+    run = runs[index]
+    print("the prompt: %d kernels over %.1f us, %d of them attention, run %d of %d launched apart from graphs"
+          % (len(run), (max(k[1] for k in run) - run[0][0]) / 1e3, marked[index], index + 1, len(runs)))
+    durations, increments, end = collections.defaultdict(list), collections.defaultdict(list), run[0][0]
+    for kernel in run:
+        durations[label(kernel)].append(kernel[1] - kernel[0])
+        increments[label(kernel)].append(max(0, kernel[1] - end))
+        end = max(end, kernel[1])
+    print("%-50s %9s %9s %14s %12s" % ("kernel", "launches", "us each", "us on the path", "us in all"))
+    for key in sorted(durations, key=lambda k: -sum(increments[k])):
+        added = increments[key]
+        print("%-50s %9d %9.2f %14.2f %12.1f" % (key, len(added), statistics.mean(durations[key]) / 1e3,
+              statistics.mean(added) / 1e3, sum(added) / 1e3))
+
+
 def label(kernel):
     return "%s %dx%d/%d%s" % (kernel[2][:36], kernel[3], kernel[4], kernel[5], "" if kernel[6] else " *")
 
@@ -62,8 +106,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("trace")
     parser.add_argument("--sequence", type=int, default=0, help="list the first N kernels of one late step")
+    parser.add_argument("--prompt", nargs="?", const=PROMPT_ATTENTION, metavar="KERNELS",
+                        help="read the run of kernels launched apart from graphs with the most of these launches")
     arguments = parser.parse_args()
     kernels, calls = read(arguments.trace)
+    if arguments.prompt:
+        report_prompt(kernels, arguments.trace, arguments.prompt)
+        return
     steps = graph_steps(kernels, calls)
     if len(steps) < 4:
         raise SystemExit("fewer than 4 graph-launched steps in %s: trace a longer run" % arguments.trace)
