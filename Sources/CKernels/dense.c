@@ -151,6 +151,40 @@ VNNI static void int8_gemv_vnni(const int8_t *q, const float *row_scales, const 
         }
     }
 }
+
+// ob_int8_gemm's vector kernel: rows in pairs, tokens in blocks of up to 8 (16 accumulators). A pair's chunks come
+// from memory for the first block of tokens and from L1 for the others, so the head is read once for the batch.
+VNNI static void int8_gemm_vnni(const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
+                                size_t r0, size_t r1, const int8_t *xq, const float *x_scales, size_t batch,
+                                size_t rows_total, float *y) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (size_t r = r0; r < r1; r += 2) {
+        const int pair = r + 1 < r1;
+        const int8_t *first = q + r * cols, *second = q + (r + (size_t)pair) * cols;
+        for (size_t b0 = 0; b0 < batch; b0 += 8) {
+            const size_t tokens = batch - b0 < 8 ? batch - b0 : 8;
+            __m512i acc[2][8];
+            for (int j = 0; j < 8; j++) acc[0][j] = acc[1][j] = _mm512_setzero_si512();
+            for (size_t c = 0; c < cols; c += 64) {
+                __mmask64 m = c + 64 <= cols ? ~(__mmask64)0 : (((__mmask64)1 << (cols - c)) - 1);
+                const __m512i w0 = _mm512_maskz_loadu_epi8(m, first + c), w1 = _mm512_maskz_loadu_epi8(m, second + c);
+                for (size_t j = 0; j < 8; j++) {
+                    if (j >= tokens) break;
+                    __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xq + (b0 + j) * cols + c), flip);
+                    u = _mm512_maskz_mov_epi8(m, u);
+                    acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], u, w0);
+                    acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], u, w1);
+                }
+            }
+            for (size_t j = 0; j < tokens; j++)
+                for (int i = 0; i <= pair; i++) {
+                    const size_t row = r + (size_t)i;
+                    const int32_t dot = _mm512_reduce_add_epi32(acc[i][j]) - 128 * row_sums[row];
+                    y[(b0 + j) * rows_total + row] = (float)dot * row_scales[row] / x_scales[b0 + j];
+                }
+        }
+    }
+}
 #endif
 
 void ob_bf16_gemv(int isa, const uint16_t *w, size_t cols, size_t row_begin, size_t row_end, const float *x,
@@ -227,4 +261,20 @@ void ob_int8_gemv(int isa, const int8_t *q, const float *row_scales, const int32
         for (size_t c = 0; c < cols; c++) dot += q[r * cols + c] * xq[c];
         y[r] = (float)dot * row_scales[r] / x_scale;
     }
+}
+
+void ob_int8_gemm(int isa, const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
+                  size_t row_begin, size_t row_end, const int8_t *xq, const float *x_scales, size_t batch,
+                  size_t rows_total, float *y) {
+#if defined(__x86_64__)
+    if (isa == OB_ISA_AVX512_VNNI) {
+        int8_gemm_vnni(q, row_scales, row_sums, cols, row_begin, row_end, xq, x_scales, batch, rows_total, y);
+        return;
+    }
+#endif
+    // Each row against every token while it is in L1: the head is read once for the batch.
+    for (size_t r = row_begin; r < row_end; r++)
+        for (size_t b = 0; b < batch; b++)
+            ob_int8_gemv(isa, q, row_scales, row_sums, cols, r, r + 1, xq + b * cols, x_scales[b],
+                         y + b * rows_total);
 }

@@ -317,34 +317,54 @@ public final class CPUBackend {
         for i in 0..<tokens * x.width { y[i] += d[i] }
     }
 
-    /// The logits of several rows of `x`: a bf16 head is read once for all of them (`ob_bf16_gemm`), which is what
-    /// lets a batch of sequences share one pass over the largest matrix; other heads go one row at a time.
+    /// The logits of several rows of `x`: a bf16 head (`ob_bf16_gemm`) or the int8 copy of one (`ob_int8_gemm`) is
+    /// read once for all of them, which is what lets a batch of sequences share one pass over the largest matrix;
+    /// other heads go one row at a time. Each row's logits are bit for bit those it gets alone.
     public func logits(_ x: CPUActivations, rows: [Int], head: CPUDenseWeights) -> [[Float]] {
         let matrix = head.matrix
-        guard rows.count > 1, !usesInt8Head, case .bfloat16(let w) = matrix.storage else {
+        let int8 = usesInt8Head ? head.int8Rows(pool: pool) : nil
+        var bfloat16: [UInt16]?
+        if case .bfloat16(let w) = matrix.storage { bfloat16 = w }
+        guard rows.count > 1, int8 != nil || bfloat16 != nil else {
             return rows.map { logits(x, row: $0, head: head) }
         }
-        let (columns, vocabulary, isa) = (matrix.columns, matrix.rows, isa)
-        var inputs = [Float](repeating: 0, count: rows.count * columns)
+        let (columns, vocabulary, isa, batch) = (matrix.columns, matrix.rows, isa, rows.count)
+        var inputs = [Float](repeating: 0, count: batch * columns)
         for (b, row) in rows.enumerated() {
             inputs.withUnsafeMutableBufferPointer {
                 ($0.baseAddress! + b * columns).update(from: x.pointer + row * x.width, count: columns)
             }
         }
-        var out = [Float](repeating: 0, count: rows.count * vocabulary)
+        var out = [Float](repeating: 0, count: batch * vocabulary)
         out.withUnsafeMutableBufferPointer { y in
             let y = y.baseAddress!
-            inputs.withUnsafeBufferPointer { inputs in
-                w.withUnsafeBufferPointer { w in
-                    pool.parallelFor(vocabulary, granularity: 16) { range in
-                        ob_bf16_gemm(
-                            isa, w.baseAddress, columns, range.lowerBound, range.upperBound, inputs.baseAddress,
-                            rows.count, vocabulary, y)
+            if let int8 {
+                var quantized = [Int8](repeating: 0, count: batch * columns)
+                var scales = [Float](repeating: 0, count: batch)
+                ob_quantize_rows(inputs, batch, columns, &quantized, &scales)
+                quantized.withUnsafeBufferPointer { xq in
+                    scales.withUnsafeBufferPointer { scales in
+                        pool.parallelFor(vocabulary, granularity: 16) { range in
+                            ob_int8_gemm(
+                                isa, int8.codes.pointer, int8.scales.pointer, int8.sums.pointer, columns,
+                                range.lowerBound, range.upperBound, xq.baseAddress, scales.baseAddress, batch,
+                                vocabulary, y)
+                        }
+                    }
+                }
+            } else if let bfloat16 {
+                inputs.withUnsafeBufferPointer { inputs in
+                    bfloat16.withUnsafeBufferPointer { w in
+                        pool.parallelFor(vocabulary, granularity: 16) { range in
+                            ob_bf16_gemm(
+                                isa, w.baseAddress, columns, range.lowerBound, range.upperBound, inputs.baseAddress,
+                                batch, vocabulary, y)
+                        }
                     }
                 }
             }
         }
-        return (0..<rows.count).map { Array(out[$0 * vocabulary..<($0 + 1) * vocabulary]) }
+        return (0..<batch).map { Array(out[$0 * vocabulary..<($0 + 1) * vocabulary]) }
     }
 
     /// The logits of row `row` of `x` against the output head, head rows split across threads.

@@ -161,6 +161,34 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         ob_int8_gemv(isa.rawValue, codes, scales, sums, cols, 5, rows, xq, 42.5, &actual)
         #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern))
     }
+
+    @Test(arguments: instructionSets, [(4, 1), (12, 3), (100, 9), (276, 17), (2560, 4)])
+    func batchedInt8HeadMatchesOneToken(_ isa: CPUInstructionSet, shape: (cols: Int, batch: Int)) {
+        var rng = SplitMix(state: 17)
+        let (cols, batch) = shape
+        let rows = 37
+        let w = (0..<rows * cols).map { _ in UInt16(Float.random(in: -0.2...0.2, using: &rng).bitPattern >> 16) }
+        var codes = [Int8](repeating: 0, count: rows * cols)
+        var scales = [Float](repeating: 0, count: rows)
+        var sums = [Int32](repeating: 0, count: rows)
+        ob_int8_rows_from_bf16(w, rows, cols, &codes, &scales, &sums)
+        let xq = (0..<batch * cols).map { _ in Int8.random(in: -128...127, using: &rng) }
+        let xScales = (0..<batch).map { _ in Float.random(in: 1...100, using: &rng) }
+        var actual = [Float](repeating: 0, count: batch * rows)
+        // Odd row ranges, an odd last pair and more tokens than a block of eight: each token's logits are the
+        // one-token kernel's, bit for bit.
+        ob_int8_gemm(isa.rawValue, codes, scales, sums, cols, 0, 19, xq, xScales, batch, rows, &actual)
+        ob_int8_gemm(isa.rawValue, codes, scales, sums, cols, 19, rows, xq, xScales, batch, rows, &actual)
+        for b in 0..<batch {
+            var expected = [Float](repeating: 0, count: rows)
+            Array(xq[b * cols..<(b + 1) * cols]).withUnsafeBufferPointer { xb in
+                ob_int8_gemv(
+                    CPUInstructionSet.scalar.rawValue, codes, scales, sums, cols, 0, rows, xb.baseAddress, xScales[b],
+                    &expected)
+            }
+            #expect(actual[b * rows..<(b + 1) * rows].map(\.bitPattern) == expected.map(\.bitPattern))
+        }
+    }
 }
 
 /// Attention over a contiguous cache as the CPU backend runs it: `ob_attention_units` over all `tokens * kvHeads *

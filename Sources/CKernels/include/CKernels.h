@@ -137,6 +137,13 @@ void ob_int8_rows_from_bf16(const uint16_t *w, size_t rows, size_t cols, int8_t 
 void ob_int8_gemv(int isa, const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
                   size_t row_begin, size_t row_end, const int8_t *xq, float x_scale, float *y);
 
+/// ob_int8_gemv for `batch` tokens at once (xq [batch][cols], token b quantized with x_scales[b]): y[b * rows_total +
+/// r] for rows [row_begin, row_end), each row read from memory once for all tokens. Bit-identical to ob_int8_gemv
+/// for each token.
+void ob_int8_gemm(int isa, const int8_t *q, const float *row_scales, const int32_t *row_sums, size_t cols,
+                  size_t row_begin, size_t row_end, const int8_t *xq, const float *x_scales, size_t batch,
+                  size_t rows_total, float *y);
+
 /// ob_attention in work units threads can share (attention.c): unit u is token u / (kv_heads * splits), KV head
 /// u / splits % kv_heads and the (u % splits)-th of `splits` ranges of its positions (equal shares rounded down to
 /// multiples of 32 positions; a range may be empty), for every query head of that KV head's group. A thread should
