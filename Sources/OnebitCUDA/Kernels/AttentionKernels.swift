@@ -760,8 +760,7 @@ extension KernelSource {
             }
             const int warp_last = __reduce_max_sync(FULL_MASK, max(position[0], position[1]));
             // The row warp's queries (zeros in padding rows), stored by the first part's warp.
-            float *queries =
-                prefill_stages + PARTS * PART_FLOATS + row_warp * 16 * STRIDE;
+            float *queries = prefill_stages + PARTS * PART_FLOATS + row_warp * 16 * STRIDE;
             if (part == 0) {
                 for (int i = lane; i < 16 * dims * 2; i += 32) {
                     const int row = i / (2 * dims), d = 4 * (i % (2 * dims)), pair = row_warp * 16 + row;
