@@ -163,6 +163,16 @@ public final class CUDABackend {
     /// sequences 9,723-9,736 against 9,736-9,738; 512-token prompts ran 19,556 tokens/s split, 19,532 not.
     static let splitNormTokens = 64
 
+    /// The pending residual add or gated activation of `x`'s first `tokens` rows, handed to the norm of `x` that does
+    /// it on the way; nil (and nothing taken) for another buffer or row count.
+    private func takeRowOperation(of x: CUDAActivations, tokens: Int) -> PendingRowOperation? {
+        guard let operation = pendingRowOperation, operation.target === x, operation.tokens == tokens else {
+            return nil
+        }
+        pendingRowOperation = nil
+        return operation
+    }
+
     /// Whether the norm that follows a residual add or gated activation of rows `width` wide does it on the way.
     private func foldsRowOperation(width: Int) -> Bool {
         useFusion && (width <= KernelSource.wideNormWidth || takesLongNorm(width: width))
@@ -443,41 +453,32 @@ public final class CUDABackend {
             // tokens/s and a 64-sequence step from 11,053 to 11,573.
             let valuesAWarp = KernelSource.wideNormValues * 32
             let threads = max(128, min(KernelSource.wideNormThreads, (x.width + valuesAWarp - 1) / valuesAWarp * 32))
-            var operation = (other: UInt64(0), mode: RowOperation.keep)
+            let operation = takeRowOperation(of: x, tokens: tokens)
             var product: [Argument] = [.address(0), .address(0), .address(0), .address(0)]
-            if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
-                pendingRowOperation = nil
-                operation = (p.other.buffer.address, p.mode)
-                if let finish = p.finish {
-                    // finish_products' arguments, three a matrix: its scale, output and rows.
-                    product = [
-                        .address(finish.partial), .address(finish.inputScales), finish.arguments[0],
-                        finish.arguments[3],
-                    ]
-                }
+            if let finish = operation?.finish {
+                // finish_products' arguments, three a matrix: its scale, output and rows.
+                product = [
+                    .address(finish.partial), .address(finish.inputScales), finish.arguments[0], finish.arguments[3],
+                ]
             }
             launch(
                 .rmsNormQuantizeWide, grid: (tokens, 1), block: threads, .address(x.buffer.address),
                 .address(weight.buffer.address), .float(epsilon), .int(x.width), .int(q.stride),
-                .address(q.values.address), .address(q.scales.address), .address(operation.other),
-                .int(operation.mode.rawValue), product[0], product[1], product[2], product[3])
+                .address(q.values.address), .address(q.scales.address),
+                .address(operation?.other.buffer.address ?? 0), .int((operation?.mode ?? .keep).rawValue),
+                product[0], product[1], product[2], product[3])
             return
         }
         if takesLongNorm(width: x.width) {
-            var operation = (other: UInt64(0), mode: RowOperation.keep)
-            var finish: PendingFinish?
-            if let p = pendingRowOperation, p.target === x, p.tokens == tokens {
-                pendingRowOperation = nil
-                finish = p.finish
-                operation = (p.other.buffer.address, p.mode.withoutProduct)
-            }
+            let operation = takeRowOperation(of: x, tokens: tokens)
             flush()
             // These kernels do not rescale split products: their rescale runs first, as a kernel of its own.
-            if let finish { launchFinish(finish) }
+            if let finish = operation?.finish { launchFinish(finish) }
             let arguments: [Argument] = [
                 .address(x.buffer.address), .address(weight.buffer.address), .float(epsilon), .int(x.width),
-                .int(q.stride), .address(q.values.address), .address(q.scales.address), .address(operation.other),
-                .int(operation.mode.rawValue),
+                .int(q.stride), .address(q.values.address), .address(q.scales.address),
+                .address(operation?.other.buffer.address ?? 0),
+                .int((operation?.mode.withoutProduct ?? .keep).rawValue),
             ]
             if splitsLongNorms && tokens <= Self.splitNormTokens {
                 let blocks = KernelSource.splitNormBlocks

@@ -221,6 +221,27 @@ extension KernelSource {
             }
             return x / (1.0f + expf(-x)) * y;
         }
+
+        // The long and split norms' steps for a quad of a row, each element as the scalar steps take it.
+        template <int MODE> __device__ __forceinline__ float4 gated_quad(float4 v, float4 o) {
+            return make_float4(gated_value<MODE>(v.x, o.x), gated_value<MODE>(v.y, o.y), gated_value<MODE>(v.z, o.z),
+                               gated_value<MODE>(v.w, o.w));
+        }
+        __device__ __forceinline__ double add_squares(double sum, float4 v) {
+            sum += (double)v.x * (double)v.x + (double)v.y * (double)v.y;
+            return sum + ((double)v.z * (double)v.z + (double)v.w * (double)v.w);
+        }
+        __device__ __forceinline__ float4 normalised_quad(float4 g, float4 v, float inv) {
+            return make_float4(g.x * (v.x * inv), g.y * (v.y * inv), g.z * (v.z * inv), g.w * (v.w * inv));
+        }
+        __device__ __forceinline__ float largest_magnitude(float largest, float4 y) {
+            return fmaxf(largest, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+        }
+        __device__ __forceinline__ char4 quad_levels(float4 y, float s) {
+            const auto level = [s](float v) { return (i8)fminf(127.0f, fmaxf(-128.0f, rintf(v * s))); };
+            return make_char4(level(y.x), level(y.y), level(y.z), level(y.w));
+        }
+
         template <int MODE>
         __device__ __forceinline__ void long_norm_row(float *x, const float *weight, float eps, int width, int stride,
                                                       i8 *q, float *scales, const float *other) {
@@ -242,16 +263,14 @@ extension KernelSource {
                 for (int k = 0; k < LONG_QUADS; k++) o[k] = valid(k) ? other_row[k * n] : zero;
         #pragma unroll
                 for (int k = 0; k < LONG_QUADS; k++) {
-                    v[k] = make_float4(gated_value<MODE>(v[k].x, o[k].x), gated_value<MODE>(v[k].y, o[k].y),
-                                       gated_value<MODE>(v[k].z, o[k].z), gated_value<MODE>(v[k].w, o[k].w));
+                    v[k] = gated_quad<MODE>(v[k], o[k]);
                     if (valid(k)) row[k * n] = v[k];
                 }
             }
             double sum = 0.0;
         #pragma unroll
             for (int k = 0; k < LONG_QUADS; k++) {
-                sum += (double)v[k].x * (double)v[k].x + (double)v[k].y * (double)v[k].y;
-                sum += (double)v[k].z * (double)v[k].z + (double)v[k].w * (double)v[k].w;
+                sum = add_squares(sum, v[k]);
                 if (valid(k)) ((float4 *)long_row)[threadIdx.x + k * n] = v[k];
             }
             sum = block_sum(sum);
@@ -261,21 +280,16 @@ extension KernelSource {
         #pragma unroll
             for (int k = 0; k < LONG_QUADS; k++) {
                 if (!valid(k)) continue;
-                const float4 w = g[k * n], r = ((const float4 *)long_row)[threadIdx.x + k * n];
-                const float4 y = make_float4(w.x * (r.x * inv), w.y * (r.y * inv), w.z * (r.z * inv), w.w * (r.w * inv));
-                largest = fmaxf(largest, fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w))));
+                const float4 y = normalised_quad(g[k * n], ((const float4 *)long_row)[threadIdx.x + k * n], inv);
+                largest = largest_magnitude(largest, y);
                 ((float4 *)long_row)[threadIdx.x + k * n] = y;
             }
             largest = block_max(largest);
             const float s = 127.0f / fmaxf(largest, 1e-5f);
-            const auto level = [s](float y) { return (i8)fminf(127.0f, fmaxf(-128.0f, rintf(y * s))); };
             char4 *q_row = (char4 *)(q + (size_t)blockIdx.x * stride) + threadIdx.x;
         #pragma unroll
-            for (int k = 0; k < LONG_QUADS; k++) {
-                if (!valid(k)) continue;
-                const float4 y = ((const float4 *)long_row)[threadIdx.x + k * n];
-                q_row[k * n] = make_char4(level(y.x), level(y.y), level(y.z), level(y.w));
-            }
+            for (int k = 0; k < LONG_QUADS; k++)
+                if (valid(k)) q_row[k * n] = quad_levels(((const float4 *)long_row)[threadIdx.x + k * n], s);
             if (threadIdx.x == 0) scales[blockIdx.x] = s;
         }
 
@@ -318,17 +332,13 @@ extension KernelSource {
                 for (int k = 0; k < SPLIT_QUADS; k++) o[k] = index(k) < end ? other_row[index(k)] : zero;
         #pragma unroll
                 for (int k = 0; k < SPLIT_QUADS; k++) {
-                    v[k] = make_float4(gated_value<MODE>(v[k].x, o[k].x), gated_value<MODE>(v[k].y, o[k].y),
-                                       gated_value<MODE>(v[k].z, o[k].z), gated_value<MODE>(v[k].w, o[k].w));
+                    v[k] = gated_quad<MODE>(v[k], o[k]);
                     if (index(k) < end) row[index(k)] = v[k];
                 }
             }
             double sum = 0.0;
         #pragma unroll
-            for (int k = 0; k < SPLIT_QUADS; k++) {
-                sum += (double)v[k].x * (double)v[k].x + (double)v[k].y * (double)v[k].y;
-                sum += (double)v[k].z * (double)v[k].z + (double)v[k].w * (double)v[k].w;
-            }
+            for (int k = 0; k < SPLIT_QUADS; k++) sum = add_squares(sum, v[k]);
             sum = block_sum(sum);
             if (threadIdx.x == 0) block_squares = sum;
             cluster_sync();
@@ -339,9 +349,8 @@ extension KernelSource {
             float largest = 0.0f;
         #pragma unroll
             for (int k = 0; k < SPLIT_QUADS; k++) {
-                v[k] = make_float4(g[k].x * (v[k].x * inv), g[k].y * (v[k].y * inv), g[k].z * (v[k].z * inv),
-                                   g[k].w * (v[k].w * inv));
-                largest = fmaxf(largest, fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
+                v[k] = normalised_quad(g[k], v[k], inv);
+                largest = largest_magnitude(largest, v[k]);
             }
             largest = block_max(largest);
             if (threadIdx.x == 0) block_largest = largest;
@@ -349,11 +358,10 @@ extension KernelSource {
         #pragma unroll
             for (int r = 0; r < SPLIT_BLOCKS; r++) largest = fmaxf(largest, cluster_load(&block_largest, r));
             const float s = 127.0f / fmaxf(largest, 1e-5f);
-            const auto level = [s](float y) { return (i8)fminf(127.0f, fmaxf(-128.0f, rintf(y * s))); };
             char4 *q_row = (char4 *)(q + (size_t)blockIdx.y * stride);
         #pragma unroll
             for (int k = 0; k < SPLIT_QUADS; k++)
-                if (index(k) < end) q_row[index(k)] = make_char4(level(v[k].x), level(v[k].y), level(v[k].z), level(v[k].w));
+                if (index(k) < end) q_row[index(k)] = quad_levels(v[k], s);
             if (rank == 0 && threadIdx.x == 0) scales[blockIdx.y] = s;
             // No block leaves while another may still read its shared memory.
             cluster_sync();
