@@ -140,15 +140,23 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         }
     }
 
-    @Test(arguments: instructionSets, [4, 12, 100, 276, 2560])
-    func int8HeadIsExactAcrossInstructionSets(_ isa: CPUInstructionSet, cols: Int) {
-        var rng = SplitMix(state: 13)
-        let rows = 21
+    /// Random bf16 head rows and their int8 copy (`ob_int8_rows_from_bf16`): codes, row scales and row sums.
+    private static func int8Head(rows: Int, cols: Int, using rng: inout SplitMix)
+        -> (bf16: [UInt16], codes: [Int8], scales: [Float], sums: [Int32])
+    {
         let w = (0..<rows * cols).map { _ in UInt16(Float.random(in: -0.2...0.2, using: &rng).bitPattern >> 16) }
         var codes = [Int8](repeating: 0, count: rows * cols)
         var scales = [Float](repeating: 0, count: rows)
         var sums = [Int32](repeating: 0, count: rows)
         ob_int8_rows_from_bf16(w, rows, cols, &codes, &scales, &sums)
+        return (w, codes, scales, sums)
+    }
+
+    @Test(arguments: instructionSets, [4, 12, 100, 276, 2560])
+    func int8HeadIsExactAcrossInstructionSets(_ isa: CPUInstructionSet, cols: Int) {
+        var rng = SplitMix(state: 13)
+        let rows = 21
+        let (w, codes, scales, sums) = Self.int8Head(rows: rows, cols: cols, using: &rng)
         for i in 0..<rows * cols {
             let error = abs(Float(codes[i]) * scales[i / cols] - Float(bfloat16Bits: w[i]))
             #expect(error <= scales[i / cols] / 2 * 1.0001)
@@ -167,11 +175,7 @@ let columnCounts = [4, 12, 100, 256, 276, 512, 1028, 3200, 6912]
         var rng = SplitMix(state: 17)
         let (cols, batch) = shape
         let rows = 37
-        let w = (0..<rows * cols).map { _ in UInt16(Float.random(in: -0.2...0.2, using: &rng).bitPattern >> 16) }
-        var codes = [Int8](repeating: 0, count: rows * cols)
-        var scales = [Float](repeating: 0, count: rows)
-        var sums = [Int32](repeating: 0, count: rows)
-        ob_int8_rows_from_bf16(w, rows, cols, &codes, &scales, &sums)
+        let (_, codes, scales, sums) = Self.int8Head(rows: rows, cols: cols, using: &rng)
         let xq = (0..<batch * cols).map { _ in Int8.random(in: -128...127, using: &rng) }
         let xScales = (0..<batch).map { _ in Float.random(in: 1...100, using: &rng) }
         var actual = [Float](repeating: 0, count: batch * rows)
