@@ -91,11 +91,18 @@ def report_prompt(kernels, trace, marker):
         durations[label(kernel)].append(kernel[1] - kernel[0])
         increments[label(kernel)].append(max(0, kernel[1] - end))
         end = max(end, kernel[1])
-    print("%-50s %9s %9s %14s %12s" % ("kernel", "launches", "us each", "us on the path", "us in all"))
-    for key in sorted(durations, key=lambda k: -sum(increments[k])):
-        added = increments[key]
-        print("%-50s %9d %9.2f %14.2f %12.1f" % (key, len(added), statistics.mean(durations[key]) / 1e3,
-              statistics.mean(added) / 1e3, sum(added) / 1e3))
+    print_kernels(durations, increments, 1, ("launches", "us in all"))
+
+
+def print_kernels(durations, increments, repeats, columns):
+    """A row per kernel, the largest share of the critical path first: how many run per step (or in all, where
+    `repeats` is 1), how long each runs, and what each adds to the path, on average and per step (or in all)."""
+    print("%-50s %9s %9s %14s %12s" % ("kernel", columns[0], "us each", "us on the path", columns[1]))
+    for key in sorted(durations, key=lambda k: -sum(increments.get(k, [0]))):
+        added = increments.get(key, [0])
+        count = "%d" % len(durations[key]) if repeats == 1 else "%.1f" % (len(durations[key]) / repeats)
+        print("%-50s %9s %9.2f %14.2f %12.1f" % (key, count, statistics.mean(durations[key]) / 1e3,
+              statistics.mean(added) / 1e3, sum(added) / repeats / 1e3))
 
 
 def label(kernel):
@@ -132,12 +139,7 @@ def main():
             durations[label(kernel)].append(kernel[1] - kernel[0])
             if before is not None:
                 increments[label(kernel)].append(kernel[1] - before[1])
-    print("%-50s %9s %9s %14s %12s" % ("kernel", "per step", "us each", "us on the path", "us a step"))
-    rows = sorted(durations, key=lambda k: -sum(increments.get(k, [0])))
-    for key in rows:
-        added = increments.get(key, [0])
-        print("%-50s %9.1f %9.2f %14.2f %12.1f" % (key, len(durations[key]) / len(steady),
-              statistics.mean(durations[key]) / 1e3, statistics.mean(added) / 1e3, sum(added) / len(steady) / 1e3))
+    print_kernels(durations, increments, len(steady), ("per step", "us a step"))
     if arguments.sequence:
         _, step = steady[-1]
         origin, previous_end = step[0][0], step[0][0]
