@@ -40,9 +40,9 @@ enum Kernel: Int, CaseIterable {
     /// Whether a GPU of compute capability `major.minor` runs the kernel: the `wgmma` kernels only on 9.0, the
     /// `mma.sync` and `cp.async` ones and the long rows' norm (96 KB of shared memory) from 8.0 (Ampere) on, the wide
     /// and short prompt attention only on 9.x and 10.x, whose blocks may have their 195 and 148.5 KB of shared memory,
-    /// the others everywhere. Elsewhere a kernel compiles to an
-    /// empty body or copies nothing and is never launched, and its shared memory may be more than such a GPU allows
-    /// a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and sm_120, 163 KB on sm_80, 227 KB on sm_90).
+    /// the others everywhere. Elsewhere a kernel compiles to an empty body or copies nothing and is never launched,
+    /// and its shared memory may be more than such a GPU allows a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and
+    /// sm_120, 163 KB on sm_80, 227 KB on sm_90).
     func runs(major: Int, minor: Int) -> Bool {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
