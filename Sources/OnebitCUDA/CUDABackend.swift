@@ -84,6 +84,9 @@ public final class CUDABackend {
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
     private let useTiles: Bool
+    /// Whether one token's tile products of more tiles than one wave stream them through each block
+    /// (`ternary_tiles_stream_1`, sm_90 and later).
+    private let streamsTiles: Bool
     /// Whether kernels may start before the kernel before them ends (programmatic dependent launch, sm_90 and
     /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile. Every
     /// launch overlaps but prompt attention's (``Kernel/overlapsPredecessor``). On an H200 overlapping prompts too
@@ -276,6 +279,7 @@ public final class CUDABackend {
         useTiles =
             Kernel.ternaryTilesSingle.runs(major: context.major, minor: context.minor)
             && CUDABackend.flag("ONEBIT_CUDA_TILES")
+        streamsTiles = useTiles && Kernel.ternaryTilesStreamSingle.runs(major: context.major, minor: context.minor)
         stagesAttentionRows = Kernel.attentionRows.runs(major: context.major, minor: context.minor)
         largestAttentionCluster =
             splitsAttention && Kernel.attentionRowsClustered.runs(major: context.major, minor: context.minor)
@@ -1711,10 +1715,10 @@ public final class CUDABackend {
 
     /// Launches `products` (``flushProducts(activation:)``'s) as `ternary_tiles_1`, or `ternary_tiles_n` for several
     /// tokens, a block for each 16 rows, and returns true; false, launching nothing, where the kernel does not take
-    /// them: matrices of per-block scales,
-    /// rows too wide for its shared memory, a GPU before Ampere, or more tiles than the GPU holds at once. On an
-    /// H200 one sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s against 988-993 with `ternary_fused_1`,
-    /// the bitnet-3b shape 603 against 592 (BENCHMARKS.md).
+    /// them: matrices of per-block scales, rows too wide for its shared memory, a GPU before Ampere, or more tiles
+    /// than the GPU holds at once, unless ``launchStreamedTiles(_:activation:tiles:)`` takes those. On an H200 one
+    /// sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s against 988-993 with `ternary_fused_1`, the
+    /// bitnet-3b shape 603 against 592 (BENCHMARKS.md).
     private func launchTiles(_ products: [PendingProduct], activation: Int) -> Bool {
         let chunks = products[0].weights.chunks
         let tokens = products[0].tokens
@@ -1729,32 +1733,60 @@ public final class CUDABackend {
             ? KernelSource.tileSharedBytes(matrices: activation == 0 ? products.count : 2, chunks: chunks)
             : KernelSource.tileSharedBytes(matrices: activation == 0 ? 1 : 2, chunks: chunks, tokens: tokens)
         let staticBytes = tokens == 1 ? KernelSource.tileStaticBytes : KernelSource.fewTokenTileStaticBytes
-        guard useTiles, products.allSatisfy({ $0.weights.blockChunks == 0 }), bytes <= KernelSource.tileSharedLimit,
+        guard useTiles, products.allSatisfy({ $0.weights.blockChunks == 0 }), bytes <= KernelSource.tileSharedLimit
+        else { return false }
+        guard
             tiles
                 <= Self.residentTiles(warps: warps, sharedBytes: bytes, staticBytes: staticBytes)
                 * context.multiprocessors
-        else { return false }
+        else { return tokens == 1 && launchStreamedTiles(products, activation: activation, tiles: tiles) }
         let input = products[0].input
         var arguments: [Argument] = [.address(input.values.address)]
         if tokens > 1 { arguments.append(.int(input.stride)) }
         arguments += [.address(input.scales.address)]
         if tokens > 1 { arguments.append(.int(tokens)) }
         arguments += [.int(chunks), .int(activation)]
-        for index in 0..<3 {
-            if index < products.count {
-                let p = products[index]
-                arguments += [
-                    .address(p.weights.codes.address), .address(p.weights.scales.address), .int(p.weights.rows),
-                    .address(p.output.buffer.address), .address(p.residual?.buffer.address ?? 0),
-                ]
-            } else {
-                arguments += [.address(0), .address(0), .int(0), .address(0), .address(0)]
-            }
-        }
+        arguments += Self.tileMatrixArguments(products)
         emit(
             tokens == 1 ? .ternaryTilesSingle : .ternaryTilesFew, grid: (tiles, 1), block: 32 * warps,
             sharedBytes: bytes, arguments)
         return true
+    }
+
+    /// Launches `products` (``launchTiles(_:activation:)``'s, one token, `tiles` tiles, more than one wave of
+    /// `ternary_tiles_1` blocks) as `ternary_tiles_stream_1`, as many blocks as the GPU holds at once, and returns
+    /// true; false, launching nothing, where that kernel does not run or two stages of tiles are more shared memory
+    /// than a block may have. On an H200 the Falcon3-10B shape, whose gate and up product is 1,440 tiles, decoded
+    /// 466.8-467.0 tokens/s against 441.8-442.0 with `ternary_fused_1` (BENCHMARKS.md).
+    private func launchStreamedTiles(_ products: [PendingProduct], activation: Int, tiles: Int) -> Bool {
+        let chunks = products[0].weights.chunks
+        let bytes = KernelSource.streamSharedBytes(matrices: activation == 0 ? 1 : 2, chunks: chunks)
+        guard streamsTiles, bytes <= KernelSource.tileSharedLimit else { return false }
+        let resident = Self.residentTiles(
+            warps: KernelSource.streamWarps, sharedBytes: bytes, staticBytes: KernelSource.streamStaticBytes,
+            registers: KernelSource.streamRegisters)
+        let input = products[0].input
+        var arguments: [Argument] = [
+            .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
+        ]
+        arguments += Self.tileMatrixArguments(products)
+        emit(
+            .ternaryTilesStreamSingle, grid: (min(tiles, resident * context.multiprocessors), 1),
+            block: 32 * KernelSource.streamWarps, sharedBytes: bytes, arguments)
+        return true
+    }
+
+    /// The tile products' arguments for matrices 0, 1 and 2: each one's weights, scales, rows, output and residual,
+    /// zeros past the last of `products`.
+    private static func tileMatrixArguments(_ products: [PendingProduct]) -> [Argument] {
+        (0..<3).flatMap { index -> [Argument] in
+            guard index < products.count else { return [.address(0), .address(0), .int(0), .address(0), .address(0)] }
+            let p = products[index]
+            return [
+                .address(p.weights.codes.address), .address(p.weights.scales.address), .int(p.weights.rows),
+                .address(p.output.buffer.address), .address(p.residual?.buffer.address ?? 0),
+            ]
+        }
     }
 
     /// Launches queued products of several tokens that ``launchTiles(_:activation:)`` turned down (more tiles than
@@ -1787,16 +1819,18 @@ public final class CUDABackend {
         return max(1, min(warps, (chunks + 3) / 4))
     }
 
-    /// Blocks of `warps` warps and `sharedBytes` of dynamic shared memory of `ternary_tiles_1` or `ternary_tiles_n`
-    /// (`staticBytes` of static memory with the driver's share a block) a multiprocessor holds at once, counting 64
-    /// registers a thread (a test holds the kernels to that) and 227 KB of shared memory. A launch of more tiles
-    /// takes `ternary_fused_1` (one token) or the kernels for many tokens (``launchUntiled(_:activation:)``): blocks
-    /// that wait for a free slot copy none of their weights before the wait. With every product on tiles, the
-    /// Falcon3-10B shape, whose 1,440 gate and up tiles are more than one wave, decoded 203 tokens/s against 216 on
-    /// an H200; with this rule, 218 against 216.
-    static func residentTiles(warps: Int, sharedBytes: Int, staticBytes: Int) -> Int {
+    /// Blocks of `warps` warps and `sharedBytes` of dynamic shared memory of a tile product (`staticBytes` of static
+    /// memory with the driver's share a block) a multiprocessor holds at once, counting `registers` a thread (a test
+    /// holds the kernels to that) and 227 KB of shared memory. A launch of more tiles than one wave of
+    /// `ternary_tiles_1` takes `ternary_tiles_stream_1` (one token, sm_90 and later), `ternary_fused_1` (one token,
+    /// before) or the kernels for many tokens (``launchUntiled(_:activation:)``): blocks that wait for a free slot
+    /// copy none of their weights before the wait. With every product on `ternary_tiles_1`, the Falcon3-10B shape,
+    /// whose 1,440 gate and up tiles are more than one wave, decoded 203 tokens/s against 216 on an H200; with this
+    /// rule, 218 against 216.
+    static func residentTiles(warps: Int, sharedBytes: Int, staticBytes: Int, registers: Int = 64) -> Int {
         let threads = 32 * warps
-        return max(0, min(32, 2048 / threads, 65_536 / (64 * threads), 227 * 1024 / (sharedBytes + staticBytes)))
+        return max(
+            0, min(32, 2048 / threads, 65_536 / (registers * threads), 227 * 1024 / (sharedBytes + staticBytes)))
     }
 
     /// Lanes a row and blocks of 256 threads of a `ternary_fused_1` launch over `rows` rows of `chunks` chunks.

@@ -18,7 +18,8 @@ enum Kernel: Int, CaseIterable {
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
-        attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit, attentionPrefillTensorCoresShort
+        attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit, attentionPrefillTensorCoresShort,
+        ternaryTilesStreamSingle
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -28,7 +29,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulWarpgroup: KernelSource.warpgroupSharedBytes
         case .denseGemmBF16Warpgroup: KernelSource.headWarpgroupSharedBytes
         case .ternaryFusedSingle: KernelSource.singleTokenSharedBytes(chunks: KernelSource.singleTokenMaximumChunks)
-        case .ternaryTilesSingle, .ternaryTilesFew: KernelSource.tileSharedLimit
+        case .ternaryTilesSingle, .ternaryTilesFew, .ternaryTilesStreamSingle: KernelSource.tileSharedLimit
         case .attentionPrefillTensorCores: KernelSource.prefillTensorCoreSharedBytes(wide: false)
         case .attentionPrefillTensorCoresWide: KernelSource.prefillTensorCoreSharedBytes(wide: true)
         case .attentionPrefillTensorCoresShort: KernelSource.prefillTensorCoreSharedBytes(wide: false, parts: 4)
@@ -38,8 +39,9 @@ enum Kernel: Int, CaseIterable {
     }
 
     /// Whether a GPU of compute capability `major.minor` runs the kernel: the `wgmma` kernels only on 9.0, the
-    /// `mma.sync` and `cp.async` ones and the long rows' norm (96 KB of shared memory) from 8.0 (Ampere) on, the wide
-    /// and short prompt attention only on 9.x and 10.x, whose blocks may have their 195 and 148.5 KB of shared memory,
+    /// `mma.sync` and `cp.async` ones and the long rows' norm (96 KB of shared memory) from 8.0 (Ampere) on, those of
+    /// thread block clusters or bulk copies from 9.0 (Hopper) on, the wide and short prompt attention only on 9.x and
+    /// 10.x, whose blocks may have their 195 and 148.5 KB of shared memory,
     /// the others everywhere. Elsewhere a kernel compiles to an empty body or copies nothing and is never launched,
     /// and its shared memory may be more than such a GPU allows a block (64 KB on sm_75, 99 KB on sm_86, sm_89 and
     /// sm_120, 163 KB on sm_80, 227 KB on sm_90).
@@ -49,7 +51,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
             .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong:
             major >= 8
-        case .attentionRowsClustered, .rmsNormQuantizeSplit: major >= 9
+        case .attentionRowsClustered, .rmsNormQuantizeSplit, .ternaryTilesStreamSingle: major >= 9
         case .attentionPrefillTensorCoresWide, .attentionPrefillTensorCoresShort: major == 9 || major == 10
         default: true
         }
@@ -91,6 +93,7 @@ enum Kernel: Int, CaseIterable {
         case .ternaryFusedSingle: "ternary_fused_1"
         case .ternaryTilesSingle: "ternary_tiles_1"
         case .ternaryTilesFew: "ternary_tiles_n"
+        case .ternaryTilesStreamSingle: "ternary_tiles_stream_1"
         case .attentionSplit: "attention_split"
         case .attentionSplitWide: "attention_split_wide"
         case .argmaxPartial: "argmax_partial"

@@ -55,6 +55,19 @@ import Testing
     #expect(KernelSource.tileSharedBytes(matrices: 1, chunks: 108) == 16 * 108 * 16 + 108 * 64)
 }
 
+@Test func tilesPastOneWaveStreamThreeBlocksAMultiprocessorForFalconsGateAndUp() {
+    // Two stages of a gate and an up tile of 48 chunks (pitch 52), then the token's activations.
+    let bytes = KernelSource.streamSharedBytes(matrices: 2, chunks: 48)
+    #expect(bytes == 2 * (2 * 16 * 52 * 16) + 48 * 64)
+    #expect(bytes <= KernelSource.tileSharedLimit)
+    #expect(
+        CUDABackend.residentTiles(
+            warps: KernelSource.streamWarps, sharedBytes: bytes, staticBytes: KernelSource.streamStaticBytes,
+            registers: KernelSource.streamRegisters) == 3)
+    // The registers the kernel may take leave room for four blocks.
+    #expect(KernelSource.streamRegisters * 32 * KernelSource.streamWarps * 4 <= 65_536)
+}
+
 @Test func fewTokenTilesHoldEveryTokensActivationsAndFitTheLayersOfTheTwoBillionShape() {
     // Eight tokens' activations of 40 chunks, 64 bytes apart, after a gate and an up tile.
     let gateAndUp = KernelSource.tileSharedBytes(matrices: 2, chunks: 40, tokens: 8)

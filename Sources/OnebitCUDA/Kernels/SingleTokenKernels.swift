@@ -44,6 +44,32 @@ extension KernelSource {
     /// Widest heads `attention_split` takes; wider ones take `attention_split_wide`.
     static let attentionSplitHeadDim = 128
 
+    /// Warps of a `ternary_tiles_stream_1` block. On an H200 (kernel traces of the Falcon3-10B shape) its gate and up
+    /// product took 15.9 us of a layer with 4 warps and gate's and up's mmas interleaved, 18.5-18.6 with 6 or 8
+    /// (whose 111 registers left two blocks a multiprocessor); with the tiles one after the other, 17.3-17.7 with 4,
+    /// 6 or 8.
+    static let streamWarps = 4
+
+    /// Tiles a `ternary_tiles_stream_1` block has in flight: with 3 (two blocks a multiprocessor instead of three,
+    /// 8 warps each), the Falcon3-10B shape's gate and up product took 20.6 us of a layer instead of 18.7 on an H200.
+    static let streamStages = 2
+
+    /// Registers a thread of `ternary_tiles_stream_1` may take (a test holds it to that): four of its blocks fit a
+    /// multiprocessor's registers.
+    static let streamRegisters = 128
+
+    /// Shared memory a `ternary_tiles_stream_1` block takes besides its dynamic memory: its 1,056 bytes of static
+    /// memory (mostly two buffers of sums) and the driver's 1 KB.
+    static let streamStaticBytes = 1_056 + 1_024
+
+    /// Dynamic shared memory of a `ternary_tiles_stream_1` block over `matrices` tiles of rows of `chunks` chunks:
+    /// `streamStages` stages of them as ``tileSharedBytes(matrices:chunks:tokens:)`` lays them out, then the token's
+    /// activations.
+    static func streamSharedBytes(matrices: Int, chunks: Int) -> Int {
+        let activations = tileSharedBytes(matrices: 0, chunks: chunks)
+        return streamStages * (tileSharedBytes(matrices: matrices, chunks: chunks) - activations) + activations
+    }
+
     /// Dynamic shared memory of a `ternary_fused_1` block of 256 threads for rows of `chunks` chunks: 16 bytes a
     /// slot and lane, then the token's activations.
     static func singleTokenSharedBytes(chunks: Int) -> Int { stageSlots * 16 * 256 + chunks * 64 }
@@ -329,6 +355,20 @@ extension KernelSource {
             }
         }
 
+        // One quad's mmas into each bit pair's sums d[j]: `low` and `high` this lane's chunk of rows group and
+        // group + 8, its activations' piece j at a[j * width + at]; tile_pair_sums below says how they fill the
+        // fragments.
+        __device__ __forceinline__ void quad_mmas(uint4 low, uint4 high, const int4 *a, int at, int width,
+                                                  int (&d)[4][4]) {
+        #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const u32 mask = 0x03030303u << (2 * j);
+                const int4 b = a[j * width + at];
+                mma_codes(d[j], low.x & mask, high.x & mask, low.y & mask, high.y & mask, b.x, b.y);
+                mma_codes(d[j], low.z & mask, high.z & mask, low.w & mask, high.w & mask, b.z, b.w);
+            }
+        }
+
         // Each bit pair's code sums of a staged tile's 16 rows with B's activations (`a`: this lane's token's pieces,
         // int4 j of chunk c at j * tile_width + c), over the quads of chunks warp, warp + warps, ..., into d[j] as an
         // mma's D: slots 0 and 1 of lane (group, tig) are row `group` with B's columns 2 tig and 2 tig + 1, slots 2
@@ -348,13 +388,28 @@ extension KernelSource {
                 for (int i = 0; i < 4; i++) d[j][i] = 0;
             for (int c = 4 * warp; c < width; c += 4 * warps) {
                 const uint4 l = row_low[c], h = row_high[c];
+                quad_mmas(l, h, a, c + tig, width, d);
+            }
+        }
+
+        // tile_pair_sums of two tiles (gate's and up's) at once, their mmas interleaved so that eight chains of sums
+        // are in flight instead of four: on an H200 the Falcon3-10B shape's streamed gate and up product took 15.9
+        // us of a layer instead of 17.3-17.7 with the tiles one after the other.
+        __device__ __forceinline__ void tile_pair_sums_both(const uint4 *tile0, const uint4 *tile1, int chunks,
+                                                           const int4 *a, int warp, int warps, int (&d0)[4][4],
+                                                           int (&d1)[4][4]) {
+            const int lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int width = tile_width(chunks), pitch = tile_pitch(chunks);
+            const uint4 *low0 = tile0 + group * pitch + tig, *high0 = tile0 + (group + 8) * pitch + tig;
+            const uint4 *low1 = tile1 + group * pitch + tig, *high1 = tile1 + (group + 8) * pitch + tig;
         #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const u32 mask = 0x03030303u << (2 * j);
-                    const int4 b = a[j * width + c + tig];
-                    mma_codes(d[j], l.x & mask, h.x & mask, l.y & mask, h.y & mask, b.x, b.y);
-                    mma_codes(d[j], l.z & mask, h.z & mask, l.w & mask, h.w & mask, b.z, b.w);
-                }
+            for (int j = 0; j < 4; j++)
+        #pragma unroll
+                for (int i = 0; i < 4; i++) d0[j][i] = d1[j][i] = 0;
+            for (int c = 4 * warp; c < width; c += 4 * warps) {
+                const uint4 l = low0[c], h = high0[c], l1 = low1[c], h1 = high1[c];
+                quad_mmas(l, h, a, c + tig, width, d0);
+                quad_mmas(l1, h1, a, c + tig, width, d1);
             }
         }
 
@@ -374,17 +429,26 @@ extension KernelSource {
             high = tile_dot(d, 2);
         }
 
-        // Block blockIdx.x's tile of 16 rows into p (activation 0: of the matrices laid end to end; 1 and 2: rows
-        // 16 blockIdx.x ... of both gate (p) and up (w1)), its weights copied into `stage` (gate's, then up's
-        // tile_pitch * 16 chunks on) by cp.async, not yet committed; false, copying nothing, past the last tile.
+        // Tile t of 16 rows into p (activation 0: of the matrices laid end to end; 1 and 2: rows 16 t ... of both
+        // gate (p) and up (w1)); false past the last tile.
+        __device__ __forceinline__ bool locate_product_tile(int t, int activation, const uint4 *w0, int rows0,
+                                                            float *y0, float *r0, const uint4 *w1, int rows1,
+                                                            float *y1, float *r1, const uint4 *w2, int rows2,
+                                                            float *y2, float *r2, ProductTile &p) {
+            p = {w0, 16 * t, rows0, y0, r0, 0};
+            return activation ? p.first < rows0
+                              : product_tile(t, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p);
+        }
+
+        // Block blockIdx.x's tile of 16 rows into p, as locate_product_tile finds it, its weights copied into
+        // `stage` (gate's, then up's tile_pitch * 16 chunks on) by cp.async, not yet committed; false, copying
+        // nothing, past the last tile.
         __device__ __forceinline__ bool stage_product_tile(int chunks, int activation, const uint4 *w0, int rows0,
                                                            float *y0, float *r0, const uint4 *w1, int rows1,
                                                            float *y1, float *r1, const uint4 *w2, int rows2,
                                                            float *y2, float *r2, uint4 *stage, ProductTile &p) {
-            p = {w0, 16 * (int)blockIdx.x, rows0, y0, r0, 0};
-            const bool valid = activation ? p.first < rows0
-                                          : product_tile(blockIdx.x, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2,
-                                                         y2, r2, p);
+            const bool valid = locate_product_tile(blockIdx.x, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2,
+                                                   rows2, y2, r2, p);
             if (valid) {
                 stage_tile(p.w, p.first, p.rows, chunks, stage);
                 if (activation) stage_tile(w1, p.first, p.rows, chunks, stage + 16 * tile_pitch(chunks));
@@ -461,6 +525,154 @@ extension KernelSource {
                 if (activation) second_sum += sums[1][w][row];
             }
             write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1);
+        }
+
+        // Shared-memory barriers that count the bytes of bulk copies (sm_90+; the kernel that uses them runs only
+        // there): `bar` expects `bytes` more for its current phase; a copy of `bytes` from global `source` to shared
+        // `target` completes that many; a thread waits until the phase of parity `phase` has completed.
+        __device__ __forceinline__ void barrier_init(unsigned long long *bar) {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"((unsigned)__cvta_generic_to_shared(bar))
+                         : "memory");
+        #endif
+        }
+        // Makes the barriers initialized before it visible to the bulk copies that will complete them.
+        __device__ __forceinline__ void barriers_initialized() {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        #endif
+        }
+        __device__ __forceinline__ void barrier_expect(unsigned long long *bar, unsigned bytes) {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                         :: "r"((unsigned)__cvta_generic_to_shared(bar)), "r"(bytes) : "memory");
+        #endif
+        }
+        __device__ __forceinline__ void bulk_copy(void *target, const void *source, unsigned bytes,
+                                                  unsigned long long *bar) {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                         :: "r"((unsigned)__cvta_generic_to_shared(target)), "l"(source), "r"(bytes),
+                            "r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
+        #endif
+        }
+        __device__ __forceinline__ void barrier_wait(unsigned long long *bar, unsigned phase) {
+        #if __CUDA_ARCH__ >= 900
+            asm volatile("{\n.reg .pred done;\nWAIT_%=:\n"
+                         "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                         "@!done bra WAIT_%=;\n}"
+                         :: "r"((unsigned)__cvta_generic_to_shared(bar)), "r"(phase) : "memory");
+        #endif
+        }
+
+        // By warp 0: tile t's rows copied into `stage` as stage_tile lays them out, but for the zeros after each
+        // row, a bulk copy a row (lane r the matrix's or gate's row r, lane 16 + r up's), counted on `bar`; nothing
+        // past the last tile. Rows past the matrix's last keep what they held: no output reads their sums.
+        __device__ __forceinline__ void bulk_stage_tile(int t, int chunks, int activation, const uint4 *w0, int rows0,
+                                                        float *y0, float *r0, const uint4 *w1, int rows1, float *y1,
+                                                        float *r1, const uint4 *w2, int rows2, float *y2, float *r2,
+                                                        uint4 *stage, unsigned long long *bar) {
+            ProductTile p;
+            if (!locate_product_tile(t, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p)) return;
+            const int lane = threadIdx.x & 31, rows = min(16, p.rows - p.first), count = activation ? 2 : 1;
+            const unsigned bytes = 16u * (unsigned)chunks;
+            if (lane == 0) barrier_expect(bar, (unsigned)(rows * count) * bytes);
+            __syncwarp();
+            const int r = lane & 15, m = lane >> 4;
+            if (r < rows && m < count)
+                bulk_copy(stage + (m * 16 + r) * tile_pitch(chunks), (m ? w1 : p.w) + (size_t)(p.first + r) * chunks,
+                          bytes, bar);
+        }
+
+        // Warps of a ternary_tiles_stream_1 block, and the tile stages it keeps in flight.
+        #define STREAM_WARPS \#(streamWarps)
+        #define STREAM_STAGES \#(streamStages)
+
+        // ternary_tiles_1 for more tiles than the GPU holds at once (sm_90+): block b takes tiles b, b + gridDim.x,
+        // ... through a ring of STREAM_STAGES stages in shared memory, each filled by bulk copies (the copy engine
+        // moves a row a request) and refilled with the block's next tile but one as soon as its warps have their
+        // sums. Before the wait it requests its first tiles, as ternary_tiles_1 requests its one. The sums go to
+        // one of two buffers in turn, so a tile needs one block barrier, not two. On an H200 the Falcon3-10B shape's
+        // gate and up product took 15.9 us of a layer this way, 16.6 with cp.async and two barriers a tile. The
+        // integers are ternary_tiles_1's, so the outputs are bit for bit the same.
+        extern "C" __global__ void __launch_bounds__(32 * STREAM_WARPS)
+            ternary_tiles_stream_1(const i8 *q, const float *q_scales, int chunks, int activation, const uint4 *w0,
+                                   const float *s0, int rows0, float *y0, float *r0, const uint4 *w1, const float *s1,
+                                   int rows1, float *y1, float *r1, const uint4 *w2, const float *s2, int rows2,
+                                   float *y2, float *r2) {
+            extern __shared__ uint4 tile_stage[];
+            __shared__ int activation_total;
+            __shared__ float tensor_scales[3];
+            __shared__ int sum_buffers[2][2][STREAM_WARPS][16];
+            __shared__ unsigned long long ready[STREAM_STAGES];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int count = activation ? 2 : 1, stage_chunks = count * 16 * tile_pitch(chunks);
+            const int tiles =
+                activation ? (rows0 + 15) / 16 : (rows0 + 15) / 16 + (rows1 + 15) / 16 + (rows2 + 15) / 16;
+            if (warp == 0) {
+                if (lane == 0) {
+                    for (int s = 0; s < STREAM_STAGES; s++) barrier_init(&ready[s]);
+                    barriers_initialized();
+                }
+                __syncwarp();
+                for (int s = 0; s < STREAM_STAGES; s++)
+                    bulk_stage_tile(blockIdx.x + s * gridDim.x, chunks, activation, w0, rows0, y0, r0, w1, rows1, y1,
+                                    r1, w2, rows2, y2, r2, tile_stage + s * stage_chunks, &ready[s]);
+            }
+            // The zeros after each row, up to tile_width, which no copy writes.
+            const int pad = tile_width(chunks) - chunks;
+            for (int i = threadIdx.x; i < STREAM_STAGES * count * 16 * pad; i += blockDim.x)
+                tile_stage[(i / pad) * tile_pitch(chunks) + chunks + i % pad] = make_uint4(0, 0, 0, 0);
+            read_tensor_scales(s0, 0, s1, 0, s2, 0, tensor_scales);
+            if (threadIdx.x == 0) activation_total = 0;
+            __syncthreads();
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            int4 *pieces = (int4 *)(tile_stage + STREAM_STAGES * stage_chunks);
+            load_pieces(q, chunks, tile_width(chunks), pieces, &activation_total);
+            const float qs = q_scales[0];
+            __syncthreads();
+            int s = 0, turn = 0;
+            unsigned phase = 0;
+            for (int t = blockIdx.x; t < tiles; t += gridDim.x, turn ^= 1) {
+                barrier_wait(&ready[s], phase);
+                int (*sums)[STREAM_WARPS][16] = sum_buffers[turn];
+                const uint4 *stage = tile_stage + s * stage_chunks;
+                int d[4][4], up[4][4];
+                if (activation) {
+                    tile_pair_sums_both(stage, stage + 16 * tile_pitch(chunks), chunks, pieces, warp, STREAM_WARPS, d,
+                                        up);
+                } else {
+                    tile_pair_sums(stage, chunks, pieces, warp, STREAM_WARPS, d);
+                }
+                if ((lane & 3) == 0) {
+                    sums[0][warp][lane >> 2] = tile_dot(d, 0);
+                    sums[0][warp][(lane >> 2) + 8] = tile_dot(d, 2);
+                    if (activation) {
+                        sums[1][warp][lane >> 2] = tile_dot(up, 0);
+                        sums[1][warp][(lane >> 2) + 8] = tile_dot(up, 2);
+                    }
+                }
+                __syncthreads();
+                if (warp == 0)
+                    bulk_stage_tile(t + STREAM_STAGES * gridDim.x, chunks, activation, w0, rows0, y0, r0, w1, rows1,
+                                    y1, r1, w2, rows2, y2, r2, tile_stage + s * stage_chunks, &ready[s]);
+                if (++s == STREAM_STAGES) {
+                    s = 0;
+                    phase ^= 1;
+                }
+                ProductTile p;
+                locate_product_tile(t, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p);
+                const int row = threadIdx.x;
+                if (row >= 16 || p.first + row >= p.rows) continue;
+                int first_sum = 0, second_sum = 0;
+                for (int w = 0; w < STREAM_WARPS; w++) {
+                    first_sum += sums[0][w][row];
+                    if (activation) second_sum += sums[1][w][row];
+                }
+                write_tile_output(activation, p, p.first + row, first_sum, second_sum, activation_total, qs,
+                                  tensor_scales, y0, y1);
+            }
         }
 
         // Most tokens a launch of ternary_tiles_n takes: the columns of an mma's B.
