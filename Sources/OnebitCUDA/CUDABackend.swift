@@ -1040,10 +1040,10 @@ public final class CUDABackend {
         return download(from: output.address, count: head.rows)
     }
 
-    /// The logits of each of `rows` of `x`: the head is read once for every 8 of them, and each row's logits are
-    /// summed in the same order as ``logits(_:row:head:)`` sums them.
+    /// The logits of each of `rows` of `x`: the head is read once for every 8 of them (16 with the int8 head), and
+    /// each row's logits are summed in the same order as ``logits(_:row:head:)`` sums them.
     public func logits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [[Float]] {
-        guard rows.count > 1, !usesInt8Head(head) else { return rows.map { logits(x, row: $0, head: head) } }
+        guard rows.count > 1 else { return rows.map { logits(x, row: $0, head: head) } }
         context.makeCurrent()
         let output = queueLogits(x, rows: rows, head: head)
         let all: [Float] = download(from: output.address, count: rows.count * head.rows)
@@ -1051,10 +1051,10 @@ public final class CUDABackend {
     }
 
     /// Queues the logits of each of `rows` of `x` into the logit buffer, `head.rows` floats a row in the order of
-    /// `rows`, as ``logits(_:rows:head:)`` computes them (one row at a time with the int8 head), and returns it.
+    /// `rows`, as ``logits(_:rows:head:)`` computes them, and returns it.
     private func queueLogits(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> DeviceBuffer {
         let output = scratch(&logitBuffer, bytes: rows.count * head.rows * 4)
-        if rows.count > 1 && !usesInt8Head(head) {
+        if rows.count > 1 {
             launchHead(x, rows: rows, head: head, into: output.address)
         } else {
             for (index, row) in rows.enumerated() {
@@ -1066,8 +1066,9 @@ public final class CUDABackend {
 
     /// Queues the head's products with each of `rows` of `x` into `output` (`head.rows` floats per row, in the
     /// order of `rows`): a bf16 head on the tensor cores (the activations split into two bf16 planes that keep 16
-    /// of their 24 significant bits; `onebit selftest` bounds the difference from the CPU's fp32 GEMV), otherwise
-    /// reading the head once for every 8 rows. Where the `wgmma` product runs (``usesWarpgroupHead(_:)``),
+    /// of their 24 significant bits; `onebit selftest` bounds the difference from the CPU's fp32 GEMV), the int8
+    /// head as ``launchInt8Head(_:width:rows:count:head:into:)`` computes it, otherwise reading the head once for
+    /// every 8 rows. Where the `wgmma` product runs (``usesWarpgroupHead(_:)``),
     /// `argmax` names where it leaves each block's largest logit and row of each token for `argmax_final`, and
     /// `output` may be 0.
     private func launchHead(
@@ -1082,6 +1083,11 @@ public final class CUDABackend {
             // The last forward's kernels may still read the indices this upload replaces.
             flush()
             indices = upload(rowIndices, into: &logitRowCopy)
+        }
+        if usesInt8Head(head) {
+            launchInt8Head(
+                x.buffer.address, width: x.width, rows: indices, count: rows.count, head: head, into: output)
+            return
         }
         if head.storage == .bfloat16 && useTensorCores && head.columns % 32 == 0 {
             let planes = scratch(&headPlanes, bytes: KernelSource.headPlanes * rows.count * head.columns * 2)
@@ -1118,7 +1124,7 @@ public final class CUDABackend {
     /// Whether the head of several rows runs on Hopper's warpgroup tensor cores (`dense_gemm_bf16_wgmma`), which can
     /// also do the argmax's first pass.
     private func usesWarpgroupHead(_ head: CUDADenseWeights) -> Bool {
-        head.storage == .bfloat16 && useTensorCores && useWarpgroups && head.columns % 64 == 0
+        !usesInt8Head(head) && head.storage == .bfloat16 && useTensorCores && useWarpgroups && head.columns % 64 == 0
     }
 
     /// Blocks of `dense_gemm_bf16_wgmma` along the head's rows: 256 rows each.
@@ -1141,15 +1147,7 @@ public final class CUDABackend {
     private func launchHead(_ x: CUDAActivations, row: Int, head: CUDADenseWeights, into output: UInt64) {
         let input = x.buffer.address + UInt64(row * x.width * 4)
         if usesInt8Head(head) {
-            let rows = int8Rows(of: head)
-            let quantized = scratch(&quantizedRowBuffer, bytes: rows.stride + 16)
-            launch(
-                .quantizeRow, grid: (1, 1), block: 1024, .address(input), .int(head.columns), .int(rows.stride),
-                .address(quantized.address + 16), .address(quantized.address))
-            launch(
-                .int8Gemv, grid: ((head.rows + 7) / 8, 1), block: 256, .address(rows.codes.address),
-                .address(rows.scales.address), .int(head.rows), .int(rows.stride), .address(quantized.address + 16),
-                .address(quantized.address), .address(output))
+            launchInt8Head(input, width: x.width, rows: nil, count: 1, head: head, into: output)
             return
         }
         let kernel: Kernel =
@@ -1161,6 +1159,37 @@ public final class CUDABackend {
         launch(
             kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
             .int(head.columns), .address(input), .address(output))
+    }
+
+    /// Queues the int8 head's products with `count` rows of the activations at `input` (rows `width` floats apart:
+    /// those `rows` names, or the first; `head.columns` of each) into `output`, `head.rows` floats a row in that order: the rows quantized
+    /// per token, then exact integer dots, the head read once for every ``KernelSource/int8HeadTokens`` rows. Each
+    /// row's logits are bit for bit what it gets alone, as on the CPU.
+    private func launchInt8Head(
+        _ input: UInt64, width: Int, rows indices: DeviceBuffer?, count: Int, head: CUDADenseWeights,
+        into output: UInt64
+    ) {
+        let rows = int8Rows(of: head)
+        // The rows' scales, then their codes from a 16-byte boundary.
+        let codesAt = (count * 4 + 15) / 16 * 16
+        let quantized = scratch(&quantizedRowBuffer, bytes: codesAt + count * rows.stride)
+        launch(
+            .quantizeRows, grid: (count, 1), block: 1024, .address(input), .int(width),
+            .address(indices?.address ?? 0), .int(head.columns), .int(rows.stride),
+            .address(quantized.address + UInt64(codesAt)), .address(quantized.address))
+        let codes = quantized.address + UInt64(codesAt)
+        if count == 1 {
+            launch(
+                .int8Gemv, grid: ((head.rows + 7) / 8, 1), block: 256, .address(rows.codes.address),
+                .address(rows.scales.address), .int(head.rows), .int(rows.stride), .address(codes),
+                .address(quantized.address), .address(output))
+            return
+        }
+        launch(
+            .int8Gemm,
+            grid: ((head.rows + 7) / 8, (count + KernelSource.int8HeadTokens - 1) / KernelSource.int8HeadTokens),
+            block: 256, .address(rows.codes.address), .address(rows.scales.address), .int(head.rows),
+            .int(rows.stride), .address(codes), .address(quantized.address), .int(count), .address(output))
     }
 
     /// Whether `head` is computed through its int8 copy.
@@ -1207,7 +1236,7 @@ public final class CUDABackend {
     /// The index of the largest logit of each of `rows` of `x` (the lowest on ties): the head's products as
     /// ``logits(_:rows:head:)`` computes them, then one argmax per row on the GPU, and only the indices come back.
     public func argmax(_ x: CUDAActivations, rows: [Int], head: CUDADenseWeights) -> [Int] {
-        guard rows.count > 1, !usesInt8Head(head) else { return rows.map { argmax(x, row: $0, head: head) } }
+        guard rows.count > 1 else { return rows.map { argmax(x, row: $0, head: head) } }
         context.makeCurrent()
         let indices: [Int32] = download(from: queueArgmax(x, rows: rows, head: head), count: rows.count)
         return indices.map { Int($0) }
@@ -1252,13 +1281,14 @@ public final class CUDABackend {
 
     /// ``argmax(_:rows:head:)`` whose indices stay on the GPU: they become the tokens of the next step, which
     /// reads them from the token buffer (``step(tokens:positions:segments:tokensKept:_:)``), and step `index` of
-    /// `count` kept for ``keptTokens()``. Returns the indices now where it cannot keep them: rows whose head is the
-    /// int8 copy, taken one at a time, or before a step has made the token buffer.
+    /// `count` kept for ``keptTokens()``. Returns the indices now where it cannot keep them: before a step has made
+    /// the token buffer.
     public func argmaxKept(
         _ x: CUDAActivations, rows: [Int], head: CUDADenseWeights, step index: Int, of count: Int
     ) -> [Int]? {
-        guard rows.count == 1 || !usesInt8Head(head), let (kept, feed) = keptTarget(rows: rows, step: index, of: count)
-        else { return argmax(x, rows: rows, head: head) }
+        guard let (kept, feed) = keptTarget(rows: rows, step: index, of: count) else {
+            return argmax(x, rows: rows, head: head)
+        }
         _ = queueArgmax(x, rows: rows, head: head, into: kept, feeding: feed)
         return nil
     }

@@ -14,12 +14,12 @@ enum Kernel: Int, CaseIterable {
     case rope, storeKeyValue, attention, relu2Multiply, siluMultiply, add
     case ternaryFusedSingle, attentionSplit, attentionSplitWide, argmaxPartial, argmaxFinal, rmsNormQuantizeWide,
         copyWords, ternaryMatmulTensorCores, attentionPrefill, denseGemmF32, denseGemmF16,
-        denseGemmBF16, int8RowsFromBF16, quantizeRow, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
+        denseGemmBF16, int8RowsFromBF16, quantizeRows, int8Gemv, finishProducts, splitBF16, denseGemmBF16TensorCores,
         ropeStoreRows, attentionRows, attentionRowsClustered, rankGroupMinima, rankThresholds, rankCandidates,
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
         attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit, attentionPrefillTensorCoresShort,
-        ternaryTilesStreamSingle
+        ternaryTilesStreamSingle, int8Gemm
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -113,8 +113,9 @@ enum Kernel: Int, CaseIterable {
         case .denseGemmF16: "dense_gemm_f16"
         case .denseGemmBF16: "dense_gemm_bf16"
         case .int8RowsFromBF16: "int8_rows_from_bf16"
-        case .quantizeRow: "quantize_row"
+        case .quantizeRows: "quantize_rows"
         case .int8Gemv: "int8_gemv"
+        case .int8Gemm: "int8_gemm"
         case .finishProducts: "finish_products"
         case .splitBF16: "split_bf16"
         case .denseGemmBF16TensorCores: "dense_gemm_bf16_mma"
