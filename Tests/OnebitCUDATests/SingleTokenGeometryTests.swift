@@ -45,7 +45,8 @@ import Testing
     #expect(gateAndUp == 2 * 16 * 44 * 16 + 40 * 64)
     #expect(
         CUDABackend.residentTiles(warps: 4, sharedBytes: gateAndUp, staticBytes: KernelSource.tileStaticBytes) == 8)
-    // Falcon3-10B's 1,440 gate and up tiles of 2 warps: 7 a multiprocessor, 924 of 132, so they take ternary_fused_1.
+    // Falcon3-10B's 1,440 gate and up tiles of 2 warps: 7 a multiprocessor, 924 of 132, so they stream through
+    // ternary_tiles_stream_1 on sm_90 and take ternary_fused_1 before.
     #expect(
         CUDABackend.residentTiles(
             warps: 2, sharedBytes: KernelSource.tileSharedBytes(matrices: 2, chunks: 48),
