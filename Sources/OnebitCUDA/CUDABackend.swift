@@ -1178,18 +1178,18 @@ public final class CUDABackend {
             .quantizeRows, grid: (count, 1), block: 1024, .address(input), .int(width),
             .address(indices?.address ?? 0), .int(head.columns), .int(rows.stride), .address(codes),
             .address(quantized.address))
-        if count == 1 {
-            launch(
-                .int8Gemv, grid: ((head.rows + 7) / 8, 1), block: 256, .address(rows.codes.address),
-                .address(rows.scales.address), .int(head.rows), .int(rows.stride), .address(codes),
-                .address(quantized.address), .address(output))
-            return
-        }
-        launch(
-            .int8Gemm,
-            grid: ((head.rows + 7) / 8, (count + KernelSource.int8HeadTokens - 1) / KernelSource.int8HeadTokens),
-            block: 256, .address(rows.codes.address), .address(rows.scales.address), .int(head.rows),
-            .int(rows.stride), .address(codes), .address(quantized.address), .int(count), .address(output))
+        // int8_gemv is int8_gemm for one token, without the token count.
+        var arguments: [Argument] = [
+            .address(rows.codes.address), .address(rows.scales.address), .int(head.rows), .int(rows.stride),
+            .address(codes), .address(quantized.address),
+        ]
+        if count > 1 { arguments.append(.int(count)) }
+        arguments.append(.address(output))
+        let tokensABlock = count == 1 ? 1 : KernelSource.int8HeadTokens
+        // quantize_rows' launch flushed the queue.
+        emit(
+            count == 1 ? .int8Gemv : .int8Gemm, grid: ((head.rows + 7) / 8, (count + tokensABlock - 1) / tokensABlock),
+            block: 256, arguments)
     }
 
     /// Whether `head` is computed through its int8 copy.
