@@ -1163,8 +1163,9 @@ public final class CUDABackend {
 
     /// Queues the int8 head's products with `count` rows of the activations at `input` (rows `width` floats apart:
     /// those `rows` names, or the first; `head.columns` of each) into `output`, `head.rows` floats a row in that
-    /// order: the rows quantized per token, then exact integer dots, the head read once for every
-    /// ``KernelSource/int8HeadTokens`` rows. Each row's logits are bit for bit what it gets alone, as on the CPU.
+    /// order: the rows quantized per token, then exact integer dots; several rows on the int8 tensor cores, the head
+    /// read once for every ``KernelSource/int8TensorCoreTokens`` rows (every ``KernelSource/int8HeadTokens`` where
+    /// the GPU has none). Each row's logits are bit for bit what it gets alone, as on the CPU.
     private func launchInt8Head(
         _ input: UInt64, width: Int, rows indices: DeviceBuffer?, count: Int, head: CUDADenseWeights,
         into output: UInt64
@@ -1185,8 +1186,16 @@ public final class CUDABackend {
         ]
         if count > 1 { arguments.append(.int(count)) }
         arguments.append(.address(output))
-        let tokensABlock = count == 1 ? 1 : KernelSource.int8HeadTokens
         // quantize_rows' launch flushed the queue.
+        if count > 1, Kernel.int8GemmTensorCores.runs(major: context.major, minor: context.minor) {
+            let rowsABlock = KernelSource.int8TensorCoreRows, tokensABlock = KernelSource.int8TensorCoreTokens
+            emit(
+                .int8GemmTensorCores,
+                grid: ((head.rows + rowsABlock - 1) / rowsABlock, (count + tokensABlock - 1) / tokensABlock),
+                block: 256, arguments)
+            return
+        }
+        let tokensABlock = count == 1 ? 1 : KernelSource.int8HeadTokens
         emit(
             count == 1 ? .int8Gemv : .int8Gemm, grid: ((head.rows + 7) / 8, (count + tokensABlock - 1) / tokensABlock),
             block: 256, arguments)

@@ -19,7 +19,7 @@ enum Kernel: Int, CaseIterable {
         rankLargest, drawChunkTops, nucleusRound, drawChunkMasses, drawPick, drawCandidates, ternaryMatmulWarpgroup,
         denseGemmBF16Warpgroup, ternaryTilesSingle, ternaryTilesFew, attentionPrefillTensorCores,
         attentionPrefillTensorCoresWide, rmsNormQuantizeLong, rmsNormQuantizeSplit, attentionPrefillTensorCoresShort,
-        ternaryTilesStreamSingle, int8Gemm
+        ternaryTilesStreamSingle, int8Gemm, int8GemmTensorCores
 
     /// Bytes of dynamic shared memory a launch gets (more than the 48 KB a kernel may declare statically).
     var dynamicSharedBytes: Int {
@@ -49,7 +49,7 @@ enum Kernel: Int, CaseIterable {
         switch self {
         case .ternaryMatmulWarpgroup, .denseGemmBF16Warpgroup: KernelBuild.hasWarpgroups(major: major, minor: minor)
         case .ternaryMatmulTensorCores, .denseGemmBF16TensorCores, .splitBF16, .attentionRows, .ternaryTilesSingle,
-            .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong:
+            .ternaryTilesFew, .attentionPrefillTensorCores, .rmsNormQuantizeLong, .int8GemmTensorCores:
             major >= 8
         case .attentionRowsClustered, .rmsNormQuantizeSplit, .ternaryTilesStreamSingle: major >= 9
         case .attentionPrefillTensorCoresWide, .attentionPrefillTensorCoresShort: major == 9 || major == 10
@@ -116,6 +116,7 @@ enum Kernel: Int, CaseIterable {
         case .quantizeRows: "quantize_rows"
         case .int8Gemv: "int8_gemv"
         case .int8Gemm: "int8_gemm"
+        case .int8GemmTensorCores: "int8_gemm_mma"
         case .finishProducts: "finish_products"
         case .splitBF16: "split_bf16"
         case .denseGemmBF16TensorCores: "dense_gemm_bf16_mma"

@@ -1,6 +1,10 @@
 extension KernelSource {
     /// Most tokens a block of `int8_gemm` takes: the int8 head is read once for every this many.
     static let int8HeadTokens = 16
+    /// Rows of the int8 head a block of `int8_gemm_mma` takes.
+    static let int8TensorCoreRows = 128
+    /// Most tokens a block of `int8_gemm_mma` takes.
+    static let int8TensorCoreTokens = 64
 
     /// Dense products (the output head): GEMV and GEMM in the stored precision, the bf16 head on the tensor cores, and
     /// the opt-in int8 head.
@@ -449,6 +453,78 @@ extension KernelSource {
             }
         }
 
+        // int8_gemm on the int8 tensor cores (sm_80+): a block of 8 warps takes I8_MMA_ROWS rows of q and up to
+        // I8_MMA_TOKENS tokens, a warp 16 rows and every token, with mma.sync m16n8k32 (exact int32 sums). Each 64
+        // columns of a row go to a lane group's mmas permuted: lane (group, tig) holds bytes 16 tig ... 16 tig + 15
+        // of rows group and group + 8 as its A slots of two mmas, and the same bytes of its token as B's, so every
+        // product pairs a weight with its own activation. The dots are int8_rows' integers, so each token's logits
+        // are bit for bit what it gets alone. The tokens' codes go through shared memory, I8_MMA_COLUMNS columns a
+        // stage, rows padded by 64 bytes so the two groups of a quarter warp read different banks.
+        #define I8_MMA_ROWS \#(int8TensorCoreRows)
+        #define I8_MMA_TOKENS \#(int8TensorCoreTokens)
+        #define I8_MMA_COLUMNS 256
+        #define I8_MMA_PITCH (I8_MMA_COLUMNS + 64)
+        __device__ __forceinline__ void mma_int8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%0, %1, %2, %3};"
+                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+        extern "C" __global__ void __launch_bounds__(256) int8_gemm_mma(const i8 *q, const float *scales, int rows,
+                                                                         int stride, const i8 *xq,
+                                                                         const float *x_scales, int tokens, float *y) {
+            __shared__ __align__(16) i8 staged[I8_MMA_TOKENS * I8_MMA_PITCH];
+            AWAIT_PREVIOUS();
+            RELEASE_NEXT();
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, tig = lane & 3;
+            const int first_row = blockIdx.x * I8_MMA_ROWS + warp * 16, first = blockIdx.y * I8_MMA_TOKENS;
+            const int count = min(I8_MMA_TOKENS, tokens - first);
+            const int low = min(first_row + group, rows - 1), high = min(first_row + group + 8, rows - 1);
+            const uint4 *row_low = (const uint4 *)(q + (size_t)low * stride);
+            const uint4 *row_high = (const uint4 *)(q + (size_t)high * stride);
+            int d[I8_MMA_TOKENS / 8][4];
+        #pragma unroll
+            for (int n = 0; n < I8_MMA_TOKENS / 8; n++)
+        #pragma unroll
+                for (int i = 0; i < 4; i++) d[n][i] = 0;
+            for (int k0 = 0; k0 < stride; k0 += I8_MMA_COLUMNS) {
+                const int width = min(I8_MMA_COLUMNS, stride - k0);
+                __syncthreads();
+                // The tokens' columns k0 ..< k0 + width, zeros past the last token and the row.
+                for (int i = threadIdx.x; i < I8_MMA_TOKENS * (I8_MMA_COLUMNS / 16); i += blockDim.x) {
+                    const int t = i / (I8_MMA_COLUMNS / 16), c = 16 * (i % (I8_MMA_COLUMNS / 16));
+                    uint4 v = make_uint4(0, 0, 0, 0);
+                    if (t < count && c < width) v = *(const uint4 *)(xq + (size_t)(first + t) * stride + k0 + c);
+                    *(uint4 *)(staged + t * I8_MMA_PITCH + c) = v;
+                }
+                __syncthreads();
+                for (int c = 0; c < width; c += 64) {
+                    const int at = (k0 + c) / 16 + tig;
+                    const bool in = c + 16 * tig < width;
+                    const uint4 l = in ? load_once(row_low + at) : make_uint4(0, 0, 0, 0);
+                    const uint4 h = in ? load_once(row_high + at) : make_uint4(0, 0, 0, 0);
+        #pragma unroll
+                    for (int n = 0; n < I8_MMA_TOKENS / 8; n++) {
+                        const uint4 b = *(const uint4 *)(staged + (8 * n + group) * I8_MMA_PITCH + c + 16 * tig);
+                        mma_int8(d[n], l.x, h.x, l.y, h.y, b.x, b.y);
+                        mma_int8(d[n], l.z, h.z, l.w, h.w, b.z, b.w);
+                    }
+                }
+            }
+            // d[n][0], d[n][1]: row group, tokens 8 n + 2 tig and + 1; d[n][2], d[n][3]: row group + 8.
+        #pragma unroll
+            for (int n = 0; n < I8_MMA_TOKENS / 8; n++) {
+        #pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int row = first_row + group + (i >= 2 ? 8 : 0), t = 8 * n + 2 * tig + (i & 1);
+                    if (row < rows && t < count)
+                        y[(size_t)(first + t) * rows + row] = (float)d[n][i] * scales[row] / x_scales[first + t];
+                }
+            }
+        }
+
         // One token's int8 head (int8_rows<1>): a kernel of its own, since the loop over HEAD_TOKENS took one
         // sequence of the 2B-4T shape from 1,080 to 991 tokens/s on an H200.
         extern "C" __global__ void int8_gemv(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
@@ -456,7 +532,7 @@ extension KernelSource {
             int8_rows<1>(q, scales, rows, stride, xq, x_scale, 1, y);
         }
 
-        // Up to HEAD_TOKENS tokens a block (int8_rows<HEAD_TOKENS>).
+        // Up to HEAD_TOKENS tokens a block (int8_rows<HEAD_TOKENS>), where int8_gemm_mma cannot run.
         extern "C" __global__ void int8_gemm(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
                                              const float *x_scales, int tokens, float *y) {
             int8_rows<HEAD_TOKENS>(q, scales, rows, stride, xq, x_scales, tokens, y);
