@@ -122,6 +122,14 @@ enum KernelSource {
         // NVRTC has no math.h, so no INFINITY.
         #define NEGATIVE_INFINITY __uint_as_float(0xff800000u)
 
+        // The feed-forward's gated activations of gate a and up b: relu(a)^2 b (BitNet) and silu(a) b (Llama). Every
+        // kernel that gates calls these, so they all round alike.
+        __device__ __forceinline__ float relu2_gated(float a, float b) {
+            const float r = fmaxf(a, 0.0f);
+            return r * r * b;
+        }
+        __device__ __forceinline__ float silu_gated(float a, float b) { return a / (1.0f + expf(-a)) * b; }
+
         // Element kinds of dense matrices, as the host passes them.
         #define KIND_F32 0
         #define KIND_F16 1

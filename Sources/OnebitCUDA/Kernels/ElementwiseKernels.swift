@@ -6,8 +6,7 @@ extension KernelSource {
             RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
-            const float r = fmaxf(gate[i], 0.0f);
-            gate[i] = r * r * up[i];
+            gate[i] = relu2_gated(gate[i], up[i]);
         }
 
         extern "C" __global__ void silu_mul(float *gate, const float *up, int n) {
@@ -15,7 +14,7 @@ extension KernelSource {
             RELEASE_NEXT();
             const int i = blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= n) return;
-            gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+            gate[i] = silu_gated(gate[i], up[i]);
         }
 
         extern "C" __global__ void add_rows(float *x, const float *delta, int n) {

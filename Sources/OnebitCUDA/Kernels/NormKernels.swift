@@ -138,10 +138,9 @@ extension KernelSource {
                     if (MODE == ROW_ADD || MODE == ROW_ADD_PRODUCT) {
                         v[k] += o[k];
                     } else if (MODE == ROW_RELU2 || MODE == ROW_RELU2_PRODUCT) {
-                        const float r = fmaxf(v[k], 0.0f);
-                        v[k] = r * r * o[k];
+                        v[k] = relu2_gated(v[k], o[k]);
                     } else {
-                        v[k] = v[k] / (1.0f + expf(-v[k])) * o[k];
+                        v[k] = silu_gated(v[k], o[k]);
                     }
                     if (valid(k)) row[k * n] = v[k];
                 }
@@ -215,11 +214,7 @@ extension KernelSource {
         // x after mode MODE (ROW_ADD, ROW_RELU2 or ROW_SILU) with the other row's y.
         template <int MODE> __device__ __forceinline__ float gated_value(float x, float y) {
             if (MODE == ROW_ADD) return x + y;
-            if (MODE == ROW_RELU2) {
-                const float r = fmaxf(x, 0.0f);
-                return r * r * y;
-            }
-            return x / (1.0f + expf(-x)) * y;
+            return MODE == ROW_RELU2 ? relu2_gated(x, y) : silu_gated(x, y);
         }
 
         // The long and split norms' steps for a quad of a row, each element as the scalar steps take it.

@@ -164,14 +164,9 @@ extension KernelSource {
             return true;
         }
 
-        // The gated activation of gate a and up b: relu(a)^2 b (activation 1) or silu(a) b (2), as relu2_mul and
-        // silu_mul compute it.
+        // The gated activation of gate a and up b: relu(a)^2 b (activation 1) or silu(a) b (2).
         __device__ __forceinline__ float gated_activation(int activation, float a, float b) {
-            if (activation == 1) {
-                const float r = fmaxf(a, 0.0f);
-                return r * r * b;
-            }
-            return a / (1.0f + expf(-a)) * b;
+            return activation == 1 ? relu2_gated(a, b) : silu_gated(a, b);
         }
 
         // scales[i] = matrix i's one weight scale where it has one scale a tensor (block size b_i of 0), else 0; by
@@ -475,6 +470,22 @@ extension KernelSource {
             }
         }
 
+        // Row threadIdx.x (< 16) of a single-token tile: its warps' sums in sums[0] (gate's or the product's) and,
+        // for an activation, sums[1] (up's), added in warp order and written as write_tile_output writes them.
+        template <int WARPS>
+        __device__ __forceinline__ void write_tile_row(int activation, const ProductTile &p,
+                                                       const int (*sums)[WARPS][16], int warps, int total, float qs,
+                                                       const float *tensor_scales, float *y0, float *y1) {
+            const int row = threadIdx.x;
+            if (row >= 16 || p.first + row >= p.rows) return;
+            int first_sum = 0, second_sum = 0;
+            for (int w = 0; w < warps; w++) {
+                first_sum += sums[0][w][row];
+                if (activation) second_sum += sums[1][w][row];
+            }
+            write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1);
+        }
+
         // The products of ternary_fused_1 (its arguments but `lanes`), for matrices of one scale a tensor, on the
         // tensor cores (sm_80 and later): block b takes tile b of 16 rows (activation 0: of the matrices laid end
         // to end; 1 and 2: rows 16b ... of both gate and up), its warps each a share of the quads of chunks, their
@@ -515,16 +526,8 @@ extension KernelSource {
                 }
             }
             __syncthreads();
-            const int row = threadIdx.x;
-            if (row >= 16 || p.first + row >= p.rows) return;
-            const int total = activation_total;
-            const float qs = q_scales[0];
-            int first_sum = 0, second_sum = 0;
-            for (int w = 0; w < warps; w++) {
-                first_sum += sums[0][w][row];
-                if (activation) second_sum += sums[1][w][row];
-            }
-            write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1);
+            write_tile_row<TILE_WARPS>(activation, p, sums, warps, activation_total, q_scales[0], tensor_scales, y0,
+                                       y1);
         }
 
         // Shared-memory barriers that count the bytes of bulk copies (sm_90+; the kernel that uses them runs only
@@ -663,15 +666,8 @@ extension KernelSource {
                 }
                 ProductTile p;
                 locate_product_tile(t, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p);
-                const int row = threadIdx.x;
-                if (row >= 16 || p.first + row >= p.rows) continue;
-                int first_sum = 0, second_sum = 0;
-                for (int w = 0; w < STREAM_WARPS; w++) {
-                    first_sum += sums[0][w][row];
-                    if (activation) second_sum += sums[1][w][row];
-                }
-                write_tile_output(activation, p, p.first + row, first_sum, second_sum, activation_total, qs,
-                                  tensor_scales, y0, y1);
+                write_tile_row<STREAM_WARPS>(activation, p, sums, STREAM_WARPS, activation_total, qs, tensor_scales,
+                                             y0, y1);
             }
         }
 
