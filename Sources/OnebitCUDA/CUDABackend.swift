@@ -1755,9 +1755,11 @@ public final class CUDABackend {
     /// Launches `products` (``flushProducts(activation:)``'s) as `ternary_tiles_1`, or `ternary_tiles_n` for several
     /// tokens, a block for each 16 rows, and returns true; false, launching nothing, where the kernel does not take
     /// them: matrices of per-block scales, rows too wide for its shared memory, a GPU before Ampere, or more tiles
-    /// than the GPU holds at once, unless ``launchStreamedTiles(_:activation:tiles:)`` takes those. On an H200 one
-    /// sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s against 988-993 with `ternary_fused_1`, the
-    /// bitnet-3b shape 603 against 592 (BENCHMARKS.md).
+    /// than the GPU holds at once. One token's tiles go to ``launchStreamedTiles(_:activation:blocks:)`` instead
+    /// wherever that kernel runs and they are more than its blocks, more than one wave of `ternary_tiles_1`, or a
+    /// gate and up pair to which `ternary_tiles_1` would give no more warps a block than it has. On an H200
+    /// one sequence of the 2B-4T shape decoded 1,000-1,004 tokens/s with `ternary_tiles_1` against 988-993 with
+    /// `ternary_fused_1`, the bitnet-3b shape 603 against 592 (BENCHMARKS.md).
     private func launchTiles(_ products: [PendingProduct], activation: Int) -> Bool {
         let chunks = products[0].weights.chunks
         let tokens = products[0].tokens
@@ -1774,11 +1776,20 @@ public final class CUDABackend {
         let staticBytes = tokens == 1 ? KernelSource.tileStaticBytes : KernelSource.fewTokenTileStaticBytes
         guard useTiles, products.allSatisfy({ $0.weights.blockChunks == 0 }), bytes <= KernelSource.tileSharedLimit
         else { return false }
-        guard
+        let fitsOneWave =
             tiles
-                <= Self.residentTiles(warps: warps, sharedBytes: bytes, staticBytes: staticBytes)
-                * context.multiprocessors
-        else { return tokens == 1 && launchStreamedTiles(products, activation: activation, tiles: tiles) }
+            <= Self.residentTiles(warps: warps, sharedBytes: bytes, staticBytes: staticBytes) * context.multiprocessors
+        let streamed =
+            tokens == 1 && streamsTiles
+            ? Self.streamedTileBlocks(
+                matrices: activation == 0 ? 1 : 2, chunks: chunks, multiprocessors: context.multiprocessors) : 0
+        if Self.takesStreamedTiles(
+            tiles: tiles, pair: activation != 0, warps: warps, streamedBlocks: streamed, fitsOneWave: fitsOneWave)
+        {
+            launchStreamedTiles(products, activation: activation, blocks: min(tiles, streamed))
+            return true
+        }
+        guard fitsOneWave else { return false }
         let input = products[0].input
         var arguments: [Argument] = [.address(input.values.address)]
         if tokens > 1 { arguments.append(.int(input.stride)) }
@@ -1792,27 +1803,44 @@ public final class CUDABackend {
         return true
     }
 
-    /// Launches `products` (``launchTiles(_:activation:)``'s, one token, `tiles` tiles, more than one wave of
-    /// `ternary_tiles_1` blocks) as `ternary_tiles_stream_1`, as many blocks as the GPU holds at once, and returns
-    /// true; false, launching nothing, where that kernel does not run or two stages of tiles are more shared memory
-    /// than a block may have. On an H200 the Falcon3-10B shape, whose gate and up product is 1,440 tiles, decoded
-    /// 474.4-475.1 tokens/s against 441.1 with `ternary_fused_1` (BENCHMARKS.md).
-    private func launchStreamedTiles(_ products: [PendingProduct], activation: Int, tiles: Int) -> Bool {
+    /// Launches `products` (``launchTiles(_:activation:)``'s, one token) as `blocks` blocks of
+    /// `ternary_tiles_stream_1`. On an H200 the Falcon3-10B shape, whose gate and up product is 1,440 tiles, more
+    /// than one wave of `ternary_tiles_1`, decoded 474.4-475.1 tokens/s against 441.1 with `ternary_fused_1`. Within
+    /// one wave the kernel also beats `ternary_tiles_1` on products of more tiles than its blocks, and on gate and
+    /// up pairs of as few warps a block, whose two sums it takes in one pass: the bitnet-3b shape (600 query, key
+    /// and value tiles, 540 gate and up tiles of 4 warps) decoded 953.6-965.9 tokens/s against 916.4-925.8, 2B-4T's
+    /// (432 gate and up tiles of 4 warps) 1,005.9-1,010.3 against 1,001.8-1,007.1. bitnet-large's 256 gate and up
+    /// tiles of 6 warps streamed at 1,646.7 against 1,661.3, so they keep `ternary_tiles_1` (BENCHMARKS.md).
+    private func launchStreamedTiles(_ products: [PendingProduct], activation: Int, blocks: Int) {
         let chunks = products[0].weights.chunks
         let bytes = KernelSource.streamSharedBytes(matrices: activation == 0 ? 1 : 2, chunks: chunks)
-        guard streamsTiles, bytes <= KernelSource.tileSharedLimit else { return false }
-        let resident = Self.residentTiles(
-            warps: KernelSource.streamWarps, sharedBytes: bytes, staticBytes: KernelSource.streamStaticBytes,
-            registers: KernelSource.streamRegisters)
         let input = products[0].input
         var arguments: [Argument] = [
             .address(input.values.address), .address(input.scales.address), .int(chunks), .int(activation),
         ]
         arguments += Self.tileMatrixArguments(products)
         emit(
-            .ternaryTilesStreamSingle, grid: (min(tiles, resident * context.multiprocessors), 1),
-            block: 32 * KernelSource.streamWarps, sharedBytes: bytes, arguments)
-        return true
+            .ternaryTilesStreamSingle, grid: (blocks, 1), block: 32 * KernelSource.streamWarps, sharedBytes: bytes,
+            arguments)
+    }
+
+    /// Whether one token's `tiles` tiles (of a gate and up `pair`, or not) take `ternary_tiles_stream_1`, which holds
+    /// `streamedBlocks` blocks at once (0 where it does not run), rather than `ternary_tiles_1` in blocks of `warps`
+    /// warps, which `fitsOneWave` or not: where there are more tiles than either holds at once, or a pair to which
+    /// `ternary_tiles_1` gives no more warps than the streamed kernel, which sums gate and up in one pass.
+    static func takesStreamedTiles(tiles: Int, pair: Bool, warps: Int, streamedBlocks: Int, fitsOneWave: Bool) -> Bool {
+        streamedBlocks > 0 && (tiles > streamedBlocks || !fitsOneWave || (pair && warps <= KernelSource.streamWarps))
+    }
+
+    /// Blocks of `ternary_tiles_stream_1` a GPU of `multiprocessors` holds at once over tiles of `matrices` matrices
+    /// (2 for a gate and up pair) of rows of `chunks` chunks; 0 where two stages of them are more shared memory than
+    /// a block may have.
+    static func streamedTileBlocks(matrices: Int, chunks: Int, multiprocessors: Int) -> Int {
+        let bytes = KernelSource.streamSharedBytes(matrices: matrices, chunks: chunks)
+        guard bytes <= KernelSource.tileSharedLimit else { return 0 }
+        return Self.residentTiles(
+            warps: KernelSource.streamWarps, sharedBytes: bytes, staticBytes: KernelSource.streamStaticBytes,
+            registers: KernelSource.streamRegisters) * multiprocessors
     }
 
     /// The tile products' arguments for matrices 0, 1 and 2: each one's weights, scales, rows, output and residual,

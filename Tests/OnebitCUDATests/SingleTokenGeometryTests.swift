@@ -69,6 +69,35 @@ import Testing
     #expect(KernelSource.streamRegisters * 32 * KernelSource.streamWarps * 4 <= 65_536)
 }
 
+@Test func theStreamedKernelHoldsMoreBlocksThanTheQueryKeyValueTilesOfTheTwoBillionShapeButNotOfBitnet3b() {
+    // On 132 multiprocessors: bitnet-3b's 600 query/key/value tiles (50 chunks) are more than the streamed kernel's
+    // 528 blocks, so they stream; 2B-4T's 240 query/key/value and 160 output tiles (40 chunks) are not, so they take
+    // ternary_tiles_1. Both shapes' gate and up pairs stream, four blocks a multiprocessor at 2B-4T's width.
+    #expect(CUDABackend.streamedTileBlocks(matrices: 2, chunks: 40, multiprocessors: 132) == 528)
+    #expect(CUDABackend.streamedTileBlocks(matrices: 1, chunks: 50, multiprocessors: 132) == 528)
+    #expect(CUDABackend.streamedTileBlocks(matrices: 1, chunks: 40, multiprocessors: 132) == 528)
+    // Two stages of rows too wide for a block's shared memory: no streamed launch.
+    #expect(CUDABackend.streamedTileBlocks(matrices: 1, chunks: 360, multiprocessors: 132) == 0)
+}
+
+@Test func gateAndUpPairsOfFourWarpsAndProductsPastTheStreamedBlocksStream() {
+    let streams = { (tiles: Int, pair: Bool, warps: Int, blocks: Int, oneWave: Bool) in
+        CUDABackend.takesStreamedTiles(
+            tiles: tiles, pair: pair, warps: warps, streamedBlocks: blocks, fitsOneWave: oneWave)
+    }
+    // 2B-4T's gate and up pair (4 warps a ternary_tiles_1 block) and bitnet-3b's query/key/value product stream;
+    // bitnet-large's pair (6 warps) and 2B-4T's query/key/value product (240 tiles) do not.
+    #expect(streams(432, true, 4, 528, true))
+    #expect(streams(600, false, 4, 528, true))
+    #expect(!streams(256, true, 6, 528, true))
+    #expect(!streams(240, false, 8, 528, true))
+    // Past one wave of ternary_tiles_1 (Falcon3-10B's pair) it streams; without the kernel (before sm_90, or rows
+    // too wide) nothing does.
+    #expect(streams(1_440, true, 2, 396, false))
+    #expect(!streams(1_440, true, 2, 0, false))
+    #expect(!streams(432, true, 4, 0, true))
+}
+
 @Test func fewTokenTilesHoldEveryTokensActivationsAndFitTheLayersOfTheTwoBillionShape() {
     // Eight tokens' activations of 40 chunks, 64 bytes apart, after a gate and an up tile.
     let gateAndUp = KernelSource.tileSharedBytes(matrices: 2, chunks: 40, tokens: 8)
