@@ -336,6 +336,18 @@ public final class CUDABackend {
     /// positions of Falcon3-10B's are 10.7 GB); the scheduler's pool has its own cap.
     static let checkedContext = 4_096
 
+    /// Bytes of device memory the backend's buffers (weights, caches, activations, scratch) hold now, and the most
+    /// they have held since ``resetPeakDeviceMemory()``; the driver's own (the context, kernels, graphs) is not
+    /// counted.
+    public var deviceMemory: (now: Int, peak: Int) {
+        (context.allocatedBytes, context.peakAllocatedBytes)
+    }
+
+    /// Starts the peak of ``deviceMemory`` again from what the buffers hold now.
+    public func resetPeakDeviceMemory() {
+        context.resetPeakAllocation()
+    }
+
     /// The GPU in words, e.g. `NVIDIA H100 80GB HBM3 (sm_90, 132 multiprocessors, clusters of up to 16)`.
     public var deviceDescription: String {
         let clusters = largestAttentionCluster > 1 ? ", clusters of up to \(largestAttentionCluster)" : ""

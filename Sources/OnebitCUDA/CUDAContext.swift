@@ -18,6 +18,10 @@ final class CUDAContext {
     let major: Int, minor: Int
     /// Streaming multiprocessors.
     let multiprocessors: Int
+    /// Bytes of device memory the context's buffers hold now, and the most they have held since
+    /// ``resetPeakAllocation()``. The driver's own memory (the context, modules, graphs) is not counted.
+    private(set) var allocatedBytes = 0
+    private(set) var peakAllocatedBytes = 0
 
     /// Opens the driver and the first GPU; throws when either is missing.
     init() throws(CUDAError) {
@@ -74,6 +78,17 @@ final class CUDAContext {
         must(driver.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
     }
 
+    /// Counts a buffer of `bytes` allocated (positive) or freed (negative).
+    func noteAllocation(_ bytes: Int) {
+        allocatedBytes += bytes
+        peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes)
+    }
+
+    /// Starts the peak of ``peakAllocatedBytes`` again from what the buffers hold now.
+    func resetPeakAllocation() {
+        peakAllocatedBytes = allocatedBytes
+    }
+
     /// Bytes of device memory free now.
     func freeMemory() -> Int {
         var free = 0
@@ -125,6 +140,7 @@ final class DeviceBuffer {
         self.byteCount = byteCount
         var address: CUdeviceptr = 0
         context.must(context.driver.cuMemAlloc!(&address, max(byteCount, 1)), "cuMemAlloc (\(byteCount) bytes)")
+        context.noteAllocation(max(byteCount, 1))
         // On our stream, not the legacy default one: a non-blocking stream does not wait for that, and a late
         // memset would wipe what the stream uploads or computes next.
         context.must(
@@ -151,6 +167,7 @@ final class DeviceBuffer {
 
     deinit {
         _ = context.driver.cuMemFree!(address)
+        context.noteAllocation(-max(byteCount, 1))
     }
 }
 

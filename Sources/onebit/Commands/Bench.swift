@@ -163,16 +163,20 @@ struct Bench: ParsableCommand {
             backend: backend, config: config, weights: weights, chunkSize: CUDABackend.chunkSize)
         let loadSeconds = (clock.now - loadStart).seconds
         let residentAfterLoad = Self.memoryStatus("VmRSS")
+        let deviceAfterLoad = backend.deviceMemory.now
         status.show("measuring device memory bandwidth")
         let firstBandwidth = backend.copyBandwidth()
+        backend.resetPeakDeviceMemory()  // the probe's buffers are not the model's memory
         let (prefillRates, decodeRates) = try measure(transformer, config: config, status: status)
+        let devicePeak = backend.deviceMemory.peak
         status.show("measuring device memory bandwidth again")
         let bandwidth = max(firstBandwidth, backend.copyBandwidth())
         status.clear()
         report(
             source: source, kernels: "cuda: \(backend.deviceDescription)", threads: 0, int8Head: int8Head,
             config: config, prefill: prefillRates, decode: decodeRates, loadSeconds: loadSeconds,
-            peak: Self.memoryStatus("VmHWM"), resident: residentAfterLoad, bandwidth: bandwidth)
+            peak: Self.memoryStatus("VmHWM"), resident: residentAfterLoad, bandwidth: bandwidth,
+            device: DeviceMemory(peak: devicePeak, afterLoad: deviceAfterLoad))
     }
 
     /// The model file's weights, or the synthetic shape's, with a description of where they came from.
@@ -229,7 +233,8 @@ struct Bench: ParsableCommand {
     /// Prints the report of the rates against the roofline of `bandwidth`.
     private func report(
         source: String, kernels: String, threads: Int, int8Head: Bool, config: ModelConfig, prefill: [Double],
-        decode decodeRates: [Double], loadSeconds: Double, peak: Int, resident: Int, bandwidth: Double
+        decode decodeRates: [Double], loadSeconds: Double, peak: Int, resident: Int, bandwidth: Double,
+        device: DeviceMemory? = nil
     ) {
         let bytes = Self.bytesPerDecodeStep(
             config: config, int8Head: int8Head, averageContext: promptTokens + generatedTokens / 2, sequences: batch)
@@ -242,7 +247,7 @@ struct Bench: ParsableCommand {
             promptTokens: promptTokens,
             generatedTokens: generatedTokens,
             prefill: prefill, decode: decodeRates, loadSeconds: loadSeconds,
-            peakBytes: peak, residentBytes: resident,
+            peakBytes: peak, residentBytes: resident, device: device,
             bytesPerStep: bytes,
             bandwidth: bandwidth, roofline: roofline, rooflineShare: decode / roofline)
         print(json ? report.json.jsonText : report.text)
@@ -360,6 +365,12 @@ struct Bench: ParsableCommand {
     }
 }
 
+/// Bytes of GPU memory the backend's buffers held: the most during the runs, and after loading the model.
+private struct DeviceMemory {
+    var peak: Int
+    var afterLoad: Int
+}
+
 /// What a bench run measured.
 private struct Report {
     var source: String
@@ -378,6 +389,7 @@ private struct Report {
     var loadSeconds: Double
     var peakBytes: Int
     var residentBytes: Int
+    var device: DeviceMemory?
     var bytesPerStep: Int
     var bandwidth: Double
     var roofline: Double
@@ -405,9 +417,17 @@ private struct Report {
             \(batch > 1 ? "step of \(batch) tokens" : "token") = \(format(roofline, 2)) tokens/s; generation at \
             \(format(rooflineShare * 100, 1))% of it
             memory       peak \(format(Double(peakBytes) / 1e9, 2)) GB, \(format(Double(residentBytes) / 1e9, 2)) GB \
-            resident after load (\(format(loadSeconds, 1)) s)
+            resident after load (\(format(loadSeconds, 1)) s)\(gpuMemory)
             """
     }
+
+    /// The GPU's memory line, after a line break; empty on the CPU.
+    private var gpuMemory: String {
+        guard let device else { return "" }
+        return "\ngpu memory   peak \(gigabytes(device.peak)) GB, \(gigabytes(device.afterLoad)) GB after load"
+    }
+
+    private func gigabytes(_ bytes: Int) -> String { format(Double(bytes) / 1e9, 2) }
 
     var json: JSONValue {
         .object([
@@ -425,6 +445,8 @@ private struct Report {
             "roofline_tokens_per_second": .number(roofline), "generation_share_of_roofline": .number(rooflineShare),
             "peak_memory_bytes": .integer(peakBytes), "resident_after_load_bytes": .integer(residentBytes),
             "load_seconds": .number(loadSeconds),
+            "gpu_peak_memory_bytes": device.map { .integer($0.peak) } ?? .null,
+            "gpu_memory_after_load_bytes": device.map { .integer($0.afterLoad) } ?? .null,
         ])
     }
 

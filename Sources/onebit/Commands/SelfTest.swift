@@ -52,6 +52,7 @@ struct SelfTest: AsyncParsableCommand {
                 on: CUDABackend(int8Head: true), against: CPUBackend(instructionSet: .scalar, int8Head: true),
                 label: "int8", exactRows: true)
             failures += try RankingCheck.run(on: CUDABackend())
+            failures += try DeviceMemoryCheck.run(on: CUDABackend())
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
             failures += FeedForwardCheck.run(on: CPUBackend(), against: reference)
@@ -427,6 +428,26 @@ enum HeadCheck {
     {
         let x = activations(backend, holding: input, count: tokens, width: head.columns)
         return (backend.prepare(head), x)
+    }
+}
+
+/// The GPU memory `onebit bench` reports: a buffer the backend makes counts while it lives, in the peak too, and no
+/// longer once it is freed.
+enum DeviceMemoryCheck {
+    /// Prints one line; returns 1 if the count is wrong.
+    static func run(on backend: CUDABackend) -> Int {
+        let before = backend.deviceMemory.now
+        backend.resetPeakDeviceMemory()
+        let bytes = 7 * 1_001 * 4
+        let held = withExtendedLifetime(backend.makeActivations(tokens: 7, width: 1_001)) {
+            backend.deviceMemory.now - before
+        }
+        let (after, peak) = backend.deviceMemory
+        let ok = held == bytes && after == before && peak == before + bytes
+        print(
+            "memory   \(ok ? "PASS" : "FAIL")  a buffer of \(bytes) bytes counted \(held) while it lived, "
+                + "\(after - before) after it was freed, peak \(peak - before) above the start")
+        return ok ? 0 : 1
     }
 }
 
