@@ -84,8 +84,8 @@ public final class CUDABackend {
     private let useGraphs = CUDABackend.flag("ONEBIT_CUDA_GRAPHS")
     private let useFusion = CUDABackend.flag("ONEBIT_CUDA_FUSION")
     private let useTiles: Bool
-    /// Whether one token's tile products of more tiles than one wave stream them through each block
-    /// (`ternary_tiles_stream_1`, sm_90 and later).
+    /// Whether one token's tile products may stream their tiles through each block (`ternary_tiles_stream_1`, sm_90
+    /// and later; ``launchTiles(_:activation:)`` says which do).
     private let streamsTiles: Bool
     /// Whether kernels may start before the kernel before them ends (programmatic dependent launch, sm_90 and
     /// later): each kernel waits for its predecessor itself, and the products prefetch their weights meanwhile. Every

@@ -183,6 +183,25 @@ enum KernelSource {
             return r;
         }
 
+        // D += A B on the tensor cores for one warp (sm_80 and later), A 16 x 32 bytes (rows by columns), B 32 x 8
+        // signed bytes, D exact int32 sums: A signed (mma_int8) or unsigned codes (mma_codes).
+        __device__ __forceinline__ void mma_int8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%0, %1, %2, %3};"
+                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+        __device__ __forceinline__ void mma_codes(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, int b0, int b1) {
+        #if __CUDA_ARCH__ >= 800
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                "{%0, %1, %2, %3};"
+                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        #endif
+        }
+
         // 16 bytes read once: keep them out of L1 so the activations, read by every warp, stay there.
         __device__ __forceinline__ uint4 load_once(const uint4 *p) {
             uint4 v;

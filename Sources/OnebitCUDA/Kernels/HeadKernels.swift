@@ -464,14 +464,6 @@ extension KernelSource {
         #define I8_MMA_TOKENS \#(int8TensorCoreTokens)
         #define I8_MMA_COLUMNS 256
         #define I8_MMA_PITCH (I8_MMA_COLUMNS + 64)
-        __device__ __forceinline__ void mma_int8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-        #if __CUDA_ARCH__ >= 800
-            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                "{%0, %1, %2, %3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-        #endif
-        }
         extern "C" __global__ void __launch_bounds__(256) int8_gemm_mma(const i8 *q, const float *scales, int rows,
                                                                          int stride, const i8 *xq,
                                                                          const float *x_scales, int tokens, float *y) {

@@ -290,17 +290,6 @@ extension KernelSource {
                                    r1, w2, s2, b2, rows2, y2, r2);
         }
 
-        // D += A B on the tensor cores for one warp, A 16 x 32 unsigned bytes (rows by columns), B 32 x 8 signed
-        // bytes, D exact int32 sums (sm_80 and later).
-        __device__ __forceinline__ void mma_codes(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, int b0, int b1) {
-        #if __CUDA_ARCH__ >= 800
-            asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                "{%0, %1, %2, %3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-        #endif
-        }
-
         // Tile t of the tiles of 16 rows that matrices 0, 1, 2 are cut into, one after another (a matrix's last
         // tile may be short): its matrix's weights, first row, rows, output and residual, and which matrix it is;
         // false past the last tile.

@@ -323,11 +323,8 @@ extension KernelSource {
                         for (int n = 0; n < 4; n++) {
         #pragma unroll
                             for (int m = 0; m < 2; m++)
-                                asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
-                                    "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-                                    : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
-                                    : "r"(a[m][0]), "r"(a[m][1]), "r"(a[m][2]), "r"(a[m][3]), "r"(b[n][2 * half]),
-                                      "r"(b[n][2 * half + 1]));
+                                mma_int8(acc[m][n], a[m][0], a[m][1], a[m][2], a[m][3], b[n][2 * half],
+                                         b[n][2 * half + 1]);
                         }
                     }
                 }
