@@ -44,9 +44,11 @@ def bench(binary, *args):
 
 
 def passes(command):
+    """Whether `command` exits with status 0, and the last line it printed."""
     print("running:", " ".join(command), file=sys.stderr, flush=True)
     out = subprocess.run(command, capture_output=True, text=True)
-    return out.returncode == 0, (out.stdout + out.stderr).strip().splitlines()[-1:] or [""]
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    return out.returncode == 0, lines[-1] if lines else ""
 
 
 def main():
@@ -74,9 +76,9 @@ def main():
          f"{many['generation_tokens_per_second']:,.0f} tokens/s (runs: "
          f"{', '.join(f'{r:,.0f}' for r in many['generation_runs'])})",
          many["generation_tokens_per_second"] >= BATCH_TOKENS_PER_SECOND),
-        ("Kernels against the scalar reference, batch invariance", "`onebit selftest` passes", selftest_line[0],
+        ("Kernels against the scalar reference, batch invariance", "`onebit selftest` passes", selftest_line,
          selftest),
-        ("GPU and CPU agree on the fixtures", "`tools/cuda_parity.py` passes", parity_line[0], parity),
+        ("GPU and CPU agree on the fixtures", "`tools/cuda_parity.py` passes", parity_line, parity),
     ]
     print(f"Acceptance on {card()}, `--synthetic bitnet-2b4t`:\n")
     print("| item | target | measured | met |")

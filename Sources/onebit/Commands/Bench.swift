@@ -416,8 +416,8 @@ private struct Report {
             roofline     \(format(bandwidth / 1e9, 1)) GB/s read / \(format(Double(bytesPerStep) / 1e9, 3)) GB per \
             \(batch > 1 ? "step of \(batch) tokens" : "token") = \(format(roofline, 2)) tokens/s; generation at \
             \(format(rooflineShare * 100, 1))% of it
-            memory       peak \(format(Double(peakBytes) / 1e9, 2)) GB, \(format(Double(residentBytes) / 1e9, 2)) GB \
-            resident after load (\(format(loadSeconds, 1)) s)\(gpuMemory)
+            memory       peak \(gigabytes(peakBytes)) GB, \(gigabytes(residentBytes)) GB resident after load \
+            (\(format(loadSeconds, 1)) s)\(gpuMemory)
             """
     }
 
