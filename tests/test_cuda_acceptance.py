@@ -23,6 +23,9 @@ if args[0] == "score":
     print(json.dumps({{"token_logprobs": [-1.0 + shift, -2.0 + shift]}}))
     sys.exit(0)
 assert args[0] == "bench" and "--json" in args, args
+if os.environ.get("BENCH_ERROR"):
+    print(os.environ["BENCH_ERROR"], file=sys.stderr)
+    sys.exit(1)
 batch = int(args[args.index("--batch") + 1]) if "--batch" in args else 1
 rate = float(os.environ["BATCH_RATE"]) if batch > 1 else float(os.environ["DECODE_RATE"])
 print(json.dumps({{
@@ -72,3 +75,18 @@ def test_each_item_short_of_its_target_says_no_and_fails(tmp_path):
         "Kernels against the scalar reference, batch invariance": "no", "GPU and CPU agree on the fixtures": "no",
     }, result.stdout
     assert "selftest: FAIL (1 failed)" in result.stdout and "| FAIL |" in result.stdout
+
+
+def test_a_bench_that_fails_stops_the_script_naming_the_command_and_its_error(tmp_path):
+    result = run(tmp_path, SELFTEST_OK=1, CUDA_SHIFT=0.0, DECODE_RATE=2200, PROMPT_RATE=25000, BATCH_RATE=31000,
+                 BENCH_ERROR="error: no CUDA driver (libcuda.so.1)")
+    assert result.returncode == 1
+    assert "onebit bench --device cuda --synthetic bitnet-2b4t" in result.stderr
+    assert "failed: error: no CUDA driver (libcuda.so.1)" in result.stderr
+    assert "| item |" not in result.stdout
+
+
+def test_without_a_binary_it_prints_its_usage():
+    result = subprocess.run([sys.executable, str(ACCEPTANCE)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "usage: python3 tools/cuda_acceptance.py path/to/onebit [Tests/Fixtures/models]"
