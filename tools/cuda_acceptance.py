@@ -19,18 +19,11 @@ import os
 import subprocess
 import sys
 
+from gpu_card import card_name
+
 DECODE_SHARE = 0.70
 PROMPT_TOKENS_PER_SECOND = 20_000
 BATCH_TOKENS_PER_SECOND = 30_000
-
-
-def card():
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, check=True)
-        return out.stdout.strip().splitlines()[0]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "an NVIDIA GPU (nvidia-smi did not name it)"
 
 
 def bench(binary, *args):
@@ -80,7 +73,7 @@ def main():
          selftest),
         ("GPU and CPU agree on the fixtures", "`tools/cuda_parity.py` passes", parity_line, parity),
     ]
-    print(f"Acceptance on {card()}, `--synthetic bitnet-2b4t`:\n")
+    print(f"Acceptance on {card_name()}, `--synthetic bitnet-2b4t`:\n")
     print("| item | target | measured | met |")
     print("|---|---|---|---|")
     for item, target, measured, met in rows:

@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from gpu_card import card_name
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -116,17 +118,6 @@ def onebit_rates(binary, model_dir, device, prompt, news, runs):
     return rates
 
 
-def card(device):
-    if device == "cpu":
-        return "the CPU"
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, check=True)
-        return out.stdout.strip().splitlines()[0]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "an NVIDIA GPU (nvidia-smi did not name it)"
-
-
 def table(where, versions, prompt, hf, ours):
     lines = [f"transformers ({versions}) and onebit on {where}, prompts of {prompt} tokens, greedy:", "",
              "| new tokens | transformers end to end | transformers decode | onebit prompt | onebit decode | decode "
@@ -160,7 +151,7 @@ def main(argv):
                                               arguments.runs)
         except Exception as error:  # whatever the library raises, reported as its step
             fail("transformers", f"{type(error).__name__}: {error}")
-    print(table(card(arguments.device), versions, arguments.prompt, hf, ours))
+    print(table("the CPU" if arguments.device == "cpu" else card_name(), versions, arguments.prompt, hf, ours))
 
 
 if __name__ == "__main__":
