@@ -109,10 +109,11 @@ extension KernelSource {
                         up_sums[k] = valid(k) ? up_row[k * n] : 0;
                     }
                     const float token_scale = sum_scales[blockIdx.x], gate_scale = w_scale[0], up_scale = other_scale[0];
+                    const float inverse = __frcp_rn(token_scale);
         #pragma unroll
                     for (int k = 0; k < WIDE_VALUES; k++) {
-                        v[k] = (float)gate_sums[k] / token_scale * gate_scale;
-                        o[k] = (float)up_sums[k] / token_scale * up_scale;
+                        v[k] = divide_by((float)gate_sums[k], token_scale, inverse) * gate_scale;
+                        o[k] = divide_by((float)up_sums[k], token_scale, inverse) * up_scale;
                         if (!valid(k)) continue;
                         gate_row[k * n] = 0;
                         up_row[k * n] = 0;
@@ -120,9 +121,10 @@ extension KernelSource {
                 } else if (MODE == ROW_ADD_PRODUCT) {
                     int *sum_row = sums + first;
                     const float token_scale = sum_scales[blockIdx.x], matrix_scale = w_scale[0];
+                    const float inverse = __frcp_rn(token_scale);
         #pragma unroll
                     for (int k = 0; k < WIDE_VALUES; k++)
-                        o[k] = valid(k) ? (float)sum_row[k * n] / token_scale * matrix_scale : 0.0f;
+                        o[k] = valid(k) ? divide_by((float)sum_row[k * n], token_scale, inverse) * matrix_scale : 0.0f;
         #pragma unroll
                     for (int k = 0; k < WIDE_VALUES; k++) {
                         if (!valid(k)) continue;
