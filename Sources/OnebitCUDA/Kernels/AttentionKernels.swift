@@ -345,10 +345,12 @@ extension KernelSource {
             }
             if (sums) {
                 const float token_scale = sum_scales[t], scale_q = s_q[0], scale_k = s_k[0], scale_v = s_v[0];
+                const float inverse = __frcp_rn(token_scale);
         #pragma unroll
                 for (int h = 0; h < ROWS_GROUP + 2; h++) {
                     if (h >= group + 2) break;
-                    value[h] = (float)summed[h] / token_scale * (h < group ? scale_q : h == group ? scale_k : scale_v);
+                    value[h] = divide_by((float)summed[h], token_scale, inverse) *
+                               (h < group ? scale_q : h == group ? scale_k : scale_v);
                     // The cluster's other blocks read the same sums: they are cleared once all have (below).
                     if (splits == 1) sums[(size_t)t * sum_rows + column(h)] = 0;
                 }
