@@ -14,12 +14,11 @@ Runs, in this order, from the repository root:
 Prints one Markdown table naming the card, each item's target and what was measured, and exits non-zero when an
 item is not met.
 """
-import json
 import os
 import subprocess
 import sys
 
-from gpu_card import card_name
+from gpu_runs import bench_report, card_name
 
 DECODE_SHARE = 0.70
 PROMPT_TOKENS_PER_SECOND = 20_000
@@ -27,13 +26,7 @@ BATCH_TOKENS_PER_SECOND = 30_000
 
 
 def bench(binary, *args):
-    command = [binary, "bench", "--device", "cuda", "--synthetic", "bitnet-2b4t", "--steps-ahead", "8", "--json",
-               *args]
-    print("running:", " ".join(command[1:]), file=sys.stderr, flush=True)
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"onebit {' '.join(command[1:])} failed: {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    return bench_report(binary, "--device", "cuda", "--synthetic", "bitnet-2b4t", "--steps-ahead", "8", *args)
 
 
 def passes(command):

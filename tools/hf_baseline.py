@@ -20,14 +20,13 @@ transformers wraps its BitNet quantizers in `torch.compile`, as it ships; `--eag
 library versions; exits non-zero, naming the step, when either side fails.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from gpu_card import card_name
+from gpu_runs import bench_report, card_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -104,16 +103,10 @@ def onebit_rates(binary, model_dir, device, prompt, news, runs):
     """{n: (prompt tokens/s, decode tokens/s)} from onebit bench."""
     rates = {}
     for n in news:
-        command = [binary, "bench", "--model", model_dir, "--device", device, "-p", str(prompt), "-n", str(n),
-                   "-r", str(runs), "--json"]
+        arguments = ["--model", model_dir, "--device", device, "-p", str(prompt), "-n", str(n), "-r", str(runs)]
         if device == "cuda":
-            command += ["--steps-ahead", "8"]
-        print("running:", " ".join(command[1:]), file=sys.stderr, flush=True)
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            fail(" ".join(command[1:]), done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
-                 f"exit status {done.returncode}")
-        result = json.loads(done.stdout)
+            arguments += ["--steps-ahead", "8"]
+        result = bench_report(binary, *arguments)
         rates[n] = (result["prompt_tokens_per_second"], result["generation_tokens_per_second"])
     return rates
 
