@@ -38,6 +38,15 @@ def test_a_failing_bench_names_its_command(tmp_path):
     assert "bench --model" in done.stderr and "has no config.json" in done.stderr
 
 
+def test_a_model_transformers_cannot_load_names_the_library():
+    # onebit reads a GGUF file; transformers' from_pretrained takes a directory or a hub name.
+    gguf = os.path.join(ROOT, "Tests", "Fixtures", "models", "gguf-tq2.gguf")
+    done = baseline("--model", gguf, "--device", "cpu", "--prompt", "4", "--new", "2", "--runs", "1", "--eager")
+    assert done.returncode == 1
+    assert "hf_baseline: transformers failed: OSError" in done.stderr
+    assert "| new tokens |" not in done.stdout
+
+
 def test_bad_arguments_get_a_usage_error():
     done = baseline("--new", "16,x")
     assert done.returncode == 2 and "--new takes whole numbers" in done.stderr
