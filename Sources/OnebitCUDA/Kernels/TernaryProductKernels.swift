@@ -351,6 +351,16 @@ extension KernelSource {
         #pragma unroll
                     for (int k = 0; k < 4; k++) acc[m][n][k] += handed[((quarter * 32 + (m * 4 + n) * 4 + k) * 32) + lane];
             const float w_scale = matrix.scales[0];
+            // A reciprocal for each of the lane's eight tokens, and no division an output (see divide_by).
+            float token_scales[4][2], token_inverses[4][2];
+        #pragma unroll
+            for (int n = 0; n < 4; n++)
+        #pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int t = t0 + warp_token + n * 8 + tig * 2 + j;
+                    token_scales[n][j] = !partial && t < tokens ? q_scales[t] : 1.0f;
+                    token_inverses[n][j] = __frcp_rn(token_scales[n][j]);
+                }
         #pragma unroll
             for (int m = 0; m < 2; m++)
         #pragma unroll
@@ -363,7 +373,9 @@ extension KernelSource {
                             if (partial)
                                 atomicAdd(partial + (size_t)t * total_rows + matrix.offset + r, acc[m][n][k]);
                             else
-                                matrix.y[(size_t)t * rows + r] = (float)acc[m][n][k] / q_scales[t] * w_scale;
+                                matrix.y[(size_t)t * rows + r] =
+                                    divide_by((float)acc[m][n][k], token_scales[n][k & 1], token_inverses[n][k & 1]) *
+                                    w_scale;
                         }
                     }
         #endif
@@ -441,6 +453,13 @@ extension KernelSource {
             RELEASE_NEXT();
         #pragma unroll
             for (int stage = 0; stage < MMA_STAGES - 1; stage++) load_activations(stage, first + stage * MMA_CHUNKS);
+            // The tile's token scales and their reciprocals, for the rescale below (visible to every thread after the
+            // loop's first block barrier): one reciprocal a token instead of a division an output.
+            __shared__ float token_scales[MMA_TOKENS], token_inverses[MMA_TOKENS];
+            if (!partial && threadIdx.x < MMA_TOKENS && t0 + (int)threadIdx.x < tokens) {
+                token_scales[threadIdx.x] = q_scales[t0 + threadIdx.x];
+                token_inverses[threadIdx.x] = __frcp_rn(token_scales[threadIdx.x]);
+            }
             // A loop that runs at least once (every block has columns: first < last): with a path around it, sums
             // that no product defined reach the wait below, and the compiler then waits for each product to end
             // before issuing the next (ptxas C7515, "serialized due to non wgmma instructions defining accumulator
@@ -517,7 +536,8 @@ extension KernelSource {
                     if (partial)
                         atomicAdd(partial + (size_t)t * total_rows + matrix.offset + r, acc[i]);
                     else
-                        matrix.y[(size_t)t * rows + r] = (float)acc[i] / q_scales[t] * w_scale;
+                        matrix.y[(size_t)t * rows + r] =
+                            divide_by((float)acc[i], token_scales[t - t0], token_inverses[t - t0]) * w_scale;
                 }
             }
         #endif
