@@ -45,6 +45,7 @@ struct SelfTest: AsyncParsableCommand {
         switch device {
         case .cuda:
             failures += try KernelCheck.run(on: CUDABackend(), against: reference)
+            failures += try NormCheck.run(on: CUDABackend(), against: reference)
             failures += try FeedForwardCheck.run(on: CUDABackend(), against: reference)
             failures += try AttentionCheck.run(on: CUDABackend(), against: reference)
             failures += try HeadCheck.run(on: CUDABackend(), against: reference, label: "bf16")
@@ -55,6 +56,7 @@ struct SelfTest: AsyncParsableCommand {
             failures += try DeviceMemoryCheck.run(on: CUDABackend())
         case .cpu, .auto:
             failures += try KernelCheck.run(on: CPUBackend(), against: reference)
+            failures += NormCheck.run(on: CPUBackend(), against: reference)
             failures += FeedForwardCheck.run(on: CPUBackend(), against: reference)
             failures += AttentionCheck.run(on: CPUBackend(), against: reference)
             failures += HeadCheck.run(on: CPUBackend(), against: reference, label: "bf16")
@@ -169,6 +171,39 @@ enum KernelCheck {
         backend.rmsNormQuantize(x, weight: ones, epsilon: 1e-5, tokens: tokens, into: q)
         let y = backend.makeActivations(tokens: tokens, width: matrix.rows)
         backend.multiply(weights, q, tokens: tokens, into: y)
+        return backend.readRows(y, 0..<tokens)
+    }
+}
+
+/// RMSNorm alone, the final norm before the head, on a backend against the CPU's scalar kernel: rows that fit in
+/// registers (on the GPU up to 16 values of each of 256 threads: 4,096) and rows wider than that, read in strided
+/// passes instead, with random weights.
+enum NormCheck {
+    static let cases: [(width: Int, tokens: Int)] = [
+        (4, 1), (100, 3), (2_560, 1), (3_072, 64), (4_096, 2), (4_097, 5), (9_004, 1),
+    ]
+
+    /// Prints one line per case; returns the number that failed.
+    static func run<Device: Backend, Reference: Backend>(on device: Device, against reference: Reference) -> Int {
+        var rng = SplitMix64(seed: 0x0A0B_0C0D)
+        var failures = 0
+        for shape in cases {
+            let input = rng.checkInputs(count: shape.tokens * shape.width)
+            let weight = rng.checkInputs(count: shape.width)
+            let got = normalized(device, input, weight: weight, tokens: shape.tokens)
+            let expected = normalized(reference, input, weight: weight, tokens: shape.tokens)
+            failures += reportDifference(
+                "norm     ", "\(shape.width) wide, \(shape.tokens) token(s)", got: got, expected: expected)
+        }
+        return failures
+    }
+
+    private static func normalized<B: Backend>(_ backend: B, _ input: [Float], weight: [Float], tokens: Int)
+        -> [Float]
+    {
+        let x = activations(backend, holding: input, count: tokens, width: weight.count)
+        let y = backend.makeActivations(tokens: tokens, width: weight.count)
+        backend.rmsNorm(x, weight: backend.prepare(weight), epsilon: 1e-5, tokens: tokens, into: y)
         return backend.readRows(y, 0..<tokens)
     }
 }
