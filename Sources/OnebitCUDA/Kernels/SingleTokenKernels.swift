@@ -442,12 +442,13 @@ extension KernelSource {
 
         // Output `at` of a tile's row from its summed codes (gate's and, for an activation, up's) and the token's
         // activation sum and scale: y = (sum - total) / qs * the tensor scale, then as the product's output and
-        // residual add, or as gated activation into y0 and the up projection into y1. (ternary_tiles_1 indexes its
-        // outputs with an int, ternary_tiles_n with a size_t.)
+        // residual add (`residual`: the value p.r[at] held), or as gated activation into y0 and the up projection
+        // into y1. (ternary_tiles_1 indexes its outputs with an int, ternary_tiles_n with a size_t.)
         template <typename Index>
         __device__ __forceinline__ void write_tile_output(int activation, const ProductTile &p, Index at,
                                                           int first_sum, int second_sum, int total, float qs,
-                                                          const float *tensor_scales, float *y0, float *y1) {
+                                                          const float *tensor_scales, float *y0, float *y1,
+                                                          float residual) {
             const float a = (float)(first_sum - total) / qs * tensor_scales[p.matrix];
             if (activation) {
                 const float b = (float)(second_sum - total) / qs * tensor_scales[1];
@@ -455,16 +456,26 @@ extension KernelSource {
                 y1[at] = b;
             } else {
                 p.y[at] = a;
-                if (p.r) p.r[at] += a;
+                if (p.r) p.r[at] = residual + a;
             }
         }
 
+        // The residual value that row threadIdx.x (< 16) of a single-token tile adds its output to, 0 where it adds
+        // none. Read right after the wait, with the activations, it arrives while the dot products run; read where it
+        // is added, it was a trip to memory at the end of every output and down product.
+        __device__ __forceinline__ float tile_row_residual(const ProductTile &p) {
+            const int row = threadIdx.x;
+            return row < 16 && p.r && p.first + row < p.rows ? p.r[p.first + row] : 0.0f;
+        }
+
         // Row threadIdx.x (< 16) of a single-token tile: its warps' sums in sums[0] (gate's or the product's) and,
-        // for an activation, sums[1] (up's), added in warp order and written as write_tile_output writes them.
+        // for an activation, sums[1] (up's), added in warp order and written as write_tile_output writes them
+        // (`residual`: tile_row_residual's).
         template <int WARPS>
         __device__ __forceinline__ void write_tile_row(int activation, const ProductTile &p,
                                                        const int (*sums)[WARPS][16], int warps, int total, float qs,
-                                                       const float *tensor_scales, float *y0, float *y1) {
+                                                       const float *tensor_scales, float *y0, float *y1,
+                                                       float residual) {
             const int row = threadIdx.x;
             if (row >= 16 || p.first + row >= p.rows) return;
             int first_sum = 0, second_sum = 0;
@@ -472,7 +483,8 @@ extension KernelSource {
                 first_sum += sums[0][w][row];
                 if (activation) second_sum += sums[1][w][row];
             }
-            write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1);
+            write_tile_output(activation, p, p.first + row, first_sum, second_sum, total, qs, tensor_scales, y0, y1,
+                              residual);
         }
 
         // The products of ternary_fused_1 (its arguments but `lanes`), for matrices of one scale a tensor, on the
@@ -504,6 +516,8 @@ extension KernelSource {
             if (!valid) return;
             int4 *pieces = (int4 *)(tile_stage + count * 16 * tile_pitch(chunks));
             load_pieces(q, chunks, tile_width(chunks), pieces, &activation_total);
+            // Both requested now, used at the end: the token's scale, like the activations, and the residual.
+            const float qs = q_scales[0], residual = tile_row_residual(p);
             COPY_ASYNC_WAIT(0);
             __syncthreads();
             for (int m = 0; m < count; m++) {
@@ -515,8 +529,8 @@ extension KernelSource {
                 }
             }
             __syncthreads();
-            write_tile_row<TILE_WARPS>(activation, p, sums, warps, activation_total, q_scales[0], tensor_scales, y0,
-                                       y1);
+            write_tile_row<TILE_WARPS>(activation, p, sums, warps, activation_total, qs, tensor_scales, y0, y1,
+                                       residual);
         }
 
         // Shared-memory barriers that count the bytes of bulk copies (sm_90+; the kernel that uses them runs only
@@ -627,6 +641,9 @@ extension KernelSource {
             int s = 0, turn = 0;
             unsigned phase = 0;
             for (int t = blockIdx.x; t < tiles; t += gridDim.x, turn ^= 1) {
+                ProductTile p;
+                locate_product_tile(t, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p);
+                const float residual = tile_row_residual(p);
                 barrier_wait(&ready[s], phase);
                 int (*sums)[STREAM_WARPS][16] = sum_buffers[turn];
                 const uint4 *stage = tile_stage + s * stage_chunks;
@@ -653,10 +670,8 @@ extension KernelSource {
                     s = 0;
                     phase ^= 1;
                 }
-                ProductTile p;
-                locate_product_tile(t, activation, w0, rows0, y0, r0, w1, rows1, y1, r1, w2, rows2, y2, r2, p);
                 write_tile_row<STREAM_WARPS>(activation, p, sums, STREAM_WARPS, activation_total, qs, tensor_scales,
-                                             y0, y1);
+                                             y0, y1, residual);
             }
         }
 
@@ -755,8 +770,9 @@ extension KernelSource {
                     first_sum += sums[0][w][row][t];
                     if (activation) second_sum += sums[1][w][row][t];
                 }
-                write_tile_output(activation, p, (size_t)t * p.rows + r, first_sum, second_sum, activation_totals[t],
-                                  q_scales[t], tensor_scales, y0, y1);
+                const size_t at = (size_t)t * p.rows + r;
+                write_tile_output(activation, p, at, first_sum, second_sum, activation_totals[t], q_scales[t],
+                                  tensor_scales, y0, y1, p.r ? p.r[at] : 0.0f);
             }
         }
 
