@@ -85,22 +85,25 @@ extension CUDABackend {
                 .int(rows.count), .address(output))
             return
         }
-        let kernel: Kernel =
-            switch head.storage {
-            case .float32: .denseGemmF32
-            case .float16: .denseGemmF16
-            case .bfloat16: .denseGemmBF16
-            }
         launch(
-            kernel, grid: ((head.rows + 7) / 8, (rows.count + 7) / 8), block: 256, .address(head.buffer.address),
-            .int(head.rows), .int(head.columns), .address(x.buffer.address), .int(x.width), .address(indices.address),
-            .int(rows.count), .address(output))
+            Self.denseKernels(head.storage).severalRows, grid: ((head.rows + 7) / 8, (rows.count + 7) / 8), block: 256,
+            .address(head.buffer.address), .int(head.rows), .int(head.columns), .address(x.buffer.address),
+            .int(x.width), .address(indices.address), .int(rows.count), .address(output))
     }
 
     /// Whether the head of several rows runs on Hopper's warpgroup tensor cores (`dense_gemm_bf16_wgmma`), which can
     /// also do the argmax's first pass.
     func usesWarpgroupHead(_ head: CUDADenseWeights) -> Bool {
         !usesInt8Head(head) && head.storage == .bfloat16 && useTensorCores && useWarpgroups && head.columns % 64 == 0
+    }
+
+    /// The kernels that read a head stored in `precision` as it is: the GEMV of one row and the GEMM of several.
+    private static func denseKernels(_ precision: CUDADenseWeights.Precision) -> (oneRow: Kernel, severalRows: Kernel) {
+        switch precision {
+        case .float32: (.denseGemvF32, .denseGemmF32)
+        case .float16: (.denseGemvF16, .denseGemmF16)
+        case .bfloat16: (.denseGemvBF16, .denseGemmBF16)
+        }
     }
 
     /// Blocks of `dense_gemm_bf16_wgmma` along the head's rows: 256 rows each.
@@ -114,15 +117,9 @@ extension CUDABackend {
             launchInt8Head(input, width: x.width, rows: nil, count: 1, head: head, into: output)
             return
         }
-        let kernel: Kernel =
-            switch head.storage {
-            case .float32: .denseGemvF32
-            case .float16: .denseGemvF16
-            case .bfloat16: .denseGemvBF16
-            }
         launch(
-            kernel, grid: ((head.rows + 7) / 8, 1), block: 256, .address(head.buffer.address), .int(head.rows),
-            .int(head.columns), .address(input), .address(output))
+            Self.denseKernels(head.storage).oneRow, grid: ((head.rows + 7) / 8, 1), block: 256,
+            .address(head.buffer.address), .int(head.rows), .int(head.columns), .address(input), .address(output))
     }
 
     /// Queues the int8 head's products with `count` rows of the activations at `input` (rows `width` floats apart:
