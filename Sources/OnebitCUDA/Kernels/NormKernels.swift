@@ -1,12 +1,18 @@
 extension KernelSource {
     /// RMSNorm, alone and fused with the per-token int8 quantization of its output, for one row or many.
     static let normSource = #"""
-        // 1 / sqrt(mean(x^2) + eps) as the CPU reference computes it: squares summed in double.
+        // 1 / sqrt(mean(x^2) + eps) as the CPU reference computes it, from each thread's share of the squares
+        // summed in double.
+        __device__ __forceinline__ float rms_inverse_of_squares(double sum, int width, float eps) {
+            sum = block_sum(sum);
+            return 1.0f / sqrtf((float)(sum / (double)width) + eps);
+        }
+
+        // rms_inverse_of_squares of a row read in strided passes.
         __device__ float rms_inverse(const float *row, int width, float eps) {
             double sum = 0.0;
             for (int i = threadIdx.x; i < width; i += blockDim.x) sum += (double)row[i] * (double)row[i];
-            sum = block_sum(sum);
-            return 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            return rms_inverse_of_squares(sum, width, eps);
         }
 
         // Values of its row each thread of rms_norm holds where the row fits.
@@ -37,8 +43,7 @@ extension KernelSource {
                 double sum = 0.0;
         #pragma unroll
                 for (int k = 0; k < RMS_VALUES; k++) sum += (double)v[k] * (double)v[k];
-                sum = block_sum(sum);
-                const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+                const float inv = rms_inverse_of_squares(sum, width, eps);
         #pragma unroll
                 for (int k = 0; k < RMS_VALUES; k++) {
                     const int i = threadIdx.x + k * n;
@@ -56,13 +61,7 @@ extension KernelSource {
         // q = clamp(rint(y * s)); the bytes of q past `width` stay zero.
         __device__ void norm_quantize_row(const float *row, const float *weight, float eps, int width, i8 *q,
                                           float *scale) {
-            double sum = 0.0;
-            for (int i = threadIdx.x; i < width; i += blockDim.x) {
-                const float v = row[i];
-                sum += (double)v * (double)v;
-            }
-            sum = block_sum(sum);
-            const float inv = 1.0f / sqrtf((float)(sum / (double)width) + eps);
+            const float inv = rms_inverse(row, width, eps);
             float largest = 0.0f;
             for (int i = threadIdx.x; i < width; i += blockDim.x)
                 largest = fmaxf(largest, fabsf(weight[i] * (row[i] * inv)));
