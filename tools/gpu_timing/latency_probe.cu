@@ -1,7 +1,8 @@
 // The latency floors a one-token decoding step is built from, on the GPU at hand (sm_90 or later): a grid-wide
 // barrier, a flag passed between two multiprocessors, a thread-block-cluster barrier, one load from L2, one
 // dependent kernel in a CUDA graph, with and without programmatic dependent launch, and what launching a step's
-// graph costs a decoding loop that waits for each step before launching the next.
+// graph costs a decoding loop that waits for each step before launching the next; and a chain of one-block kernels
+// shaped like a single-token RMSNorm, built up part by part, so the norm's own time splits into what each part adds.
 #include <chrono>
 #include <cstdio>
 #include <cuda_runtime.h>
@@ -75,6 +76,105 @@ __global__ void hop(float *values, int index, int overlap) {
     }
     const float v = __ldcg(values + index);
     if (blockIdx.x == 0 && threadIdx.x == 0) values[index + 1] = v + 1.0f;
+}
+
+// A block's sum of v in double, as the decoding kernels take it: a warp's shuffles, then the warps' results through
+// shared memory, added by a second shuffle tree or (SEQUENTIAL) by every thread one after another.
+template <bool SEQUENTIAL> __device__ double block_sum(double v) {
+    __shared__ double partial[32];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    double total = 0.0;
+    if (SEQUENTIAL) {
+        for (int w = 0; w < warps; w++) total += partial[w];
+    } else {
+        total = lane < warps ? partial[lane] : 0.0;
+        for (int o = 16; o; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+    }
+    __syncthreads();
+    return total;
+}
+
+// The block's largest of values that are not negative, the same way; REDUX: a warp's by one redux.sync on their bits
+// (which order such floats as integers do) instead of five shuffles.
+template <bool REDUX> __device__ float block_max(float v) {
+    __shared__ float partial[32];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = (blockDim.x + 31) >> 5;
+    if (REDUX) {
+        v = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(v)));
+    } else {
+        for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    float total = lane < warps ? partial[lane] : 0.0f;
+    if (REDUX) {
+        total = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(total)));
+    } else {
+        for (int o = 16; o; o >>= 1) total = fmaxf(total, __shfl_xor_sync(0xffffffffu, total, o));
+    }
+    __syncthreads();
+    return total;
+}
+
+// One link of a chain of one-block kernels shaped like a single-token RMSNorm of a row of VALUES * blockDim.x floats:
+// each thread reads its VALUES of the row the kernel before wrote and writes them on, so the next kernel needs every
+// one. PARTS adds the norm's work one part at a time: 0 copies the row; 1 also sums its squares (double, over the
+// block); 2 also finds the largest normalised value (a second block reduction); 3 also multiplies by weights read
+// before the wait and writes the int8 row and its scale, as the norm does. REDUX and SEQUENTIAL choose block_max's
+// and block_sum's ways.
+template <int VALUES, int PARTS, bool REDUX = false, bool SEQUENTIAL = false>
+__global__ void row_hop(const float *in, float *out, const float *weight, signed char *q, float *scale) {
+    const int n = blockDim.x, width = VALUES * n;
+    float g[VALUES], v[VALUES];
+#pragma unroll
+    for (int k = 0; k < VALUES; k++) g[k] = PARTS >= 3 ? weight[threadIdx.x + k * n] : 1.0f;
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#pragma unroll
+    for (int k = 0; k < VALUES; k++) v[k] = __ldcg(in + threadIdx.x + k * n);
+    float inv = 1.0f;
+    if (PARTS >= 1) {
+        double sum = 0.0;
+#pragma unroll
+        for (int k = 0; k < VALUES; k++) sum += (double)v[k] * (double)v[k];
+        sum = block_sum<SEQUENTIAL>(sum);
+        inv = 1.0f / sqrtf((float)(sum / width) + 1e-6f);
+    }
+#pragma unroll
+    for (int k = 0; k < VALUES; k++) v[k] = g[k] * (v[k] * inv);
+    if (PARTS >= 2) {
+        float largest = 0.0f;
+#pragma unroll
+        for (int k = 0; k < VALUES; k++) largest = fmaxf(largest, fabsf(v[k]));
+        largest = block_max<REDUX>(largest);
+        const float s = 127.0f / fmaxf(largest, 1e-5f);
+        if (PARTS >= 3) {
+#pragma unroll
+            for (int k = 0; k < VALUES; k++)
+                q[threadIdx.x + k * n] = (signed char)fminf(127.0f, fmaxf(-128.0f, rintf(v[k] * s)));
+            if (threadIdx.x == 0) *scale = s;
+        } else if (threadIdx.x == 0) {
+            *scale = s;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < VALUES; k++) out[threadIdx.x + k * n] = v[k];
+}
+
+// A product's stand-in for row_chain_pairs: each of the first `live` blocks waits for the kernel before, reads the
+// scale it wrote and writes its share of the row; the other blocks return before waiting, as attention's unused
+// splits do.
+__global__ void spread_row(const float *scale, float *row, int width, int live) {
+    if ((int)blockIdx.x >= live) return;
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    const int share = (width + live - 1) / live;
+    const float s = __ldcg(scale);
+    for (int i = threadIdx.x; i < share && blockIdx.x * share + i < width; i += blockDim.x)
+        row[blockIdx.x * share + i] = s * (float)(i + 1) * 1e-3f;
 }
 
 // A launch of `blocks` blocks of `threads` threads on `stream`; with `overlap`, one that may start before the kernel
@@ -170,6 +270,122 @@ static int graph_launch_cost(int sms, int kernels, unsigned long long ns) {
     cudaGraphDestroy(graph);
     cudaStreamDestroy(stream);
     cudaFree(values);
+    return 0;
+}
+
+// What row_chain and row_chain_pairs work on: two 2,560-wide rows (each kernel reads one and writes the other), the
+// norm's weights, its int8 row and its scale.
+struct RowBuffers {
+    static constexpr int width = 2560;
+    float *rows = nullptr, *weight = nullptr, *scale = nullptr;
+    signed char *q = nullptr;
+
+    int allocate() {
+        CHECK(cudaMalloc(&rows, 2 * width * 4));
+        CHECK(cudaMalloc(&weight, width * 4));
+        CHECK(cudaMalloc(&scale, 4));
+        CHECK(cudaMalloc(&q, width));
+        float host[2 * width];
+        for (int i = 0; i < 2 * width; i++) host[i] = 1.0f + (float)(i % 7) / 8.0f;
+        CHECK(cudaMemcpy(rows, host, sizeof host, cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(weight, host, width * 4, cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(scale, host, 4, cudaMemcpyHostToDevice));
+        return 0;
+    }
+
+    ~RowBuffers() {
+        cudaFree(rows);
+        cudaFree(weight);
+        cudaFree(scale);
+        cudaFree(q);
+    }
+};
+
+// The kernels `enqueue(stream)` launches, captured as one graph: the best of three timed launches after a first, in
+// `best_ms`.
+template <typename Enqueue> static int time_graph(Enqueue enqueue, float &best_ms) {
+    cudaStream_t stream;
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    CHECK(enqueue(stream));
+    CHECK(cudaStreamEndCapture(stream, &graph));
+    CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CHECK(cudaGraphLaunch(exec, stream));
+    CHECK(cudaStreamSynchronize(stream));
+    cudaEvent_t start, stop;
+    CHECK(cudaEventCreate(&start));
+    CHECK(cudaEventCreate(&stop));
+    best_ms = 1e30f;
+    for (int round = 0; round < 3; round++) {
+        CHECK(cudaEventRecord(start, stream));
+        CHECK(cudaGraphLaunch(exec, stream));
+        CHECK(cudaEventRecord(stop, stream));
+        CHECK(cudaEventSynchronize(stop));
+        float ms;
+        CHECK(cudaEventElapsedTime(&ms, start, stop));
+        best_ms = fminf(best_ms, ms);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    return 0;
+}
+
+// A graph of 2,000 row_hop<VALUES, PARTS, ...> kernels of `threads` threads (VALUES * threads = 2,560), each reading
+// the row the one before wrote, with programmatic dependent launch: prints the time a kernel.
+template <int VALUES, int PARTS, bool REDUX = false, bool SEQUENTIAL = false>
+static int row_chain(int threads, const char *what) {
+    const int links = 2000, width = RowBuffers::width;
+    RowBuffers b;
+    if (b.allocate()) return 1;
+    const auto enqueue = [&](cudaStream_t stream) {
+        for (int i = 0; i < links; i++) {
+            cudaLaunchAttribute attribute;
+            const cudaLaunchConfig_t config = chained_launch(1, threads, stream, 1, attribute);
+            const float *in = b.rows + (i % 2) * width;
+            float *out = b.rows + (1 - i % 2) * width;
+            const cudaError_t e = cudaLaunchKernelEx(&config, row_hop<VALUES, PARTS, REDUX, SEQUENTIAL>, in, out,
+                                                     (const float *)b.weight, b.q, b.scale);
+            if (e != cudaSuccess) return e;
+        }
+        return cudaSuccess;
+    };
+    float ms;
+    if (time_graph(enqueue, ms)) return 1;
+    printf("a chain of one-block kernels over a row of %d floats, %d threads, %s: %.3f us a kernel\n", width, threads,
+           what, ms * 1000 / links);
+    return 0;
+}
+
+// A graph of 1,000 pairs: spread_row over `blocks` blocks of `threads` threads (`live` of them working), then the
+// whole 2,560-wide norm (row_hop<8, 3>, one block) over the row they wrote, each waiting for the one before with
+// programmatic dependent launch: prints the time a pair, the norm's share of a step as a kernel trace sees it
+// (its end minus the end of the product before it) plus the product's.
+static int row_chain_pairs(int blocks, int threads, int live) {
+    const int pairs = 1000, width = RowBuffers::width;
+    RowBuffers b;
+    if (b.allocate()) return 1;
+    const auto enqueue = [&](cudaStream_t stream) {
+        for (int i = 0; i < pairs; i++) {
+            cudaLaunchAttribute first, second;
+            const cudaLaunchConfig_t spread = chained_launch(blocks, threads, stream, 1, first);
+            cudaError_t e = cudaLaunchKernelEx(&spread, spread_row, (const float *)b.scale, b.rows, width, live);
+            if (e != cudaSuccess) return e;
+            const cudaLaunchConfig_t norm = chained_launch(1, 320, stream, 1, second);
+            e = cudaLaunchKernelEx(&norm, row_hop<8, 3>, (const float *)b.rows, b.rows + width,
+                                   (const float *)b.weight, b.q, b.scale);
+            if (e != cudaSuccess) return e;
+        }
+        return cudaSuccess;
+    };
+    float ms;
+    if (time_graph(enqueue, ms)) return 1;
+    printf("a product of %d blocks of %d threads (%d working) writing a 2,560-wide row, then its norm: %.3f us a "
+           "pair\n", blocks, threads, live, ms * 1000 / pairs);
     return 0;
 }
 
@@ -286,6 +502,24 @@ int main() {
             cudaGraphExecDestroy(exec);
             cudaGraphDestroy(graph);
         }
+    // The 2,560-wide norm of a 2B-4T layer, as rms_norm_quantize_wide takes it (8 values a thread), part by part,
+    // and with 4 and 16 values a thread.
+    if (row_chain<8, 0>(320, "copied") || row_chain<8, 1>(320, "its squares summed") ||
+        row_chain<8, 2>(320, "normalised, its largest value found") ||
+        row_chain<8, 3>(320, "weighted and quantized to int8 (the whole norm)") ||
+        row_chain<4, 3>(640, "the whole norm") || row_chain<16, 3>(160, "the whole norm") ||
+        row_chain<20, 3>(128, "the whole norm") ||
+        row_chain<8, 3, true>(320, "the whole norm, a warp's largest value by redux.sync") ||
+        row_chain<8, 3, false, true>(320, "the whole norm, the warps' sums added one after another") ||
+        row_chain<8, 3, true, true>(320, "the whole norm, both"))
+        return 1;
+    // The same norm after products of as many blocks as a 2B-4T single-token step's: 1 and one a multiprocessor
+    // for comparison, query/key/value (240 of 256 threads), output and down (160), gate and up (432 of 128), and
+    // attention's 20 heads of 32 splits, all or 17 working (a 512-position cache).
+    const int shapes[][3] = {{1, 256, 1},       {sms, 256, sms},   {160, 256, 160}, {240, 256, 240},
+                             {432, 128, 432}, {640, 128, 640}, {640, 128, 340}};
+    for (const auto &shape : shapes)
+        if (row_chain_pairs(shape[0], shape[1], shape[2])) return 1;
     for (int kernels : {272, 304})
         if (graph_launch_cost(sms, kernels, 3000)) return 1;
     return 0;
