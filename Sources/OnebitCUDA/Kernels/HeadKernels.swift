@@ -409,7 +409,7 @@ extension KernelSource {
         }
 
         // Most tokens a block of int8_gemm takes.
-        #define HEAD_TOKENS \#(int8HeadTokens)
+        #define INT8_HEAD_TOKENS \#(int8HeadTokens)
 
         // y[t * rows + r] = dot(q row r, token t's xq) * scales[r] / x_scales[t] for the tokens TOKENS * blockIdx.y
         // ... (of `tokens`, `stride` bytes apart in xq): the dots exact in integers, one warp a row, 16 bytes a
@@ -517,17 +517,17 @@ extension KernelSource {
             }
         }
 
-        // One token's int8 head (int8_rows<1>): a kernel of its own, since the loop over HEAD_TOKENS took one
+        // One token's int8 head (int8_rows<1>): a kernel of its own, since the loop over INT8_HEAD_TOKENS took one
         // sequence of the 2B-4T shape from 1,080 to 991 tokens/s on an H200.
         extern "C" __global__ void int8_gemv(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
                                              const float *x_scale, float *y) {
             int8_rows<1>(q, scales, rows, stride, xq, x_scale, 1, y);
         }
 
-        // Up to HEAD_TOKENS tokens a block (int8_rows<HEAD_TOKENS>), where int8_gemm_mma cannot run.
+        // Up to INT8_HEAD_TOKENS tokens a block (int8_rows<INT8_HEAD_TOKENS>), where int8_gemm_mma cannot run.
         extern "C" __global__ void int8_gemm(const i8 *q, const float *scales, int rows, int stride, const i8 *xq,
                                              const float *x_scales, int tokens, float *y) {
-            int8_rows<HEAD_TOKENS>(q, scales, rows, stride, xq, x_scales, tokens, y);
+            int8_rows<INT8_HEAD_TOKENS>(q, scales, rows, stride, xq, x_scales, tokens, y);
         }
         """#
 }
