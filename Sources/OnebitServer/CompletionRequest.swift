@@ -138,7 +138,7 @@ struct ChatCompletionRequest {
     }
 
     /// A message whose `content` is a string: content parts of type `text` are joined, `null` becomes `""`.
-    private static func normalized(_ message: JSONValue, at path: String) throws(APIError) -> JSONValue {
+    static func normalized(_ message: JSONValue, at path: String) throws(APIError) -> JSONValue {
         guard case .object(var members) = message else { throw .invalid(path, "\(path) must be an object") }
         guard members["role"]?.stringValue != nil else {
             throw .invalid(path + ".role", "\(path).role must be a string (system, user, assistant or tool)")
@@ -208,6 +208,66 @@ struct TextCompletionRequest {
             prompt = .tokens(ids)
         } else {
             throw wrong
+        }
+    }
+}
+
+extension GenerationOptions {
+    /// The generation fields of Ollama's `/api/chat` and `/api/generate`: `model`, `stream` (true unless sent as
+    /// false), `format` (`"json"` or a JSON schema) and the sampler's settings under `options` (`temperature`,
+    /// `top_k`, `top_p`, `min_p`, `num_predict`, `stop`, `seed`, `repeat_penalty`, `presence_penalty`,
+    /// `frequency_penalty`), whose defaults are the ones Ollama documents for a model file without parameters
+    /// (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1). The rest of `options` (`num_ctx`, `num_thread`,
+    /// ...) sets up Ollama's own runner and is ignored.
+    init(ollama fields: RequestFields, vocabularySize: Int) throws(APIError) {
+        let options = try fields.object("options") ?? RequestFields(members: [:], path: "options.")
+        model = try fields.string("model")
+        // num_predict: -1 (Ollama's default) generates until the context is full, and so does -2 ("fill the context").
+        let predict = try options.integer("num_predict", in: -2...Int.max)
+        maxTokens = predict.flatMap { $0 > 0 ? $0 : nil }
+        if predict == 0 { throw .invalid("options.num_predict", "options.num_predict must be -1, -2 or at least 1") }
+        let seed = try options.integer("seed").map { UInt64(bitPattern: Int64($0)) }
+        sampling = SamplingParameters(
+            temperature: Float(try options.number("temperature", in: 0...2) ?? 0.8),
+            topK: try options.integer("top_k", in: 0...Int.max) ?? 40,
+            topP: Float(try options.number("top_p", in: 0...1) ?? 0.9),
+            minP: Float(try options.number("min_p", in: 0...1) ?? 0),
+            repetitionPenalty: Float(try options.number("repeat_penalty", in: 0...100) ?? 1.1),
+            seed: seed ?? UInt64.random(in: 0...UInt64.max))
+        do {
+            try sampling.validate()
+        } catch {
+            guard case .outOfRange(let parameter, _) = error else { throw .invalid("options", error.description) }
+            throw .invalid("options." + parameter, error.description)
+        }
+        presencePenalty = Float(try options.number("presence_penalty", in: -2...2) ?? 0)
+        frequencyPenalty = Float(try options.number("frequency_penalty", in: -2...2) ?? 0)
+        logitBias = [:]
+        stop = try Self.stop(options)
+        stream = try fields.bool("stream") ?? true
+        includeUsage = false
+        grammar = try Self.ollamaFormat(fields)
+    }
+
+    /// Ollama's `format`: `"json"` for any JSON object, or a JSON schema, held to strictly.
+    private static func ollamaFormat(_ fields: RequestFields) throws(APIError) -> JSONGrammar? {
+        switch fields.value("format") {
+        case nil:
+            return nil
+        case .string(let name):
+            if name.isEmpty { return nil }
+            guard name == "json" else {
+                throw .invalid("format", "format must be \"json\" or a JSON schema object; got \"\(name)\"")
+            }
+            return .anyObject
+        case let schema? where schema.objectValue != nil:
+            do {
+                return try JSONGrammar(schema: schema, strict: true)
+            } catch {
+                throw .invalid("format", error.description)
+            }
+        default:
+            throw fields.wrongType("format", "\"json\" or a JSON schema object")
         }
     }
 }

@@ -57,6 +57,29 @@ struct CompletionService: Sendable {
         _ kind: CompletionKind, _ options: GenerationOptions, prompt: [Int], topLogprobs: Int?, param: String,
         echo: String = ""
     ) async throws(APIError) -> Response {
+        let makeGeneration = try start(options, prompt: prompt, topLogprobs: topLogprobs, param: param)
+        let encoder = ResponseEncoder(
+            kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + Self.randomID(), created: Int(time(nil)),
+            model: model.id, tokenizer: model.tokenizer)
+        if options.stream {
+            return streamed(makeGeneration, encoder: encoder, includeUsage: options.includeUsage, echo: echo)
+        }
+        var generation = makeGeneration()
+        let outcome = await generation.collect()
+        if let failure = outcome.failure {
+            throw APIError(status: .internalServerError, message: failure, type: "server_error")
+        }
+        let body = encoder.completion(
+            text: echo + outcome.text, logprobs: topLogprobs != nil ? outcome.logprobs : nil,
+            finishReason: outcome.finishReason, usage: outcome.usage)
+        return Self.json(body)
+    }
+
+    /// Checks `prompt` against the context (`param` names the field at fault in errors) and submits it to the
+    /// scheduler; the generation it returns is read on the task that answers.
+    func start(
+        _ options: GenerationOptions, prompt: [Int], topLogprobs: Int? = nil, param: String
+    ) throws(APIError) -> @Sendable () -> Generation {
         let context = scheduler.configuration.contextLength
         guard !prompt.isEmpty else { throw .invalid(param, "the prompt is empty") }
         guard prompt.count < context else {
@@ -84,27 +107,12 @@ struct CompletionService: Sendable {
             throw Self.apiError(error, param: param)
         }
         metrics.recordPromptTokens(prompt.count)
-        let encoder = ResponseEncoder(
-            kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + Self.randomID(), created: Int(time(nil)),
-            model: model.id, tokenizer: model.tokenizer)
         let (tokenizer, stop, metrics) = (model.tokenizer, options.stop, metrics)
-        let makeGeneration = { @Sendable in
+        return { @Sendable in
             Generation(
                 stream: stream, assembler: TextAssembler(tokenizer: tokenizer, stop: stop),
                 promptTokens: prompt.count, wantsLogprobs: topLogprobs != nil, metrics: metrics)
         }
-        if options.stream {
-            return streamed(makeGeneration, encoder: encoder, includeUsage: options.includeUsage, echo: echo)
-        }
-        var generation = makeGeneration()
-        let outcome = await generation.collect()
-        if let failure = outcome.failure {
-            throw APIError(status: .internalServerError, message: failure, type: "server_error")
-        }
-        let body = encoder.completion(
-            text: echo + outcome.text, logprobs: topLogprobs != nil ? outcome.logprobs : nil,
-            finishReason: outcome.finishReason, usage: outcome.usage)
-        return Self.json(body)
     }
 
     /// An SSE response. The body runs after the handler returns; a client that goes away makes a write throw,

@@ -3,10 +3,11 @@ import OnebitEngine
 import OnebitModel
 import OnebitSpecialists
 
-/// The HTTP API: OpenAI's `/v1` routes, tokenizer routes, MCP, health, metrics, statistics and the web page.
+/// The HTTP API: OpenAI's `/v1` routes, Ollama's `/api` routes, tokenizer routes, MCP, health, metrics, statistics
+/// and the web page.
 public enum Routes {
-    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, tokenizer and `/mcp` routes require
-    /// it. `/mcp` is served when `mcp` is given; the specialist and report routes when `specialists` is.
+    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, `/api`, tokenizer and `/mcp` routes
+    /// require it. `/mcp` is served when `mcp` is given; the specialist and report routes when `specialists` is.
     public static func makeRouter(
         model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?, mcp: MCPSessions? = nil,
         specialists: SpecialistRunner? = nil
@@ -95,6 +96,7 @@ public enum Routes {
             }
             return CompletionService.json(.object(["content": .string(model.tokenizer.decode(ids))]))
         }
+        OllamaRoutes.add(to: api, service: service)
         mcp?.addRoutes(to: api)
         if let specialists { SpecialistRoutes.add(to: api, runner: specialists) }
         return router
