@@ -27,6 +27,8 @@ struct Generation {
     private var assembler: TextAssembler
     let wantsLogprobs: Bool
     private let metrics: ServerMetrics
+    private let started: ContinuousClock.Instant
+    private var firstToken: ContinuousClock.Instant?
     private var last: ContinuousClock.Instant
     private var ended = false
     /// Token counts so far; final once ``next()`` returned `nil`.
@@ -41,7 +43,8 @@ struct Generation {
         self.assembler = assembler
         self.wantsLogprobs = wantsLogprobs
         self.metrics = metrics
-        last = .now
+        started = .now
+        last = started
         usage = GenerationUsage(promptTokens: promptTokens, completionTokens: 0)
     }
 
@@ -59,6 +62,7 @@ struct Generation {
         case .token(let token):
             let now = ContinuousClock.now
             metrics.recordToken(after: Self.seconds(now - last), first: usage.completionTokens == 0)
+            if firstToken == nil { firstToken = now }
             last = now
             usage.completionTokens += 1
             var piece = Piece(text: assembler.append(token.id), tokens: [token])
@@ -66,16 +70,28 @@ struct Generation {
                 piece.finishReason = "stop"
                 ended = true
                 stream.cancel()
+                recordCompletion()
             }
             return piece
         case .finished(let reason, let final):
             ended = true
             usage = final
+            recordCompletion()
             return Piece(text: assembler.finish(), finishReason: reason == .length ? "length" : "stop")
         case .failed(let message):
             ended = true
             return Piece(failure: message)
         }
+    }
+
+    private func recordCompletion() {
+        let first = firstToken ?? last
+        let decoding = Self.seconds(last - first)
+        metrics.recordCompletion(
+            ServerMetrics.CompletionRecord(
+                promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                timeToFirstToken: Self.seconds(first - started),
+                tokensPerSecond: decoding > 0 ? Double(usage.completionTokens - 1) / decoding : 0))
     }
 
     /// Runs the generation to its end.

@@ -3,11 +3,12 @@ import OnebitEngine
 import OnebitModel
 import OnebitSpecialists
 
-/// The HTTP API: OpenAI's `/v1` routes, Ollama's `/api` routes, tokenizer routes, MCP, health, metrics, statistics
-/// and the web page.
+/// The HTTP API: OpenAI's `/v1` routes, Lemonade's (the same under `/api/v1`, `/api/v0` and `/v0`, with its health,
+/// statistics and model routes), Ollama's `/api` routes, tokenizer routes, MCP, health, metrics, statistics and the
+/// web page.
 public enum Routes {
-    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, `/api`, tokenizer and `/mcp` routes
-    /// require it. `/mcp` is served when `mcp` is given; the specialist and report routes when `specialists` is.
+    /// A router serving `model` through `scheduler`; with `apiKey`, the `/v1`, `/v0`, `/api`, tokenizer and `/mcp`
+    /// routes require it. `/mcp` is served when `mcp` is given; the specialist and report routes when `specialists` is.
     public static func makeRouter(
         model: ServedModel, scheduler: Scheduler, metrics: ServerMetrics, apiKey: String?, mcp: MCPSessions? = nil,
         specialists: SpecialistRunner? = nil
@@ -51,23 +52,11 @@ public enum Routes {
 
         var api = router.group()
         if let apiKey { api = api.add(middleware: AuthMiddleware(apiKey: apiKey)) }
-        api.get("v1/models") { _, _ in
-            CompletionService.json(.object(["object": .string("list"), "data": .array([modelObject(model)])]))
-        }
-        api.get("v1/models/{id}") { _, context in
-            let id = context.parameters.get("id") ?? ""
-            guard id == model.id else {
-                throw APIError(
-                    status: .notFound, message: "the model '\(id)' does not exist; this server serves '\(model.id)'",
-                    param: "model", code: "model_not_found")
-            }
-            return CompletionService.json(modelObject(model))
-        }
-        api.post("v1/chat/completions") { request, context in
-            try await service.chat(try await fields(of: request, context))
-        }
-        api.post("v1/completions") { request, context in
-            try await service.complete(try await fields(of: request, context))
+        // Lemonade serves its routes and OpenAI's under /api/v1, /api/v0 and /v0 as well as /v1, and its clients look
+        // for them there.
+        for prefix in ["v1", "api/v1", "api/v0", "v0"] {
+            addOpenAIRoutes(to: api, prefix: prefix, service: service)
+            LemonadeRoutes.add(to: api, prefix: prefix, service: service)
         }
         api.post("tokenize") { request, context in
             let fields = try await fields(of: request, context)
@@ -100,6 +89,31 @@ public enum Routes {
         mcp?.addRoutes(to: api)
         if let specialists { SpecialistRoutes.add(to: api, runner: specialists) }
         return router
+    }
+
+    /// OpenAI's model and completion routes under `prefix`.
+    private static func addOpenAIRoutes(
+        to api: RouterGroup<ServerContext>, prefix: String, service: CompletionService
+    ) {
+        let model = service.model
+        api.get("\(prefix)/models") { _, _ in
+            CompletionService.json(.object(["object": .string("list"), "data": .array([modelObject(model)])]))
+        }
+        api.get("\(prefix)/models/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard id == model.id else {
+                throw APIError(
+                    status: .notFound, message: "the model '\(id)' does not exist; this server serves '\(model.id)'",
+                    param: "model", code: "model_not_found")
+            }
+            return CompletionService.json(modelObject(model))
+        }
+        api.post("\(prefix)/chat/completions") { request, context in
+            try await service.chat(try await fields(of: request, context))
+        }
+        api.post("\(prefix)/completions") { request, context in
+            try await service.complete(try await fields(of: request, context))
+        }
     }
 
     private static func modelObject(_ model: ServedModel) -> JSONValue {

@@ -12,6 +12,17 @@ public final class ServerMetrics: Sendable {
         var generatedTokens = 0
         var timeToFirstToken = Histogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         var interTokenLatency = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+        var lastCompletion: CompletionRecord?
+    }
+
+    /// One finished generation, as Lemonade's `/stats` reports the last one.
+    struct CompletionRecord: Equatable {
+        var promptTokens: Int
+        var completionTokens: Int
+        /// Seconds from submission to the first generated token.
+        var timeToFirstToken: Double
+        /// Tokens generated after the first, a second.
+        var tokensPerSecond: Double
     }
 
     private let state = Mutex(State())
@@ -38,6 +49,12 @@ public final class ServerMetrics: Sendable {
             }
         }
     }
+
+    /// Keeps `record` as the last generation that finished.
+    func recordCompletion(_ record: CompletionRecord) { state.withLock { $0.lastCompletion = record } }
+
+    /// The last generation that finished, if any has.
+    var lastCompletion: CompletionRecord? { state.withLock { $0.lastCompletion } }
 
     /// Tokens generated since start.
     var generatedTokens: Int { state.withLock { $0.generatedTokens } }

@@ -30,7 +30,9 @@ enum TestServer {
     /// A router over the shared scheduler (routers are cheap; only the scheduler holds the model).
     static func sharedRouter() -> Router<ServerContext> { router(shared) }
 
-    static func router(_ scheduler: Scheduler, apiKey: String? = nil) -> Router<ServerContext> {
+    static func router(
+        _ scheduler: Scheduler, apiKey: String? = nil, metrics: ServerMetrics = TestServer.metrics
+    ) -> Router<ServerContext> {
         let served = ServedModel(id: "hf-256", tokenizer: model.tokenizer, chatTemplate: model.chatTemplate)
         return Routes.makeRouter(model: served, scheduler: scheduler, metrics: metrics, apiKey: apiKey)
     }
@@ -38,15 +40,16 @@ enum TestServer {
     /// The metrics of every test router.
     static let metrics = ServerMetrics()
 
-    /// A fresh scheduler and a router over it.
+    /// A fresh scheduler and a router over it (with metrics of its own, where a test reads them back).
     static func make(
-        contextLength: Int = 256, maxConcurrency: Int = 4, maxQueued: Int = 16, apiKey: String? = nil
+        contextLength: Int = 256, maxConcurrency: Int = 4, maxQueued: Int = 16, apiKey: String? = nil,
+        metrics: ServerMetrics = TestServer.metrics
     ) -> (Router<ServerContext>, Scheduler) {
         let scheduler = Scheduler(
             model: LanguageModel(model),
             configuration: SchedulerConfiguration(
                 maxConcurrency: maxConcurrency, contextLength: contextLength, maxQueued: maxQueued))
-        return (router(scheduler, apiKey: apiKey), scheduler)
+        return (router(scheduler, apiKey: apiKey, metrics: metrics), scheduler)
     }
 
     /// Sends one request to `router` and returns the status, headers and body.
