@@ -49,6 +49,9 @@ enum OllamaRoutes {
                 if let images = fields.value("images"), images.arrayValue?.isEmpty != true {
                     throw .invalid("images", "images are not supported: this model reads text only")
                 }
+                if let suffix = try fields.string("suffix"), !suffix.isEmpty {
+                    throw .invalid("suffix", "suffix is not supported: this model does not fill in the middle")
+                }
                 let text = try fields.string("prompt") ?? ""
                 guard !text.isEmpty else { return loaded(model, "response", .string("")) }
                 let prompt: [Int]

@@ -105,6 +105,7 @@ import Testing
             ),
             ("/api/generate", #"{"model":"hf-256","prompt":"x","format":"xml"}"#, .badRequest, "format"),
             ("/api/generate", #"{"model":"hf-256","prompt":"x","images":["aGk="]}"#, .badRequest, "images"),
+            ("/api/generate", #"{"model":"hf-256","prompt":"x","suffix":"y"}"#, .badRequest, "suffix"),
             ("/api/generate", #"{"model":"hf-256","prompt":"x""#, .badRequest, "JSON"),
             ("/api/show", #"{"model":"other"}"#, .notFound, "other"),
         ]
