@@ -34,6 +34,19 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(status: .badRequest, message: message, param: param, code: code)
     }
 
+    /// A 404 for a model other than the one the server serves; `param` names the field that asked for it.
+    static func modelNotFound(_ requested: String, served: String, param: String = "model") -> APIError {
+        APIError(
+            status: .notFound, message: "the model '\(requested)' does not exist; this server serves '\(served)'",
+            param: param, code: "model_not_found")
+    }
+
+    /// A 413 for a body over ``ServerContext/maxBodyBytes``.
+    static let bodyTooLarge = APIError(
+        status: .contentTooLarge,
+        message: "the request body is larger than the server accepts (\(ServerContext.maxBodyBytes) bytes)",
+        code: "request_too_large")
+
     /// The JSON body.
     public var json: JSONValue {
         .object([

@@ -48,9 +48,7 @@ struct CompletionService: Sendable {
 
     private func checkModel(_ requested: String?) throws(APIError) {
         guard let requested, requested != model.id else { return }
-        throw APIError(
-            status: .notFound, message: "the model '\(requested)' does not exist; this server serves '\(model.id)'",
-            param: "model", code: "model_not_found")
+        throw .modelNotFound(requested, served: model.id)
     }
 
     private func run(

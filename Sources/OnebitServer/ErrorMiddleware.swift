@@ -28,10 +28,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             APIError(
                 status: .notFound, message: "no route \(request.method) \(request.uri.path)", code: "not_found")
         case .contentTooLarge:
-            APIError(
-                status: .contentTooLarge,
-                message: "the request body is larger than the server accepts (\(ServerContext.maxBodyBytes) bytes)",
-                code: "request_too_large")
+            .bodyTooLarge
         case .methodNotAllowed:
             APIError(status: .methodNotAllowed, message: "\(request.method) is not allowed on \(request.uri.path)")
         default:

@@ -34,10 +34,7 @@ enum LemonadeRoutes {
             group.post("\(prefix)/\(route)") { request, context in
                 let name = try await modelName(request, context)
                 guard name == model.id else {
-                    throw APIError(
-                        status: .notFound,
-                        message: "the model '\(name)' does not exist; this server serves '\(model.id)'",
-                        param: "model_name", code: "model_not_found")
+                    throw APIError.modelNotFound(name, served: model.id, param: "model_name")
                 }
                 return CompletionService.json(
                     .object(["status": .string("success"), "message": .string("Loaded model: \(model.id)")]))
@@ -54,10 +51,8 @@ enum LemonadeRoutes {
     }
 
     /// `model_name` (or `model`) of a model-management request.
-    private static func modelName(_ request: Request, _ context: ServerContext) async throws -> String {
-        var request = request
-        let body = try await request.collectBody(upTo: context.maxUploadSize)
-        let fields = try RequestFields(body: body.readableBytesView)
+    private static func modelName(_ request: Request, _ context: ServerContext) async throws(APIError) -> String {
+        let fields = try await RequestFields(of: request, context)
         let name = try fields.string("model")
         guard let given = try fields.string("model_name") ?? name, !given.isEmpty else {
             throw APIError.invalid("model_name", "model_name is required: this server serves one model")

@@ -20,7 +20,7 @@ enum OllamaRoutes {
         group.get("api/ps") { _, _ in CompletionService.json(.object(["models": .array([listing(model)])])) }
         group.post("api/show") { request, context in
             await answer { () async throws(APIError) -> Response in
-                let fields = try await fields(of: request, context)
+                let fields = try await RequestFields(of: request, context)
                 let name = try fields.string("name")
                 try check(try fields.string("model") ?? name, against: model)
                 return CompletionService.json(
@@ -32,7 +32,7 @@ enum OllamaRoutes {
         }
         group.post("api/chat") { request, context in
             await answer { () async throws(APIError) -> Response in
-                let fields = try await fields(of: request, context)
+                let fields = try await RequestFields(of: request, context)
                 try check(try fields.string("model"), against: model)
                 let messages = try chatMessages(fields)
                 guard !messages.isEmpty else {
@@ -44,7 +44,7 @@ enum OllamaRoutes {
         }
         group.post("api/generate") { request, context in
             await answer { () async throws(APIError) -> Response in
-                let fields = try await fields(of: request, context)
+                let fields = try await RequestFields(of: request, context)
                 try check(try fields.string("model"), against: model)
                 if let images = fields.value("images"), images.arrayValue?.isEmpty != true {
                     throw .invalid("images", "images are not supported: this model reads text only")
@@ -93,9 +93,7 @@ enum OllamaRoutes {
             throw .invalid("model", "model is required: this server serves '\(model.id)'")
         }
         guard requested == model.id || requested == model.id + ":latest" else {
-            throw APIError(
-                status: .notFound, message: "model '\(requested)' not found; this server serves '\(model.id)'",
-                param: "model", code: "model_not_found")
+            throw .modelNotFound(requested, served: model.id)
         }
     }
 
@@ -195,17 +193,6 @@ enum OllamaRoutes {
                 status: error.status, headers: headers,
                 body: .init(byteBuffer: ByteBuffer(string: OllamaEncoder.error(error.message).jsonText)))
         }
-    }
-
-    private static func fields(of request: Request, _ context: ServerContext) async throws(APIError) -> RequestFields {
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: context.maxUploadSize)
-        } catch {
-            throw APIError(status: .contentTooLarge, message: "the request body is larger than the server takes")
-        }
-        return try RequestFields(body: body.readableBytesView)
     }
 }
 

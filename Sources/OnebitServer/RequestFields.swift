@@ -1,3 +1,4 @@
+import Hummingbird
 import OnebitModel
 
 /// Reads the members of a JSON request object with the types OpenAI documents; a wrong type is a 400 that names
@@ -19,6 +20,20 @@ struct RequestFields {
             throw APIError(status: .badRequest, message: "the request body must be a JSON object")
         }
         self.init(members: Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// Reads `request`'s whole body (up to the server's limit) and parses it.
+    init(of request: Request, _ context: ServerContext) async throws(APIError) {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: context.maxUploadSize)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw .bodyTooLarge
+        } catch {
+            throw APIError(status: .internalServerError, message: "\(error)", type: "server_error")
+        }
+        try self.init(body: body.readableBytesView)
     }
 
     init(members: [String: JSONValue], path: String = "") {

@@ -59,7 +59,7 @@ public enum Routes {
             LemonadeRoutes.add(to: api, prefix: prefix, service: service)
         }
         api.post("tokenize") { request, context in
-            let fields = try await fields(of: request, context)
+            let fields = try await RequestFields(of: request, context)
             guard let text = try fields.string("content") ?? fields.string("prompt") else {
                 throw APIError.invalid("content", "content is required: the text to tokenize")
             }
@@ -71,7 +71,7 @@ public enum Routes {
                 ]))
         }
         api.post("detokenize") { request, context in
-            let fields = try await fields(of: request, context)
+            let fields = try await RequestFields(of: request, context)
             guard let list = fields.value("tokens")?.arrayValue else {
                 throw APIError.invalid("tokens", "tokens is required: an array of token ids")
             }
@@ -101,18 +101,14 @@ public enum Routes {
         }
         api.get("\(prefix)/models/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard id == model.id else {
-                throw APIError(
-                    status: .notFound, message: "the model '\(id)' does not exist; this server serves '\(model.id)'",
-                    param: "model", code: "model_not_found")
-            }
+            guard id == model.id else { throw APIError.modelNotFound(id, served: model.id) }
             return CompletionService.json(modelObject(model))
         }
         api.post("\(prefix)/chat/completions") { request, context in
-            try await service.chat(try await fields(of: request, context))
+            try await service.chat(try await RequestFields(of: request, context))
         }
         api.post("\(prefix)/completions") { request, context in
-            try await service.complete(try await fields(of: request, context))
+            try await service.complete(try await RequestFields(of: request, context))
         }
     }
 
@@ -121,11 +117,5 @@ public enum Routes {
             "id": .string(model.id), "object": .string("model"), "created": .integer(model.created),
             "owned_by": .string("onebit"),
         ])
-    }
-
-    private static func fields(of request: Request, _ context: ServerContext) async throws -> RequestFields {
-        var request = request
-        let body = try await request.collectBody(upTo: context.maxUploadSize)
-        return try RequestFields(body: body.readableBytesView)
     }
 }

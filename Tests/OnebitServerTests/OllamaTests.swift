@@ -119,6 +119,10 @@ import Testing
         let (status, json) = try await TestServer.json(
             .post, "/api/generate", body: #"{"model":"hf-256","raw":true,"prompt":"\#(long)"}"#)
         #expect(status == .badRequest && json["error"]?.stringValue?.contains("context") == true)
+        let huge = String(repeating: "a", count: ServerContext.maxBodyBytes + 10)
+        let oversized = try await TestServer.json(.post, "/api/generate", body: #"{"prompt":"\#(huge)"}"#)
+        #expect(oversized.status == .contentTooLarge)
+        #expect(oversized.json["error"]?.stringValue?.contains("larger than the server accepts") == true)
     }
 
     @Test func theAPIKeyGuardsTheOllamaRoutesToo() async throws {
