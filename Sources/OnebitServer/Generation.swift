@@ -28,7 +28,8 @@ struct Generation {
     let wantsLogprobs: Bool
     private let metrics: ServerMetrics
     private let started: ContinuousClock.Instant
-    private var firstToken: ContinuousClock.Instant?
+    /// When the first token came, once one has.
+    private(set) var firstToken: ContinuousClock.Instant?
     private var last: ContinuousClock.Instant
     private var ended = false
     /// Token counts so far; final once ``next()`` returned `nil`.
@@ -83,6 +84,9 @@ struct Generation {
             return Piece(failure: message)
         }
     }
+
+    /// When the latest token came, once one has.
+    var lastToken: ContinuousClock.Instant? { firstToken == nil ? nil : last }
 
     private func recordCompletion() {
         let first = firstToken ?? last

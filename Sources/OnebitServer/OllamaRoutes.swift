@@ -143,26 +143,17 @@ enum OllamaRoutes {
         let encoder = OllamaEncoder(model: service.model.id, field: field, started: started)
         guard options.stream else {
             var generation = makeGeneration()
-            var text = ""
-            var timing = OllamaEncoder.Timing()
-            var reason = "stop"
-            while let piece = await generation.next() {
-                if let failure = piece.failure {
-                    throw APIError(status: .internalServerError, message: failure, type: "server_error")
-                }
-                timing.saw(piece)
-                text += piece.text
-                if let finish = piece.finishReason { reason = finish }
+            let outcome = await generation.collect()
+            if let failure = outcome.failure {
+                throw APIError(status: .internalServerError, message: failure, type: "server_error")
             }
-            return CompletionService.json(
-                encoder.final(text: text, reason: reason, usage: generation.usage, timing: timing))
+            return CompletionService.json(encoder.final(text: outcome.text, reason: outcome.finishReason, generation))
         }
         return Response(
             status: .ok, headers: [.contentType: "application/x-ndjson"],
             body: ResponseBody { writer in
                 var generation = makeGeneration()
                 defer { generation.cancel() }
-                var timing = OllamaEncoder.Timing()
                 var reason = "stop"
                 func send(_ value: JSONValue) async throws {
                     try await writer.write(ByteBuffer(string: value.jsonText + "\n"))
@@ -173,11 +164,10 @@ enum OllamaRoutes {
                         try await writer.finish(nil)
                         return
                     }
-                    timing.saw(piece)
                     if let finish = piece.finishReason { reason = finish }
                     if !piece.text.isEmpty { try await send(encoder.piece(piece.text)) }
                 }
-                try await send(encoder.final(text: "", reason: reason, usage: generation.usage, timing: timing))
+                try await send(encoder.final(text: "", reason: reason, generation))
                 try await writer.finish(nil)
             })
     }
@@ -198,19 +188,6 @@ enum OllamaRoutes {
 
 /// Builds Ollama's response objects for one generation.
 struct OllamaEncoder: Sendable {
-    /// When the first and the last token came, for Ollama's durations.
-    struct Timing {
-        var firstToken: ContinuousClock.Instant?
-        var lastToken: ContinuousClock.Instant?
-
-        mutating func saw(_ piece: Generation.Piece) {
-            guard !piece.tokens.isEmpty else { return }
-            let now = ContinuousClock.now
-            if firstToken == nil { firstToken = now }
-            lastToken = now
-        }
-    }
-
     let model: String
     /// `message` (`/api/chat`) or `response` (`/api/generate`).
     let field: String
@@ -225,11 +202,12 @@ struct OllamaEncoder: Sendable {
         ])
     }
 
-    /// The last object: the rest of the text (all of it when not streamed), why it ended, token counts and durations
-    /// in nanoseconds (prompt: until the first token; generation: from the first token to the last).
-    func final(text: String, reason: String, usage: GenerationUsage, timing: Timing) -> JSONValue {
-        let now = ContinuousClock.now
-        let first = timing.firstToken ?? now
+    /// The last object of `generation`, which has ended: the rest of the text (all of it when not streamed), why it
+    /// ended, token counts and durations in nanoseconds (prompt: until the first token; generation: from the first
+    /// token to the last).
+    func final(text: String, reason: String, _ generation: Generation) -> JSONValue {
+        let (now, usage) = (ContinuousClock.now, generation.usage)
+        let first = generation.firstToken ?? now
         return .object([
             "model": .string(model), "created_at": .string(Date.now.ISO8601Format()), field: content(text),
             "done": .bool(true), "done_reason": .string(reason),
@@ -237,7 +215,7 @@ struct OllamaEncoder: Sendable {
             "prompt_eval_count": .integer(usage.promptTokens),
             "prompt_eval_duration": .integer(Self.nanoseconds(first - started)),
             "eval_count": .integer(usage.completionTokens),
-            "eval_duration": .integer(Self.nanoseconds((timing.lastToken ?? first) - first)),
+            "eval_duration": .integer(Self.nanoseconds((generation.lastToken ?? first) - first)),
         ])
     }
 
