@@ -18,12 +18,7 @@ struct CompletionService: Sendable {
     func chat(_ fields: RequestFields) async throws(APIError) -> Response {
         let request = try ChatCompletionRequest(fields, vocabularySize: scheduler.vocabularySize)
         try checkModel(request.options.model)
-        let prompt: [Int]
-        do {
-            prompt = try model.chatPrompt(request.messages)
-        } catch {
-            throw .invalid("messages", "the chat template could not render the messages: \(error.description)")
-        }
+        let prompt = try chatPrompt(request.messages, param: "messages")
         return try await run(
             .chat, request.options, prompt: prompt, topLogprobs: request.topLogprobs, param: "messages")
     }
@@ -44,6 +39,15 @@ struct CompletionService: Sendable {
         return try await run(
             .text, request.options, prompt: prompt, topLogprobs: request.topLogprobs, param: "prompt",
             echo: request.echo ? echo : "")
+    }
+
+    /// `messages` rendered by the model's chat template and tokenized; `param` names the field at fault.
+    func chatPrompt(_ messages: [JSONValue], param: String) throws(APIError) -> [Int] {
+        do {
+            return try model.chatPrompt(messages)
+        } catch {
+            throw .invalid(param, "the chat template could not render the \(param): \(error.description)")
+        }
     }
 
     private func checkModel(_ requested: String?) throws(APIError) {

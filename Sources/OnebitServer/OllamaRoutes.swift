@@ -38,7 +38,7 @@ enum OllamaRoutes {
                 guard !messages.isEmpty else {
                     return loaded(model, "message", .object(["role": .string("assistant"), "content": .string("")]))
                 }
-                let prompt = try chatPrompt(model, messages, param: "messages")
+                let prompt = try service.chatPrompt(messages, param: "messages")
                 return try await run(service, fields, prompt: prompt, param: "messages", field: "message")
             }
         }
@@ -63,7 +63,7 @@ enum OllamaRoutes {
                         messages.append(.object(["role": .string("system"), "content": .string(system)]))
                     }
                     messages.append(.object(["role": .string("user"), "content": .string(text)]))
-                    prompt = try chatPrompt(model, messages, param: "prompt")
+                    prompt = try service.chatPrompt(messages, param: "prompt")
                 }
                 return try await run(service, fields, prompt: prompt, param: "prompt", field: "response")
             }
@@ -105,22 +105,12 @@ enum OllamaRoutes {
         var messages: [JSONValue] = []
         for (index, message) in list.enumerated() {
             if let images = message["images"], images.arrayValue?.isEmpty != true, images != .null {
-                throw .invalid("messages[\(index)].images", "images are not supported: this model reads text only")
+                let path = "messages[\(index)].images"
+                throw .invalid(path, "\(path): images are not supported, this model reads text only")
             }
             messages.append(try ChatCompletionRequest.normalized(message, at: "messages[\(index)]"))
         }
         return messages
-    }
-
-    /// `messages` rendered by the model's chat template and tokenized; `param` names the field at fault.
-    private static func chatPrompt(_ model: ServedModel, _ messages: [JSONValue], param: String) throws(APIError)
-        -> [Int]
-    {
-        do {
-            return try model.chatPrompt(messages)
-        } catch {
-            throw .invalid(param, "the chat template could not render the \(param): \(error.description)")
-        }
     }
 
     /// The answer to a request with nothing to generate: Ollama's "model loaded" reply.

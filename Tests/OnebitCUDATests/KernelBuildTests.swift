@@ -103,8 +103,8 @@ func theKernelsCompileFromTuringToBlackwell() throws {
         let (image, log) = try KernelModule.compile(options: KernelBuild.options(major: major, minor: minor))
         // An ELF image, as the driver loads it.
         #expect(Array(image.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])
-        // Nor does the compiler find anything to warn of (a macro defined twice once changed a kernel's meaning
-        // without a word).
+        // Nor does the compiler find anything to warn of (a macro defined twice, with two values, went unnoticed
+        // while only this log said so).
         let warnings = log.split(separator: "\n").filter { $0.contains("warning") }
         #expect(warnings.isEmpty, "sm_\(major)\(minor): \(warnings)")
     }

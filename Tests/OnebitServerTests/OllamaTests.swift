@@ -92,6 +92,10 @@ import Testing
             ("/api/chat", #"{"model":"hf-256","messages":"hi"}"#, .badRequest, "messages"),
             ("/api/chat", #"{"model":"hf-256","messages":[{"content":"hi"}]}"#, .badRequest, "role"),
             (
+                "/api/chat", #"{"model":"hf-256","messages":[{"role":"user","content":"x","images":["aGk="]}]}"#,
+                .badRequest, "messages[0].images"
+            ),
+            (
                 "/api/chat", #"{"model":"hf-256","messages":[{"role":"user","content":"x"}],"options":{"top_p":"x"}}"#,
                 .badRequest, "options.top_p"
             ),
